@@ -1,0 +1,55 @@
+/*
+ * common.h: error reporting and allocation shared by every module.
+ *
+ * Two tiers of errors (see docs/architecture.md):
+ *  - Expected failures (a bad file, a wrong option, a value out of range) are returned: the
+ *    function records one line with ls_error() and returns LS_ERR (or NULL). The caller passes
+ *    it on; the command line prints "lorasweep: <message>" and exits non-zero.
+ *  - Infrastructure failures (out of memory) abort at once with file:line, as llm.c's
+ *    mallocCheck does: nothing sensible can continue.
+ * Messages name the file and what is wrong, e.g. "data.h5: /trajectories has 2 dimensions,
+ * expected 3 (systems, steps, 2)".
+ */
+#ifndef LORASWEEP_COMMON_H
+#define LORASWEEP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LS_OK 0
+#define LS_ERR (-1)
+
+#if defined(__GNUC__)
+#define LS_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define LS_PRINTF(fmt, args)
+#endif
+
+/* Record the current error message (printf-style, one line); always returns LS_ERR. */
+int ls_error(const char *fmt, ...) LS_PRINTF(1, 2);
+/* Prefix the current error message: ls_error_prefix("%s", path) turns "bad" into "path: bad". */
+int ls_error_prefix(const char *fmt, ...) LS_PRINTF(1, 2);
+/* The last recorded message of this thread ("" if none). */
+const char *ls_last_error(void);
+
+/* Allocation that cannot fail: aborts with file:line when the system is out of memory. */
+void *ls_malloc_at(size_t size, const char *file, int line);
+void *ls_calloc_at(size_t count, size_t size, const char *file, int line);
+void *ls_realloc_at(void *ptr, size_t size, const char *file, int line);
+char *ls_strdup_at(const char *s, const char *file, int line);
+#define ls_malloc(size) ls_malloc_at((size), __FILE__, __LINE__)
+#define ls_calloc(count, size) ls_calloc_at((count), (size), __FILE__, __LINE__)
+#define ls_realloc(ptr, size) ls_realloc_at((ptr), (size), __FILE__, __LINE__)
+#define ls_strdup(s) ls_strdup_at((s), __FILE__, __LINE__)
+
+/* Read a whole file into a NUL-terminated buffer; NULL and an error naming the path on failure. */
+char *ls_read_file(const char *path, size_t *size);
+
+/* Parse numbers strictly: the whole string must be a number in [min, max]. */
+int ls_parse_long(const char *s, long min, long max, long *out);
+int ls_parse_double(const char *s, double min, double max, double *out);
+
+/* Seconds since an arbitrary point, monotonic. */
+double ls_now(void);
+
+#endif

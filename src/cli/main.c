@@ -1,0 +1,19 @@
+/* main.c: the lorasweep program, one binary with subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lorasweep/cli.h"
+
+static const cli_command commands[] = {
+    {"data", cmd_data, "generate, inspect and encode Lotka-Volterra data sets"},
+    {"tokenize", cmd_tokenize, "encode text to Qwen token ids, or decode ids to text"},
+    {NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
+        printf("lorasweep %s\n", LS_VERSION);
+        return 0;
+    }
+    return cli_dispatch("lorasweep", commands, argc, argv);
+}

@@ -1,0 +1,115 @@
+/* common.c: the error message of the current thread, allocation that cannot fail, small helpers. */
+#include "lorasweep/common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local char error_message[1024];
+
+int ls_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    va_end(ap);
+    return LS_ERR;
+}
+
+int ls_error_prefix(const char *fmt, ...) {
+    char prefix[512], old[sizeof error_message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, error_message, sizeof old);
+    snprintf(error_message, sizeof error_message, "%s: %s", prefix, old);
+    return LS_ERR;
+}
+
+const char *ls_last_error(void) { return error_message; }
+
+static void out_of_memory(size_t size, const char *file, int line) {
+    fprintf(stderr, "lorasweep: out of memory allocating %zu bytes at %s:%d\n", size, file, line);
+    abort();
+}
+
+void *ls_malloc_at(size_t size, const char *file, int line) {
+    void *p = malloc(size ? size : 1);
+    if (!p) out_of_memory(size, file, line);
+    return p;
+}
+
+void *ls_calloc_at(size_t count, size_t size, const char *file, int line) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) out_of_memory(count * size, file, line);
+    return p;
+}
+
+void *ls_realloc_at(void *ptr, size_t size, const char *file, int line) {
+    void *p = realloc(ptr, size ? size : 1);
+    if (!p) out_of_memory(size, file, line);
+    return p;
+}
+
+char *ls_strdup_at(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *p = ls_malloc_at(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
+char *ls_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ls_error("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = ls_malloc(cap);
+    for (;;) {
+        if (len + 1 >= cap) buf = ls_realloc(buf, cap *= 2);
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        ls_error("%s: read error", path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    if (size) *size = len;
+    return buf;
+}
+
+int ls_parse_long(const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0') return ls_error("'%s' is not an integer", s);
+    if (v < min || v > max) return ls_error("%ld is out of range [%ld, %ld]", v, min, max);
+    *out = v;
+    return LS_OK;
+}
+
+int ls_parse_double(const char *s, double min, double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v)) return ls_error("'%s' is not a number", s);
+    if (v < min || v > max) return ls_error("%g is out of range [%g, %g]", v, min, max);
+    *out = v;
+    return LS_OK;
+}
+
+double ls_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
