@@ -26,7 +26,14 @@ int ls_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, error_message, sizeof old);
-    snprintf(error_message, sizeof error_message, "%s: %s", prefix, old);
+    /* prefix + ": " + old, cut to fit (done by hand: snprintf would warn about truncation) */
+    size_t np = strlen(prefix), no = strlen(old), cap = sizeof error_message - 1;
+    if (np > cap - 2) np = cap - 2;
+    if (no > cap - 2 - np) no = cap - 2 - np;
+    memcpy(error_message, prefix, np);
+    memcpy(error_message + np, ": ", 2);
+    memcpy(error_message + np + 2, old, no);
+    error_message[np + 2 + no] = '\0';
     return LS_ERR;
 }
 

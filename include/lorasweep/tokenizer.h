@@ -17,6 +17,8 @@ typedef struct ls_tokenizer ls_tokenizer;
 
 /* Load tokenizer.json. NULL on failure, with an error naming the file and what is wrong. */
 ls_tokenizer *ls_tokenizer_load(const char *path);
+/* The same from the file's text in memory; `name` is used in error messages. */
+ls_tokenizer *ls_tokenizer_parse(const char *json, size_t len, const char *name);
 void ls_tokenizer_free(ls_tokenizer *tok);
 
 /* Number of ids (the vocabulary and the added tokens): every id is < this. */

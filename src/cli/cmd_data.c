@@ -1,4 +1,6 @@
 /* cmd_data.c: `lorasweep data <generate|info|encode>`. */
+#include <stddef.h>
+
 #include "lorasweep/cli.h"
 
 static const cli_command data_commands[] = {
