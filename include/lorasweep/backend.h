@@ -1,0 +1,89 @@
+/*
+ * backend.h: the small table of operations that the model is run by. The model (qwen2.c) is
+ * written once as a sequence of these calls; the CPU backend (backend_cpu.c, OpenBLAS +
+ * OpenMP) is the reference, a CUDA backend implements the same table on device pointers.
+ *
+ * Conventions, as in llm.c: outputs first, sizes last; every pointer is backend memory;
+ * "+=" in a comment means the op accumulates into its output (gradients of parameters and of
+ * the residual stream accumulate; everything else overwrites). Rows are tokens: N = B*T rows.
+ */
+#ifndef LORASWEEP_BACKEND_H
+#define LORASWEEP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ls_backend {
+    const char *name;
+
+    /* Memory: alloc returns zeroed memory or NULL (the caller reports it). */
+    void *(*alloc)(size_t bytes);
+    void (*release)(void *p);
+    void (*upload)(void *dst, const void *src, size_t bytes);
+    void (*download)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+
+    /* c (m, n) = alpha * op(a) op(b) + beta * c; op(a) is (m, k): a is (m, k), or (k, m) when
+     * trans_a; op(b) is (k, n): b is (k, n), or (n, k) when trans_b. Leading dimensions are the
+     * stored row lengths, as in CBLAS row-major. */
+    void (*matmul)(float *c, const float *a, const float *b, int m, int n, int k, int trans_a, int trans_b,
+                   float alpha, float beta);
+
+    /* y (rows, cols) += bias (cols) broadcast over rows. */
+    void (*add_bias)(float *y, const float *bias, int rows, int cols);
+    /* y (n) += x (n). */
+    void (*add)(float *y, const float *x, size_t n);
+    /* out (n, C) = table[ids[i]]. */
+    void (*embedding)(float *out, const int32_t *ids, const float *table, int n, int C);
+
+    /* y = w * x / sqrt(mean(x^2) + eps) per row; rstd (rows) keeps 1/sqrt(...) for backward. */
+    void (*rmsnorm_forward)(float *y, float *rstd, const float *x, const float *w, int rows, int C, float eps);
+    /* dx (rows, C) += d/dx given dy; the weight is frozen, so no dw. */
+    void (*rmsnorm_backward)(float *dx, const float *dy, const float *x, const float *w, const float *rstd,
+                             int rows, int C);
+
+    /* Rotate-half RoPE in place on x (rows, heads*hd); row r has position pos0 + r % T.
+     * backward applies the inverse rotation to a gradient in place. */
+    void (*rope_forward)(float *x, int rows, int T, int pos0, int heads, int hd, float theta);
+    void (*rope_backward)(float *dx, int rows, int T, int pos0, int heads, int hd, float theta);
+
+    /* Causal grouped-query attention within each of B sequences of T tokens.
+     * q (B*T, NH*hd), k and v (B*T, KVH*hd); out (B*T, NH*hd); lse (B, NH, T) keeps each row's
+     * log-sum-exp so that backward recomputes the probabilities instead of storing T x T. */
+    void (*attention_forward)(float *out, float *lse, const float *q, const float *k, const float *v, int B,
+                              int T, int NH, int KVH, int hd);
+    /* dq = ..., dk and dv = ... (overwritten), given dout and forward's tensors. */
+    void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                               const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                               int NH, int KVH, int hd);
+    /* Attention of T_new query rows per sequence against a KV cache holding T_total positions
+     * per sequence (the last T_new of them are the queries' own). q (B*T_new, NH*hd); k_cache
+     * and v_cache (B, T_max, KVH*hd); out (B*T_new, NH*hd). For generation: no backward. */
+    void (*attention_cached)(float *out, const float *q, const float *k_cache, const float *v_cache, int B,
+                             int T_new, int T_total, int T_max, int NH, int KVH, int hd);
+
+    /* h = silu(g) * u, elementwise over n. backward: dg, du overwritten. */
+    void (*swiglu_forward)(float *h, const float *g, const float *u, size_t n);
+    void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+
+    /* The output head fused with cross-entropy, so that (rows, V) logits are never all in
+     * memory: for every row with targets[r] >= 0, loss += logsumexp(z) - z[target] where
+     * z = x[r] W^T + bias. When dx is non-NULL: dx (rows, C) += grad_scale * dz W and, when
+     * dbias is non-NULL, dbias (V) += grad_scale * dz, with dz = softmax(z) - onehot(target).
+     * Returns the summed loss (double). bias may be NULL. */
+    double (*head_loss)(float *dx, float *dbias, const float *x, const float *w, const float *bias,
+                        const int32_t *targets, int rows, int C, int V, float grad_scale);
+
+    /* AdamW step over n parameters: m, v moments; bias-corrected with step t (1-based). */
+    void (*adamw)(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int t);
+    /* Sum of squares of x (n), in double: for gradient norms. */
+    double (*sum_squares)(const float *x, size_t n);
+    /* x (n) *= s. */
+    void (*scale)(float *x, float s, size_t n);
+} ls_backend;
+
+/* The CPU backend: OpenBLAS for matrix products, OpenMP for the rest. */
+const ls_backend *ls_backend_cpu(void);
+
+#endif

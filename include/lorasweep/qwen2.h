@@ -1,0 +1,61 @@
+/*
+ * qwen2.h: running the Qwen2 model (model.h) on a backend (backend.h): forward with the fused
+ * output head and loss, and backward to the LoRA tensors and the head bias.
+ *
+ * Training memory is planned once per (B, T): ls_activations holds, in one backend block, every
+ * tensor the backward pass needs (per layer) and the scratch it works in. Shapes use the letters
+ * of model.h; N = B*T rows.
+ */
+#ifndef LORASWEEP_QWEN2_H
+#define LORASWEEP_QWEN2_H
+
+#include "lorasweep/backend.h"
+#include "lorasweep/model.h"
+
+typedef struct {
+    int B, T;                 /* planned batch and sequence length */
+    int32_t *ids;             /* (N) input token ids (backend memory) */
+    int32_t *targets;         /* (N) next-token targets, -1 where no loss is taken */
+    /* kept by forward for backward */
+    float *x_in;              /* (L+1, N, C) residual stream entering layer l; [L] enters the final norm */
+    float *ln1, *ln2;         /* (L, N, C) normalised inputs of attention and of the MLP */
+    float *rstd1, *rstd2;     /* (L, N) */
+    float *q;                 /* (L, N, NH*hd) after RoPE */
+    float *k, *v;             /* (L, N, KVH*hd) k after RoPE */
+    float *att;               /* (L, N, NH*hd) attention output before o_proj */
+    float *lse;               /* (L, B, NH, T) log-sum-exp of each attention row */
+    float *x_mid;             /* (L, N, C) residual stream after attention */
+    float *gate, *up, *hmlp;  /* (L, N, F) */
+    float *lora_xa;           /* (L, 7, N, R) x A^T of each targeted projection, or NULL */
+    float *lnf, *rstdf;       /* (N, C), (N) */
+    /* backward scratch */
+    float *dx;                /* (N, C) gradient of the residual stream */
+    float *dln;               /* (N, C) */
+    float *dq, *datt;         /* (N, NH*hd) */
+    float *dk, *dv;           /* (N, KVH*hd) */
+    float *dgate, *dup, *dh;  /* (N, F) */
+    float *dxa;               /* (N, R) */
+    void *arena;
+    size_t arena_bytes;
+} ls_activations;
+
+/* Plan and allocate the activations for up to B sequences of T tokens. LS_ERR if the backend
+ * cannot allocate it (the message gives the size). */
+int ls_activations_init(ls_activations *a, const ls_backend *be, const ls_model_config *cfg, const ls_lora *lora,
+                        int B, int T);
+void ls_activations_free(ls_activations *a, const ls_backend *be);
+/* Bytes ls_activations_init would allocate (for planning and error messages). */
+size_t ls_activations_bytes(const ls_model_config *cfg, const ls_lora *lora, int B, int T);
+
+/* Forward over B sequences of T tokens: ids and targets are host arrays (N); targets[i] is the
+ * token to predict at position i or -1. Returns the summed cross-entropy over the targets.
+ * With grads non-NULL it also starts the backward pass at the head (gradients scaled by
+ * grad_scale, typically 1 / number of targets, accumulated into grads->lm_head_bias), and
+ * ls_qwen2_backward must follow. lora may be NULL (the base model). */
+double ls_qwen2_forward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a,
+                        const int32_t *ids, const int32_t *targets, int B, int T, ls_lora *grads, float grad_scale);
+/* Backward from the head to every LoRA tensor: grads += d loss / d params. */
+void ls_qwen2_backward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a,
+                       ls_lora *grads, int B, int T);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * backend_cpu.c: the reference backend. Matrix products go to OpenBLAS (cblas_sgemm, row-major);
+ * elementwise and per-row work is spread over OpenMP threads.
+ *
+ * Attention runs one (sequence, head) pair per OpenMP thread with OpenBLAS held to one thread
+ * meanwhile: T x T products of one head are too small to split well, and nested threading would
+ * oversubscribe the cores. Each thread keeps its own scratch (grown on demand, never freed: the
+ * threads live as long as the process), so no op allocates in steady state.
+ *
+ * Accuracy: sums over a row (RMSNorm, softmax, the loss) are accumulated in float with the
+ * maximum subtracted first, except the loss total and squared norms, which are double.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lorasweep/backend.h"
+#include "lorasweep/common.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+static void *cpu_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    memset(p, 0, bytes);
+    return p;
+}
+static void cpu_release(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+
+/* Per-thread scratch of at least n floats. */
+static float *thread_scratch(size_t n) {
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (n > cap) {
+        free(buf);
+        cap = n + n / 4;
+        buf = ls_malloc(cap * sizeof(float));
+    }
+    return buf;
+}
+
+/* ---- matrix products and simple elementwise ops ------------------------------------------ */
+
+static void cpu_matmul(float *c, const float *a, const float *b, int m, int n, int k, int trans_a, int trans_b,
+                       float alpha, float beta) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
+}
+
+static void cpu_add_bias(float *y, const float *bias, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        float *row = y + (size_t)r * cols;
+        for (int j = 0; j < cols; j++) row[j] += bias[j];
+    }
+}
+
+static void cpu_add(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void cpu_embedding(float *out, const int32_t *ids, const float *table, int n, int C) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) memcpy(out + (size_t)i * C, table + (size_t)ids[i] * C, sizeof(float) * (size_t)C);
+}
+
+static void cpu_scale(float *x, float s, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static double cpu_sum_squares(const float *x, size_t n) {
+    double sum = 0;
+#pragma omp parallel for reduction(+ : sum) schedule(static)
+    for (size_t i = 0; i < n; i++) sum += (double)x[i] * x[i];
+    return sum;
+}
+
+/* ---- RMSNorm ------------------------------------------------------------------------------- */
+
+static void cpu_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int rows, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *yr = y + (size_t)r * C;
+        float ss = 0;
+        for (int j = 0; j < C; j++) ss += xr[j] * xr[j];
+        float s = 1.0f / sqrtf(ss / (float)C + eps);
+        rstd[r] = s;
+        for (int j = 0; j < C; j++) yr[j] = w[j] * (xr[j] * s);
+    }
+}
+
+/* y = w * xhat, xhat = x * s: dx = s * (w dy - xhat * mean(w dy * xhat)). */
+static void cpu_rmsnorm_backward(float *dx, const float *dy, const float *x, const float *w, const float *rstd,
+                                 int rows, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * C, *dyr = dy + (size_t)r * C;
+        float *dxr = dx + (size_t)r * C;
+        float s = rstd[r], dot = 0;
+        for (int j = 0; j < C; j++) dot += w[j] * dyr[j] * xr[j] * s;
+        dot /= (float)C;
+        for (int j = 0; j < C; j++) dxr[j] += s * (w[j] * dyr[j] - xr[j] * s * dot);
+    }
+}
+
+/* ---- RoPE ---------------------------------------------------------------------------------- */
+
+/* Rotate-half: for i < hd/2, (x_i, x_{i+hd/2}) turns by angle pos * theta^(-2i/hd); direction
+ * -1 applies the inverse rotation (the backward of a rotation is its transpose). */
+static void rope_apply(float *x, int rows, int T, int pos0, int heads, int hd, float theta, float direction) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        float *cs = thread_scratch((size_t)hd), *sn = cs + half;
+        double pos = (double)(pos0 + r % T);
+        for (int i = 0; i < half; i++) {
+            double angle = pos * pow((double)theta, -2.0 * i / hd);
+            cs[i] = (float)cos(angle);
+            sn[i] = direction * (float)sin(angle);
+        }
+        for (int h = 0; h < heads; h++) {
+            float *v = x + (size_t)r * heads * hd + (size_t)h * hd;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * cs[i] - b * sn[i];
+                v[i + half] = b * cs[i] + a * sn[i];
+            }
+        }
+    }
+}
+
+static void cpu_rope_forward(float *x, int rows, int T, int pos0, int heads, int hd, float theta) {
+    rope_apply(x, rows, T, pos0, heads, hd, theta, 1.0f);
+}
+static void cpu_rope_backward(float *dx, int rows, int T, int pos0, int heads, int hd, float theta) {
+    rope_apply(dx, rows, T, pos0, heads, hd, theta, -1.0f);
+}
+
+/* ---- attention ----------------------------------------------------------------------------- */
+
+/* OpenBLAS to one thread while OpenMP runs heads in parallel; restored afterwards. */
+static int blas_threads_single(void) {
+    int n = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return n;
+}
+
+/* Softmax of row i of s (T_k wide) over keys 0..last (the rest masked to 0); returns the
+ * log-sum-exp. */
+static float softmax_row(float *s, int last, int T_k) {
+    float mx = -INFINITY;
+    for (int j = 0; j <= last; j++) mx = s[j] > mx ? s[j] : mx;
+    float sum = 0;
+    for (int j = 0; j <= last; j++) sum += (s[j] = expf(s[j] - mx));
+    float inv = 1.0f / sum;
+    for (int j = 0; j <= last; j++) s[j] *= inv;
+    for (int j = last + 1; j < T_k; j++) s[j] = 0;
+    return mx + logf(sum);
+}
+
+static void cpu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B,
+                                  int T, int NH, int KVH, int hd) {
+    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH;
+    float scale = 1.0f / sqrtf((float)hd);
+    int saved = blas_threads_single();
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, kh = h / group;
+        const float *Q = q + (size_t)b * T * ldq + (size_t)h * hd;
+        const float *K = k + (size_t)b * T * ldk + (size_t)kh * hd;
+        const float *V = v + (size_t)b * T * ldk + (size_t)kh * hd;
+        float *O = out + (size_t)b * T * ldq + (size_t)h * hd;
+        float *S = thread_scratch((size_t)T * T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, S, T);
+        for (int i = 0; i < T; i++) lse[(size_t)bh * T + i] = softmax_row(S + (size_t)i * T, i, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, ldk, 0.0f, O, ldq);
+    }
+    openblas_set_num_threads(saved);
+}
+
+/* With P = softmax(S): dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
+ * dQ = scale dS K, dK = scale dS^T Q. One thread owns a (sequence, key/value head) pair and all
+ * the query heads that share it, so dK and dV accumulate without races. */
+static void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                   const float *lse, const float *q, const float *k, const float *v, int B, int T,
+                                   int NH, int KVH, int hd) {
+    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH;
+    float scale = 1.0f / sqrtf((float)hd);
+    int saved = blas_threads_single();
+#pragma omp parallel for schedule(dynamic)
+    for (int bkh = 0; bkh < B * KVH; bkh++) {
+        int b = bkh / KVH, kh = bkh % KVH;
+        const float *K = k + (size_t)b * T * ldk + (size_t)kh * hd;
+        const float *V = v + (size_t)b * T * ldk + (size_t)kh * hd;
+        float *dK = dk + (size_t)b * T * ldk + (size_t)kh * hd;
+        float *dV = dv + (size_t)b * T * ldk + (size_t)kh * hd;
+        for (int t = 0; t < T; t++) {
+            memset(dK + (size_t)t * ldk, 0, sizeof(float) * (size_t)hd);
+            memset(dV + (size_t)t * ldk, 0, sizeof(float) * (size_t)hd);
+        }
+        float *P = thread_scratch(2 * (size_t)T * T), *dP = P + (size_t)T * T;
+        for (int h = kh * group; h < (kh + 1) * group; h++) {
+            const float *Q = q + (size_t)b * T * ldq + (size_t)h * hd;
+            const float *O = out + (size_t)b * T * ldq + (size_t)h * hd;
+            const float *dO = dout + (size_t)b * T * ldq + (size_t)h * hd;
+            float *dQ = dq + (size_t)b * T * ldq + (size_t)h * hd;
+            const float *L = lse + ((size_t)b * NH + h) * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, P, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, ldq, V, ldk, 0.0f, dP, T);
+            for (int i = 0; i < T; i++) {
+                float *p = P + (size_t)i * T, *dp = dP + (size_t)i * T, D = 0;
+                for (int d = 0; d < hd; d++) D += dO[(size_t)i * ldq + d] * O[(size_t)i * ldq + d];
+                for (int j = 0; j <= i; j++) {
+                    p[j] = expf(p[j] - L[i]);
+                    dp[j] = p[j] * (dp[j] - D);
+                }
+                for (int j = i + 1; j < T; j++) p[j] = dp[j] = 0;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, K, ldk, 0.0f, dQ, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, Q, ldq, 1.0f, dK, ldk);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
+        }
+    }
+    openblas_set_num_threads(saved);
+}
+
+static void cpu_attention_cached(float *out, const float *q, const float *k_cache, const float *v_cache, int B,
+                                 int T_new, int T_total, int T_max, int NH, int KVH, int hd) {
+    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH, past = T_total - T_new;
+    float scale = 1.0f / sqrtf((float)hd);
+    int saved = blas_threads_single();
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, kh = h / group;
+        const float *Q = q + (size_t)b * T_new * ldq + (size_t)h * hd;
+        const float *K = k_cache + (size_t)b * T_max * ldk + (size_t)kh * hd;
+        const float *V = v_cache + (size_t)b * T_max * ldk + (size_t)kh * hd;
+        float *O = out + (size_t)b * T_new * ldq + (size_t)h * hd;
+        float *S = thread_scratch((size_t)T_new * T_total);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T_new, T_total, hd, scale, Q, ldq, K, ldk, 0.0f, S,
+                    T_total);
+        for (int i = 0; i < T_new; i++) softmax_row(S + (size_t)i * T_total, past + i, T_total);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T_new, hd, T_total, 1.0f, S, T_total, V, ldk, 0.0f,
+                    O, ldq);
+    }
+    openblas_set_num_threads(saved);
+}
+
+/* ---- SwiGLU -------------------------------------------------------------------------------- */
+
+static void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* silu'(g) = sig(g) (1 + g (1 - sig(g))). */
+static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float sig = 1.0f / (1.0f + expf(-g[i]));
+        du[i] = dh[i] * g[i] * sig;
+        dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+    }
+}
+
+/* ---- output head + cross-entropy ---------------------------------------------------------- */
+
+static double cpu_head_loss(float *dx, float *dbias, const float *x, const float *w, const float *bias,
+                            const int32_t *targets, int rows, int C, int V, float grad_scale) {
+    /* Rows per chunk: enough for sgemm to run well, bounded to ~64 MB of logits. */
+    int chunk = (int)((64u << 20) / (sizeof(float) * (size_t)V));
+    if (chunk < 1) chunk = 1;
+    if (chunk > rows) chunk = rows;
+    static float *logits;
+    static size_t logits_cap;
+    if ((size_t)chunk * V > logits_cap) {
+        free(logits);
+        logits_cap = (size_t)chunk * V;
+        logits = ls_malloc(logits_cap * sizeof(float));
+    }
+    double loss = 0;
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        int n = rows - r0 < chunk ? rows - r0 : chunk, any = 0;
+        for (int r = 0; r < n; r++) any |= targets[r0 + r] >= 0;
+        if (!any) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f,
+                    logits, V);
+        double chunk_loss = 0;
+#pragma omp parallel for reduction(+ : chunk_loss) schedule(static)
+        for (int r = 0; r < n; r++) {
+            float *z = logits + (size_t)r * V;
+            int32_t t = targets[r0 + r];
+            if (t < 0) {
+                memset(z, 0, sizeof(float) * (size_t)V); /* contributes no gradient */
+                continue;
+            }
+            if (bias)
+                for (int j = 0; j < V; j++) z[j] += bias[j];
+            float mx = -INFINITY;
+            for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+            float sum = 0;
+            for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
+            float lse = mx + logf(sum);
+            chunk_loss += (double)lse - z[t];
+            if (dx) {
+                for (int j = 0; j < V; j++) z[j] = expf(z[j] - lse) * grad_scale;
+                z[t] -= grad_scale;
+            }
+        }
+        loss += chunk_loss;
+        if (!dx) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, logits, V, w, C, 1.0f,
+                    dx + (size_t)r0 * C, C);
+        if (dbias) {
+#pragma omp parallel for schedule(static)
+            for (int j = 0; j < V; j++) {
+                float s = 0;
+                for (int r = 0; r < n; r++) s += logits[(size_t)r * V + j];
+                dbias[j] += s;
+            }
+        }
+    }
+    return loss;
+}
+
+/* ---- optimiser ----------------------------------------------------------------------------- */
+
+/* PyTorch's AdamW: decoupled weight decay, then the bias-corrected Adam step. */
+static void cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                      float beta2, float eps, float weight_decay, int t) {
+    float c1 = 1.0f - powf(beta1, (float)t), c2 = 1.0f - powf(beta2, (float)t);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i];
+        param[i] -= lr * weight_decay * param[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        param[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+    }
+}
+
+static const ls_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .zero = cpu_zero,
+    .matmul = cpu_matmul,
+    .add_bias = cpu_add_bias,
+    .add = cpu_add,
+    .embedding = cpu_embedding,
+    .rmsnorm_forward = cpu_rmsnorm_forward,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .rope_forward = cpu_rope_forward,
+    .rope_backward = cpu_rope_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .attention_cached = cpu_attention_cached,
+    .swiglu_forward = cpu_swiglu_forward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .head_loss = cpu_head_loss,
+    .adamw = cpu_adamw,
+    .sum_squares = cpu_sum_squares,
+    .scale = cpu_scale,
+};
+
+const ls_backend *ls_backend_cpu(void) { return &cpu_backend; }

@@ -1,0 +1,273 @@
+/*
+ * qwen2.c: the Qwen2 transformer with LoRA, forward and backward, written once against the op
+ * table of backend.h. It reads like the architecture (golden/README.md):
+ *
+ *   x = embed(ids)
+ *   per layer:  h = rmsnorm(x);  q, k, v = proj(h) (+ bias, + LoRA);  rope(q, k)
+ *               x = x + o_proj(attention(q, k, v))
+ *               h = rmsnorm(x);  x = x + down(silu(gate(h)) * up(h))
+ *   loss = cross_entropy(rmsnorm(x) E^T + head_bias, targets)
+ *
+ * Every projection goes through one LoRA-aware product, y = x W^T + b + scale * (x A^T) B^T,
+ * which never changes W; its backward gives dx and, for targeted projections, dA and dB. The base
+ * weights are frozen, so no weight gradient is ever formed. Layer forward and backward sit side by
+ * side. Gradients accumulate (+=) into the LoRA gradient block.
+ */
+#include "lorasweep/qwen2.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lorasweep/common.h"
+
+/* ---- memory plan ------------------------------------------------------------------------- */
+
+/* One entry per activation tensor: where its pointer goes and how many elements it has. The
+ * same table sizes the block and points into it (llm.c's malloc_and_point). */
+typedef struct {
+    void **ptr;
+    size_t count;
+    size_t elem;
+} plan_entry;
+
+static int activations_plan(ls_activations *a, const ls_model_config *c, const ls_lora *lora, int B, int T,
+                            plan_entry *plan) {
+    size_t N = (size_t)B * T, L = (size_t)c->layers, C = (size_t)c->hidden, F = (size_t)c->intermediate;
+    size_t QD = (size_t)c->heads * c->head_dim, KD = (size_t)c->kv_heads * c->head_dim;
+    size_t R = lora && lora->targets ? (size_t)lora->rank : 0;
+    int n = 0;
+#define PLAN(field, cnt, type) plan[n++] = (plan_entry){(void **)&a->field, (cnt), sizeof(type)}
+    PLAN(ids, N, int32_t);
+    PLAN(targets, N, int32_t);
+    PLAN(x_in, (L + 1) * N * C, float);
+    PLAN(ln1, L * N * C, float);
+    PLAN(ln2, L * N * C, float);
+    PLAN(rstd1, L * N, float);
+    PLAN(rstd2, L * N, float);
+    PLAN(q, L * N * QD, float);
+    PLAN(k, L * N * KD, float);
+    PLAN(v, L * N * KD, float);
+    PLAN(att, L * N * QD, float);
+    PLAN(lse, L * (size_t)B * c->heads * T, float);
+    PLAN(x_mid, L * N * C, float);
+    PLAN(gate, L * N * F, float);
+    PLAN(up, L * N * F, float);
+    PLAN(hmlp, L * N * F, float);
+    PLAN(lora_xa, L * LS_PROJ_COUNT * N * R, float);
+    PLAN(lnf, N * C, float);
+    PLAN(rstdf, N, float);
+    PLAN(dx, N * C, float);
+    PLAN(dln, N * C, float);
+    PLAN(dq, N * QD, float);
+    PLAN(datt, N * QD, float);
+    PLAN(dk, N * KD, float);
+    PLAN(dv, N * KD, float);
+    PLAN(dgate, N * F, float);
+    PLAN(dup, N * F, float);
+    PLAN(dh, N * F, float);
+    PLAN(dxa, N * R, float);
+#undef PLAN
+    return n;
+}
+
+/* Each tensor starts on a 64-byte boundary. */
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+size_t ls_activations_bytes(const ls_model_config *cfg, const ls_lora *lora, int B, int T) {
+    ls_activations a;
+    plan_entry plan[40];
+    int n = activations_plan(&a, cfg, lora, B, T, plan);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += align64(plan[i].count * plan[i].elem);
+    return total;
+}
+
+int ls_activations_init(ls_activations *a, const ls_backend *be, const ls_model_config *cfg, const ls_lora *lora,
+                        int B, int T) {
+    memset(a, 0, sizeof *a);
+    plan_entry plan[40];
+    int n = activations_plan(a, cfg, lora, B, T, plan);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += align64(plan[i].count * plan[i].elem);
+    a->arena = be->alloc(total);
+    if (!a->arena)
+        return ls_error("cannot allocate %.2f GiB of activations for batch %d x %d tokens on %s",
+                        (double)total / (1 << 30), B, T, be->name);
+    a->arena_bytes = total;
+    char *p = a->arena;
+    for (int i = 0; i < n; i++) {
+        *plan[i].ptr = plan[i].count ? p : NULL;
+        p += align64(plan[i].count * plan[i].elem);
+    }
+    a->B = B;
+    a->T = T;
+    return LS_OK;
+}
+
+void ls_activations_free(ls_activations *a, const ls_backend *be) {
+    if (a->arena) be->release(a->arena);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- the LoRA-aware projection ------------------------------------------------------------ */
+
+static const ls_lora_pair *lora_pair(const ls_lora *lora, int layer, ls_proj p) {
+    if (!lora || !(lora->targets & (1u << p))) return NULL;
+    return &lora->pair[layer * LS_PROJ_COUNT + p];
+}
+
+static float *lora_xa(const ls_activations *a, const ls_lora *lora, int layer, ls_proj p, int N) {
+    return a->lora_xa + ((size_t)layer * LS_PROJ_COUNT + p) * (size_t)N * lora->rank;
+}
+
+/* y (N, out) = x (N, in) W^T + b + scale * xa B^T, with xa (N, R) = x A^T kept for backward. */
+static void linear_forward(const ls_backend *be, float *y, float *xa, const float *x, const float *w,
+                           const float *b, const ls_lora_pair *pair, const ls_lora *lora, int N, int out, int in) {
+    be->matmul(y, x, w, N, out, in, 0, 1, 1.0f, 0.0f);
+    if (b) be->add_bias(y, b, N, out);
+    if (!pair) return;
+    be->matmul(xa, x, pair->a, N, lora->rank, in, 0, 1, 1.0f, 0.0f);
+    be->matmul(y, xa, pair->b, N, out, lora->rank, 0, 1, lora->scale, 1.0f);
+}
+
+/* dx (N, in) += dy W + dxa A, with dxa = scale * dy B; dB += scale * dy^T xa; dA += dxa^T x. */
+static void linear_backward(const ls_backend *be, float *dx, ls_lora_pair *grad, float *dxa, const float *dy,
+                            const float *x, const float *xa, const float *w, const ls_lora_pair *pair,
+                            const ls_lora *lora, int N, int out, int in) {
+    be->matmul(dx, dy, w, N, in, out, 0, 0, 1.0f, 1.0f);
+    if (!pair) return;
+    int R = lora->rank;
+    be->matmul(grad->b, dy, xa, out, R, N, 1, 0, lora->scale, 1.0f);
+    be->matmul(dxa, dy, pair->b, N, R, out, 0, 0, lora->scale, 0.0f);
+    be->matmul(grad->a, dxa, x, R, in, N, 1, 0, 1.0f, 1.0f);
+    be->matmul(dx, dxa, pair->a, N, in, R, 0, 0, 1.0f, 1.0f);
+}
+
+/* ---- one layer, forward and backward ------------------------------------------------------ */
+
+typedef struct { /* this layer's slices of the activations */
+    float *x, *ln1, *rstd1, *q, *k, *v, *att, *lse, *x_mid, *ln2, *rstd2, *gate, *up, *hmlp, *x_out;
+} layer_acts;
+
+static layer_acts layer_slices(const ls_activations *a, const ls_model_config *c, int l, int N) {
+    size_t C = (size_t)c->hidden, F = (size_t)c->intermediate;
+    size_t QD = (size_t)c->heads * c->head_dim, KD = (size_t)c->kv_heads * c->head_dim;
+    return (layer_acts){
+        .x = a->x_in + (size_t)l * N * C,
+        .ln1 = a->ln1 + (size_t)l * N * C,
+        .rstd1 = a->rstd1 + (size_t)l * N,
+        .q = a->q + (size_t)l * N * QD,
+        .k = a->k + (size_t)l * N * KD,
+        .v = a->v + (size_t)l * N * KD,
+        .att = a->att + (size_t)l * N * QD,
+        .lse = a->lse + (size_t)l * N * c->heads,
+        .x_mid = a->x_mid + (size_t)l * N * C,
+        .ln2 = a->ln2 + (size_t)l * N * C,
+        .rstd2 = a->rstd2 + (size_t)l * N,
+        .gate = a->gate + (size_t)l * N * F,
+        .up = a->up + (size_t)l * N * F,
+        .hmlp = a->hmlp + (size_t)l * N * F,
+        .x_out = a->x_in + (size_t)(l + 1) * N * C,
+    };
+}
+
+#define XA(p) (lora_pair(lora, l, (p)) ? lora_xa(a, lora, l, (p), N) : NULL)
+
+static void layer_forward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a, int l,
+                          int B, int T) {
+    const ls_model_config *c = &m->cfg;
+    const ls_layer_weights *w = &m->layer[l];
+    int N = B * T, C = c->hidden, F = c->intermediate, hd = c->head_dim;
+    int QD = c->heads * hd, KD = c->kv_heads * hd;
+    layer_acts s = layer_slices(a, c, l, N);
+
+    be->rmsnorm_forward(s.ln1, s.rstd1, s.x, w->attn_norm, N, C, c->rms_eps);
+    linear_forward(be, s.q, XA(LS_PROJ_Q), s.ln1, w->wq, w->bq, lora_pair(lora, l, LS_PROJ_Q), lora, N, QD, C);
+    linear_forward(be, s.k, XA(LS_PROJ_K), s.ln1, w->wk, w->bk, lora_pair(lora, l, LS_PROJ_K), lora, N, KD, C);
+    linear_forward(be, s.v, XA(LS_PROJ_V), s.ln1, w->wv, w->bv, lora_pair(lora, l, LS_PROJ_V), lora, N, KD, C);
+    be->rope_forward(s.q, N, T, 0, c->heads, hd, c->rope_theta);
+    be->rope_forward(s.k, N, T, 0, c->kv_heads, hd, c->rope_theta);
+    be->attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->heads, c->kv_heads, hd);
+    linear_forward(be, s.x_mid, XA(LS_PROJ_O), s.att, w->wo, NULL, lora_pair(lora, l, LS_PROJ_O), lora, N, C, QD);
+    be->add(s.x_mid, s.x, (size_t)N * C);
+
+    be->rmsnorm_forward(s.ln2, s.rstd2, s.x_mid, w->mlp_norm, N, C, c->rms_eps);
+    linear_forward(be, s.gate, XA(LS_PROJ_GATE), s.ln2, w->wgate, NULL, lora_pair(lora, l, LS_PROJ_GATE), lora, N,
+                   F, C);
+    linear_forward(be, s.up, XA(LS_PROJ_UP), s.ln2, w->wup, NULL, lora_pair(lora, l, LS_PROJ_UP), lora, N, F, C);
+    be->swiglu_forward(s.hmlp, s.gate, s.up, (size_t)N * F);
+    linear_forward(be, s.x_out, XA(LS_PROJ_DOWN), s.hmlp, w->wdown, NULL, lora_pair(lora, l, LS_PROJ_DOWN), lora,
+                   N, C, F);
+    be->add(s.x_out, s.x_mid, (size_t)N * C);
+}
+
+/* On entry a->dx holds d loss / d x_out of this layer; on exit d loss / d x (its input). */
+static void layer_backward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_lora *grads,
+                           ls_activations *a, int l, int B, int T) {
+    const ls_model_config *c = &m->cfg;
+    const ls_layer_weights *w = &m->layer[l];
+    int N = B * T, C = c->hidden, F = c->intermediate, hd = c->head_dim;
+    int QD = c->heads * hd, KD = c->kv_heads * hd;
+    layer_acts s = layer_slices(a, c, l, N);
+#define GRAD(p) (&grads->pair[l * LS_PROJ_COUNT + (p)])
+
+    /* MLP: x_out = x_mid + down(silu(gate(ln2)) * up(ln2)) */
+    be->zero(a->dh, sizeof(float) * (size_t)N * F);
+    linear_backward(be, a->dh, GRAD(LS_PROJ_DOWN), a->dxa, a->dx, s.hmlp, XA(LS_PROJ_DOWN), w->wdown,
+                    lora_pair(lora, l, LS_PROJ_DOWN), lora, N, C, F);
+    be->swiglu_backward(a->dgate, a->dup, a->dh, s.gate, s.up, (size_t)N * F);
+    be->zero(a->dln, sizeof(float) * (size_t)N * C);
+    linear_backward(be, a->dln, GRAD(LS_PROJ_GATE), a->dxa, a->dgate, s.ln2, XA(LS_PROJ_GATE), w->wgate,
+                    lora_pair(lora, l, LS_PROJ_GATE), lora, N, F, C);
+    linear_backward(be, a->dln, GRAD(LS_PROJ_UP), a->dxa, a->dup, s.ln2, XA(LS_PROJ_UP), w->wup,
+                    lora_pair(lora, l, LS_PROJ_UP), lora, N, F, C);
+    be->rmsnorm_backward(a->dx, a->dln, s.x_mid, w->mlp_norm, s.rstd2, N, C); /* dx is now d x_mid */
+
+    /* attention: x_mid = x + o_proj(attention(rope(q), rope(k), v)) */
+    be->zero(a->datt, sizeof(float) * (size_t)N * QD);
+    linear_backward(be, a->datt, GRAD(LS_PROJ_O), a->dxa, a->dx, s.att, XA(LS_PROJ_O), w->wo,
+                    lora_pair(lora, l, LS_PROJ_O), lora, N, C, QD);
+    be->attention_backward(a->dq, a->dk, a->dv, a->datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->heads, c->kv_heads,
+                           hd);
+    be->rope_backward(a->dq, N, T, 0, c->heads, hd, c->rope_theta);
+    be->rope_backward(a->dk, N, T, 0, c->kv_heads, hd, c->rope_theta);
+    be->zero(a->dln, sizeof(float) * (size_t)N * C);
+    linear_backward(be, a->dln, GRAD(LS_PROJ_Q), a->dxa, a->dq, s.ln1, XA(LS_PROJ_Q), w->wq,
+                    lora_pair(lora, l, LS_PROJ_Q), lora, N, QD, C);
+    linear_backward(be, a->dln, GRAD(LS_PROJ_K), a->dxa, a->dk, s.ln1, XA(LS_PROJ_K), w->wk,
+                    lora_pair(lora, l, LS_PROJ_K), lora, N, KD, C);
+    linear_backward(be, a->dln, GRAD(LS_PROJ_V), a->dxa, a->dv, s.ln1, XA(LS_PROJ_V), w->wv,
+                    lora_pair(lora, l, LS_PROJ_V), lora, N, KD, C);
+    be->rmsnorm_backward(a->dx, a->dln, s.x, w->attn_norm, s.rstd1, N, C); /* dx is now d x */
+#undef GRAD
+}
+#undef XA
+
+/* ---- the whole model ---------------------------------------------------------------------- */
+
+double ls_qwen2_forward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a,
+                        const int32_t *ids, const int32_t *targets, int B, int T, ls_lora *grads, float grad_scale) {
+    const ls_model_config *c = &m->cfg;
+    int N = B * T, C = c->hidden;
+    be->upload(a->ids, ids, sizeof(int32_t) * (size_t)N);
+    be->upload(a->targets, targets, sizeof(int32_t) * (size_t)N);
+    be->embedding(a->x_in, a->ids, m->embed, N, C);
+    for (int l = 0; l < c->layers; l++) layer_forward(be, m, lora, a, l, B, T);
+    const float *x_last = a->x_in + (size_t)c->layers * N * C;
+    be->rmsnorm_forward(a->lnf, a->rstdf, x_last, m->final_norm, N, C, c->rms_eps);
+    const float *head_bias = lora ? lora->lm_head_bias : NULL;
+    if (grads) be->zero(a->dln, sizeof(float) * (size_t)N * C);
+    /* targets are read on the host side of the fused head (the CPU backend's memory is host). */
+    return be->head_loss(grads ? a->dln : NULL, grads ? grads->lm_head_bias : NULL, a->lnf, m->lm_head, head_bias,
+                         a->targets, N, C, c->vocab_size, grad_scale);
+}
+
+void ls_qwen2_backward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a,
+                       ls_lora *grads, int B, int T) {
+    const ls_model_config *c = &m->cfg;
+    int N = B * T, C = c->hidden;
+    /* a->dln holds d loss / d lnf from the fused head. */
+    be->zero(a->dx, sizeof(float) * (size_t)N * C);
+    be->rmsnorm_backward(a->dx, a->dln, a->x_in + (size_t)c->layers * N * C, m->final_norm, a->rstdf, N, C);
+    for (int l = c->layers - 1; l >= 0; l--) layer_backward(be, m, lora, grads, a, l, B, T);
+}
