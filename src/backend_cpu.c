@@ -356,6 +356,7 @@ static const ls_backend cpu_backend = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .zero = cpu_zero,
+    .copy = cpu_copy,
     .matmul = cpu_matmul,
     .add_bias = cpu_add_bias,
     .add = cpu_add,

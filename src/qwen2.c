@@ -16,6 +16,7 @@
 #include "lorasweep/qwen2.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lorasweep/common.h"
@@ -147,12 +148,20 @@ static void linear_backward(const ls_backend *be, float *dx, ls_lora_pair *grad,
 
 typedef struct { /* this layer's slices of the activations */
     float *x, *ln1, *rstd1, *q, *k, *v, *att, *lse, *x_mid, *ln2, *rstd2, *gate, *up, *hmlp, *x_out;
+    float *xa[LS_PROJ_COUNT]; /* x A^T of each targeted projection (NULL where not targeted) */
 } layer_acts;
 
-static layer_acts layer_slices(const ls_activations *a, const ls_model_config *c, int l, int N) {
+/* Where a layer's keys and values also go during generation: (B, T_max, KVH*hd) blocks. */
+typedef struct {
+    float *k, *v;
+    int T_max, len; /* positions already cached */
+} kv_slot;
+
+static layer_acts layer_slices(const ls_activations *a, const ls_model_config *c, const ls_lora *lora, int l,
+                               int N) {
     size_t C = (size_t)c->hidden, F = (size_t)c->intermediate;
     size_t QD = (size_t)c->heads * c->head_dim, KD = (size_t)c->kv_heads * c->head_dim;
-    return (layer_acts){
+    layer_acts s = {
         .x = a->x_in + (size_t)l * N * C,
         .ln1 = a->ln1 + (size_t)l * N * C,
         .rstd1 = a->rstd1 + (size_t)l * N,
@@ -168,26 +177,41 @@ static layer_acts layer_slices(const ls_activations *a, const ls_model_config *c
         .up = a->up + (size_t)l * N * F,
         .hmlp = a->hmlp + (size_t)l * N * F,
         .x_out = a->x_in + (size_t)(l + 1) * N * C,
+        .xa = {0},
     };
+    for (int p = 0; p < LS_PROJ_COUNT; p++)
+        if (lora_pair(lora, l, (ls_proj)p)) s.xa[p] = lora_xa(a, lora, l, (ls_proj)p, N);
+    return s;
 }
 
-#define XA(p) (lora_pair(lora, l, (p)) ? lora_xa(a, lora, l, (p), N) : NULL)
+#define XA(p) (s.xa[p])
 
-static void layer_forward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a, int l,
-                          int B, int T) {
+/* One layer over B sequences of T new tokens at positions pos0.. . Training: kv is NULL and the
+ * T tokens attend to each other. Generation: keys and values are appended to kv's cache and the
+ * new tokens attend to everything cached. */
+static void layer_forward(const ls_backend *be, const ls_model *m, const ls_lora *lora, layer_acts s, int l, int B,
+                          int T, const kv_slot *kv) {
     const ls_model_config *c = &m->cfg;
     const ls_layer_weights *w = &m->layer[l];
     int N = B * T, C = c->hidden, F = c->intermediate, hd = c->head_dim;
-    int QD = c->heads * hd, KD = c->kv_heads * hd;
-    layer_acts s = layer_slices(a, c, l, N);
+    int QD = c->heads * hd, KD = c->kv_heads * hd, pos0 = kv ? kv->len : 0;
 
     be->rmsnorm_forward(s.ln1, s.rstd1, s.x, w->attn_norm, N, C, c->rms_eps);
     linear_forward(be, s.q, XA(LS_PROJ_Q), s.ln1, w->wq, w->bq, lora_pair(lora, l, LS_PROJ_Q), lora, N, QD, C);
     linear_forward(be, s.k, XA(LS_PROJ_K), s.ln1, w->wk, w->bk, lora_pair(lora, l, LS_PROJ_K), lora, N, KD, C);
     linear_forward(be, s.v, XA(LS_PROJ_V), s.ln1, w->wv, w->bv, lora_pair(lora, l, LS_PROJ_V), lora, N, KD, C);
-    be->rope_forward(s.q, N, T, 0, c->heads, hd, c->rope_theta);
-    be->rope_forward(s.k, N, T, 0, c->kv_heads, hd, c->rope_theta);
-    be->attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->heads, c->kv_heads, hd);
+    be->rope_forward(s.q, N, T, pos0, c->heads, hd, c->rope_theta);
+    be->rope_forward(s.k, N, T, pos0, c->kv_heads, hd, c->rope_theta);
+    if (!kv) {
+        be->attention_forward(s.att, s.lse, s.q, s.k, s.v, B, T, c->heads, c->kv_heads, hd);
+    } else {
+        size_t row = (size_t)KD, seq = (size_t)kv->T_max * KD;
+        for (int b = 0; b < B; b++) {
+            be->copy(kv->k + b * seq + (size_t)pos0 * row, s.k + (size_t)b * T * row, sizeof(float) * T * row);
+            be->copy(kv->v + b * seq + (size_t)pos0 * row, s.v + (size_t)b * T * row, sizeof(float) * T * row);
+        }
+        be->attention_cached(s.att, s.q, kv->k, kv->v, B, T, pos0 + T, kv->T_max, c->heads, c->kv_heads, hd);
+    }
     linear_forward(be, s.x_mid, XA(LS_PROJ_O), s.att, w->wo, NULL, lora_pair(lora, l, LS_PROJ_O), lora, N, C, QD);
     be->add(s.x_mid, s.x, (size_t)N * C);
 
@@ -208,7 +232,7 @@ static void layer_backward(const ls_backend *be, const ls_model *m, const ls_lor
     const ls_layer_weights *w = &m->layer[l];
     int N = B * T, C = c->hidden, F = c->intermediate, hd = c->head_dim;
     int QD = c->heads * hd, KD = c->kv_heads * hd;
-    layer_acts s = layer_slices(a, c, l, N);
+    layer_acts s = layer_slices(a, c, lora, l, N);
 #define GRAD(p) (&grads->pair[l * LS_PROJ_COUNT + (p)])
 
     /* MLP: x_out = x_mid + down(silu(gate(ln2)) * up(ln2)) */
@@ -252,7 +276,7 @@ double ls_qwen2_forward(const ls_backend *be, const ls_model *m, const ls_lora *
     be->upload(a->ids, ids, sizeof(int32_t) * (size_t)N);
     be->upload(a->targets, targets, sizeof(int32_t) * (size_t)N);
     be->embedding(a->x_in, a->ids, m->embed, N, C);
-    for (int l = 0; l < c->layers; l++) layer_forward(be, m, lora, a, l, B, T);
+    for (int l = 0; l < c->layers; l++) layer_forward(be, m, lora, layer_slices(a, c, lora, l, N), l, B, T, NULL);
     const float *x_last = a->x_in + (size_t)c->layers * N * C;
     be->rmsnorm_forward(a->lnf, a->rstdf, x_last, m->final_norm, N, C, c->rms_eps);
     const float *head_bias = lora ? lora->lm_head_bias : NULL;
@@ -270,4 +294,89 @@ void ls_qwen2_backward(const ls_backend *be, const ls_model *m, const ls_lora *l
     be->zero(a->dx, sizeof(float) * (size_t)N * C);
     be->rmsnorm_backward(a->dx, a->dln, a->x_in + (size_t)c->layers * N * C, m->final_norm, a->rstdf, N, C);
     for (int l = c->layers - 1; l >= 0; l--) layer_backward(be, m, lora, grads, a, l, B, T);
+}
+
+/* ---- generation with a KV cache ----------------------------------------------------------- */
+
+int ls_kv_init(ls_kv_state *s, const ls_backend *be, const ls_model_config *cfg, const ls_lora *lora, int B,
+               int T_max, int T_chunk) {
+    memset(s, 0, sizeof *s);
+    /* One layer of activations suffices: nothing is kept for a backward pass. */
+    ls_model_config one_layer = *cfg;
+    one_layer.layers = 1;
+    if (ls_activations_init(&s->step, be, &one_layer, lora, B, T_chunk) != LS_OK) return LS_ERR;
+    size_t cache = (size_t)cfg->layers * B * T_max * cfg->kv_heads * cfg->head_dim;
+    size_t bytes = sizeof(float) * (2 * cache + (size_t)B * cfg->hidden + (size_t)B * cfg->vocab_size);
+    s->arena = be->alloc(bytes);
+    if (!s->arena) {
+        ls_activations_free(&s->step, be);
+        return ls_error("cannot allocate %.2f GiB for the KV cache of %d x %d positions on %s",
+                        (double)bytes / (1 << 30), B, T_max, be->name);
+    }
+    s->k_cache = s->arena;
+    s->v_cache = s->k_cache + cache;
+    s->last = s->v_cache + cache;
+    s->logits = s->last + (size_t)B * cfg->hidden;
+    s->B = B, s->T_max = T_max, s->T_chunk = T_chunk;
+    return LS_OK;
+}
+
+void ls_kv_free(ls_kv_state *s, const ls_backend *be) {
+    ls_activations_free(&s->step, be);
+    if (s->arena) be->release(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+void ls_kv_fork(const ls_backend *be, const ls_model_config *cfg, ls_kv_state *s) {
+    size_t seq = (size_t)s->T_max * cfg->kv_heads * cfg->head_dim, bytes = sizeof(float) * (size_t)s->len *
+                                                                          cfg->kv_heads * cfg->head_dim;
+    for (int l = 0; l < cfg->layers; l++)
+        for (int b = 1; b < s->B; b++) {
+            size_t layer = (size_t)l * s->B * seq;
+            be->copy(s->k_cache + layer + b * seq, s->k_cache + layer, bytes);
+            be->copy(s->v_cache + layer + b * seq, s->v_cache + layer, bytes);
+        }
+}
+
+/* Feed one chunk of T tokens per sequence (ids host, (B, T) laid out per sequence). */
+static void decode_chunk(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_kv_state *s,
+                         const int32_t *ids, int B, int T) {
+    const ls_model_config *c = &m->cfg;
+    ls_activations *a = &s->step;
+    int N = B * T, C = c->hidden;
+    size_t seq = (size_t)s->T_max * c->kv_heads * c->head_dim;
+    be->upload(a->ids, ids, sizeof(int32_t) * (size_t)N);
+    be->embedding(a->x_in, a->ids, m->embed, N, C);
+    for (int l = 0; l < c->layers; l++) {
+        /* The one layer of scratch is reused: its output becomes the next layer's input. */
+        layer_acts acts = layer_slices(a, c, lora, 0, N);
+        for (int p = 0; p < LS_PROJ_COUNT; p++)
+            acts.xa[p] = lora_pair(lora, l, (ls_proj)p) ? lora_xa(a, lora, 0, (ls_proj)p, N) : NULL;
+        kv_slot kv = {s->k_cache + (size_t)l * s->B * seq, s->v_cache + (size_t)l * s->B * seq, s->T_max, s->len};
+        layer_forward(be, m, lora, acts, l, B, T, &kv);
+        be->copy(acts.x, acts.x_out, sizeof(float) * (size_t)N * C);
+    }
+    /* Final norm of each sequence's last row only. */
+    for (int b = 0; b < B; b++)
+        be->copy(a->dx + (size_t)b * C, a->x_in + ((size_t)b * T + T - 1) * C, sizeof(float) * (size_t)C);
+    be->rmsnorm_forward(s->last, a->rstdf, a->dx, m->final_norm, B, C, c->rms_eps);
+    be->matmul(s->logits, s->last, m->lm_head, B, c->vocab_size, C, 0, 1, 1.0f, 0.0f);
+    if (lora && lora->lm_head_bias) be->add_bias(s->logits, lora->lm_head_bias, B, c->vocab_size);
+    s->len += T;
+}
+
+int ls_qwen2_decode(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_kv_state *s,
+                    const int32_t *ids, int B_active, int T_new, float *logits_out) {
+    if (B_active < 1 || B_active > s->B) return ls_error("decode: %d sequences, the state holds %d", B_active, s->B);
+    if (s->len + T_new > s->T_max)
+        return ls_error("generation needs %d positions, more than the %d planned", s->len + T_new, s->T_max);
+    int32_t *chunk = ls_malloc(sizeof(int32_t) * (size_t)B_active * s->T_chunk);
+    for (int t0 = 0; t0 < T_new; t0 += s->T_chunk) {
+        int T = T_new - t0 < s->T_chunk ? T_new - t0 : s->T_chunk;
+        for (int b = 0; b < B_active; b++) memcpy(chunk + (size_t)b * T, ids + (size_t)b * T_new + t0, sizeof(int32_t) * T);
+        decode_chunk(be, m, lora, s, chunk, B_active, T);
+    }
+    free(chunk);
+    if (logits_out) be->download(logits_out, s->logits, sizeof(float) * (size_t)B_active * m->cfg.vocab_size);
+    return LS_OK;
 }

@@ -22,6 +22,7 @@ typedef struct ls_backend {
     void (*upload)(void *dst, const void *src, size_t bytes);
     void (*download)(void *dst, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* within backend memory */
 
     /* c (m, n) = alpha * op(a) op(b) + beta * c; op(a) is (m, k): a is (m, k), or (k, m) when
      * trans_a; op(b) is (k, n): b is (k, n), or (n, k) when trans_b. Leading dimensions are the

@@ -58,4 +58,27 @@ double ls_qwen2_forward(const ls_backend *be, const ls_model *m, const ls_lora *
 void ls_qwen2_backward(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_activations *a,
                        ls_lora *grads, int B, int T);
 
+/* Generation state: a KV cache for B sequences of up to T_max positions, and scratch for feeding
+ * up to T_chunk tokens per sequence at once (a prompt is fed in chunks). */
+typedef struct {
+    int B, T_max, T_chunk;
+    int len;                     /* positions cached (the same for every sequence) */
+    float *k_cache, *v_cache;    /* (L, B, T_max, KVH*hd) */
+    ls_activations step;         /* one layer's worth of activations for B*T_chunk rows */
+    float *last;                 /* (B, C) final-normed hidden state of each sequence's last token */
+    float *logits;               /* (B, V) */
+    void *arena;
+} ls_kv_state;
+
+int ls_kv_init(ls_kv_state *s, const ls_backend *be, const ls_model_config *cfg, const ls_lora *lora, int B,
+               int T_max, int T_chunk);
+void ls_kv_free(ls_kv_state *s, const ls_backend *be);
+/* Feed T_new tokens to each of the first B_active sequences (ids host (B_active * T_new)) at the
+ * next positions, in chunks of T_chunk; logits_out (host, (B_active, V)) gets the logits of each
+ * sequence's last token. LS_ERR when the cache would overflow. */
+int ls_qwen2_decode(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_kv_state *s,
+                    const int32_t *ids, int B_active, int T_new, float *logits_out);
+/* Copy sequence 0's cache into sequences 1..B-1 (a prompt prefilled once, sampled B ways). */
+void ls_kv_fork(const ls_backend *be, const ls_model_config *cfg, ls_kv_state *s);
+
 #endif
