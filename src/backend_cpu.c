@@ -77,10 +77,21 @@ static void cpu_scale(float *x, float s, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* Deterministic: fixed blocks summed in order, so a run repeats bit for bit (an OpenMP
+ * reduction may combine thread partials in any order). */
 static double cpu_sum_squares(const float *x, size_t n) {
+    enum { BLOCKS = 64 };
+    double part[BLOCKS] = {0};
+    size_t per = (n + BLOCKS - 1) / BLOCKS;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < BLOCKS; b++) {
+        size_t lo = (size_t)b * per, hi = lo + per < n ? lo + per : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+        part[b] = s;
+    }
     double sum = 0;
-#pragma omp parallel for reduction(+ : sum) schedule(static)
-    for (size_t i = 0; i < n; i++) sum += (double)x[i] * x[i];
+    for (int b = 0; b < BLOCKS; b++) sum += part[b];
     return sum;
 }
 
@@ -295,9 +306,12 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
         if (!any) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f,
                     logits, V);
-        double chunk_loss = 0;
-#pragma omp parallel for reduction(+ : chunk_loss) schedule(static)
+        static double *row_loss; /* per-row losses, summed in order: deterministic */
+        static int row_loss_cap;
+        if (n > row_loss_cap) row_loss = ls_realloc(row_loss, sizeof(double) * (size_t)(row_loss_cap = n));
+#pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
+            row_loss[r] = 0;
             float *z = logits + (size_t)r * V;
             int32_t t = targets[r0 + r];
             if (t < 0) {
@@ -311,13 +325,13 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
             float sum = 0;
             for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
             float lse = mx + logf(sum);
-            chunk_loss += (double)lse - z[t];
+            row_loss[r] = (double)lse - z[t];
             if (dx) {
                 for (int j = 0; j < V; j++) z[j] = expf(z[j] - lse) * grad_scale;
                 z[t] -= grad_scale;
             }
         }
-        loss += chunk_loss;
+        for (int r = 0; r < n; r++) loss += row_loss[r];
         if (!dx) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, logits, V, w, C, 1.0f,
                     dx + (size_t)r0 * C, C);

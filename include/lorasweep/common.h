@@ -49,6 +49,12 @@ char *ls_read_file(const char *path, size_t *size);
 int ls_parse_long(const char *s, long min, long max, long *out);
 int ls_parse_double(const char *s, double min, double max, double *out);
 
+/* A small deterministic random generator (splitmix64): the same seed gives the same stream on
+ * every machine. The state is one uint64_t the caller keeps (and checkpoints). */
+uint64_t ls_rng_next(uint64_t *state);
+/* Uniform in [0, 1) with 53 random bits. */
+double ls_rng_uniform(uint64_t *state);
+
 /* Seconds since an arbitrary point, monotonic. */
 double ls_now(void);
 
