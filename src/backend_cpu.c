@@ -363,6 +363,19 @@ static void cpu_adamw(float *param, const float *grad, float *m, float *v, size_
     }
 }
 
+static void cpu_sgd(float *param, const float *grad, float *buf, size_t n, float lr, float momentum,
+                    float weight_decay, int t) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] + weight_decay * param[i];
+        if (momentum > 0) {
+            buf[i] = t == 1 ? g : momentum * buf[i] + g;
+            g = buf[i];
+        }
+        param[i] -= lr * g;
+    }
+}
+
 static const ls_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -386,6 +399,7 @@ static const ls_backend cpu_backend = {
     .swiglu_backward = cpu_swiglu_backward,
     .head_loss = cpu_head_loss,
     .adamw = cpu_adamw,
+    .sgd = cpu_sgd,
     .sum_squares = cpu_sum_squares,
     .scale = cpu_scale,
 };

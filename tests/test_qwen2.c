@@ -10,35 +10,13 @@
 #include "lorasweep/model.h"
 #include "lorasweep/qwen2.h"
 #include "testing.h"
-
-static uint64_t rng_state = 88172645463325252ull;
-static float uniform(float lo, float hi) { /* xorshift64: deterministic, independent of libc */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return lo + (hi - lo) * (float)((rng_state >> 11) * (1.0 / 9007199254740992.0));
-}
-
-/* A random model of config c, laid out by ls_model_alloc as ls_model_load lays it out. */
-static void random_model(ls_model *m, const ls_model_config *c) {
-    ls_model_alloc(m, c);
-    for (size_t i = 0; i < m->arena_floats; i++) m->arena[i] = uniform(-0.5f, 0.5f);
-    for (int l = 0; l < c->layers; l++)
-        for (int j = 0; j < c->hidden; j++) m->layer[l].attn_norm[j] = 1.0f + 0.2f * m->layer[l].attn_norm[j];
-}
-
-static void free_random_model(ls_model *m) { ls_model_free(m); }
-
-static const ls_model_config toy = {
-    .vocab_size = 37, .hidden = 16, .intermediate = 24, .layers = 2, .heads = 4, .kv_heads = 2,
-    .head_dim = 4, .max_positions = 64, .rms_eps = 1e-6f, .rope_theta = 10000.0f, .tie_embeddings = 1,
-};
+#include "toy_model.h"
 
 enum { B = 2, T = 6 };
 static int32_t ids[B * T], targets[B * T];
 
 static void make_batch(void) {
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(uniform(0, 1) * toy.vocab_size) % toy.vocab_size;
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(toy_uniform(0, 1) * toy_config.vocab_size) % toy_config.vocab_size;
     /* next-token targets; sequence 1 is padded after 4 tokens */
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -55,14 +33,14 @@ static double loss_of(const ls_backend *be, const ls_model *m, const ls_lora *lo
 static void test_gradients_finite_difference(void **state) {
     const ls_backend *be = ls_backend_cpu();
     ls_model m;
-    random_model(&m, &toy);
+    toy_model(&m, &toy_config);
     make_batch();
     ls_lora lora, grads;
-    ls_lora_init(&lora, &toy, 2, 4.0f, (1u << LS_PROJ_COUNT) - 1, 1);
-    for (size_t i = 0; i < lora.arena_floats; i++) lora.arena[i] = uniform(-0.3f, 0.3f); /* B != 0 too */
-    ls_lora_like(&grads, &lora, &toy);
+    ls_lora_init(&lora, &toy_config, 2, 4.0f, (1u << LS_PROJ_COUNT) - 1, 1);
+    for (size_t i = 0; i < lora.arena_floats; i++) lora.arena[i] = toy_uniform(-0.3f, 0.3f); /* B != 0 too */
+    ls_lora_like(&grads, &lora, &toy_config);
     ls_activations a;
-    assert_int_equal(ls_activations_init(&a, be, &toy, &lora, B, T), LS_OK);
+    assert_int_equal(ls_activations_init(&a, be, &toy_config, &lora, B, T), LS_OK);
 
     double loss = ls_qwen2_forward(be, &m, &lora, &a, ids, targets, B, T, &grads, 1.0f);
     ls_qwen2_backward(be, &m, &lora, &a, &grads, B, T);
@@ -93,7 +71,7 @@ static void test_gradients_finite_difference(void **state) {
     ls_activations_free(&a, be);
     ls_lora_free(&grads);
     ls_lora_free(&lora);
-    free_random_model(&m);
+    ls_model_free(&m);
 }
 
 /* Padding changes nothing: the batch's loss is the sum of each sequence scored alone at its
@@ -101,45 +79,45 @@ static void test_gradients_finite_difference(void **state) {
 static void test_padding_and_causality(void **state) {
     const ls_backend *be = ls_backend_cpu();
     ls_model m;
-    random_model(&m, &toy);
+    toy_model(&m, &toy_config);
     make_batch();
     ls_activations batch, alone0, alone1;
-    assert_int_equal(ls_activations_init(&batch, be, &toy, NULL, B, T), LS_OK);
-    assert_int_equal(ls_activations_init(&alone0, be, &toy, NULL, 1, T), LS_OK);
-    assert_int_equal(ls_activations_init(&alone1, be, &toy, NULL, 1, 4), LS_OK);
+    assert_int_equal(ls_activations_init(&batch, be, &toy_config, NULL, B, T), LS_OK);
+    assert_int_equal(ls_activations_init(&alone0, be, &toy_config, NULL, 1, T), LS_OK);
+    assert_int_equal(ls_activations_init(&alone1, be, &toy_config, NULL, 1, 4), LS_OK);
     double both = ls_qwen2_forward(be, &m, NULL, &batch, ids, targets, B, T, NULL, 1.0f);
     double seq0 = ls_qwen2_forward(be, &m, NULL, &alone0, ids, targets, 1, T, NULL, 1.0f);
     double seq1 = ls_qwen2_forward(be, &m, NULL, &alone1, ids + T, targets + T, 1, 4, NULL, 1.0f);
     assert_true(fabs(seq0 + seq1 - both) < 1e-5 * both);
     int32_t padded[B * T];
     memcpy(padded, ids, sizeof ids);
-    padded[T + 4] = (padded[T + 4] + 1) % toy.vocab_size;
-    padded[T + 5] = (padded[T + 5] + 7) % toy.vocab_size;
+    padded[T + 4] = (padded[T + 4] + 1) % toy_config.vocab_size;
+    padded[T + 5] = (padded[T + 5] + 7) % toy_config.vocab_size;
     double both_changed = ls_qwen2_forward(be, &m, NULL, &batch, padded, targets, B, T, NULL, 1.0f);
     assert_true(fabs(both - both_changed) < 1e-6 * both);
     ls_activations_free(&batch, be);
     ls_activations_free(&alone0, be);
     ls_activations_free(&alone1, be);
-    free_random_model(&m);
+    ls_model_free(&m);
 }
 
 /* A LoRA with B = 0 (a fresh adapter) changes nothing, whatever A is. */
 static void test_fresh_adapter_is_identity(void **state) {
     const ls_backend *be = ls_backend_cpu();
     ls_model m;
-    random_model(&m, &toy);
+    toy_model(&m, &toy_config);
     make_batch();
     ls_lora lora;
-    ls_lora_init(&lora, &toy, 4, 8.0f, (1u << LS_PROJ_Q) | (1u << LS_PROJ_V), 1);
-    ls_lora_reset(&lora, &toy, 3);
+    ls_lora_init(&lora, &toy_config, 4, 8.0f, (1u << LS_PROJ_Q) | (1u << LS_PROJ_V), 1);
+    ls_lora_reset(&lora, &toy_config, 3);
     ls_activations a;
-    assert_int_equal(ls_activations_init(&a, be, &toy, &lora, B, T), LS_OK);
+    assert_int_equal(ls_activations_init(&a, be, &toy_config, &lora, B, T), LS_OK);
     double base = ls_qwen2_forward(be, &m, NULL, &a, ids, targets, B, T, NULL, 1.0f);
     double with = ls_qwen2_forward(be, &m, &lora, &a, ids, targets, B, T, NULL, 1.0f);
     assert_true(fabs(base - with) < 1e-9 * base);
     ls_activations_free(&a, be);
     ls_lora_free(&lora);
-    free_random_model(&m);
+    ls_model_free(&m);
 }
 
 int main(void) {

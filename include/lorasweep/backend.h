@@ -78,6 +78,10 @@ typedef struct ls_backend {
     /* AdamW step over n parameters: m, v moments; bias-corrected with step t (1-based). */
     void (*adamw)(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int t);
+    /* SGD as PyTorch: g += weight_decay * p; buf = momentum * buf + g (buf = g at t == 1);
+     * p -= lr * buf (or lr * g without momentum). */
+    void (*sgd)(float *param, const float *grad, float *buf, size_t n, float lr, float momentum,
+                float weight_decay, int t);
     /* Sum of squares of x (n), in double: for gradient norms. */
     double (*sum_squares)(const float *x, size_t n);
     /* x (n) *= s. */

@@ -1,0 +1,133 @@
+/*
+ * train.h: LoRA training of one trial: token windows from a data set, the optimisers and
+ * learning-rate schedules, the training loop with validation, and checkpoints that resume a run
+ * exactly where it stopped.
+ *
+ * Determinism: with the same options, data, seed, machine and thread count, a run repeats bit for
+ * bit, and a run stopped at a checkpoint and resumed gives the same adapter as one never stopped:
+ * the data order of epoch e is a shuffle seeded by (seed, e), so the checkpoint needs only the
+ * step, the epoch and the position in it, besides the adapter and the optimiser moments.
+ */
+#ifndef LORASWEEP_TRAIN_H
+#define LORASWEEP_TRAIN_H
+
+#include <stdint.h>
+
+#include "lorasweep/backend.h"
+#include "lorasweep/data.h"
+#include "lorasweep/model.h"
+#include "lorasweep/text.h"
+#include "lorasweep/tokenizer.h"
+
+/* ---- token windows ------------------------------------------------------------------------ */
+
+/* Training windows over several token sequences: window w covers tokens[start[w] ..
+ * start[w] + valid[w]) of one sequence, padded to ctx. */
+typedef struct {
+    int ctx;
+    int32_t *tokens;   /* every sequence, concatenated */
+    int64_t n_tokens;
+    int n_windows;
+    int64_t *start;    /* (n_windows) */
+    int *valid;        /* (n_windows) real tokens, 2..ctx */
+} ls_window_set;
+
+/* How series become text: a fixed alpha, or auto over the training systems (scope dataset) or
+ * per system. */
+typedef struct {
+    double alpha;           /* > 0 fixed; <= 0 means auto */
+    int per_system;         /* auto per system instead of over the training set */
+    double auto_percentile; /* 99 */
+    double auto_target;     /* 10 */
+    int decimals;
+} ls_encoding;
+
+/* alpha of system s under enc: the fixed value, the data set's (dataset_alpha) or the system's
+ * own from its first `steps` steps. */
+double ls_encoding_alpha(const ls_encoding *enc, const ls_dataset *ds, int system, int steps, double dataset_alpha);
+/* The data-set-wide auto alpha over the given systems (all steps). */
+double ls_encoding_dataset_alpha(const ls_encoding *enc, const ls_dataset *ds, const int *systems, int n);
+
+/* Encode and tokenize each listed system in full and cut it into windows of ctx tokens moving by
+ * stride (<= 0: ctx / 2). */
+int ls_windows_build(ls_window_set *out, const ls_dataset *ds, const int *systems, int n_systems,
+                     const ls_encoding *enc, double dataset_alpha, const ls_tokenizer *tok, int ctx, int stride);
+void ls_window_set_free(ls_window_set *w);
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+typedef enum { LS_OPTIMIZER_ADAMW, LS_OPTIMIZER_SGD } ls_optimizer;
+typedef enum { LS_SCHEDULE_CONSTANT, LS_SCHEDULE_LINEAR, LS_SCHEDULE_COSINE } ls_schedule;
+
+typedef struct {
+    int batch_size, max_steps;
+    ls_optimizer optimizer;
+    float lr, beta1, beta2, eps, weight_decay, momentum;
+    float grad_clip;        /* max global gradient norm; 0 = off */
+    ls_schedule schedule;
+    int warmup_steps;       /* linear warmup from 0 */
+    float min_lr_ratio;     /* the schedule decays to lr * min_lr_ratio */
+    int eval_every;         /* validation every N steps (and at the end); 0 = only at the end */
+    int val_max_windows;    /* validation on the first N windows; 0 = all */
+    int checkpoint_every;   /* 0 = only at the end */
+    uint64_t seed;          /* data order */
+    int32_t pad_id;         /* token id written into padding (never a target) */
+} ls_train_options;
+
+/* The learning rate of step (1-based). */
+float ls_train_lr(const ls_train_options *o, int step);
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+/* Everything a checkpoint holds besides the options: continue from here. */
+typedef struct {
+    int capacity;             /* steps the curves have room for (max_steps at init) */
+    int step;                 /* optimiser steps done */
+    int epoch, cursor;        /* position in the data order */
+    ls_lora grads, m, v;      /* gradient buffer and optimiser moments (SGD uses m as momentum) */
+    float *train_loss;        /* (max_steps) mean loss of each step */
+    int n_evals;
+    int *eval_step;           /* (n_evals) */
+    float *val_loss;          /* (n_evals) */
+    double train_tokens;      /* target tokens seen */
+    double train_seconds;     /* wall time spent in steps (summed over resumed runs) */
+} ls_train_state;
+
+void ls_train_state_init(ls_train_state *st, const ls_lora *lora, const ls_model_config *cfg, int max_steps);
+void ls_train_state_free(ls_train_state *st);
+
+/* What the loop reports after each step and each validation. */
+typedef struct {
+    int step, max_steps;
+    float loss;               /* this step's mean training loss */
+    float val_loss;           /* NaN unless a validation just ran */
+    float lr, grad_norm;
+    double tokens_per_s;      /* target tokens per second of this run so far */
+    double eta_s;
+} ls_train_progress;
+
+typedef struct {
+    void (*on_progress)(void *ctx, const ls_train_progress *p);
+    /* Called when a checkpoint is due; return LS_OK or LS_ERR (stops the run with that error). */
+    int (*on_checkpoint)(void *ctx, const ls_train_state *st, const ls_lora *lora);
+    /* Polled between steps: non-zero stops the run cleanly after a checkpoint (signal handling). */
+    int (*should_stop)(void *ctx);
+    void *ctx;
+} ls_train_hooks;
+
+/* Mean loss over the first max_windows windows (0 = all), batch_size at a time. */
+double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                         int batch_size, int max_windows, int32_t pad_id);
+
+/* Train lora from st (fresh or loaded from a checkpoint) until max_steps or should_stop.
+ * Returns LS_OK, or LS_ERR with a message (a non-finite loss, memory). */
+int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const ls_window_set *train,
+                 const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks);
+
+/* Checkpoint files: DIR/state.safetensors (adapter, moments, curves; step, epoch, cursor in the
+ * metadata). Save is atomic (temp + rename). Load checks it matches lora's layout. */
+int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls_lora *lora,
+                             const ls_model_config *cfg);
+int ls_train_checkpoint_load(const char *dir, ls_train_state *st, ls_lora *lora, const ls_model_config *cfg);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * trial.h: one trial from its configuration to its results: load the model, tokenizer and data,
+ * split and encode, train the adapter (resuming from a checkpoint when one is there), forecast
+ * the test systems, and account the FLOPS. `lorasweep train` runs one; a sweep worker runs many.
+ */
+#ifndef LORASWEEP_TRIAL_H
+#define LORASWEEP_TRIAL_H
+
+#include "lorasweep/config.h"
+#include "lorasweep/eval.h"
+#include "lorasweep/train.h"
+
+typedef struct {
+    uint64_t id;               /* ls_config_hash of the trial */
+    double alpha;              /* the data set's scale (per-system scales are in forecast.alpha) */
+    int n_train_windows, n_val_windows;
+    ls_train_state train;      /* curves, step, tokens and time of training */
+    double final_train_loss;   /* mean of the last min(10, steps) steps; NaN without training */
+    double final_val_loss;     /* at the end of training (or of the base model); NaN without a split */
+    int has_forecast;
+    ls_forecast forecast;
+    double flops_train, flops_validation, flops_forecast, flops_total;
+    double wall_seconds;
+    ls_lora adapter;           /* the trained adapter */
+    ls_model_config model_cfg;
+} ls_trial_result;
+
+typedef struct {
+    ls_train_hooks train;                 /* progress, should_stop (checkpoint is set by the trial) */
+    ls_forecast_progress forecast_progress;
+    void *forecast_ctx;
+    const char *checkpoint_dir;           /* where to checkpoint and resume from; NULL = nowhere */
+    const char *adapter_dir;              /* start from this PEFT adapter instead of a fresh one */
+} ls_trial_hooks;
+
+/* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
+ * memory); *out then holds what was done so far and must still be freed. A run stopped by
+ * should_stop returns LS_OK with out->train.step < max_steps and no forecast. */
+int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out);
+void ls_trial_result_free(ls_trial_result *r);
+
+/* Planned FLOPS of a config without running it (for budgets): training, validation and the
+ * forecast, using token counts estimated from the encoding. LS_ERR if the model config cannot be
+ * read. */
+int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * cmd_train.c: `lorasweep train TRIAL.yaml` runs one trial and writes its files; `lorasweep eval
+ * TRIAL.yaml` forecasts with the base model (or a given adapter) without training.
+ *
+ * Output directory (default results/<name, or the trial id>):
+ *   config.yaml        the resolved configuration (a rerun with another config is refused)
+ *   checkpoint/        state.safetensors: continue an interrupted run by running it again
+ *   adapter/           PEFT adapter (adapter_config.json, adapter_model.safetensors,
+ *                      lm_head_bias.safetensors)
+ *   curves.csv         step, train_loss, val_loss, lr
+ *   forecasts.csv      system, step, variable, truth, mean, median, std
+ *   metrics.json       losses, MSE/MAE per variable and system, FLOPS, tokens/s, wall time
+ * Exit status 0 done, 1 failed, 2 bad command line, 3 stopped by a signal (checkpointed).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lorasweep/cli.h"
+#include "lorasweep/common.h"
+#include "lorasweep/trial.h"
+
+static const char train_usage[] =
+    "usage: lorasweep train TRIAL.yaml [--out DIR] [--set KEY=VALUE ...] [--quiet]\n"
+    "\n"
+    "Trains a LoRA adapter as TRIAL.yaml says (keys: docs/config.md), then forecasts the test\n"
+    "systems. Writes config.yaml, adapter/ (PEFT), checkpoint/, curves.csv, forecasts.csv and\n"
+    "metrics.json into DIR (default results/<name or trial id>). Running the same command again\n"
+    "continues an interrupted run from its checkpoint. SIGINT/SIGTERM checkpoint and stop (exit 3).\n"
+    "  --set KEY=VALUE   override one key, e.g. --set train.lr=1e-4 (repeatable)\n"
+    "  --quiet           no progress lines\n";
+
+static const char eval_usage[] =
+    "usage: lorasweep eval TRIAL.yaml [--adapter DIR] [--out DIR] [--set KEY=VALUE ...] [--quiet]\n"
+    "\n"
+    "Forecasts the test systems as TRIAL.yaml's eval section says, with the base model (the\n"
+    "untrained baseline) or with the adapter in DIR, without training. Writes config.yaml,\n"
+    "forecasts.csv and metrics.json into --out (default results/<name or trial id>-eval).\n";
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+static int should_stop(void *ctx) {
+    (void)ctx;
+    return stop_requested;
+}
+
+/* ---- progress ----------------------------------------------------------------------------- */
+
+typedef struct {
+    int quiet, tty;
+    double last_print;
+} progress_state;
+
+static void format_duration(char *buf, size_t cap, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
+    else if (s < 60) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+/* On a terminal one line is rewritten; into a file (a Slurm log) a line every 10 s and at each
+ * validation. */
+static void on_progress(void *ctx, const ls_train_progress *p) {
+    progress_state *ps = ctx;
+    if (ps->quiet) return;
+    double now = ls_now();
+    int validation = !isnan(p->val_loss), last = p->step == p->max_steps;
+    if (!ps->tty && !validation && !last && now - ps->last_print < 10) return;
+    if (ps->tty && !validation && !last && now - ps->last_print < 0.2) return;
+    ps->last_print = now;
+    char eta[32], val[32] = "";
+    format_duration(eta, sizeof eta, p->eta_s);
+    if (validation) snprintf(val, sizeof val, "  val %.4f", p->val_loss);
+    fprintf(stderr, "%sstep %d/%d  loss %.4f%s  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s%s", ps->tty ? "\r\033[K" : "",
+            p->step, p->max_steps, p->loss, val, p->lr, p->grad_norm, p->tokens_per_s, eta,
+            ps->tty && !validation && !last ? "" : "\n");
+}
+
+static void on_forecast_progress(void *ctx, int done, int total) {
+    progress_state *ps = ctx;
+    if (ps->quiet) return;
+    if (ps->tty) fprintf(stderr, "\r\033[Kforecast %d/%d systems%s", done, total, done == total ? "\n" : "");
+    else if (done == total || ls_now() - ps->last_print > 10) {
+        fprintf(stderr, "forecast %d/%d systems\n", done, total);
+        ps->last_print = ls_now();
+    }
+}
+
+/* ---- output files ------------------------------------------------------------------------- */
+
+static int write_text_file(const char *dir, const char *name, const char *text) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return ls_error("%s: cannot write", path);
+    int ok = fputs(text, f) >= 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return ls_error("%s: cannot write", path);
+    }
+    return LS_OK;
+}
+
+/* A growable string for the CSV and JSON files. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) LS_PRINTF(2, 3);
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->n) {
+            b->n += (size_t)n;
+            return;
+        }
+        b->cap = 2 * b->cap + (size_t)n + 256;
+        b->s = ls_realloc(b->s, b->cap);
+    }
+}
+
+/* JSON has no NaN: write null. */
+static void sb_num(strbuf *b, double x) {
+    if (isfinite(x)) sb_printf(b, "%.9g", x);
+    else sb_printf(b, "null");
+}
+
+static char *curves_csv(const ls_trial_result *r, const ls_trial_config *cfg) {
+    strbuf b = {0};
+    sb_printf(&b, "step,train_loss,val_loss\n");
+    for (int s = 1, e = 0; s <= r->train.step; s++) {
+        sb_printf(&b, "%d,%.9g,", s, r->train.train_loss[s - 1]);
+        while (e < r->train.n_evals && r->train.eval_step[e] < s) e++;
+        if (e < r->train.n_evals && r->train.eval_step[e] == s) sb_printf(&b, "%.9g", r->train.val_loss[e]);
+        sb_printf(&b, "\n");
+    }
+    (void)cfg;
+    return b.s ? b.s : ls_strdup("step,train_loss,val_loss\n");
+}
+
+static char *forecasts_csv(const ls_forecast *f) {
+    static const char *var[2] = {"prey", "predator"};
+    strbuf b = {0};
+    sb_printf(&b, "system,step,variable,truth,mean,median,std\n");
+    for (int i = 0; i < f->n_systems; i++)
+        for (int h = 0; h < f->steps; h++)
+            for (int v = 0; v < 2; v++) {
+                size_t at = ((size_t)i * f->steps + h) * 2 + v;
+                sb_printf(&b, "%d,%d,%s,%.9g,%.9g,%.9g,%.9g\n", f->system[i], h, var[v], f->truth[at], f->mean[at],
+                          f->median[at], f->std[at]);
+            }
+    return b.s;
+}
+
+static char *metrics_json(const ls_trial_result *r, const ls_trial_config *cfg, int stopped) {
+    static const char *metric[3] = {"prey", "predator", "both"};
+    strbuf b = {0};
+    sb_printf(&b, "{\n  \"trial_id\": \"%016" PRIx64 "\",\n  \"name\": ", r->id);
+    char *name_json = ls_config_value_yaml(cfg, ls_config_find("name")); /* a quoted, escaped string */
+    sb_printf(&b, "%s,\n  \"status\": \"%s\",\n", name_json, stopped ? "interrupted" : "done");
+    free(name_json);
+    sb_printf(&b, "  \"steps\": %d,\n  \"max_steps\": %d,\n  \"alpha\": ", r->train.step, cfg->train.max_steps);
+    sb_num(&b, r->alpha);
+    sb_printf(&b, ",\n  \"train_windows\": %d,\n  \"val_windows\": %d,\n  \"final_train_loss\": ", r->n_train_windows,
+              r->n_val_windows);
+    sb_num(&b, r->final_train_loss);
+    sb_printf(&b, ",\n  \"final_val_loss\": ");
+    sb_num(&b, r->final_val_loss);
+    sb_printf(&b, ",\n  \"train_tokens\": %.0f,\n  \"train_seconds\": ", r->train.train_tokens);
+    sb_num(&b, r->train.train_seconds);
+    sb_printf(&b, ",\n  \"tokens_per_second\": ");
+    sb_num(&b, r->train.train_seconds > 0 ? r->train.train_tokens / r->train.train_seconds : NAN);
+    sb_printf(&b, ",\n  \"flops\": {\"train\": %.6g, \"validation\": %.6g, \"forecast\": %.6g, \"total\": %.6g},\n",
+              r->flops_train, r->flops_validation, r->flops_forecast, r->flops_total);
+    sb_printf(&b, "  \"wall_seconds\": %.3f", r->wall_seconds);
+    if (r->has_forecast) {
+        const ls_forecast *f = &r->forecast;
+        sb_printf(&b, ",\n  \"forecast\": {\n    \"systems\": %d, \"steps\": %d, \"samples\": %d, \"failed_samples\": %d,\n",
+                  f->n_systems, f->steps, f->samples, f->failed_total);
+        for (int pass = 0; pass < 2; pass++) {
+            const double *mean = pass ? f->mae_mean : f->mse_mean;
+            sb_printf(&b, "    \"%s\": {", pass ? "mae" : "mse");
+            for (int m = 0; m < 3; m++) {
+                sb_printf(&b, "%s\"%s\": ", m ? ", " : "", metric[m]);
+                sb_num(&b, mean[m]);
+            }
+            sb_printf(&b, "},\n");
+        }
+        sb_printf(&b, "    \"per_system\": [\n");
+        for (int i = 0; i < f->n_systems; i++) {
+            sb_printf(&b, "      {\"system\": %d, \"alpha\": %.9g, \"failed\": %d", f->system[i], f->alpha[i], f->failed[i]);
+            for (int m = 0; m < 3; m++) {
+                sb_printf(&b, ", \"mse_%s\": ", metric[m]);
+                sb_num(&b, f->mse[(size_t)i * 3 + m]);
+                sb_printf(&b, ", \"mae_%s\": ", metric[m]);
+                sb_num(&b, f->mae[(size_t)i * 3 + m]);
+            }
+            sb_printf(&b, "}%s\n", i + 1 < f->n_systems ? "," : "");
+        }
+        sb_printf(&b, "    ],\n    \"prompt_tokens\": %ld, \"generated_tokens\": %ld, \"seconds\": %.3f\n  }",
+                  f->prompt_tokens, f->generated_tokens, f->seconds);
+    }
+    sb_printf(&b, "\n}\n");
+    return b.s;
+}
+
+/* ---- the commands ------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(buf, 0777);
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && access(buf, W_OK) != 0) return ls_error("%s: cannot create the directory", path);
+    return LS_OK;
+}
+
+/* Load, override and check the config; pick and prepare the output directory. */
+static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, const char *out_opt, const char *suffix,
+                   ls_trial_config *cfg, char *out_dir, size_t cap) {
+    if (ls_config_load_file(yaml, cfg) != LS_OK) return cli_fail();
+    for (int i = 0; i < n_sets; i++) {
+        char *eq = strchr(sets[i], '=');
+        if (!eq) {
+            ls_config_free(cfg);
+            return cli_usage_error(cmd, "--set wants KEY=VALUE, got '%s'", sets[i]);
+        }
+        *eq = '\0';
+        int rc = ls_config_set(cfg, sets[i], eq + 1);
+        *eq = '=';
+        if (rc != LS_OK) {
+            ls_error_prefix("--set");
+            ls_config_free(cfg);
+            return cli_fail();
+        }
+    }
+    if (ls_config_validate(cfg) != LS_OK) {
+        ls_config_free(cfg);
+        return cli_fail();
+    }
+    if (out_opt) snprintf(out_dir, cap, "%s", out_opt);
+    else if (cfg->name[0]) snprintf(out_dir, cap, "results/%s%s", cfg->name, suffix);
+    else snprintf(out_dir, cap, "results/%016" PRIx64 "%s", ls_config_hash(cfg), suffix);
+    /* An existing directory must hold this very trial. */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.yaml", out_dir);
+    char *yaml_now = ls_config_to_yaml(cfg);
+    int rc = CLI_EXIT_OK;
+    if (access(path, R_OK) == 0) {
+        ls_trial_config old;
+        if (ls_config_load_file(path, &old) != LS_OK) rc = cli_fail();
+        else {
+            if (ls_config_hash(&old) != ls_config_hash(cfg)) {
+                ls_error("%s holds another trial (id %016" PRIx64 ", this one is %016" PRIx64 "); choose another --out",
+                         out_dir, ls_config_hash(&old), ls_config_hash(cfg));
+                rc = cli_fail();
+            }
+            ls_config_free(&old);
+        }
+    } else if (mkdir_p(out_dir) != LS_OK || write_text_file(out_dir, "config.yaml", yaml_now) != LS_OK) {
+        rc = cli_fail();
+    }
+    free(yaml_now);
+    if (rc != CLI_EXIT_OK) ls_config_free(cfg);
+    return rc;
+}
+
+static int run_and_write(const char *cmd, ls_trial_config *cfg, const char *out_dir, const char *adapter_dir, int quiet,
+                         int write_adapter) {
+    char ckpt[4200], adapter_out[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out_dir);
+    snprintf(adapter_out, sizeof adapter_out, "%s/adapter", out_dir);
+    progress_state ps = {quiet, isatty(2), 0};
+    ls_trial_hooks hooks = {
+        .train = {on_progress, NULL, should_stop, &ps},
+        .forecast_progress = on_forecast_progress,
+        .forecast_ctx = &ps,
+        .checkpoint_dir = write_adapter ? ckpt : NULL,
+        .adapter_dir = adapter_dir,
+    };
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    ls_trial_result r;
+    if (!quiet) fprintf(stderr, "lorasweep %s: trial %016" PRIx64 " -> %s\n", cmd, ls_config_hash(cfg), out_dir);
+    int rc = ls_trial_run(cfg, &hooks, &r);
+    int stopped = rc == LS_OK && r.train.step < cfg->train.max_steps;
+    if (rc == LS_OK && write_adapter && ls_lora_save_for(adapter_out, &r.adapter, &r.model_cfg, cfg->model.path) != LS_OK)
+        rc = LS_ERR;
+    char *curves = rc == LS_OK ? curves_csv(&r, cfg) : NULL, *metrics = rc == LS_OK ? metrics_json(&r, cfg, stopped) : NULL;
+    if (rc == LS_OK && write_adapter) rc = write_text_file(out_dir, "curves.csv", curves);
+    if (rc == LS_OK) rc = write_text_file(out_dir, "metrics.json", metrics);
+    if (rc == LS_OK && r.has_forecast) {
+        char *fc = forecasts_csv(&r.forecast);
+        rc = write_text_file(out_dir, "forecasts.csv", fc);
+        free(fc);
+    }
+    free(curves);
+    free(metrics);
+    int status = CLI_EXIT_OK;
+    if (rc != LS_OK) status = cli_fail();
+    else if (stopped) {
+        fprintf(stderr, "lorasweep %s: stopped at step %d of %d (checkpointed); run the same command to continue\n",
+                cmd, r.train.step, cfg->train.max_steps);
+        status = 3;
+    } else if (!quiet) {
+        fprintf(stderr, "lorasweep %s: done in %.1f s: train loss %.4f, val loss %.4f", cmd, r.wall_seconds,
+                r.final_train_loss, r.final_val_loss);
+        if (r.has_forecast)
+            fprintf(stderr, ", forecast MSE %.4g, MAE %.4g (%d failed samples)", r.forecast.mse_mean[LS_METRIC_BOTH],
+                    r.forecast.mae_mean[LS_METRIC_BOTH], r.forecast.failed_total);
+        fprintf(stderr, ", %.3g FLOPS\n", r.flops_total);
+    }
+    ls_trial_result_free(&r);
+    return status;
+}
+
+static int train_or_eval(int argc, char **argv, int is_eval) {
+    const char *cmd = is_eval ? "eval" : "train";
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'}, {"set", required_argument, 0, 's'}, {"adapter", required_argument, 0, 'a'},
+        {"quiet", no_argument, 0, 'q'},     {"help", no_argument, 0, 'h'},      {0, 0, 0, 0},
+    };
+    const char *out_opt = NULL, *adapter = NULL;
+    char **sets = ls_calloc((size_t)argc + 1, sizeof(char *));
+    int n_sets = 0, quiet = 0, c, rc;
+    while ((c = getopt_long(argc, argv, ":o:s:a:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out_opt = optarg; break;
+        case 's': sets[n_sets++] = optarg; break;
+        case 'a':
+            if (!is_eval) {
+                free(sets);
+                return cli_usage_error(cmd, "unknown option '--adapter'");
+            }
+            adapter = optarg;
+            break;
+        case 'q': quiet = 1; break;
+        case 'h':
+            free(sets);
+            fputs(is_eval ? eval_usage : train_usage, stdout);
+            return CLI_EXIT_OK;
+        default: free(sets); return cli_bad_option(cmd, argv);
+        }
+    }
+    if (optind + 1 != argc) {
+        free(sets);
+        return cli_usage_error(cmd, optind == argc ? "TRIAL.yaml is required" : "one TRIAL.yaml only");
+    }
+    ls_trial_config cfg;
+    char out_dir[4096];
+    if (is_eval) { /* no training: the base model, or the given adapter, as it is */
+        static char zero[] = "train.max_steps=0";
+        sets[n_sets++] = zero;
+    }
+    rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", &cfg, out_dir, sizeof out_dir);
+    free(sets);
+    if (rc != CLI_EXIT_OK) return rc;
+    rc = run_and_write(cmd, &cfg, out_dir, adapter, quiet, !is_eval);
+    ls_config_free(&cfg);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) { return train_or_eval(argc, argv, 0); }
+int cmd_eval(int argc, char **argv) { return train_or_eval(argc, argv, 1); }

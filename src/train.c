@@ -1,0 +1,348 @@
+/*
+ * train.c: token windows, optimisers and schedules, the training loop, checkpoints.
+ *
+ * The loop per step: take batch_size windows in the epoch's order (wrapping into the next epoch,
+ * so every batch is full), forward with the fused head loss, backward to the adapter, clip the
+ * global gradient norm, step the optimiser at the scheduled learning rate. The loss is the mean
+ * over the batch's target tokens; padding is never a target.
+ */
+#include "lorasweep/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lorasweep/common.h"
+#include "lorasweep/qwen2.h"
+#include "lorasweep/safetensors.h"
+
+/* ---- encoding and windows ----------------------------------------------------------------- */
+
+double ls_encoding_dataset_alpha(const ls_encoding *enc, const ls_dataset *ds, const int *systems, int n) {
+    if (enc->alpha > 0) return enc->alpha;
+    size_t per = (size_t)ds->steps * LS_LV_VARS, count = 0;
+    float *values = ls_malloc(sizeof(float) * per * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++, count += per) memcpy(values + count, ds->traj + (size_t)systems[i] * per, sizeof(float) * per);
+    double alpha = ls_llmtime_auto_alpha(values, count, enc->auto_percentile, enc->auto_target);
+    free(values);
+    return alpha;
+}
+
+double ls_encoding_alpha(const ls_encoding *enc, const ls_dataset *ds, int system, int steps, double dataset_alpha) {
+    if (enc->alpha > 0) return enc->alpha;
+    if (!enc->per_system) return dataset_alpha;
+    return ls_llmtime_auto_alpha(ds->traj + (size_t)system * ds->steps * LS_LV_VARS, (size_t)steps * LS_LV_VARS,
+                                 enc->auto_percentile, enc->auto_target);
+}
+
+int ls_windows_build(ls_window_set *out, const ls_dataset *ds, const int *systems, int n_systems,
+                     const ls_encoding *enc, double dataset_alpha, const ls_tokenizer *tok, int ctx, int stride) {
+    memset(out, 0, sizeof *out);
+    out->ctx = ctx;
+    int64_t cap_tokens = 0, cap_windows = 0;
+    ls_tokens ids = {0};
+    for (int i = 0; i < n_systems; i++) {
+        int s = systems[i];
+        ls_llmtime code = {ls_encoding_alpha(enc, ds, s, ds->steps, dataset_alpha), enc->decimals};
+        size_t len;
+        char *text = ls_llmtime_encode(&code, ds->traj + (size_t)s * ds->steps * LS_LV_VARS, ds->steps, LS_LV_VARS, &len);
+        if (!text) goto fail;
+        ids.n = 0;
+        int rc = ls_tokenizer_encode(tok, text, len, &ids);
+        free(text);
+        if (rc != LS_OK) goto fail;
+        ls_windows w;
+        if (ls_windows_make((int)ids.n, ctx, stride, &w) != LS_OK) goto fail;
+        if (out->n_tokens + (int64_t)ids.n > cap_tokens) {
+            cap_tokens = 2 * (out->n_tokens + (int64_t)ids.n);
+            out->tokens = ls_realloc(out->tokens, sizeof(int32_t) * (size_t)cap_tokens);
+        }
+        if (out->n_windows + w.count > cap_windows) {
+            cap_windows = 2 * (out->n_windows + w.count) + 16;
+            out->start = ls_realloc(out->start, sizeof(int64_t) * (size_t)cap_windows);
+            out->valid = ls_realloc(out->valid, sizeof(int) * (size_t)cap_windows);
+        }
+        for (int k = 0; k < w.count; k++) {
+            if (w.valid[k] < 2) continue; /* a window needs one next-token target */
+            out->start[out->n_windows] = out->n_tokens + w.start[k];
+            out->valid[out->n_windows++] = w.valid[k];
+        }
+        memcpy(out->tokens + out->n_tokens, ids.ids, sizeof(int32_t) * ids.n);
+        out->n_tokens += (int64_t)ids.n;
+        ls_windows_free(&w);
+    }
+    ls_tokens_free(&ids);
+    return LS_OK;
+fail:
+    ls_tokens_free(&ids);
+    ls_window_set_free(out);
+    return LS_ERR;
+}
+
+void ls_window_set_free(ls_window_set *w) {
+    free(w->tokens);
+    free(w->start);
+    free(w->valid);
+    memset(w, 0, sizeof *w);
+}
+
+/* Fill ids/targets (B * ctx) from windows order[0..B); returns the number of targets. */
+static long fill_batch(const ls_window_set *w, const int *order, int B, int32_t pad_id, int32_t *ids,
+                       int32_t *targets) {
+    long n_targets = 0;
+    for (int b = 0; b < B; b++) {
+        const int32_t *tok = w->tokens + w->start[order[b]];
+        int valid = w->valid[order[b]];
+        for (int t = 0; t < w->ctx; t++) {
+            ids[(size_t)b * w->ctx + t] = t < valid ? tok[t] : pad_id;
+            targets[(size_t)b * w->ctx + t] = t + 1 < valid ? tok[t + 1] : -1;
+        }
+        n_targets += valid - 1;
+    }
+    return n_targets;
+}
+
+/* ---- schedule ----------------------------------------------------------------------------- */
+
+float ls_train_lr(const ls_train_options *o, int step) {
+    if (o->warmup_steps > 0 && step <= o->warmup_steps) return o->lr * (float)step / (float)o->warmup_steps;
+    /* after warmup: constant, or decaying to lr * min_lr_ratio at max_steps */
+    int span = o->max_steps - o->warmup_steps;
+    double progress = span > 0 ? (double)(step - o->warmup_steps) / span : 1.0;
+    if (progress > 1) progress = 1;
+    double lo = o->lr * o->min_lr_ratio;
+    switch (o->schedule) {
+    case LS_SCHEDULE_LINEAR: return (float)(o->lr - (o->lr - lo) * progress);
+    case LS_SCHEDULE_COSINE: return (float)(lo + (o->lr - lo) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress)));
+    default: return o->lr;
+    }
+}
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+void ls_train_state_init(ls_train_state *st, const ls_lora *lora, const ls_model_config *cfg, int max_steps) {
+    memset(st, 0, sizeof *st);
+    ls_lora_like(&st->grads, lora, cfg);
+    ls_lora_like(&st->m, lora, cfg);
+    ls_lora_like(&st->v, lora, cfg);
+    st->capacity = max_steps;
+    st->train_loss = ls_calloc((size_t)(max_steps > 0 ? max_steps : 1), sizeof(float));
+    st->eval_step = ls_calloc((size_t)max_steps + 2, sizeof(int));
+    st->val_loss = ls_calloc((size_t)max_steps + 2, sizeof(float));
+}
+
+void ls_train_state_free(ls_train_state *st) {
+    if (st->grads.arena) ls_lora_free(&st->grads);
+    if (st->m.arena) ls_lora_free(&st->m);
+    if (st->v.arena) ls_lora_free(&st->v);
+    free(st->train_loss);
+    free(st->eval_step);
+    free(st->val_loss);
+    memset(st, 0, sizeof *st);
+}
+
+/* The order of epoch e: a Fisher-Yates shuffle seeded by (seed, e). */
+static void epoch_order(int *order, int n, uint64_t seed, int epoch) {
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch * 0xD1B54A32D192ED03ull + 1;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(ls_rng_next(&rng) % (uint64_t)(i + 1));
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* ---- evaluation --------------------------------------------------------------------------- */
+
+double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                         int batch_size, int max_windows, int32_t pad_id) {
+    int n = max_windows > 0 && max_windows < w->n_windows ? max_windows : w->n_windows;
+    if (n == 0) return NAN;
+    int B = batch_size < n ? batch_size : n;
+    ls_activations a;
+    if (ls_activations_init(&a, be, &m->cfg, lora, B, w->ctx) != LS_OK) return NAN;
+    int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)B * w->ctx), *targets = ls_malloc(sizeof(int32_t) * (size_t)B * w->ctx);
+    int *order = ls_malloc(sizeof(int) * (size_t)B);
+    double loss = 0;
+    long count = 0;
+    for (int w0 = 0; w0 < n; w0 += B) {
+        int b_now = n - w0 < B ? n - w0 : B;
+        for (int b = 0; b < b_now; b++) order[b] = w0 + b;
+        count += fill_batch(w, order, b_now, pad_id, ids, targets);
+        loss += ls_qwen2_forward(be, m, lora, &a, ids, targets, b_now, w->ctx, NULL, 1.0f);
+    }
+    free(ids);
+    free(targets);
+    free(order);
+    ls_activations_free(&a, be);
+    return count ? loss / (double)count : NAN;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const ls_window_set *train,
+                 const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks) {
+    if (train->n_windows == 0) return ls_error("the training split has no windows");
+    int B = o->batch_size, ctx = train->ctx, rc = LS_OK;
+    ls_activations a;
+    if (ls_activations_init(&a, be, &m->cfg, lora, B, ctx) != LS_OK) return LS_ERR;
+    int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)B * ctx), *targets = ls_malloc(sizeof(int32_t) * (size_t)B * ctx);
+    int *order = ls_malloc(sizeof(int) * (size_t)train->n_windows), *batch = ls_malloc(sizeof(int) * (size_t)B);
+    epoch_order(order, train->n_windows, o->seed, st->epoch);
+    double run_start = ls_now(), run_tokens = 0;
+    int first_step = st->step;
+
+    while (st->step < o->max_steps) {
+        if (hooks && hooks->should_stop && hooks->should_stop(hooks->ctx)) break;
+        double t0 = ls_now();
+        for (int b = 0; b < B; b++) {
+            if (st->cursor == train->n_windows) {
+                st->epoch++;
+                st->cursor = 0;
+                epoch_order(order, train->n_windows, o->seed, st->epoch);
+            }
+            batch[b] = order[st->cursor++];
+        }
+        long n_targets = fill_batch(train, batch, B, o->pad_id, ids, targets);
+        be->zero(st->grads.arena, sizeof(float) * st->grads.arena_floats);
+        double loss = ls_qwen2_forward(be, m, lora, &a, ids, targets, B, ctx, &st->grads, 1.0f / (float)n_targets);
+        if (!isfinite(loss)) {
+            rc = ls_error("step %d: the training loss is %s (try a lower learning rate)", st->step + 1,
+                          isnan(loss) ? "NaN" : "infinite");
+            break;
+        }
+        ls_qwen2_backward(be, m, lora, &a, &st->grads, B, ctx);
+        float norm = (float)sqrt(be->sum_squares(st->grads.arena, st->grads.arena_floats));
+        if (!isfinite(norm)) {
+            rc = ls_error("step %d: the gradient is not finite (try a lower learning rate)", st->step + 1);
+            break;
+        }
+        if (o->grad_clip > 0 && norm > o->grad_clip)
+            be->scale(st->grads.arena, o->grad_clip / norm, st->grads.arena_floats);
+        float lr = ls_train_lr(o, st->step + 1);
+        if (o->optimizer == LS_OPTIMIZER_ADAMW)
+            be->adamw(lora->arena, st->grads.arena, st->m.arena, st->v.arena, lora->arena_floats, lr, o->beta1,
+                      o->beta2, o->eps, o->weight_decay, st->step + 1);
+        else
+            be->sgd(lora->arena, st->grads.arena, st->m.arena, lora->arena_floats, lr, o->momentum, o->weight_decay,
+                    st->step + 1);
+        st->train_loss[st->step] = (float)(loss / (double)n_targets);
+        st->step++;
+        st->train_tokens += (double)n_targets;
+        run_tokens += (double)n_targets;
+        st->train_seconds += ls_now() - t0;
+
+        ls_train_progress p = {st->step, o->max_steps, st->train_loss[st->step - 1], NAN, lr, norm, 0, 0};
+        if ((o->eval_every > 0 && st->step % o->eval_every == 0) || st->step == o->max_steps) {
+            if (val && val->n_windows > 0) {
+                p.val_loss = (float)ls_train_evaluate(be, m, lora, val, B, o->val_max_windows, o->pad_id);
+                st->eval_step[st->n_evals] = st->step;
+                st->val_loss[st->n_evals++] = p.val_loss;
+            }
+        }
+        double elapsed = ls_now() - run_start;
+        p.tokens_per_s = run_tokens / elapsed;
+        p.eta_s = elapsed / (st->step - first_step) * (o->max_steps - st->step);
+        if (hooks && hooks->on_progress) hooks->on_progress(hooks->ctx, &p);
+        if (hooks && hooks->on_checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
+            st->step < o->max_steps && (rc = hooks->on_checkpoint(hooks->ctx, st, lora)) != LS_OK)
+            break;
+    }
+    /* A final (or interrupted) run always leaves a checkpoint to continue from. */
+    if (rc == LS_OK && hooks && hooks->on_checkpoint) rc = hooks->on_checkpoint(hooks->ctx, st, lora);
+    free(ids);
+    free(targets);
+    free(order);
+    free(batch);
+    ls_activations_free(&a, be);
+    return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls_lora *lora,
+                             const ls_model_config *cfg) {
+    (void)cfg;
+    char path[4096], step[32], epoch[32], cursor[32], tokens[40], seconds[40], n_evals[32];
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    snprintf(step, sizeof step, "%d", st->step);
+    snprintf(epoch, sizeof epoch, "%d", st->epoch);
+    snprintf(cursor, sizeof cursor, "%d", st->cursor);
+    snprintf(tokens, sizeof tokens, "%.17g", st->train_tokens);
+    snprintf(seconds, sizeof seconds, "%.17g", st->train_seconds);
+    snprintf(n_evals, sizeof n_evals, "%d", st->n_evals);
+    int n_steps = st->step > 0 ? st->step : 1, n_ev = st->n_evals > 0 ? st->n_evals : 1;
+    float *eval_step = ls_calloc((size_t)n_ev, sizeof(float));
+    for (int i = 0; i < st->n_evals; i++) eval_step[i] = (float)st->eval_step[i]; /* exact below 2^24 */
+    ls_st_write t[] = {
+        {.name = "lora", .dtype = LS_ST_F32, .rank = 1, .shape = {(int64_t)lora->arena_floats}, .data = lora->arena},
+        {.name = "optimizer.m", .dtype = LS_ST_F32, .rank = 1, .shape = {(int64_t)st->m.arena_floats}, .data = st->m.arena},
+        {.name = "optimizer.v", .dtype = LS_ST_F32, .rank = 1, .shape = {(int64_t)st->v.arena_floats}, .data = st->v.arena},
+        {.name = "train_loss", .dtype = LS_ST_F32, .rank = 1, .shape = {n_steps}, .data = st->train_loss},
+        {.name = "eval_step", .dtype = LS_ST_F32, .rank = 1, .shape = {n_ev}, .data = eval_step},
+        {.name = "val_loss", .dtype = LS_ST_F32, .rank = 1, .shape = {n_ev}, .data = st->val_loss},
+    };
+    ls_st_meta meta[] = {{"step", step}, {"epoch", epoch}, {"cursor", cursor}, {"train_tokens", tokens},
+                         {"train_seconds", seconds}, {"n_evals", n_evals}};
+    int rc = ls_safetensors_write(path, t, 6, meta, 6);
+    free(eval_step);
+    return rc;
+}
+
+static int meta_double(const ls_safetensors *f, const char *key, double *out) {
+    const char *v = ls_safetensors_meta(f, key);
+    if (!v || ls_parse_double(v, 0, 1e300, out) != LS_OK) return ls_error("%s: metadata '%s' is missing or bad", f->name, key);
+    return LS_OK;
+}
+
+static int read_vector(const ls_safetensors *f, const char *name, float *out, size_t n) {
+    const ls_st_tensor *t = ls_safetensors_find(f, name);
+    if (!t || t->dtype != LS_ST_F32 || t->numel != n)
+        return ls_error("%s: tensor '%s' is missing or has the wrong size (the checkpoint is from another trial?)",
+                        f->name, name);
+    return ls_safetensors_read_f32(f, t, out);
+}
+
+int ls_train_checkpoint_load(const char *dir, ls_train_state *st, ls_lora *lora, const ls_model_config *cfg) {
+    (void)cfg;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    ls_safetensors f;
+    if (ls_safetensors_open(path, &f) != LS_OK) return LS_ERR;
+    double step, epoch, cursor, n_evals;
+    int rc = LS_OK;
+    if (meta_double(&f, "step", &step) || meta_double(&f, "epoch", &epoch) || meta_double(&f, "cursor", &cursor) ||
+        meta_double(&f, "n_evals", &n_evals) || meta_double(&f, "train_tokens", &st->train_tokens) ||
+        meta_double(&f, "train_seconds", &st->train_seconds))
+        rc = LS_ERR;
+    if (rc == LS_OK && (step > st->capacity || n_evals > st->capacity + 2))
+        rc = ls_error("%s: the checkpoint is at step %.0f, beyond this run's %d steps", path, step, st->capacity);
+    const ls_st_tensor *losses = ls_safetensors_find(&f, "train_loss");
+    if (rc == LS_OK && (!losses || (double)losses->numel < step))
+        rc = ls_error("%s: the loss curve is shorter than the step count", path);
+    int ne = (int)n_evals > 0 ? (int)n_evals : 1;
+    float *eval_step = ls_calloc((size_t)ne, sizeof(float));
+    if (rc == LS_OK) rc = read_vector(&f, "lora", lora->arena, lora->arena_floats);
+    if (rc == LS_OK) rc = read_vector(&f, "optimizer.m", st->m.arena, st->m.arena_floats);
+    if (rc == LS_OK) rc = read_vector(&f, "optimizer.v", st->v.arena, st->v.arena_floats);
+    if (rc == LS_OK && step > 0) {
+        float *tl = ls_malloc(sizeof(float) * losses->numel);
+        rc = ls_safetensors_read_f32(&f, losses, tl);
+        memcpy(st->train_loss, tl, sizeof(float) * (size_t)step);
+        free(tl);
+    }
+    if (rc == LS_OK && n_evals > 0) rc = read_vector(&f, "eval_step", eval_step, (size_t)ne);
+    if (rc == LS_OK && n_evals > 0) rc = read_vector(&f, "val_loss", st->val_loss, (size_t)ne);
+    if (rc == LS_OK) {
+        st->step = (int)step;
+        st->epoch = (int)epoch;
+        st->cursor = (int)cursor;
+        st->n_evals = (int)n_evals;
+        for (int i = 0; i < st->n_evals; i++) st->eval_step[i] = (int)eval_step[i];
+    }
+    free(eval_step);
+    ls_safetensors_close(&f);
+    return rc;
+}

@@ -1,0 +1,267 @@
+/*
+ * trial.c: one trial, from configuration to results (see trial.h).
+ *
+ * The order of work is chosen so that a bad input fails in seconds, before any training: the
+ * tokenizer, the data and the split, the model, then the windows; training; the forecast last.
+ * FLOPS follow the course's rules (flops.h) for what actually ran: every training step,
+ * every validation pass (forward only), every generated sample.
+ */
+#include "lorasweep/trial.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lorasweep/common.h"
+#include "lorasweep/flops.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static ls_encoding encoding_of(const ls_trial_config *cfg) {
+    return (ls_encoding){
+        .alpha = cfg->encoding.alpha,
+        .per_system = cfg->encoding.alpha_scope == LS_CONFIG_SCOPE_SYSTEM,
+        .auto_percentile = cfg->encoding.alpha_percentile,
+        .auto_target = cfg->encoding.alpha_target,
+        .decimals = cfg->encoding.decimals,
+    };
+}
+
+static ls_train_options train_options_of(const ls_trial_config *cfg, int32_t pad_id) {
+    const ls_config_train *t = &cfg->train;
+    return (ls_train_options){
+        .batch_size = t->batch_size,
+        .max_steps = t->max_steps,
+        .optimizer = t->optimizer == LS_CONFIG_OPTIMIZER_SGD ? LS_OPTIMIZER_SGD : LS_OPTIMIZER_ADAMW,
+        .lr = (float)t->lr,
+        .beta1 = (float)t->beta1,
+        .beta2 = (float)t->beta2,
+        .eps = (float)t->eps,
+        .weight_decay = (float)t->weight_decay,
+        .momentum = (float)t->momentum,
+        .grad_clip = (float)t->grad_clip,
+        .schedule = t->schedule == LS_CONFIG_SCHEDULE_COSINE   ? LS_SCHEDULE_COSINE
+                    : t->schedule == LS_CONFIG_SCHEDULE_LINEAR ? LS_SCHEDULE_LINEAR
+                                                               : LS_SCHEDULE_CONSTANT,
+        .warmup_steps = t->warmup_steps,
+        .min_lr_ratio = (float)t->min_lr_ratio,
+        .eval_every = t->eval_every,
+        .val_max_windows = t->val_max_windows,
+        .checkpoint_every = t->checkpoint_every,
+        .seed = t->seed,
+        .pad_id = pad_id,
+    };
+}
+
+static ls_flops_lora flops_lora_of(const ls_lora *l) { return (ls_flops_lora){l->rank, l->targets, l->head_bias}; }
+
+/* The trainer's hooks have one context; the trial's adds the checkpoint directory to the
+ * caller's progress and stop hooks. */
+typedef struct {
+    const ls_trial_hooks *outer;
+    const char *dir;
+} trial_hooks_ctx;
+
+static void trial_progress(void *ctx, const ls_train_progress *p) {
+    const trial_hooks_ctx *t = ctx;
+    if (t->outer && t->outer->train.on_progress) t->outer->train.on_progress(t->outer->train.ctx, p);
+}
+
+static int trial_should_stop(void *ctx) {
+    const trial_hooks_ctx *t = ctx;
+    return t->outer && t->outer->train.should_stop && t->outer->train.should_stop(t->outer->train.ctx);
+}
+
+static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *lora) {
+    const trial_hooks_ctx *t = ctx;
+    if (!t->dir) return LS_OK;
+    if (mkdir(t->dir, 0777) != 0 && access(t->dir, W_OK) != 0)
+        return ls_error("%s: cannot create the checkpoint directory", t->dir);
+    return ls_train_checkpoint_save(t->dir, st, lora, NULL);
+}
+
+static const ls_backend *backend_of(const ls_trial_config *cfg) {
+    if (cfg->model.backend == LS_CONFIG_BACKEND_CUDA) {
+        ls_error("model.backend: cuda was asked for, but this build has no CUDA backend");
+        return NULL;
+    }
+    return ls_backend_cpu();
+}
+
+int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out) {
+    memset(out, 0, sizeof *out);
+    double t_start = ls_now();
+    out->id = ls_config_hash(cfg);
+    out->final_train_loss = out->final_val_loss = NAN;
+    const ls_backend *be = backend_of(cfg);
+    if (!be) return LS_ERR;
+    if (cfg->train.threads > 0) {
+#ifdef _OPENMP
+        omp_set_num_threads(cfg->train.threads);
+#endif
+        openblas_set_num_threads(cfg->train.threads);
+    }
+
+    int rc = LS_ERR;
+    ls_tokenizer *tok = NULL;
+    ls_dataset ds = {0};
+    ls_split split = {0};
+    ls_model model = {0};
+    ls_window_set train_w = {0}, val_w = {0};
+    char tok_path[4096];
+    if (cfg->resolved.tokenizer[0]) snprintf(tok_path, sizeof tok_path, "%s", cfg->resolved.tokenizer);
+    else snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", cfg->resolved.model_path);
+    if (!(tok = ls_tokenizer_load(tok_path))) goto done;
+    if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
+    if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
+        ls_error_prefix("%s: split", cfg->resolved.data_path);
+        goto done;
+    }
+    if (ls_model_load(cfg->resolved.model_path, &model) != LS_OK) goto done;
+    out->model_cfg = model.cfg;
+    if (cfg->train.ctx > model.cfg.max_positions) {
+        ls_error("train.ctx: %d is longer than the model's %d positions", cfg->train.ctx, model.cfg.max_positions);
+        goto done;
+    }
+    if (cfg->eval.systems > split.n_test) {
+        ls_error("eval.systems: %d, but the test split has %d systems", cfg->eval.systems, split.n_test);
+        goto done;
+    }
+
+    if (hooks && hooks->adapter_dir) {
+        if (ls_lora_load(hooks->adapter_dir, &model.cfg, &out->adapter) != LS_OK) goto done;
+    } else {
+        ls_lora_init(&out->adapter, &model.cfg, cfg->lora.rank, (float)ls_config_lora_alpha(cfg), cfg->lora.targets,
+                     cfg->lora.head_bias);
+        ls_lora_reset(&out->adapter, &model.cfg, cfg->lora.seed);
+    }
+    ls_encoding enc = encoding_of(cfg);
+    out->alpha = ls_encoding_dataset_alpha(&enc, &ds, split.train, split.n_train);
+    int32_t pad_id = model.cfg.eos_id >= 0 && model.cfg.eos_id < model.cfg.vocab_size ? model.cfg.eos_id : 0;
+    if (ls_windows_build(&train_w, &ds, split.train, split.n_train, &enc, out->alpha, tok, cfg->train.ctx,
+                         ls_config_stride(cfg)) != LS_OK ||
+        ls_windows_build(&val_w, &ds, split.val, split.n_val, &enc, out->alpha, tok, cfg->train.ctx,
+                         ls_config_stride(cfg)) != LS_OK)
+        goto done;
+    out->n_train_windows = train_w.n_windows;
+    out->n_val_windows = val_w.n_windows;
+
+    /* Training, resumed from the checkpoint when there is one. */
+    ls_train_options opt = train_options_of(cfg, pad_id);
+    ls_train_state_init(&out->train, &out->adapter, &model.cfg, cfg->train.max_steps);
+    const char *ckpt = hooks ? hooks->checkpoint_dir : NULL;
+    char state_path[4096];
+    if (ckpt) {
+        snprintf(state_path, sizeof state_path, "%s/state.safetensors", ckpt);
+        if (access(state_path, R_OK) == 0 && ls_train_checkpoint_load(ckpt, &out->train, &out->adapter, &model.cfg) != LS_OK)
+            goto done;
+    }
+    trial_hooks_ctx hctx = {hooks, ckpt};
+    ls_train_hooks th = {trial_progress, trial_checkpoint, trial_should_stop, &hctx};
+    if (cfg->train.max_steps > 0) {
+        if (ls_train_run(be, &model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th) != LS_OK) goto done;
+        int n = out->train.step < 10 ? out->train.step : 10;
+        double sum = 0;
+        for (int i = out->train.step - n; i < out->train.step; i++) sum += out->train.train_loss[i];
+        out->final_train_loss = n ? sum / n : NAN;
+    }
+    if (out->train.n_evals > 0 && out->train.eval_step[out->train.n_evals - 1] == out->train.step)
+        out->final_val_loss = out->train.val_loss[out->train.n_evals - 1];
+    else if (val_w.n_windows > 0 && out->train.step == cfg->train.max_steps)
+        out->final_val_loss =
+            ls_train_evaluate(be, &model, &out->adapter, &val_w, cfg->train.batch_size, cfg->train.val_max_windows, pad_id);
+
+    ls_flops_lora fl = flops_lora_of(&out->adapter);
+    double step_flops = 0, window_flops = 0, loss_flops = 0;
+    ls_flops_breakdown fwd;
+    if (ls_flops_train_step(&model.cfg, cfg->train.ctx, cfg->train.batch_size, &fl, &step_flops) != LS_OK ||
+        ls_flops_forward(&model.cfg, cfg->train.ctx, &fl, &fwd) != LS_OK || ls_flops_loss(&model.cfg, cfg->train.ctx, &loss_flops) != LS_OK)
+        goto done;
+    window_flops = fwd.total + loss_flops;
+    int val_windows = cfg->train.val_max_windows > 0 && cfg->train.val_max_windows < val_w.n_windows
+                          ? cfg->train.val_max_windows : val_w.n_windows;
+    out->flops_train = step_flops * out->train.step;
+    out->flops_validation = window_flops * val_windows * (out->train.n_evals + (out->train.n_evals == 0 && !isnan(out->final_val_loss)));
+
+    /* The forecast, once training is complete. */
+    if (cfg->eval.systems > 0 && out->train.step == cfg->train.max_steps) {
+        ls_forecast_options fo = {
+            .context_steps = cfg->eval.context_steps,
+            .forecast_steps = cfg->eval.forecast_steps,
+            .samples = cfg->eval.samples,
+            .max_new_tokens = cfg->eval.max_new_tokens,
+            .sampler = {cfg->eval.greedy, (float)cfg->eval.temperature, (float)cfg->eval.top_p, cfg->eval.top_k},
+            .grammar = cfg->eval.grammar,
+            .seed = cfg->eval.seed,
+        };
+        if (ls_forecast_run(be, &model, &out->adapter, tok, &ds, split.test, cfg->eval.systems, &enc, out->alpha, &fo,
+                            hooks ? hooks->forecast_progress : NULL, hooks ? hooks->forecast_ctx : NULL,
+                            &out->forecast) != LS_OK)
+            goto done;
+        out->has_forecast = 1;
+        /* What generation cost: per system, the mean prompt and mean new tokens per sample. */
+        ls_flops_gen g;
+        int K = cfg->eval.samples, S = cfg->eval.systems;
+        int prompt = (int)(out->forecast.prompt_tokens / S), fresh = (int)(out->forecast.generated_tokens / ((long)S * K));
+        if (fresh > 0 && ls_flops_generate(&model.cfg, &fl, prompt, fresh, K, &g) == LS_OK) out->flops_forecast = g.total * S;
+    }
+    out->flops_total = out->flops_train + out->flops_validation + out->flops_forecast;
+    rc = LS_OK;
+done:
+    out->wall_seconds = ls_now() - t_start;
+    ls_window_set_free(&train_w);
+    ls_window_set_free(&val_w);
+    ls_model_free(&model);
+    ls_split_free(&split);
+    ls_dataset_free(&ds);
+    ls_tokenizer_free(tok);
+    return rc;
+}
+
+void ls_trial_result_free(ls_trial_result *r) {
+    ls_train_state_free(&r->train);
+    ls_forecast_free(&r->forecast);
+    if (r->adapter.arena) ls_lora_free(&r->adapter);
+    memset(r, 0, sizeof *r);
+}
+
+int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", cfg->resolved.model_path);
+    ls_model_config mc;
+    if (ls_model_config_load(path, &mc) != LS_OK) return LS_ERR;
+    ls_flops_lora fl = {cfg->lora.rank, cfg->lora.targets, cfg->lora.head_bias};
+    double train = 0, step = 0, loss = 0;
+    ls_flops_breakdown fwd;
+    if (ls_flops_train_total(&mc, cfg->train.ctx, cfg->train.batch_size, cfg->train.max_steps, &fl, &train) != LS_OK ||
+        ls_flops_train_step(&mc, cfg->train.ctx, cfg->train.batch_size, &fl, &step) != LS_OK ||
+        ls_flops_forward(&mc, cfg->train.ctx, &fl, &fwd) != LS_OK || ls_flops_loss(&mc, cfg->train.ctx, &loss) != LS_OK)
+        return LS_ERR;
+    /* Tokens per step of text: two values of (one integer digit, '.', decimals, separator) with
+     * auto scaling; validation windows follow from the validation systems' text length. */
+    int per_step = 2 * (3 + cfg->encoding.decimals);
+    double systems = 1000, val_systems = (systems - cfg->split.test_systems) * cfg->split.val_fraction;
+    double windows_per_system = ceil(fmax(1.0, (100.0 * per_step - cfg->train.ctx) / ls_config_stride(cfg) + 1));
+    double val_windows = val_systems * windows_per_system;
+    if (cfg->train.val_max_windows > 0 && cfg->train.val_max_windows < val_windows) val_windows = cfg->train.val_max_windows;
+    int evals = cfg->train.max_steps == 0 ? 1
+                : cfg->train.eval_every > 0 ? cfg->train.max_steps / cfg->train.eval_every + (cfg->train.max_steps % cfg->train.eval_every != 0)
+                                            : 1;
+    double validation = evals * val_windows * (fwd.total + loss), forecast = 0;
+    if (cfg->eval.systems > 0) {
+        ls_flops_gen g;
+        if (ls_flops_generate(&mc, &fl, cfg->eval.context_steps * per_step, cfg->eval.forecast_steps * per_step,
+                              cfg->eval.samples, &g) != LS_OK)
+            return LS_ERR;
+        forecast = g.total * cfg->eval.systems;
+    }
+    (void)step;
+    *flops = train + validation + forecast;
+    return LS_OK;
+}
