@@ -42,6 +42,7 @@ int cmd_data_generate(int argc, char **argv);
 int cmd_data_info(int argc, char **argv);
 int cmd_data_encode(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 
 #endif
