@@ -43,6 +43,7 @@ int cmd_data_info(int argc, char **argv);
 int cmd_data_encode(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_model(int argc, char **argv); /* init, info */
 int cmd_flops(int argc, char **argv);
 
 #endif

@@ -65,9 +65,33 @@ typedef struct {
 } ls_model;
 
 /* Load config.json and model.safetensors (or the shards of model.safetensors.index.json) from a
- * checkpoint directory; bf16/f16/f32 tensors are converted to fp32. */
+ * checkpoint directory; bf16/f16/f32 tensors are converted to fp32. Every tensor is located and
+ * its shape checked before memory is allocated. On failure *out is zeroed (ls_model_free is
+ * still safe) and the error names the file and the tensor. */
 int ls_model_load(const char *dir, ls_model *out);
 void ls_model_free(ls_model *m);
+
+/* The size table behind the arena: every checkpoint tensor under cfg, in arena order (embed,
+ * final_norm, then per layer attn_norm wq bq wk bk wv bv wo mlp_norm wgate wup wdown, then
+ * lm_head only when not tied), with its Hugging Face name, shape and offset in the arena. */
+typedef struct {
+    char name[80];           /* "model.layers.3.self_attn.q_proj.weight" */
+    int rank;                /* 1 or 2 */
+    int64_t shape[2];
+    size_t offset, numel;    /* floats */
+} ls_model_tensor;
+/* Number of tensors (3 + 12 L when untied, one less when tied); fills list when non-NULL. */
+int ls_model_tensors(const ls_model_config *cfg, ls_model_tensor *list);
+/* Parameter count of the frozen model (the arena's size; a tied head counts once). */
+size_t ls_model_n_params(const ls_model_config *cfg);
+/* Allocate a zeroed arena for cfg and point every field into it (what ls_model_load fills). */
+void ls_model_alloc(ls_model *m, const ls_model_config *cfg);
+
+/* Built-in configurations: "tiny" (C 64, L 2, as golden/qwen2-tiny), "small" (C 256, L 4) and
+ * "qwen2.5-0.5b" (the real one). LS_ERR for another name. */
+int ls_model_config_preset(const char *name, ls_model_config *out);
+/* Write cfg as a Hugging Face config.json (every key a real Qwen2 config has); temp + rename. */
+int ls_model_config_save(const char *path, const ls_model_config *cfg);
 
 /* A LoRA adapter: for each layer and targeted projection y += scale * B (A x), plus an optional
  * trainable bias on the output head. All fp32, in one block. */
@@ -101,6 +125,9 @@ void ls_lora_free(ls_lora *lora);
  * bias as DIR/lm_head_bias.safetensors). Load checks shapes against cfg. */
 int ls_lora_load(const char *dir, const ls_model_config *cfg, ls_lora *out);
 int ls_lora_save(const char *dir, const ls_lora *lora, const ls_model_config *cfg);
+/* The same, recording base_model (a model directory or hub id, may be NULL) as
+ * base_model_name_or_path in adapter_config.json. */
+int ls_lora_save_for(const char *dir, const ls_lora *lora, const ls_model_config *cfg, const char *base_model);
 /* PEFT's tensor name of a pair: "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight". */
 void ls_lora_tensor_name(char *buf, size_t cap, int layer, ls_proj p, int is_b);
 

@@ -8,6 +8,7 @@ static const cli_command commands[] = {
     {"data", cmd_data, "generate, inspect and encode Lotka-Volterra data sets"},
     {"tokenize", cmd_tokenize, "encode text to Qwen token ids, or decode ids to text"},
     {"config", cmd_config, "show, check and document trial configuration files"},
+    {"model", cmd_model, "write a random checkpoint of a preset, or check and describe one"},
     {"flops", cmd_flops, "count the FLOPS of a training run and its evaluation"},
     {NULL, NULL, NULL},
 };
