@@ -10,6 +10,10 @@ static const cli_command commands[] = {
     {"config", cmd_config, "show, check and document trial configuration files"},
     {"model", cmd_model, "write a random checkpoint of a preset, or check and describe one"},
     {"flops", cmd_flops, "count the FLOPS of a training run and its evaluation"},
+    {"score", cmd_score, "mean next-token loss of a model (+ adapter) over lines of text"},
+    {"generate", cmd_generate, "continue a prompt with a model (+ adapter), greedy or sampled"},
+    {"train", cmd_train, "train one trial (a YAML file): LoRA, validation, forecast, FLOPS"},
+    {"eval", cmd_eval, "forecast the test systems with the base model or an adapter"},
     {NULL, NULL, NULL},
 };
 
