@@ -20,7 +20,6 @@
  */
 #include "lorasweep/config.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -79,7 +78,7 @@ static const ls_config_key config_keys[] = {
     ENUM_("encoding.alpha_scope", encoding.alpha_scope, scope_names, LS_CONFIG_SCOPE_DATASET,
           "auto alpha over every value of the data file, or per system over the steps it prints"),
     DBL_("encoding.alpha_percentile", encoding.alpha_percentile, 0, 100, OPEN_LO, 99,
-         "auto: alpha = percentile(|values|, alpha_percentile) / alpha_target"),
+         "auto: alpha = percentile of abs(values) at alpha_percentile, divided by alpha_target"),
     DBL_("encoding.alpha_target", encoding.alpha_target, 0, 1e6, OPEN_LO, 10,
          "auto: what that percentile prints as"),
     INT_("encoding.decimals", encoding.decimals, 0, 8, 3, "digits after the decimal point"),
@@ -643,8 +642,9 @@ static int claim(const reader *r, int *line_of, size_t index, const yaml_mark_t 
     return LS_OK;
 }
 
-/* The key scalar at r->ev, copied (keys are short; longer ones are unknown anyway). */
-static int read_key(const reader *r, const char *section, char *dst, size_t cap) {
+/* The key scalar at r->ev, copied for messages; *exact is 0 when the copy differs (cut, or control
+ * characters shown as '?'), and such a key is unknown anyway. */
+static int read_key(const reader *r, const char *section, char *dst, size_t cap, int *exact) {
     const yaml_event_t *e = &r->ev;
     if (check_plain_node(r, section) != LS_OK) return LS_ERR;
     if (e->type != YAML_SCALAR_EVENT || is_null_scalar(e)) {
@@ -653,7 +653,7 @@ static int read_key(const reader *r, const char *section, char *dst, size_t cap)
         return fail_at(r, &e->start_mark, section, "keys must be names, got %s", got);
     }
     show(dst, cap, (const char *)e->data.scalar.value, e->data.scalar.length);
-    if (strlen(dst) != e->data.scalar.length) dst[0] = '?'; /* cut or odd bytes: surely unknown */
+    *exact = strlen(dst) == e->data.scalar.length && !memcmp(dst, e->data.scalar.value, e->data.scalar.length);
     return LS_OK;
 }
 
@@ -677,10 +677,11 @@ static int read_section(reader *r, int sec, ls_trial_config *c, int *line_of) {
         if (next_event(r, sname) != LS_OK) return LS_ERR;
         if (r->ev.type == YAML_MAPPING_END_EVENT) return LS_OK;
         char key[64], dotted[96];
-        if (read_key(r, sname, key, sizeof key) != LS_OK) return LS_ERR;
+        int exact;
+        if (read_key(r, sname, key, sizeof key, &exact) != LS_OK) return LS_ERR;
         yaml_mark_t mark = r->ev.start_mark;
         snprintf(dotted, sizeof dotted, "%s.%s", sname, key);
-        const ls_config_key *k = ls_config_find(dotted);
+        const ls_config_key *k = exact ? ls_config_find(dotted) : NULL;
         if (!k) return unknown_key(r, &mark, dotted);
         if (claim(r, line_of, (size_t)(k - config_keys), &mark, k->key, "key") != LS_OK) return LS_ERR;
         if (next_event(r, k->key) != LS_OK || read_value(r, k, c) != LS_OK) return LS_ERR;
@@ -701,18 +702,20 @@ static int read_document(reader *r, ls_trial_config *c) {
             if (next_event(r, NULL) != LS_OK) return LS_ERR;
             if (r->ev.type == YAML_MAPPING_END_EVENT) break;
             char key[64];
-            if (read_key(r, NULL, key, sizeof key) != LS_OK) return LS_ERR;
+            int exact;
+            if (read_key(r, NULL, key, sizeof key, &exact) != LS_OK) return LS_ERR;
             yaml_mark_t mark = r->ev.start_mark;
-            int sec = section_index(key, strlen(key));
+            int dotted = memchr(r->ev.data.scalar.value, '.', r->ev.data.scalar.length) != NULL;
+            int sec = exact ? section_index(key, strlen(key)) : -1;
             if (sec >= 0) {
                 if (claim(r, line_of, KEY_COUNT + (size_t)sec, &mark, key, "section") != LS_OK ||
                     next_event(r, key) != LS_OK || read_section(r, sec, c, line_of) != LS_OK)
                     return LS_ERR;
                 continue;
             }
-            const ls_config_key *k = ls_config_find(key); /* "name", or a dotted "train.lr" */
+            const ls_config_key *k = exact ? ls_config_find(key) : NULL; /* "name", or "train.lr" */
             if (!k) {
-                if (strchr(key, '.')) return unknown_key(r, &mark, key);
+                if (dotted) return unknown_key(r, &mark, key);
                 char hint[320], names[256];
                 suggest(hint, sizeof hint, key, 1);
                 if (!hint[0]) {
@@ -1022,7 +1025,9 @@ static long utf8_next(const unsigned char *s, size_t n, size_t *used) {
     return cp;
 }
 
-/* A double-quoted YAML string in ASCII: \" \\ and \x / \u / \U escapes for everything else. */
+/* A double-quoted string that is valid YAML and valid JSON alike: \" \\ \n \t, \uXXXX for the rest
+ * of the BMP outside printable ASCII (so YAML's line breaks NEL, LS and PS never appear raw), and
+ * raw UTF-8 above U+FFFF (YAML readers refuse the surrogate pairs JSON would use instead). */
 static void put_quoted(sbuf *b, const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
@@ -1030,12 +1035,13 @@ static void put_quoted(sbuf *b, const char *s) {
     for (size_t i = 0; i < n;) {
         size_t used;
         long cp = utf8_next(p + i, n - i, &used);
+        if (cp < 0) cp = 0xFFFD; /* not UTF-8: only from C callers */
         if (cp == '"' || cp == '\\') sb_printf(b, "\\%c", (char)cp);
+        else if (cp == '\n') sb_puts(b, "\\n");
+        else if (cp == '\t') sb_puts(b, "\\t");
         else if (cp >= 0x20 && cp < 0x7F) sb_add(b, (const char *)p + i, 1);
-        else if (cp < 0) sb_printf(b, "\\x%02X", p[i]); /* not UTF-8: only from C callers */
-        else if (cp < 0x100) sb_printf(b, "\\x%02X", (unsigned)cp);
-        else if (cp < 0x10000) sb_printf(b, "\\u%04lX", cp);
-        else sb_printf(b, "\\U%08lX", cp);
+        else if (cp < 0x10000) sb_printf(b, "\\u%04lx", cp);
+        else sb_add(b, (const char *)p + i, used); /* raw UTF-8: YAML readers reject surrogate pairs */
         i += used;
     }
     sb_puts(b, "\"");
@@ -1110,60 +1116,60 @@ char *ls_config_to_yaml(const ls_trial_config *c) {
     return b.p;
 }
 
+/* Written by hand rather than with cJSON: cJSON prints doubles to 15 digits when they compare
+ * equal within a relative epsilon, which loses exactness (and 2^53 - 1 becomes 9.0e15). */
 char *ls_config_to_json(const ls_trial_config *c) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *sec = NULL;
+    sbuf b = {0};
     const ls_config_key *prev = NULL;
+    sb_puts(&b, "{");
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const ls_config_key *k = &config_keys[i];
         size_t sl = section_len(k);
-        if (sl && (!prev || section_len(prev) != sl || memcmp(prev->key, k->key, sl))) {
-            char name[32];
-            snprintf(name, sizeof name, "%.*s", (int)sl, k->key);
-            sec = cJSON_AddObjectToObject(root, name);
+        int new_section = sl && (!prev || section_len(prev) != sl || memcmp(prev->key, k->key, sl));
+        int in_section = prev && section_len(prev) > 0;
+        if (new_section || (!sl && in_section)) {
+            if (in_section) sb_puts(&b, "\n  }");
         }
-        cJSON *into = sl ? sec : root;
-        const char *name = k->key + (sl ? sl + 1 : 0);
+        if (prev) sb_puts(&b, ",");
+        if (new_section) sb_printf(&b, "\n  \"%.*s\": {", (int)sl, k->key);
+        sb_printf(&b, "\n%s\"%s\": ", sl ? "    " : "  ", k->key + (sl ? sl + 1 : 0));
         const void *f = cfield_of(c, k);
-        cJSON *v = NULL;
+        char num[64];
         switch (k->type) {
-        case LS_CONFIG_INT: v = cJSON_CreateNumber(*(const int *)f); break;
-        case LS_CONFIG_U64: v = cJSON_CreateNumber((double)*(const uint64_t *)f); break;
-        case LS_CONFIG_DOUBLE: v = cJSON_CreateNumber(*(const double *)f); break;
-        case LS_CONFIG_AUTO_NUM:
-            v = *(const double *)f == LS_CONFIG_ALPHA_AUTO ? cJSON_CreateString("auto")
-                                                           : cJSON_CreateNumber(*(const double *)f);
-            break;
-        case LS_CONFIG_BOOL: v = cJSON_CreateBool(*(const bool *)f); break;
-        case LS_CONFIG_STRING: v = cJSON_CreateString(*(char *const *)f); break;
+        case LS_CONFIG_STRING: put_quoted(&b, *(char *const *)f); break;
         case LS_CONFIG_ENUM: {
-            char *s = ls_config_value_yaml(c, k);
-            v = cJSON_CreateString(s);
-            free(s);
+            char *v = ls_config_value_yaml(c, k);
+            put_quoted(&b, v);
+            free(v);
             break;
         }
+        case LS_CONFIG_AUTO_NUM:
+            if (*(const double *)f == LS_CONFIG_ALPHA_AUTO) {
+                sb_puts(&b, "\"auto\"");
+                break;
+            }
+            format_double(num, sizeof num, *(const double *)f);
+            sb_puts(&b, num);
+            break;
         case LS_CONFIG_FLAGS: {
             unsigned m = *(const unsigned *)f;
-            v = cJSON_CreateArray();
+            int first = 1;
+            sb_puts(&b, "[");
             for (int j = 0; k->names[j]; j++)
-                if (m & (1u << j)) cJSON_AddItemToArray(v, cJSON_CreateString(k->names[j]));
+                if (m & (1u << j)) {
+                    sb_printf(&b, "%s\"%s\"", first ? "" : ", ", k->names[j]);
+                    first = 0;
+                }
+            sb_puts(&b, "]");
             break;
         }
+        default: put_value(&b, c, k); break; /* numbers and booleans: the YAML text is JSON too */
         }
-        if (!v) abort(); /* cJSON allocation failure */
-        cJSON_AddItemToObject(into, name, v);
         prev = k;
     }
-    char *json = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!json) abort();
-    /* into our allocator's memory, with the final newline the YAML writer also ends with */
-    size_t n = strlen(json);
-    char *out = ls_malloc(n + 2);
-    memcpy(out, json, n);
-    memcpy(out + n, "\n", 2);
-    cJSON_free(json);
-    return out;
+    if (prev && section_len(prev) > 0) sb_puts(&b, "\n  }");
+    sb_puts(&b, "\n}\n");
+    return b.p;
 }
 
 uint64_t ls_config_hash(const ls_trial_config *c) {

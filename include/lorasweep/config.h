@@ -202,7 +202,8 @@ void ls_config_free(ls_trial_config *c);
 /* Every key, in table order, as YAML in block style (malloc'ed, ends with a newline): the
  * resolved record of a trial. Paths as written; numbers in their shortest exact form (doubles
  * always with a '.', e.g. 1.0e-05, so that any YAML reader types them as floats); strings
- * double-quoted, ASCII only (other characters as \u escapes). ls_config_load_string of it gives
+ * double-quoted with escapes that JSON shares (\" \\ \n \t \uXXXX; only characters above U+FFFF
+ * stay raw UTF-8), so a string's text is a JSON string too. ls_config_load_string of it gives
  * back an equal config with the same hash. */
 char *ls_config_to_yaml(const ls_trial_config *c);
 /* The same keys as a JSON object of sections (malloc'ed, pretty-printed). Also loadable YAML. */

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# cli_config.sh LORASWEEP SHARED_DIR: `lorasweep config show|check|doc` end to end, its errors, and
+# docs/config.md kept identical to `lorasweep config doc`. Needs nothing from SHARED_DIR.
+set -uo pipefail
+LS=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+fails=0; passes=0
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+check() { # check NAME EXPECTED ACTUAL
+  if [ "$2" == "$3" ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: expected [$2] got [$3]"; fails=$((fails + 1)); fi
+}
+# expect_error NAME EXPECTED_RC STDERR_PATTERN ARGS...: that exit status (below 128), exactly one
+# stderr line starting with "lorasweep" and matching the pattern, nothing on stdout.
+expect_error() {
+  local name=$1 want_rc=$2 pattern=$3; shift 3
+  "$LS" config "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local lines; lines=$(wc -l <"$T/err")
+  if [ $rc -eq "$want_rc" ] && [ $rc -lt 128 ] && [ "$lines" = 1 ] && grep -q '^lorasweep' "$T/err" \
+     && grep -qE -- "$pattern" "$T/err" && [ ! -s "$T/out" ]; then
+    echo "ok   $name: $(cat "$T/err")"; passes=$((passes + 1))
+  else
+    echo "FAIL $name: rc=$rc (want $want_rc), pattern [$pattern], stdout $(wc -c <"$T/out") bytes, stderr:"
+    cat "$T/err"; fails=$((fails + 1))
+  fi
+}
+
+mkdir -p "$T/sweep"
+cat >"$T/sweep/trial.yaml" <<'EOF'
+# a small trial
+name: cli-test
+model: {path: ../models/tiny}
+data:
+  path: /data/lv.h5
+train:
+  lr: 3e-4        # written as 3e-4, printed as 0.0003
+  ctx: 256
+lora:
+  targets: [v_proj, q_proj]
+EOF
+
+# show: every key, canonical, with the resolved paths and the id in comments
+"$LS" config show "$T/sweep/trial.yaml" >"$T/show.yaml" 2>"$T/err"
+check "show exit" "0" "$?"
+check "show: no stderr" "0" "$(wc -c <"$T/err" | tr -d ' ')"
+check "show: lr canonical" "  lr: 0.0003" "$(grep '^  lr:' "$T/show.yaml")"
+check "show: targets in ls_proj order" "  targets: [q_proj, v_proj]" "$(grep '^  targets:' "$T/show.yaml")"
+check "show: path as written" '  path: "../models/tiny"' "$(grep '^  path: "../models' "$T/show.yaml")"
+check "show: resolved path" "# model.path resolves to $T/sweep/../models/tiny" "$(grep '^# model.path' "$T/show.yaml")"
+check "show: every key" "$("$LS" config doc | grep -c '^| `')" "$(grep -vc '^#\|^[a-z]*:$' "$T/show.yaml")"
+id=$("$LS" config check "$T/sweep/trial.yaml" | sed 's/.*id //')
+check "show: id as check's" "# id $id" "$(grep '^# id' "$T/show.yaml")"
+check "id is 16 hex digits" "1" "$(echo "$id" | grep -cE '^[0-9a-f]{16}$')"
+# the shown YAML is a trial file again, with the same id (from another directory: paths differ, id not)
+sed -i 's|path: "/data/lv.h5"|path: "/data/lv.h5"|' "$T/show.yaml"
+check "show output reloads, same id" "$T/show.yaml: ok, id $id" "$("$LS" config check "$T/show.yaml")"
+# JSON: loads as a trial too, with the same id
+"$LS" config show "$T/sweep/trial.yaml" --json >"$T/show.json"
+check "json is JSON" "cli-test 0.0003 256" \
+  "$(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["name"], d["train"]["lr"], d["train"]["ctx"])' "$T/show.json")"
+check "json reloads, same id" "$T/show.json: ok, id $id" "$("$LS" config check "$T/show.json")"
+# --set
+check "--set changes the value" "  lr: 0.01" \
+  "$("$LS" config show "$T/sweep/trial.yaml" --set train.lr=0.01 | grep '^  lr:')"
+check "--set list" "  targets: [q_proj, k_proj, v_proj]" \
+  "$("$LS" config show "$T/sweep/trial.yaml" --set 'lora.targets=[k_proj, v_proj, q_proj]' | grep '^  targets:')"
+check "--set last wins" "  rank: 16" \
+  "$("$LS" config show "$T/sweep/trial.yaml" --set lora.rank=8 --set lora.rank=16 | grep '^  rank:')"
+check "--set changes the id" "1" "$("$LS" config check "$T/sweep/trial.yaml" --set train.seed=1 | grep -vc "$id")"
+check "--set to the same value keeps the id" "$T/sweep/trial.yaml: ok, id $id" \
+  "$("$LS" config check "$T/sweep/trial.yaml" --set train.ctx=256.0)"
+# the id ignores comments, order and style
+printf 'lora: {targets: [q_proj, v_proj]}\ntrain: {ctx: 256, lr: 0.0003}\ndata: {path: "/data/lv.h5"}\nmodel.path: ../models/tiny\nname: cli-test\n' >"$T/other.yaml"
+check "same keys, other form: same id" "$T/other.yaml: ok, id $id" "$("$LS" config check "$T/other.yaml")"
+check "--help" "0" "$("$LS" config show --help >/dev/null; echo $?)"
+check "config --help" "0" "$("$LS" config --help >/dev/null; echo $?)"
+check "config listed" "1" "$("$LS" --help | grep -c '^  config ')"
+
+# the example trial and the documentation
+check "sweep/trial-example.yaml is valid" "0" "$("$LS" config check "$ROOT/sweep/trial-example.yaml" >/dev/null; echo $?)"
+sed -n '/<!-- BEGIN example trial -->/,/<!-- END example trial -->/p' "$ROOT/docs/config.md" | sed '1,2d;$d' | sed '$d' >"$T/doc-example.yaml"
+check "docs/config.md example is valid" "0" "$("$LS" config check "$T/doc-example.yaml" >/dev/null; echo $?)"
+check "docs/config.md example names every key" "$("$LS" config doc | grep -c '^| `')" \
+  "$(grep -c '^  [a-z_0-9]*:\|^name:' "$T/doc-example.yaml")"
+sed -n '/<!-- BEGIN lorasweep config doc -->/,/<!-- END lorasweep config doc -->/p' "$ROOT/docs/config.md" | sed '1d;$d' >"$T/doc.md"
+"$LS" config doc >"$T/doc-now.md"
+if cmp -s "$T/doc.md" "$T/doc-now.md"; then check "docs/config.md reference is current" same same
+else check "docs/config.md reference is current (regenerate it from 'lorasweep config doc')" same differs
+  diff "$T/doc.md" "$T/doc-now.md" | head -20; fi
+
+# errors: one line, exit 1 for a bad file, 2 for a bad command line
+expect_error "missing file" 1 "nope.yaml: cannot open" check "$T/nope.yaml"
+expect_error "a directory" 1 "cannot read" show "$T/sweep"
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  lrr: 1\n' >"$T/unknown.yaml"
+expect_error "unknown key" 1 "unknown.yaml:4: train.lrr: unknown key \(did you mean train.lr\?\)" check "$T/unknown.yaml"
+expect_error "unknown key (show)" 1 "unknown.yaml:4: train.lrr" show "$T/unknown.yaml" --json
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: "512"\n' >"$T/type.yaml"
+expect_error "wrong type" 1 'type.yaml:4: train.ctx: expected an integer, got the string "512"' check "$T/type.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 512\n  lr: -1\n' >"$T/range.yaml"
+expect_error "out of range" 1 'range.yaml:5: train.lr: -1 is out of range \(0, 10\]' check "$T/range.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain: {optimizer: adam}\n' >"$T/enum.yaml"
+expect_error "bad name" 1 "enum.yaml:3: train.optimizer: 'adam' is not one of adamw, sgd" check "$T/enum.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 5\n  ctx: 6\n' >"$T/dup.yaml"
+expect_error "duplicate key" 1 "dup.yaml:5: train.ctx: duplicate key \(first on line 4\)" check "$T/dup.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain: 5\n' >"$T/sect.yaml"
+expect_error "section not a mapping" 1 "sect.yaml:3: train: expected a mapping" check "$T/sect.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain: {lr: 0.1\n' >"$T/syntax.yaml"
+expect_error "syntax error" 1 "syntax.yaml:4: train: YAML syntax error" check "$T/syntax.yaml"
+printf 'a: &a [x]\nb: *a\n' >"$T/alias.yaml"
+expect_error "anchors" 1 "alias.yaml:1: " check "$T/alias.yaml"
+printf 'data: {path: d}\n' >"$T/required.yaml"
+expect_error "required key" 1 "required.yaml: model.path is required" check "$T/required.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain: {ctx: 256, stride: 300}\n' >"$T/cross.yaml"
+expect_error "cross-key rule" 1 "cross.yaml: train.stride: 300 is more than train.ctx \(256\)" show "$T/cross.yaml"
+printf '\xff\xfe\xfd' >"$T/binary.yaml"
+expect_error "binary file" 1 "binary.yaml:1: YAML syntax error" check "$T/binary.yaml"
+head -c 1100000 /dev/zero | tr '\0' '#' >"$T/big.yaml"
+expect_error "too large" 1 "big.yaml: too large" check "$T/big.yaml"
+expect_error "unknown option" 2 "^lorasweep config show: unknown option '--frobnicate'" show "$T/sweep/trial.yaml" --frobnicate
+expect_error "--json on check" 2 "unknown option '--json'" check "$T/sweep/trial.yaml" --json
+expect_error "no file" 2 "a trial file is required" show
+expect_error "two files" 2 "unexpected argument" check "$T/sweep/trial.yaml" "$T/other.yaml"
+expect_error "--set without =" 2 "--set wants KEY=VALUE" show "$T/sweep/trial.yaml" --set train.lr
+expect_error "--set unknown key" 2 "--set train.lrr: unknown key" show "$T/sweep/trial.yaml" --set train.lrr=1
+expect_error "--set bad value" 2 "--set train.lr: 'fast' is not a number" check "$T/sweep/trial.yaml" --set train.lr=fast
+expect_error "--set missing value" 2 "option '--set' needs a value" show "$T/sweep/trial.yaml" --set
+expect_error "unknown subcommand" 2 "unknown command 'lorasweep config frob'" frob
+expect_error "doc with argument" 2 "unexpected argument" doc extra
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
