@@ -39,8 +39,8 @@ static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const scope_names[] = {"dataset", "system", NULL};
 static const char *const optimizer_names[] = {"adamw", "sgd", NULL};
 static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
-/* PEFT's names in ls_proj order (model.h); ls_proj_names is defined with the model loader,
- * which this module does not need, so the list is repeated here and tested against it. */
+/* PEFT's names in ls_proj order (model.h). The table's name lists end with NULL and
+ * ls_proj_names does not, so the names are repeated here; test_config checks that they match. */
 static const char *const proj_names[] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                          "gate_proj", "up_proj", "down_proj", NULL};
 _Static_assert(sizeof proj_names / sizeof proj_names[0] == LS_PROJ_COUNT + 1, "one name per ls_proj");

@@ -166,6 +166,7 @@ static void test_table(void **state) {
     assert_string_equal(t->names[LS_PROJ_V], "v_proj");
     assert_string_equal(t->names[LS_PROJ_GATE], "gate_proj");
     assert_string_equal(t->names[LS_PROJ_DOWN], "down_proj");
+    for (int p = 0; p < LS_PROJ_COUNT; p++) assert_string_equal(t->names[p], ls_proj_names[p]);
     assert_null(t->names[LS_PROJ_COUNT]);
     ls_config_free(&def);
 }
