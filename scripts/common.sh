@@ -6,7 +6,7 @@ SHARED=${LS_SHARED_DIR:-$ROOT/../shared}
 JOBS=${JOBS:-$(nproc)}
 
 APT_PACKAGES=(build-essential cmake pkg-config git
-  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libopenblas-dev libyaml-dev
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libopenblas-dev libopenblas-openmp-dev libyaml-dev
   libcjson-dev libpcre2-dev libutf8proc-dev libgsl-dev libcmocka-dev
   python3 python3-h5py python3-numpy npm ca-certificates xz-utils)
 

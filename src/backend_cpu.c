@@ -46,6 +46,29 @@ static float *thread_scratch(size_t n) {
     return buf;
 }
 
+/* exp(x) for x <= 0, as softmax needs it after subtracting the maximum. Written to vectorise
+ * (no libm call): e^x = 2^n 2^f with n = round(x log2 e) and |f| <= 1/2, 2^f from Cephes' exp2f
+ * polynomial. Relative error below 2e-7 (tested against expf in test_backend_cpu); inputs below
+ * -87 return e^-87, whose contribution to any sum next to e^0 = 1 is nil in float. */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float t = x * 1.44269504088896341f;
+    int n = (int)(t - 0.5f); /* t <= 0: truncating t - 1/2 rounds to nearest */
+    float f = t - (float)n;
+    float p = 1.535336188319500e-4f;
+    p = p * f + 1.339887440266574e-3f;
+    p = p * f + 9.618437357674640e-3f;
+    p = p * f + 5.550332471162809e-2f;
+    p = p * f + 2.402264791363012e-1f;
+    p = p * f + 6.931472028550421e-1f;
+    p = p * f + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = (n + 127) << 23};
+    return p * scale.f;
+}
+
 /* ---- matrix products and simple elementwise ops ------------------------------------------ */
 
 static void cpu_matmul(float *c, const float *a, const float *b, int m, int n, int k, int trans_a, int trans_b,
@@ -159,11 +182,18 @@ static void cpu_rope_backward(float *dx, int rows, int T, int pos0, int heads, i
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
-/* OpenBLAS to one thread while OpenMP runs heads in parallel; restored afterwards. */
+/* OpenBLAS to one thread while OpenMP runs heads in parallel; restored afterwards. The OpenMP
+ * build of OpenBLAS already runs single-threaded inside a parallel region, and there
+ * openblas_set_num_threads would change the program's OpenMP thread count: leave it alone. */
 static int blas_threads_single(void) {
+    if (openblas_get_parallel() == 2) return 0;
     int n = openblas_get_num_threads();
     openblas_set_num_threads(1);
     return n;
+}
+
+static void blas_threads_restore(int n) {
+    if (n > 0) openblas_set_num_threads(n);
 }
 
 /* Softmax of row i of s (T_k wide) over keys 0..last (the rest masked to 0); returns the
@@ -172,7 +202,8 @@ static float softmax_row(float *s, int last, int T_k) {
     float mx = -INFINITY;
     for (int j = 0; j <= last; j++) mx = s[j] > mx ? s[j] : mx;
     float sum = 0;
-    for (int j = 0; j <= last; j++) sum += (s[j] = expf(s[j] - mx));
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j <= last; j++) sum += (s[j] = exp_nonpositive(s[j] - mx));
     float inv = 1.0f / sum;
     for (int j = 0; j <= last; j++) s[j] *= inv;
     for (int j = last + 1; j < T_k; j++) s[j] = 0;
@@ -196,7 +227,7 @@ static void cpu_attention_forward(float *out, float *lse, const float *q, const 
         for (int i = 0; i < T; i++) lse[(size_t)bh * T + i] = softmax_row(S + (size_t)i * T, i, T);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, ldk, 0.0f, O, ldq);
     }
-    openblas_set_num_threads(saved);
+    blas_threads_restore(saved);
 }
 
 /* With P = softmax(S): dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
@@ -232,7 +263,7 @@ static void cpu_attention_backward(float *dq, float *dk, float *dv, const float 
                 float *p = P + (size_t)i * T, *dp = dP + (size_t)i * T, D = 0;
                 for (int d = 0; d < hd; d++) D += dO[(size_t)i * ldq + d] * O[(size_t)i * ldq + d];
                 for (int j = 0; j <= i; j++) {
-                    p[j] = expf(p[j] - L[i]);
+                    p[j] = exp_nonpositive(p[j] - L[i]);
                     dp[j] = p[j] * (dp[j] - D);
                 }
                 for (int j = i + 1; j < T; j++) p[j] = dp[j] = 0;
@@ -242,7 +273,7 @@ static void cpu_attention_backward(float *dq, float *dk, float *dv, const float 
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
         }
     }
-    openblas_set_num_threads(saved);
+    blas_threads_restore(saved);
 }
 
 static void cpu_attention_cached(float *out, const float *q, const float *k_cache, const float *v_cache, int B,
@@ -264,7 +295,7 @@ static void cpu_attention_cached(float *out, const float *q, const float *k_cach
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T_new, hd, T_total, 1.0f, S, T_total, V, ldk, 0.0f,
                     O, ldq);
     }
-    openblas_set_num_threads(saved);
+    blas_threads_restore(saved);
 }
 
 /* ---- SwiGLU -------------------------------------------------------------------------------- */
@@ -322,12 +353,15 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
                 for (int j = 0; j < V; j++) z[j] += bias[j];
             float mx = -INFINITY;
             for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-            float sum = 0;
-            for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
-            float lse = mx + logf(sum);
-            row_loss[r] = (double)lse - z[t];
+            float zt = z[t], sum = 0;
+            /* one exponential per logit: kept for the gradient, softmax = e / sum */
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < V; j++) sum += (z[j] = exp_nonpositive(z[j] - mx));
+            row_loss[r] = (double)(mx + logf(sum)) - zt;
             if (dx) {
-                for (int j = 0; j < V; j++) z[j] = expf(z[j] - lse) * grad_scale;
+                float k = grad_scale / sum;
+#pragma omp simd
+                for (int j = 0; j < V; j++) z[j] *= k;
                 z[t] -= grad_scale;
             }
         }

@@ -14,6 +14,7 @@ static const cli_command commands[] = {
     {"generate", cmd_generate, "continue a prompt with a model (+ adapter), greedy or sampled"},
     {"train", cmd_train, "train one trial (a YAML file): LoRA, validation, forecast, FLOPS"},
     {"eval", cmd_eval, "forecast the test systems with the base model or an adapter"},
+    {"bench", cmd_bench, "time a training step against this machine's sgemm"},
     {NULL, NULL, NULL},
 };
 
