@@ -1,0 +1,291 @@
+/*
+ * test_backend.c: every op of the backend table against a plain double-precision reference, and
+ * every backward against finite differences of its forward. Table-driven over the backends this
+ * build has (the CPU one here; a CUDA build adds its own and is held to the same checks).
+ */
+#include <math.h>
+
+#include "lorasweep/backend.h"
+#include "lorasweep/common.h"
+#include "testing.h"
+
+static uint64_t rng = 42;
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(ls_rng_uniform(&rng) * 2 - 1) * scale;
+}
+static float *fresh(size_t n, float scale) {
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    fill(x, n, scale);
+    return x;
+}
+static double rel_err(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static const ls_backend *backends[2];
+static int n_backends;
+
+static void test_matmul(void **state) {
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        int m = 5, n = 7, k = 3;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                float *a = fresh((size_t)m * k, 1), *b = fresh((size_t)k * n, 1), *c = fresh((size_t)m * n, 1);
+                double ref[35];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double s = 0;
+                        for (int p = 0; p < k; p++) s += (double)(ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+                        ref[i * n + j] = 2.0 * s + 0.5 * c[i * n + j];
+                    }
+                be->matmul(c, a, b, m, n, k, ta, tb, 2.0f, 0.5f);
+                assert_true(rel_err(c, ref, (size_t)m * n) < 1e-6);
+                free(a), free(b), free(c);
+            }
+    }
+}
+
+/* Finite-difference check of a backward: f is a scalar function of x (sum of w * forward(x)),
+ * analytic its gradient. */
+typedef double (*scalar_fn)(const ls_backend *be, float *x, void *ctx);
+static void check_fd(const ls_backend *be, scalar_fn f, float *x, size_t n, const float *analytic, void *ctx,
+                     double tol, const char *what) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        float keep = x[i];
+        float h = 1e-2f * (fabsf(keep) > 1 ? fabsf(keep) : 1);
+        x[i] = keep + h;
+        double up = f(be, x, ctx);
+        x[i] = keep - h;
+        double down = f(be, x, ctx);
+        x[i] = keep;
+        double fd = (up - down) / (2 * h);
+        num += (fd - analytic[i]) * (fd - analytic[i]);
+        den += fd * fd;
+    }
+    double rel = sqrt(num / den);
+    if (!(rel < tol)) fail_msg("%s on %s: finite-difference relative error %.2e", what, be->name, rel);
+}
+
+enum { ROWS = 6, C = 8 };
+static float weights[C * 64], upstream[ROWS * 64];
+
+static double rmsnorm_loss(const ls_backend *be, float *x, void *ctx) {
+    float y[ROWS * C], rstd[ROWS];
+    be->rmsnorm_forward(y, rstd, x, weights, ROWS, C, 1e-6f);
+    double s = 0;
+    for (int i = 0; i < ROWS * C; i++) s += (double)upstream[i] * y[i];
+    return s;
+}
+
+static void test_rmsnorm(void **state) {
+    fill(weights, C, 1);
+    fill(upstream, ROWS * C, 1);
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        float x[ROWS * C], y[ROWS * C], rstd[ROWS], dx[ROWS * C] = {0};
+        fill(x, ROWS * C, 2);
+        be->rmsnorm_forward(y, rstd, x, weights, ROWS, C, 1e-6f);
+        double ref[ROWS * C];
+        for (int r = 0; r < ROWS; r++) {
+            double ss = 0;
+            for (int j = 0; j < C; j++) ss += (double)x[r * C + j] * x[r * C + j];
+            for (int j = 0; j < C; j++) ref[r * C + j] = weights[j] * x[r * C + j] / sqrt(ss / C + 1e-6);
+        }
+        assert_true(rel_err(y, ref, ROWS * C) < 1e-6);
+        be->rmsnorm_backward(dx, upstream, x, weights, rstd, ROWS, C);
+        check_fd(be, rmsnorm_loss, x, ROWS * C, dx, NULL, 2e-3, "rmsnorm");
+    }
+}
+
+enum { RT = 3, HEADS = 2, HD = 4 };
+static double rope_loss(const ls_backend *be, float *x, void *ctx) {
+    float y[2 * RT * HEADS * HD];
+    memcpy(y, x, sizeof y);
+    be->rope_forward(y, 2 * RT, RT, 5, HEADS, HD, 10000.0f);
+    double s = 0;
+    for (int i = 0; i < 2 * RT * HEADS * HD; i++) s += (double)upstream[i] * y[i];
+    return s;
+}
+
+static void test_rope(void **state) {
+    fill(upstream, 64, 1);
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        enum { N = 2 * RT * HEADS * HD };
+        float x[N], y[N], g[N];
+        fill(x, N, 1);
+        memcpy(y, x, sizeof y);
+        be->rope_forward(y, 2 * RT, RT, 5, HEADS, HD, 10000.0f);
+        /* by hand: row r has position 5 + r % 3; pair (i, i + 2) turns by pos * 10000^(-2i/4) */
+        for (int r = 0; r < 2 * RT; r++)
+            for (int h = 0; h < HEADS; h++)
+                for (int i = 0; i < HD / 2; i++) {
+                    const float *v = x + (r * HEADS + h) * HD;
+                    double ang = (5 + r % RT) * pow(10000.0, -2.0 * i / HD);
+                    assert_float_equal(y[(r * HEADS + h) * HD + i], v[i] * cos(ang) - v[i + 2] * sin(ang), 1e-5);
+                    assert_float_equal(y[(r * HEADS + h) * HD + i + 2], v[i + 2] * cos(ang) + v[i] * sin(ang), 1e-5);
+                }
+        memcpy(g, upstream, sizeof g);
+        be->rope_backward(g, 2 * RT, RT, 5, HEADS, HD, 10000.0f);
+        check_fd(be, rope_loss, x, N, g, NULL, 1e-3, "rope");
+    }
+}
+
+/* Attention: B = 2 sequences of T = 5, NH = 4 query heads sharing KVH = 2, hd = 3. */
+enum { AB = 2, AT = 5, NH = 4, KVH = 2, AHD = 3, QN = AB * AT * NH * AHD, KN = AB * AT * KVH * AHD };
+typedef struct {
+    float q[QN], k[KN], v[KN];
+    int which; /* 0 q, 1 k, 2 v */
+} attn_ctx;
+
+static void attention_reference(double *out, const float *q, const float *k, const float *v) {
+    for (int b = 0; b < AB; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < AT; i++) {
+                int kh = h / (NH / KVH);
+                double s[AT], mx = -1e300, sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    s[j] = 0;
+                    for (int d = 0; d < AHD; d++)
+                        s[j] += (double)q[((b * AT + i) * NH + h) * AHD + d] * k[((b * AT + j) * KVH + kh) * AHD + d];
+                    s[j] /= sqrt(AHD);
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int j = 0; j <= i; j++) sum += (s[j] = exp(s[j] - mx));
+                for (int d = 0; d < AHD; d++) {
+                    double o = 0;
+                    for (int j = 0; j <= i; j++) o += s[j] / sum * v[((b * AT + j) * KVH + kh) * AHD + d];
+                    out[((b * AT + i) * NH + h) * AHD + d] = o;
+                }
+            }
+}
+
+static double attention_loss(const ls_backend *be, float *x, void *ctx) {
+    attn_ctx *a = ctx;
+    float out[QN], lse[AB * NH * AT];
+    (void)x; /* x aliases one of a->q, a->k, a->v */
+    be->attention_forward(out, lse, a->q, a->k, a->v, AB, AT, NH, KVH, AHD);
+    double s = 0;
+    for (int i = 0; i < QN; i++) s += (double)upstream[i] * out[i];
+    return s;
+}
+
+static void test_attention(void **state) {
+    fill(upstream, QN, 1);
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        attn_ctx a;
+        fill(a.q, QN, 1), fill(a.k, KN, 1), fill(a.v, KN, 1);
+        float out[QN], lse[AB * NH * AT], dq[QN], dk[KN], dv[KN];
+        double ref[QN];
+        be->attention_forward(out, lse, a.q, a.k, a.v, AB, AT, NH, KVH, AHD);
+        attention_reference(ref, a.q, a.k, a.v);
+        assert_true(rel_err(out, ref, QN) < 1e-6);
+        be->attention_backward(dq, dk, dv, upstream, out, lse, a.q, a.k, a.v, AB, AT, NH, KVH, AHD);
+        check_fd(be, attention_loss, a.q, QN, dq, &a, 2e-3, "attention dq");
+        check_fd(be, attention_loss, a.k, KN, dk, &a, 2e-3, "attention dk");
+        check_fd(be, attention_loss, a.v, KN, dv, &a, 2e-3, "attention dv");
+
+        /* The cached form gives the same rows: the last 2 positions against a cache of 5. */
+        enum { TMAX = 7 };
+        float kc[AB * TMAX * KVH * AHD] = {0}, vc[AB * TMAX * KVH * AHD] = {0}, q2[AB * 2 * NH * AHD], o2[AB * 2 * NH * AHD];
+        for (int b = 0; b < AB; b++) {
+            memcpy(kc + b * TMAX * KVH * AHD, a.k + b * AT * KVH * AHD, sizeof(float) * AT * KVH * AHD);
+            memcpy(vc + b * TMAX * KVH * AHD, a.v + b * AT * KVH * AHD, sizeof(float) * AT * KVH * AHD);
+            memcpy(q2 + b * 2 * NH * AHD, a.q + (b * AT + 3) * NH * AHD, sizeof(float) * 2 * NH * AHD);
+        }
+        be->attention_cached(o2, q2, kc, vc, AB, 2, AT, TMAX, NH, KVH, AHD);
+        for (int b = 0; b < AB; b++)
+            for (int i = 0; i < 2 * NH * AHD; i++)
+                assert_float_equal(o2[b * 2 * NH * AHD + i], out[(b * AT + 3) * NH * AHD + i], 1e-6);
+    }
+}
+
+static double swiglu_loss(const ls_backend *be, float *x, void *ctx) {
+    float h[16];
+    be->swiglu_forward(h, x, x + 16, 16);
+    double s = 0;
+    for (int i = 0; i < 16; i++) s += (double)upstream[i] * h[i];
+    return s;
+}
+
+static void test_swiglu(void **state) {
+    fill(upstream, 16, 1);
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        float gu[32], h[16], grad[32];
+        fill(gu, 32, 3);
+        be->swiglu_forward(h, gu, gu + 16, 16);
+        for (int i = 0; i < 16; i++) assert_float_equal(h[i], gu[i] / (1 + exp(-gu[i])) * gu[16 + i], 1e-6);
+        be->swiglu_backward(grad, grad + 16, upstream, gu, gu + 16, 16);
+        check_fd(be, swiglu_loss, gu, 32, grad, NULL, 1e-3, "swiglu");
+    }
+}
+
+/* The fused head: loss against a double softmax, dx and dbias against finite differences. */
+enum { HR = 4, HC = 6, HV = 300 };
+typedef struct {
+    float x[HR * HC], w[HV * HC], bias[HV];
+    int32_t targets[HR];
+} head_ctx;
+static double head_loss_of(const ls_backend *be, float *x, void *ctx) {
+    head_ctx *h = ctx;
+    return be->head_loss(NULL, NULL, x, h->w, h->bias, h->targets, HR, HC, HV, 1.0f);
+}
+static double head_bias_loss(const ls_backend *be, float *bias, void *ctx) {
+    head_ctx *h = ctx;
+    return be->head_loss(NULL, NULL, h->x, h->w, bias, h->targets, HR, HC, HV, 1.0f);
+}
+
+static void test_head_loss(void **state) {
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        head_ctx h = {.targets = {3, -1, 299, 0}};
+        fill(h.w, HV * HC, 2), fill(h.bias, HV, 1), fill(h.x, HR * HC, 2);
+        double ref = 0;
+        for (int r = 0; r < HR; r++) {
+            if (h.targets[r] < 0) continue;
+            double z[HV], mx = -1e300, sum = 0;
+            for (int j = 0; j < HV; j++) {
+                z[j] = h.bias[j];
+                for (int c = 0; c < HC; c++) z[j] += (double)h.x[r * HC + c] * h.w[j * HC + c];
+                mx = z[j] > mx ? z[j] : mx;
+            }
+            for (int j = 0; j < HV; j++) sum += exp(z[j] - mx);
+            ref += mx + log(sum) - z[h.targets[r]];
+        }
+        float dx[HR * HC] = {0}, dbias[HV] = {0};
+        double loss = be->head_loss(dx, dbias, h.x, h.w, h.bias, h.targets, HR, HC, HV, 1.0f);
+        assert_true(fabs(loss - ref) < 1e-5 * fabs(ref));
+        for (int c = 0; c < HC; c++) assert_float_equal(dx[1 * HC + c], 0.0, 0.0); /* no target, no gradient */
+        check_fd(be, head_loss_of, h.x, HR * HC, dx, &h, 2e-3, "head dx");
+        check_fd(be, head_bias_loss, h.bias, HV, dbias, &h, 2e-3, "head dbias");
+    }
+}
+
+static void test_reductions_are_deterministic(void **state) {
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        size_t n = 1000003;
+        float *x = fresh(n, 1);
+        double a = be->sum_squares(x, n), b = be->sum_squares(x, n), ref = 0;
+        for (size_t i = 0; i < n; i++) ref += (double)x[i] * x[i];
+        assert_true(a == b);
+        assert_true(fabs(a - ref) < 1e-9 * ref);
+        free(x);
+    }
+}
+
+int main(void) {
+    backends[n_backends++] = ls_backend_cpu();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_attention), cmocka_unit_test(test_swiglu),  cmocka_unit_test(test_head_loss),
+        cmocka_unit_test(test_reductions_are_deterministic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
