@@ -193,6 +193,12 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const l
     epoch_order(order, train->n_windows, o->seed, st->epoch);
     double run_start = ls_now(), run_tokens = 0;
     int first_step = st->step;
+    /* The untrained adapter's validation loss starts the curve: the baseline every run improves on. */
+    if (st->step == 0 && st->n_evals == 0 && val && val->n_windows > 0) {
+        st->eval_step[0] = 0;
+        st->val_loss[0] = (float)ls_train_evaluate(be, m, lora, val, B, o->val_max_windows, o->pad_id);
+        st->n_evals = 1;
+    }
 
     while (st->step < o->max_steps) {
         if (hooks && hooks->should_stop && hooks->should_stop(hooks->ctx)) break;

@@ -117,6 +117,10 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     char tok_path[4096];
     if (cfg->resolved.tokenizer[0]) snprintf(tok_path, sizeof tok_path, "%s", cfg->resolved.tokenizer);
     else snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", cfg->resolved.model_path);
+    ls_model_config mc; /* the model directory first: its absence is the likeliest mistake */
+    char config_path[4200];
+    snprintf(config_path, sizeof config_path, "%s/config.json", cfg->resolved.model_path);
+    if (ls_model_config_load(config_path, &mc) != LS_OK) goto done;
     if (!(tok = ls_tokenizer_load(tok_path))) goto done;
     if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
     if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {

@@ -67,7 +67,9 @@ static void test_training_lowers_validation_loss(void **state) {
     ls_train_state_init(&st, &lora, &toy_config, o.max_steps);
     assert_int_equal(ls_train_run(be, &model, &lora, &train, &val, &o, &st, NULL), LS_OK);
     assert_int_equal(st.step, 100);
-    assert_int_equal(st.n_evals, 20);
+    assert_int_equal(st.n_evals, 21); /* step 0, then every 5 */
+    assert_int_equal(st.eval_step[0], 0);
+    assert_float_equal(st.val_loss[0], before, 1e-6);
     double after = st.val_loss[st.n_evals - 1];
     print_message("validation loss %.4f -> %.4f; train %.4f -> %.4f\n", before, after, st.train_loss[0],
                   st.train_loss[99]);

@@ -67,7 +67,7 @@ typedef struct {
     ls_schedule schedule;
     int warmup_steps;       /* linear warmup from 0 */
     float min_lr_ratio;     /* the schedule decays to lr * min_lr_ratio */
-    int eval_every;         /* validation every N steps (and at the end); 0 = only at the end */
+    int eval_every;         /* validation every N steps (and at step 0 and the end); 0 = 0 and end */
     int val_max_windows;    /* validation on the first N windows; 0 = all */
     int checkpoint_every;   /* 0 = only at the end */
     uint64_t seed;          /* data order */

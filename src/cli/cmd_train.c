@@ -143,8 +143,10 @@ static void sb_num(strbuf *b, double x) {
 static char *curves_csv(const ls_trial_result *r, const ls_trial_config *cfg) {
     strbuf b = {0};
     sb_printf(&b, "step,train_loss,val_loss\n");
-    for (int s = 1, e = 0; s <= r->train.step; s++) {
-        sb_printf(&b, "%d,%.9g,", s, r->train.train_loss[s - 1]);
+    for (int s = 0, e = 0; s <= r->train.step; s++) {
+        if (s == 0 && !(r->train.n_evals > 0 && r->train.eval_step[0] == 0)) continue;
+        if (s == 0) sb_printf(&b, "0,,"); /* the untrained adapter: validation only */
+        else sb_printf(&b, "%d,%.9g,", s, r->train.train_loss[s - 1]);
         while (e < r->train.n_evals && r->train.eval_step[e] < s) e++;
         if (e < r->train.n_evals && r->train.eval_step[e] == s) sb_printf(&b, "%.9g", r->train.val_loss[e]);
         sb_printf(&b, "\n");
@@ -179,6 +181,8 @@ static char *metrics_json(const ls_trial_result *r, const ls_trial_config *cfg, 
     sb_printf(&b, ",\n  \"train_windows\": %d,\n  \"val_windows\": %d,\n  \"final_train_loss\": ", r->n_train_windows,
               r->n_val_windows);
     sb_num(&b, r->final_train_loss);
+    sb_printf(&b, ",\n  \"initial_val_loss\": ");
+    sb_num(&b, r->train.n_evals > 0 && r->train.eval_step[0] == 0 ? r->train.val_loss[0] : NAN);
     sb_printf(&b, ",\n  \"final_val_loss\": ");
     sb_num(&b, r->final_val_loss);
     sb_printf(&b, ",\n  \"train_tokens\": %.0f,\n  \"train_seconds\": ", r->train.train_tokens);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# cli_train.sh LORASWEEP SHARED_DIR: `lorasweep train` and `eval` end to end on the tiny preset and
+# simulated data: it learns, it writes a loadable PEFT adapter, it repeats bit for bit, an
+# interrupted run resumes to the same result, and its errors are one line.
+set -uo pipefail
+LS=$1; SHARED=$2
+TOK=$SHARED/qwen/tokenizer.json
+if [ ! -f "$TOK" ]; then
+  [ "${LS_REQUIRE_SHARED:-0}" = 1 ] && { echo "FAIL: $TOK missing"; exit 1; }
+  TOK=${LS_TOKENIZER:-}; [ -f "$TOK" ] || { echo "skipped: no tokenizer.json"; exit 0; }
+fi
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+PY=/usr/bin/python3
+passes=0; fails=0
+ok() { echo "ok   $1"; passes=$((passes + 1)); }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+expect_error() { # NAME ARGS...: exit 1 or 2, one stderr line starting "lorasweep"
+  local name=$1; shift
+  "$LS" "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q '^lorasweep' "$T/err"; then
+    ok "$name: $(cat "$T/err")"
+  else bad "$name: rc=$rc stderr: $(cat "$T/err")"; fi
+}
+
+"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
+"$LS" data generate --out "$T/lv.h5" --seed 3 >/dev/null || { echo "FAIL data generate"; exit 1; }
+cat >"$T/trial.yaml" <<YAML
+name: ci-tiny
+model: {path: tiny}
+data: {path: lv.h5}
+lora: {rank: 4, targets: [q_proj, v_proj]}
+train: {ctx: 64, batch_size: 2, max_steps: 16, lr: 3.0e-3, eval_every: 4, val_max_windows: 8, checkpoint_every: 4}
+eval: {systems: 2, samples: 2}
+YAML
+
+if "$LS" train "$T/trial.yaml" --out "$T/a" --quiet; then ok "train runs"; else bad "train runs"; fi
+for f in config.yaml curves.csv metrics.json forecasts.csv adapter/adapter_config.json \
+         adapter/adapter_model.safetensors adapter/lm_head_bias.safetensors checkpoint/state.safetensors; do
+  [ -s "$T/a/$f" ] || bad "missing $f"
+done
+if $PY - "$T/a/metrics.json" "$T/a/adapter/adapter_config.json" <<'PY'
+import json, sys, math
+m = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2]))
+assert m["status"] == "done" and m["steps"] == 16, m
+assert m["final_val_loss"] < m["initial_val_loss"], (m["initial_val_loss"], m["final_val_loss"])
+f = m["forecast"]
+assert f["systems"] == 2 and f["failed_samples"] == 0 and all(math.isfinite(f["mse"][k]) for k in f["mse"])
+assert m["flops"]["total"] > m["flops"]["train"] > 0
+assert a["peft_type"] == "LORA" and a["r"] == 4 and sorted(a["target_modules"]) == ["q_proj", "v_proj"]
+print("val loss %.4f -> %.4f" % (m["initial_val_loss"], m["final_val_loss"]))
+PY
+then ok "metrics: validation loss fell, forecast parsed, PEFT config"; else bad "metrics"; fi
+lines=$(wc -l <"$T/a/forecasts.csv")
+[ "$lines" = $((1 + 2 * 20 * 2)) ] && ok "forecasts.csv has 2 systems x 20 steps x 2" || bad "forecasts.csv has $lines lines"
+# The trained adapter scores lower than the base model on the validation-like text.
+"$LS" data encode --data "$T/lv.h5" --system 150 --steps 8 >"$T/line.txt"
+base=$("$LS" score --model "$T/tiny" --text "$T/line.txt" | $PY -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
+tuned=$("$LS" score --model "$T/tiny" --adapter "$T/a/adapter" --text "$T/line.txt" | $PY -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
+$PY -c "import sys; sys.exit(0 if $tuned < $base else 1)" && ok "adapter loads and lowers loss ($base -> $tuned)" || bad "adapter loss $base -> $tuned"
+
+# Bit for bit: the same trial again.
+"$LS" train "$T/trial.yaml" --out "$T/b" --quiet
+cmp -s "$T/a/adapter/adapter_model.safetensors" "$T/b/adapter/adapter_model.safetensors" && cmp -s "$T/a/curves.csv" "$T/b/curves.csv" \
+  && ok "a second run is identical" || bad "a second run differs"
+
+# Interrupted after a checkpoint, then resumed: the same adapter and curves as uninterrupted.
+"$LS" train "$T/trial.yaml" --out "$T/c" --quiet 2>"$T/c.err" &
+pid=$!
+for _ in $(seq 1 400); do [ -f "$T/c/checkpoint/state.safetensors" ] && break; sleep 0.025; done
+kill -INT $pid; wait $pid; rc=$?
+if [ $rc = 3 ] || [ $rc = 0 ]; then ok "SIGINT: exit $rc, $(tail -1 "$T/c.err")"; else bad "SIGINT exit $rc"; fi
+"$LS" train "$T/trial.yaml" --out "$T/c" --quiet && cmp -s "$T/a/adapter/adapter_model.safetensors" "$T/c/adapter/adapter_model.safetensors" \
+  && cmp -s "$T/a/curves.csv" "$T/c/curves.csv" && ok "resumed run equals the uninterrupted one" || bad "resume differs"
+
+# The untrained baseline through eval.
+"$LS" eval "$T/trial.yaml" --out "$T/base" --quiet && $PY -c "
+import json; m = json.load(open('$T/base/metrics.json')); assert m['steps'] == 0 and m['forecast']['systems'] == 2" \
+  && ok "eval: baseline forecast" || bad "eval"
+"$LS" eval "$T/trial.yaml" --adapter "$T/a/adapter" --out "$T/tuned" --quiet && ok "eval with an adapter" || bad "eval --adapter"
+
+expect_error "train: no file" train
+expect_error "train: missing file" train "$T/none.yaml"
+printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.yaml"
+expect_error "train: bad value" train "$T/bad.yaml"
+expect_error "train: another trial in the directory" train "$T/trial.yaml" --out "$T/a" --set train.lr=1e-2
+expect_error "train: bad --set" train "$T/trial.yaml" --set nokey=1
+sed 's/path: tiny/path: nowhere/' "$T/trial.yaml" >"$T/nomodel.yaml"
+expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
+expect_error "eval: bad adapter" eval "$T/trial.yaml" --adapter "$T/none" --out "$T/y" --quiet
+expect_error "train: unknown option" train "$T/trial.yaml" --epochs 3
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
