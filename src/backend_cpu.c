@@ -51,8 +51,9 @@ static float *thread_scratch(size_t n) {
  * so that |r| <= ln 2 / 2 exactly, e^r by a degree-7 polynomial, times 2^n through the exponent
  * bits. Relative error below 2e-7 over [-87, 0] (measured against exp() in double, step 1e-5);
  * inputs below -87 return e^-87, whose share of any sum beside e^0 = 1 is nil in float. */
-static inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;
+static inline float exp_nonpositive(float in) {
+    /* a NaN (a diverged model) must come out as NaN, without converting NaN to int on the way */
+    float x = in != in ? 0.0f : in < -87.0f ? -87.0f : in;
     int n = (int)(x * 1.44269504088896341f - 0.5f); /* x <= 0: truncating t - 1/2 rounds to nearest */
     float fn = (float)n;
     float r = x - fn * 0.693359375f - fn * -2.12194440e-4f;
@@ -66,8 +67,8 @@ static inline float exp_nonpositive(float x) {
     union {
         int32_t i;
         float f;
-    } scale = {.i = (n + 127) << 23};
-    return p * scale.f;
+    } scale = {.i = (int32_t)((uint32_t)(n + 127) << 23)};
+    return in != in ? in : p * scale.f;
 }
 
 /* ---- matrix products and simple elementwise ops ------------------------------------------ */
