@@ -49,7 +49,8 @@ find_tokenizer() {
 build() {
   local dir=$1; shift
   echo "== building in $dir $*"
-  cmake -S "$ROOT" -B "$dir" -DLS_SHARED_DIR="$SHARED" "$@" >"$dir.cmake.log" 2>&1 ||
-    { cat "$dir.cmake.log"; return 1; }
+  mkdir -p "$dir"
+  cmake -S "$ROOT" -B "$dir" -DLS_SHARED_DIR="$SHARED" "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j "$JOBS"
 }
