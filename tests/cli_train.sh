@@ -72,6 +72,17 @@ if [ $rc = 3 ] || [ $rc = 0 ]; then ok "SIGINT: exit $rc, $(tail -1 "$T/c.err")"
 "$LS" train "$T/trial.yaml" --out "$T/c" --quiet && cmp -s "$T/a/adapter/adapter_model.safetensors" "$T/c/adapter/adapter_model.safetensors" \
   && cmp -s "$T/a/curves.csv" "$T/c/curves.csv" && ok "resumed run equals the uninterrupted one" || bad "resume differs"
 
+# The course's real data set trains and forecasts the same way.
+REAL=$SHARED/data/lotka_volterra_data.h5
+if [ -f "$REAL" ]; then
+  "$LS" train "$T/trial.yaml" --out "$T/real" --quiet --set data.path="$REAL" --set train.max_steps=4 \
+    --set train.checkpoint_every=0 && $PY -c "
+import json, math; m = json.load(open('$T/real/metrics.json'))
+assert m['steps'] == 4 and m['forecast']['failed_samples'] == 0 and math.isfinite(m['forecast']['mse']['both'])
+assert abs(m['alpha'] - 0.6) < 0.1, m['alpha']  # the 99th percentile of the real set is about 6" \
+    && ok "real course data: train and forecast" || bad "real course data"
+elif [ "${LS_REQUIRE_SHARED:-0}" = 1 ]; then bad "missing $REAL"; fi
+
 # The untrained baseline through eval.
 "$LS" eval "$T/trial.yaml" --out "$T/base" --quiet && $PY -c "
 import json; m = json.load(open('$T/base/metrics.json')); assert m['steps'] == 0 and m['forecast']['systems'] == 2" \
