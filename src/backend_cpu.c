@@ -212,24 +212,43 @@ static float softmax_row(float *s, int last, int T_k) {
     return mx + logf(sum);
 }
 
-static void cpu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B,
-                                  int T, int NH, int KVH, int hd) {
-    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH;
+/* T_new query rows per sequence against T_total keys, of which the queries are the last T_new
+ * (causal: row i sees keys 0 .. T_total - T_new + i). k and v hold T_max positions per sequence.
+ * Training is the case T_new = T_total = T_max; generation feeds new rows against a cache.
+ * lse (B, NH, T_new) receives each row's log-sum-exp when non-NULL. */
+static void attention_rows(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T_new,
+                           int T_total, int T_max, int NH, int KVH, int hd) {
+    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH, past = T_total - T_new;
     float scale = 1.0f / sqrtf((float)hd);
     int saved = blas_threads_single();
 #pragma omp parallel for schedule(dynamic)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, kh = h / group;
-        const float *Q = q + (size_t)b * T * ldq + (size_t)h * hd;
-        const float *K = k + (size_t)b * T * ldk + (size_t)kh * hd;
-        const float *V = v + (size_t)b * T * ldk + (size_t)kh * hd;
-        float *O = out + (size_t)b * T * ldq + (size_t)h * hd;
-        float *S = thread_scratch((size_t)T * T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, S, T);
-        for (int i = 0; i < T; i++) lse[(size_t)bh * T + i] = softmax_row(S + (size_t)i * T, i, T);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, ldk, 0.0f, O, ldq);
+        const float *Q = q + (size_t)b * T_new * ldq + (size_t)h * hd;
+        const float *K = k + (size_t)b * T_max * ldk + (size_t)kh * hd;
+        const float *V = v + (size_t)b * T_max * ldk + (size_t)kh * hd;
+        float *O = out + (size_t)b * T_new * ldq + (size_t)h * hd;
+        float *S = thread_scratch((size_t)T_new * T_total);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T_new, T_total, hd, scale, Q, ldq, K, ldk, 0.0f, S,
+                    T_total);
+        for (int i = 0; i < T_new; i++) {
+            float l = softmax_row(S + (size_t)i * T_total, past + i, T_total);
+            if (lse) lse[(size_t)bh * T_new + i] = l;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T_new, hd, T_total, 1.0f, S, T_total, V, ldk, 0.0f,
+                    O, ldq);
     }
     blas_threads_restore(saved);
+}
+
+static void cpu_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B,
+                                  int T, int NH, int KVH, int hd) {
+    attention_rows(out, lse, q, k, v, B, T, T, T, NH, KVH, hd);
+}
+
+static void cpu_attention_cached(float *out, const float *q, const float *k_cache, const float *v_cache, int B,
+                                 int T_new, int T_total, int T_max, int NH, int KVH, int hd) {
+    attention_rows(out, NULL, q, k_cache, v_cache, B, T_new, T_total, T_max, NH, KVH, hd);
 }
 
 /* With P = softmax(S): dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
@@ -274,28 +293,6 @@ static void cpu_attention_backward(float *dq, float *dk, float *dv, const float 
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, Q, ldq, 1.0f, dK, ldk);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
         }
-    }
-    blas_threads_restore(saved);
-}
-
-static void cpu_attention_cached(float *out, const float *q, const float *k_cache, const float *v_cache, int B,
-                                 int T_new, int T_total, int T_max, int NH, int KVH, int hd) {
-    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH, past = T_total - T_new;
-    float scale = 1.0f / sqrtf((float)hd);
-    int saved = blas_threads_single();
-#pragma omp parallel for schedule(dynamic)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH, kh = h / group;
-        const float *Q = q + (size_t)b * T_new * ldq + (size_t)h * hd;
-        const float *K = k_cache + (size_t)b * T_max * ldk + (size_t)kh * hd;
-        const float *V = v_cache + (size_t)b * T_max * ldk + (size_t)kh * hd;
-        float *O = out + (size_t)b * T_new * ldq + (size_t)h * hd;
-        float *S = thread_scratch((size_t)T_new * T_total);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T_new, T_total, hd, scale, Q, ldq, K, ldk, 0.0f, S,
-                    T_total);
-        for (int i = 0; i < T_new; i++) softmax_row(S + (size_t)i * T_total, past + i, T_total);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T_new, hd, T_total, 1.0f, S, T_total, V, ldk, 0.0f,
-                    O, ldq);
     }
     blas_threads_restore(saved);
 }

@@ -2,12 +2,15 @@
 #include "lorasweep/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Thread_local char error_message[1024];
 
@@ -129,3 +132,62 @@ uint64_t ls_rng_next(uint64_t *state) {
 }
 
 double ls_rng_uniform(uint64_t *state) { return (double)(ls_rng_next(state) >> 11) * 0x1.0p-53; }
+
+int ls_write_file_atomic(const char *path, const void *data, size_t len) {
+    size_t n = strlen(path) + 32;
+    char *tmp = ls_malloc(n);
+    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+        ls_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return LS_ERR;
+    }
+    size_t done = 0;
+    int ok = 1;
+    while (ok && done < len) {
+        ssize_t w = write(fd, (const char *)data + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ok = 0;
+        else done += (size_t)w;
+    }
+    if (ok && fsync(fd) != 0) ok = 0;
+    int e = errno;
+    if (close(fd) != 0 && ok) ok = 0, e = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        unlink(tmp);
+        ls_error("%s: write failed: %s", path, strerror(e ? e : EIO));
+    }
+    free(tmp);
+    return ok ? LS_OK : LS_ERR;
+}
+
+int ls_mkdirs(const char *dir) {
+    char *p = ls_strdup(dir);
+    int rc = LS_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = ls_error("%s: cannot create the directory: %s", p, strerror(errno));
+            break;
+        }
+        *s = saved;
+        if (!saved) break;
+    }
+    free(p);
+    struct stat sb;
+    if (rc == LS_OK && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        rc = ls_error("%s: exists and is not a directory", dir);
+    return rc;
+}
+
+const char *ls_printable(const char *s, char *buf, size_t cap) {
+    size_t i = 0, n = strlen(s);
+    for (; i < n && i + 4 < cap; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    if (i < n) memcpy(buf + i, "...", 3), i += 3;
+    buf[i] = '\0';
+    return buf;
+}

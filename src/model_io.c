@@ -82,44 +82,7 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* Write text to path through a temporary file and rename. */
-static int write_text_file(const char *path, const char *text) {
-    size_t n = strlen(path) + 32, len = strlen(text);
-    char *tmp = ls_malloc(n);
-    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) {
-        ls_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return LS_ERR;
-    }
-    size_t done = 0;
-    int ok = 1;
-    while (ok && done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) ok = 0;
-        else done += (size_t)w;
-    }
-    if (ok && fsync(fd) != 0) ok = 0;
-    int e = errno;
-    if (close(fd) != 0 && ok) ok = 0, e = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
-    if (!ok) {
-        unlink(tmp);
-        ls_error("%s: write failed: %s", path, strerror(e ? e : EIO));
-    }
-    free(tmp);
-    return ok ? LS_OK : LS_ERR;
-}
 
-/* Create dir if it does not exist (one level). */
-static int ensure_dir(const char *dir) {
-    struct stat sb;
-    if (stat(dir, &sb) == 0) return S_ISDIR(sb.st_mode) ? LS_OK : ls_error("%s: exists and is not a directory", dir);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return ls_error("%s: cannot create directory: %s", dir, strerror(errno));
-    return LS_OK;
-}
 
 /* The shortest decimal that reads back as the same float (so 1e-6f prints as 1e-06, not
  * 9.99999997e-07) as a cJSON number. */
@@ -132,14 +95,6 @@ static cJSON *float_number(float f) {
     return cJSON_CreateNumber(strtod(buf, NULL));
 }
 
-/* A name from a file made safe for a one-line message. */
-static const char *shown(const char *s, char *buf, size_t cap) {
-    size_t i = 0, n = strlen(s);
-    for (; i < n && i + 4 < cap; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    if (i < n) memcpy(buf + i, "...", 3), i += 3;
-    buf[i] = '\0';
-    return buf;
-}
 
 /* ---------------------------------------------------------------- config.json */
 
@@ -202,7 +157,7 @@ static int parse_config(const cJSON *root, ls_model_config *c) {
         cJSON_ArrayForEach(a, arch) qwen2 |= cJSON_IsString(a) && strcmp(a->valuestring, "Qwen2ForCausalLM") == 0;
     char sb[64];
     if (!qwen2) {
-        if (cJSON_IsString(type)) return ls_error("model_type '%s' is not qwen2", shown(type->valuestring, sb, sizeof sb));
+        if (cJSON_IsString(type)) return ls_error("model_type '%s' is not qwen2", ls_printable(type->valuestring, sb, sizeof sb));
         return ls_error("neither model_type qwen2 nor architectures Qwen2ForCausalLM");
     }
     if (json_int(root, "hidden_size", 1, 0, 1, MAX_HIDDEN, &c->hidden) != LS_OK ||
@@ -304,7 +259,7 @@ int ls_model_config_save(const char *path, const ls_model_config *c) {
     size_t n = strlen(text);
     text = ls_realloc(text, n + 2);
     memcpy(text + n, "\n", 2);
-    int rc = write_text_file(path, text);
+    int rc = ls_write_file_atomic(path, text, strlen(text));
     free(text);
     return rc;
 }
@@ -458,7 +413,7 @@ static int checkpoint_open(const char *dir, checkpoint *ck, cJSON **index_root) 
     cJSON_ArrayForEach(e, ck->weight_map) {
         if (!cJSON_IsString(e) || !plain_file_name(e->valuestring))
             return ls_error("%s: weight_map entry '%s' is not a file name in the directory", ck->index_path,
-                            shown(e->string, nb, sizeof nb));
+                            ls_printable(e->string, nb, sizeof nb));
     }
     return LS_OK;
 }
@@ -646,7 +601,7 @@ static int parse_adapter_config(const cJSON *root, int *rank, float *alpha, unsi
         char nb[64];
         if (p == LS_PROJ_COUNT)
             return ls_error("target_modules: '%s' is not one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj",
-                            cJSON_IsString(e) ? shown(e->valuestring, nb, sizeof nb) : "(not a string)");
+                            cJSON_IsString(e) ? ls_printable(e->valuestring, nb, sizeof nb) : "(not a string)");
         *targets |= 1u << p;
     }
     if (*targets == 0) return ls_error("target_modules is empty");
@@ -729,7 +684,7 @@ int ls_lora_load(const char *dir, const ls_model_config *cfg, ls_lora *out) {
                 char nb[160];
                 if (!ok)
                     rc = ls_error("%s: unexpected tensor '%s' (not in the layers and target_modules of the adapter)",
-                                  st.name, shown(st.tensors[i].name, nb, sizeof nb));
+                                  st.name, ls_printable(st.tensors[i].name, nb, sizeof nb));
             }
         }
         if (rc == LS_OK && head_bias) {
@@ -751,7 +706,7 @@ int ls_lora_save(const char *dir, const ls_lora *lora, const ls_model_config *cf
 
 int ls_lora_save_for(const char *dir, const ls_lora *lora, const ls_model_config *cfg, const char *base_model) {
     if (lora->layers != cfg->layers) return ls_error("%s: adapter has %d layers, the model %d", dir, lora->layers, cfg->layers);
-    if (ensure_dir(dir) != LS_OK) return LS_ERR;
+    if (ls_mkdirs(dir) != LS_OK) return LS_ERR;
     /* adapter_config.json, as PEFT writes it for a plain LoRA */
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "peft_type", "LORA");
@@ -778,7 +733,7 @@ int ls_lora_save_for(const char *dir, const ls_lora *lora, const ls_model_config
     text = ls_realloc(text, tl + 2);
     memcpy(text + tl, "\n", 2);
     char *cfg_path = path_join(dir, "adapter_config.json");
-    int rc = write_text_file(cfg_path, text);
+    int rc = ls_write_file_atomic(cfg_path, text, strlen(text));
     free(text);
     free(cfg_path);
     if (rc != LS_OK) return LS_ERR;

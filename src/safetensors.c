@@ -116,15 +116,6 @@ uint16_t ls_f32_to_f16(float f) {
 
 /* ---------------------------------------------------------------- header parsing */
 
-/* A name from the file made safe for a one-line message: control bytes become '?', long names
- * are cut. */
-static const char *shown(const char *s, char *buf, size_t cap) {
-    size_t i = 0, n = strlen(s);
-    for (; i < n && i + 4 < cap; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    if (i < n) memcpy(buf + i, "...", 3), i += 3;
-    buf[i] = '\0';
-    return buf;
-}
 
 static int utf8_valid(const uint8_t *s, size_t n) {
     for (size_t i = 0; i < n;) {
@@ -170,14 +161,14 @@ static int dtype_from_name(const char *s, ls_st_dtype *out) {
 /* Parse one tensor entry; errors are recorded without the file name (the caller adds it). */
 static int parse_tensor(const cJSON *item, ls_st_tensor *t, uint64_t data_size) {
     char name_buf[96], dt_buf[40];
-    const char *name = shown(item->string, name_buf, sizeof name_buf);
+    const char *name = ls_printable(item->string, name_buf, sizeof name_buf);
     if (!cJSON_IsObject(item)) return ls_error("tensor '%s': entry is not an object", name);
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
     if (!cJSON_IsString(dtype)) return ls_error("tensor '%s': no \"dtype\" string", name);
     if (!dtype_from_name(dtype->valuestring, &t->dtype))
-        return ls_error("tensor '%s': unknown dtype '%s'", name, shown(dtype->valuestring, dt_buf, sizeof dt_buf));
+        return ls_error("tensor '%s': unknown dtype '%s'", name, ls_printable(dtype->valuestring, dt_buf, sizeof dt_buf));
     if (!cJSON_IsArray(shape)) return ls_error("tensor '%s': no \"shape\" list", name);
     int rank = cJSON_GetArraySize(shape);
     if (rank > LS_ST_MAX_RANK) return ls_error("tensor '%s': rank %d is above %d", name, rank, LS_ST_MAX_RANK);
@@ -238,7 +229,7 @@ static int parse_metadata(const cJSON *item, ls_safetensors *st) {
     const cJSON *e;
     cJSON_ArrayForEach(e, item) {
         char kb[96];
-        if (!cJSON_IsString(e)) return ls_error("__metadata__ '%s' is not a string", shown(e->string, kb, sizeof kb));
+        if (!cJSON_IsString(e)) return ls_error("__metadata__ '%s' is not a string", ls_printable(e->string, kb, sizeof kb));
         st->meta[i].key = ls_strdup(e->string);
         st->meta[i].value = ls_strdup(e->valuestring);
         st->n_meta = ++i;
@@ -302,7 +293,7 @@ static int parse_layout(const uint8_t *buf, size_t len, ls_safetensors *st) {
     char n1[96], n2[96];
     for (int i = 1; i < st->n_tensors; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
-            return ls_error("tensor '%s' appears twice", shown(st->tensors[i].name, n1, sizeof n1));
+            return ls_error("tensor '%s' appears twice", ls_printable(st->tensors[i].name, n1, sizeof n1));
     /* by offset: each tensor starts where the previous one ended, the last ends the file */
     ls_st_tensor **order = ls_malloc((size_t)(st->n_tensors ? st->n_tensors : 1) * sizeof *order);
     for (int i = 0; i < st->n_tensors; i++) order[i] = &st->tensors[i];
@@ -312,12 +303,12 @@ static int parse_layout(const uint8_t *buf, size_t len, ls_safetensors *st) {
         const ls_st_tensor *t = order[i];
         if (t->begin < at)
             rc = ls_error("tensor '%s' (bytes %llu..%llu) overlaps tensor '%s' (ending at %llu)",
-                          shown(t->name, n1, sizeof n1), (unsigned long long)t->begin, (unsigned long long)t->end,
-                          shown(order[i - 1]->name, n2, sizeof n2),
+                          ls_printable(t->name, n1, sizeof n1), (unsigned long long)t->begin, (unsigned long long)t->end,
+                          ls_printable(order[i - 1]->name, n2, sizeof n2),
                           (unsigned long long)at);
         else if (t->begin > at)
             rc = ls_error("tensor '%s' begins at byte %llu, leaving a gap after byte %llu",
-                          shown(t->name, n1, sizeof n1),
+                          ls_printable(t->name, n1, sizeof n1),
                           (unsigned long long)t->begin, (unsigned long long)at);
         at = t->end;
     }
@@ -431,7 +422,7 @@ int ls_safetensors_read_f32(const ls_safetensors *st, const ls_st_tensor *t, flo
     default: {
         char nb[96];
         return ls_error("%s: tensor '%s' is %s, which does not convert to float32", st->name ? st->name : "?",
-                        shown(t->name, nb, sizeof nb), dtype_info[t->dtype].name);
+                        ls_printable(t->name, nb, sizeof nb), dtype_info[t->dtype].name);
     }
     }
 }

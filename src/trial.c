@@ -81,8 +81,7 @@ static int trial_should_stop(void *ctx) {
 static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *lora) {
     const trial_hooks_ctx *t = ctx;
     if (!t->dir) return LS_OK;
-    if (mkdir(t->dir, 0777) != 0 && access(t->dir, W_OK) != 0)
-        return ls_error("%s: cannot create the checkpoint directory", t->dir);
+    if (ls_mkdirs(t->dir) != LS_OK) return LS_ERR;
     return ls_train_checkpoint_save(t->dir, st, lora, NULL);
 }
 

@@ -1,30 +1,8 @@
 #!/usr/bin/env bash
 # cli_config.sh LORASWEEP SHARED_DIR: `lorasweep config show|check|doc` end to end, its errors, and
 # docs/config.md kept identical to `lorasweep config doc`. Needs nothing from SHARED_DIR.
-set -uo pipefail
-LS=$1
+source "$(dirname "$0")/cli_lib.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-fails=0; passes=0
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: expected [$2] got [$3]"; fails=$((fails + 1)); fi
-}
-# expect_error NAME EXPECTED_RC STDERR_PATTERN ARGS...: that exit status (below 128), exactly one
-# stderr line starting with "lorasweep" and matching the pattern, nothing on stdout.
-expect_error() {
-  local name=$1 want_rc=$2 pattern=$3; shift 3
-  "$LS" config "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -eq "$want_rc" ] && [ $rc -lt 128 ] && [ "$lines" = 1 ] && grep -q '^lorasweep' "$T/err" \
-     && grep -qE -- "$pattern" "$T/err" && [ ! -s "$T/out" ]; then
-    echo "ok   $name: $(cat "$T/err")"; passes=$((passes + 1))
-  else
-    echo "FAIL $name: rc=$rc (want $want_rc), pattern [$pattern], stdout $(wc -c <"$T/out") bytes, stderr:"
-    cat "$T/err"; fails=$((fails + 1))
-  fi
-}
 
 mkdir -p "$T/sweep"
 cat >"$T/sweep/trial.yaml" <<'EOF'
@@ -90,43 +68,42 @@ else check "docs/config.md reference is current (regenerate it from 'lorasweep c
   diff "$T/doc.md" "$T/doc-now.md" | head -20; fi
 
 # errors: one line, exit 1 for a bad file, 2 for a bad command line
-expect_error "missing file" 1 "nope.yaml: cannot open" check "$T/nope.yaml"
-expect_error "a directory" 1 "cannot read" show "$T/sweep"
+EXPECT_RC=1 EXPECT_PATTERN="nope.yaml: cannot open" expect_error "missing file" config check "$T/nope.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="cannot read" expect_error "a directory" config show "$T/sweep"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  lrr: 1\n' >"$T/unknown.yaml"
-expect_error "unknown key" 1 "unknown.yaml:4: train.lrr: unknown key \(did you mean train.lr\?\)" check "$T/unknown.yaml"
-expect_error "unknown key (show)" 1 "unknown.yaml:4: train.lrr" show "$T/unknown.yaml" --json
+EXPECT_RC=1 EXPECT_PATTERN="unknown.yaml:4: train.lrr: unknown key \(did you mean train.lr\?\)" expect_error "unknown key" config check "$T/unknown.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="unknown.yaml:4: train.lrr" expect_error "unknown key (show)" config show "$T/unknown.yaml" --json
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: "512"\n' >"$T/type.yaml"
-expect_error "wrong type" 1 'type.yaml:4: train.ctx: expected an integer, got the string "512"' check "$T/type.yaml"
+EXPECT_RC=1 EXPECT_PATTERN='type.yaml:4: train.ctx: expected an integer, got the string "512"' expect_error "wrong type" config check "$T/type.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 512\n  lr: -1\n' >"$T/range.yaml"
-expect_error "out of range" 1 'range.yaml:5: train.lr: -1 is out of range \(0, 10\]' check "$T/range.yaml"
+EXPECT_RC=1 EXPECT_PATTERN='range.yaml:5: train.lr: -1 is out of range \(0, 10\]' expect_error "out of range" config check "$T/range.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain: {optimizer: adam}\n' >"$T/enum.yaml"
-expect_error "bad name" 1 "enum.yaml:3: train.optimizer: 'adam' is not one of adamw, sgd" check "$T/enum.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="enum.yaml:3: train.optimizer: 'adam' is not one of adamw, sgd" expect_error "bad name" config check "$T/enum.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 5\n  ctx: 6\n' >"$T/dup.yaml"
-expect_error "duplicate key" 1 "dup.yaml:5: train.ctx: duplicate key \(first on line 4\)" check "$T/dup.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="dup.yaml:5: train.ctx: duplicate key \(first on line 4\)" expect_error "duplicate key" config check "$T/dup.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain: 5\n' >"$T/sect.yaml"
-expect_error "section not a mapping" 1 "sect.yaml:3: train: expected a mapping" check "$T/sect.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="sect.yaml:3: train: expected a mapping" expect_error "section not a mapping" config check "$T/sect.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain: {lr: 0.1\n' >"$T/syntax.yaml"
-expect_error "syntax error" 1 "syntax.yaml:4: train: YAML syntax error" check "$T/syntax.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="syntax.yaml:4: train: YAML syntax error" expect_error "syntax error" config check "$T/syntax.yaml"
 printf 'a: &a [x]\nb: *a\n' >"$T/alias.yaml"
-expect_error "anchors" 1 "alias.yaml:1: " check "$T/alias.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="alias.yaml:1: " expect_error "anchors" config check "$T/alias.yaml"
 printf 'data: {path: d}\n' >"$T/required.yaml"
-expect_error "required key" 1 "required.yaml: model.path is required" check "$T/required.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="required.yaml: model.path is required" expect_error "required key" config check "$T/required.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain: {ctx: 256, stride: 300}\n' >"$T/cross.yaml"
-expect_error "cross-key rule" 1 "cross.yaml: train.stride: 300 is more than train.ctx \(256\)" show "$T/cross.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="cross.yaml: train.stride: 300 is more than train.ctx \(256\)" expect_error "cross-key rule" config show "$T/cross.yaml"
 printf '\xff\xfe\xfd' >"$T/binary.yaml"
-expect_error "binary file" 1 "binary.yaml:1: YAML syntax error" check "$T/binary.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="binary.yaml:1: YAML syntax error" expect_error "binary file" config check "$T/binary.yaml"
 head -c 1100000 /dev/zero | tr '\0' '#' >"$T/big.yaml"
-expect_error "too large" 1 "big.yaml: too large" check "$T/big.yaml"
-expect_error "unknown option" 2 "^lorasweep config show: unknown option '--frobnicate'" show "$T/sweep/trial.yaml" --frobnicate
-expect_error "--json on check" 2 "unknown option '--json'" check "$T/sweep/trial.yaml" --json
-expect_error "no file" 2 "a trial file is required" show
-expect_error "two files" 2 "unexpected argument" check "$T/sweep/trial.yaml" "$T/other.yaml"
-expect_error "--set without =" 2 "--set wants KEY=VALUE" show "$T/sweep/trial.yaml" --set train.lr
-expect_error "--set unknown key" 2 "--set train.lrr: unknown key" show "$T/sweep/trial.yaml" --set train.lrr=1
-expect_error "--set bad value" 2 "--set train.lr: 'fast' is not a number" check "$T/sweep/trial.yaml" --set train.lr=fast
-expect_error "--set missing value" 2 "option '--set' needs a value" show "$T/sweep/trial.yaml" --set
-expect_error "unknown subcommand" 2 "unknown command 'lorasweep config frob'" frob
-expect_error "doc with argument" 2 "unexpected argument" doc extra
+EXPECT_RC=1 EXPECT_PATTERN="big.yaml: too large" expect_error "too large" config check "$T/big.yaml"
+EXPECT_RC=2 EXPECT_PATTERN="^lorasweep config show: unknown option '--frobnicate'" expect_error "unknown option" config show "$T/sweep/trial.yaml" --frobnicate
+EXPECT_RC=2 EXPECT_PATTERN="unknown option '--json'" expect_error "--json on check" config check "$T/sweep/trial.yaml" --json
+EXPECT_RC=2 EXPECT_PATTERN="a trial file is required" expect_error "no file" config show
+EXPECT_RC=2 EXPECT_PATTERN="unexpected argument" expect_error "two files" config check "$T/sweep/trial.yaml" "$T/other.yaml"
+EXPECT_RC=2 EXPECT_PATTERN="--set wants KEY=VALUE" expect_error "--set without =" config show "$T/sweep/trial.yaml" --set train.lr
+EXPECT_RC=2 EXPECT_PATTERN="--set train.lrr: unknown key" expect_error "--set unknown key" config show "$T/sweep/trial.yaml" --set train.lrr=1
+EXPECT_RC=2 EXPECT_PATTERN="--set train.lr: 'fast' is not a number" expect_error "--set bad value" config check "$T/sweep/trial.yaml" --set train.lr=fast
+EXPECT_RC=2 EXPECT_PATTERN="option '--set' needs a value" expect_error "--set missing value" config show "$T/sweep/trial.yaml" --set
+EXPECT_RC=2 EXPECT_PATTERN="unknown command 'lorasweep config frob'" expect_error "unknown subcommand" config frob
+EXPECT_RC=2 EXPECT_PATTERN="unexpected argument" expect_error "doc with argument" config doc extra
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

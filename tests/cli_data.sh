@@ -1,32 +1,8 @@
 #!/usr/bin/env bash
 # cli_data.sh LORASWEEP SHARED_DIR: `lorasweep data generate` and `lorasweep data info` end to
 # end, and their errors: each a non-zero exit below 128 with exactly one stderr line "lorasweep...".
-set -uo pipefail
-LS=$1; SHARED=$2
+source "$(dirname "$0")/cli_lib.sh"
 REAL=$SHARED/data/lotka_volterra_data.h5
-fails=0; passes=0
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-
-ok()   { echo "ok   $1"; passes=$((passes + 1)); }
-bad()  { echo "FAIL $1"; fails=$((fails + 1)); }
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: expected [$2] got [$3]"; fi
-}
-contains() { # contains NAME NEEDLE HAYSTACK
-  if [[ "$3" == *"$2"* ]]; then ok "$1"; else bad "$1: [$2] not in:"; echo "$3"; fi
-}
-# expect_error NAME ARGS...: non-zero exit below 128, exactly one stderr line "lorasweep..."
-expect_error() {
-  local name=$1; shift
-  "$LS" data "$@" >"$T/out" 2>"$T/err" </dev/null; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" = 1 ] && grep -q '^lorasweep' "$T/err"; then
-    ok "$name: $(cat "$T/err")"
-  else
-    bad "$name: rc=$rc, stderr:"; cat "$T/err"
-  fi
-}
 
 # generate + info
 out=$("$LS" data generate --out "$T/gen.h5" --systems 20 --steps 30 --seed 7 --t-end 50 2>"$T/err"); rc=$?
@@ -67,31 +43,31 @@ fi
 # errors
 echo "prey,predator" >"$T/text.h5"
 mkdir -p "$T/dir"
-expect_error "info missing file" info "$T/none.h5"
-expect_error "info non-HDF5 file" info "$T/text.h5"
-expect_error "info empty file" info /dev/null
-expect_error "info directory" info "$T/dir"
-expect_error "info no file" info
-expect_error "info two files" info "$T/gen.h5" "$T/gen2.h5"
-expect_error "info unknown option" info --frobnicate "$T/gen.h5"
-expect_error "info unknown short option" info -x "$T/gen.h5"
-expect_error "generate unknown option" generate --out "$T/x.h5" --frobnicate
-expect_error "generate missing --out" generate --systems 10
-expect_error "generate --out without value" generate --out
-expect_error "generate --systems abc" generate --out "$T/x.h5" --systems abc
-expect_error "generate --systems 0" generate --out "$T/x.h5" --systems 0
-expect_error "generate --systems -5" generate --out "$T/x.h5" --systems -5
-expect_error "generate --systems 1e3" generate --out "$T/x.h5" --systems 1e3
-expect_error "generate --steps 1" generate --out "$T/x.h5" --steps 1
-expect_error "generate --seed -1" generate --out "$T/x.h5" --seed -1
-expect_error "generate --t-end 0" generate --out "$T/x.h5" --t-end 0
-expect_error "generate --t-end nan" generate --out "$T/x.h5" --t-end nan
-expect_error "generate --model bad" generate --out "$T/x.h5" --model quadratic
-expect_error "generate too large" generate --out "$T/x.h5" --systems 10000000 --steps 1000000
-expect_error "generate stray argument" generate --out "$T/x.h5" extra
-expect_error "generate into missing directory" generate --out "$T/nodir/x.h5" --systems 5
-expect_error "generate onto a directory" generate --out "$T/dir" --systems 5
-expect_error "unknown data command" frobnicate
+expect_error "info missing file" data info "$T/none.h5"
+expect_error "info non-HDF5 file" data info "$T/text.h5"
+expect_error "info empty file" data info /dev/null
+expect_error "info directory" data info "$T/dir"
+expect_error "info no file" data info
+expect_error "info two files" data info "$T/gen.h5" "$T/gen2.h5"
+expect_error "info unknown option" data info --frobnicate "$T/gen.h5"
+expect_error "info unknown short option" data info -x "$T/gen.h5"
+expect_error "generate unknown option" data generate --out "$T/x.h5" --frobnicate
+expect_error "generate missing --out" data generate --systems 10
+expect_error "generate --out without value" data generate --out
+expect_error "generate --systems abc" data generate --out "$T/x.h5" --systems abc
+expect_error "generate --systems 0" data generate --out "$T/x.h5" --systems 0
+expect_error "generate --systems -5" data generate --out "$T/x.h5" --systems -5
+expect_error "generate --systems 1e3" data generate --out "$T/x.h5" --systems 1e3
+expect_error "generate --steps 1" data generate --out "$T/x.h5" --steps 1
+expect_error "generate --seed -1" data generate --out "$T/x.h5" --seed -1
+expect_error "generate --t-end 0" data generate --out "$T/x.h5" --t-end 0
+expect_error "generate --t-end nan" data generate --out "$T/x.h5" --t-end nan
+expect_error "generate --model bad" data generate --out "$T/x.h5" --model quadratic
+expect_error "generate too large" data generate --out "$T/x.h5" --systems 10000000 --steps 1000000
+expect_error "generate stray argument" data generate --out "$T/x.h5" extra
+expect_error "generate into missing directory" data generate --out "$T/nodir/x.h5" --systems 5
+expect_error "generate onto a directory" data generate --out "$T/dir" --systems 5
+expect_error "unknown data command" data frobnicate
 check "no output file after failures" "absent" "$([ -e "$T/x.h5" ] && echo present || echo absent)"
 
 # A failed run leaves an existing file as it was.
@@ -99,5 +75,4 @@ cp "$T/gen.h5" "$T/keep.h5"
 "$LS" data generate --out "$T/keep.h5" --systems abc >/dev/null 2>&1
 check "bad options keep the old file" "same" "$(cmp -s "$T/gen.h5" "$T/keep.h5" && echo same || echo differ)"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

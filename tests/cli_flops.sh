@@ -1,30 +1,9 @@
 #!/usr/bin/env bash
 # cli_flops.sh LORASWEEP SHARED_DIR: `lorasweep flops` on the real Qwen2.5-0.5B config, and its errors.
-set -uo pipefail
-LS=$1; SHARED=$2
+source "$(dirname "$0")/cli_lib.sh"
 CONFIG=$SHARED/qwen/Qwen2.5-0.5B-Instruct.config.json
-fails=0; passes=0
-if [ ! -f "$CONFIG" ]; then
-  [ "${LS_REQUIRE_SHARED:-0}" = 1 ] && { echo "FAIL: $CONFIG missing"; exit 1; }
-  echo "skipped: $CONFIG missing"; exit 0
-fi
-T=$(mktemp -d)
+need_shared "$CONFIG"
 mkdir "$T/qwen"; cp "$CONFIG" "$T/qwen/config.json"
-
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: expected [$2] got [$3]"; fails=$((fails + 1)); fi
-}
-# expect_error NAME ARGS...: exit 1 or 2, exactly one stderr line "lorasweep...", nothing on stdout
-expect_error() {
-  local name=$1; shift
-  "$LS" flops "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if { [ $rc -eq 1 ] || [ $rc -eq 2 ]; } && [ "$lines" = 1 ] && grep -q '^lorasweep' "$T/err" && [ ! -s "$T/out" ]; then
-    echo "ok   $name: $(cat "$T/err")"; passes=$((passes + 1))
-  else
-    echo "FAIL $name: rc=$rc, stderr:"; cat "$T/err"; fails=$((fails + 1))
-  fi
-}
 
 COURSE=(--model "$T/qwen" --ctx 512 --rank 4 --batch 4 --steps 1000)
 EVAL=(--eval-systems 100 --eval-samples 10 --eval-prompt-tokens 960 --eval-new-tokens 240)
@@ -76,27 +55,25 @@ a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 a.pop("model"); b.pop("model"); print(a == b)' "$T/train.json" "$T/file.json")"
 check "--help" "0" "$("$LS" flops --help >/dev/null; echo $?)"
 
-expect_error "missing --model" --ctx 512 --rank 4 --batch 4 --steps 10
-expect_error "missing --ctx" --model "$T/qwen" --rank 4 --batch 4 --steps 10
-expect_error "negative ctx" --model "$T/qwen" --ctx -5 --rank 4 --batch 4 --steps 10
-expect_error "ctx not a number" --model "$T/qwen" --ctx 5x --rank 4 --batch 4 --steps 10
-expect_error "rank 0" --model "$T/qwen" --ctx 512 --rank 0 --batch 4 --steps 10
-expect_error "batch 0" --model "$T/qwen" --ctx 512 --rank 4 --batch 0 --steps 10
-expect_error "unknown target" --model "$T/qwen" --ctx 512 --rank 4 --batch 4 --steps 10 --targets q_proj,w_proj
-expect_error "empty targets" --model "$T/qwen" --ctx 512 --rank 4 --batch 4 --steps 10 --targets ,
-expect_error "missing dir" --model "$T/none" --ctx 512 --rank 4 --batch 4 --steps 10
+expect_error "missing --model" flops --ctx 512 --rank 4 --batch 4 --steps 10
+expect_error "missing --ctx" flops --model "$T/qwen" --rank 4 --batch 4 --steps 10
+expect_error "negative ctx" flops --model "$T/qwen" --ctx -5 --rank 4 --batch 4 --steps 10
+expect_error "ctx not a number" flops --model "$T/qwen" --ctx 5x --rank 4 --batch 4 --steps 10
+expect_error "rank 0" flops --model "$T/qwen" --ctx 512 --rank 0 --batch 4 --steps 10
+expect_error "batch 0" flops --model "$T/qwen" --ctx 512 --rank 4 --batch 0 --steps 10
+expect_error "unknown target" flops --model "$T/qwen" --ctx 512 --rank 4 --batch 4 --steps 10 --targets q_proj,w_proj
+expect_error "empty targets" flops --model "$T/qwen" --ctx 512 --rank 4 --batch 4 --steps 10 --targets ,
+expect_error "missing dir" flops --model "$T/none" --ctx 512 --rank 4 --batch 4 --steps 10
 mkdir "$T/empty"
-expect_error "dir without config.json" --model "$T/empty" --ctx 512 --rank 4 --batch 4 --steps 10
+expect_error "dir without config.json" flops --model "$T/empty" --ctx 512 --rank 4 --batch 4 --steps 10
 echo '{"model_type": "qwen2", "hidden_size": ' >"$T/broken.json"
-expect_error "broken config.json" --model "$T/broken.json" --ctx 512 --rank 4 --batch 4 --steps 10
-expect_error "ctx past max positions" --model "$T/qwen" --ctx 40000 --rank 4 --batch 4 --steps 10
-expect_error "eval without systems" "${COURSE[@]}" --eval-new-tokens 240
-expect_error "systems without lengths" "${COURSE[@]}" --eval-systems 100
-expect_error "zero samples" "${COURSE[@]}" "${EVAL[@]}" --eval-samples 0
-expect_error "unknown option" "${COURSE[@]}" --frobnicate
-expect_error "option without value" "${COURSE[@]}" --rank
-expect_error "stray argument" "${COURSE[@]}" extra
+expect_error "broken config.json" flops --model "$T/broken.json" --ctx 512 --rank 4 --batch 4 --steps 10
+expect_error "ctx past max positions" flops --model "$T/qwen" --ctx 40000 --rank 4 --batch 4 --steps 10
+expect_error "eval without systems" flops "${COURSE[@]}" --eval-new-tokens 240
+expect_error "systems without lengths" flops "${COURSE[@]}" --eval-systems 100
+expect_error "zero samples" flops "${COURSE[@]}" "${EVAL[@]}" --eval-samples 0
+expect_error "unknown option" flops "${COURSE[@]}" --frobnicate
+expect_error "option without value" flops "${COURSE[@]}" --rank
+expect_error "stray argument" flops "${COURSE[@]}" extra
 
-rm -rf "$T"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -2,24 +2,9 @@
 # cli_golden.sh LORASWEEP SHARED_DIR: score, gradients and greedy generation of the tiny Qwen2
 # checkpoint against ../shared/golden/qwen2-tiny (float64 references from an independent
 # implementation), to the tolerances of golden/README.md; and the commands' errors.
-set -uo pipefail
-LS=$1; SHARED=$2; G=$SHARED/golden/qwen2-tiny
-PY=/usr/bin/python3
-if [ ! -f "$G/model.safetensors" ]; then
-  [ "${LS_REQUIRE_SHARED:-0}" = 1 ] && { echo "FAIL: $G missing"; exit 1; }
-  echo "skipped: $G missing"; exit 0
-fi
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-passes=0; fails=0
-ok() { echo "ok   $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect_error() { # NAME ARGS...: exit 1 or 2, exactly one stderr line starting "lorasweep"
-  local name=$1; shift
-  "$LS" "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q '^lorasweep' "$T/err"; then
-    ok "$name: $(cat "$T/err")"
-  else bad "$name: rc=$rc stderr: $(cat "$T/err")"; fi
-}
+source "$(dirname "$0")/cli_lib.sh"
+G=$SHARED/golden/qwen2-tiny
+need_shared "$G/model.safetensors"
 # close NAME GOT_JSON EXPECTED_JSON KEY RELTOL
 close() {
   if $PY -c "import json,sys; g=json.loads(sys.argv[1]); e=json.load(open(sys.argv[2]))
@@ -79,5 +64,4 @@ expect_error "generate bad grammar" generate --model "$G" --prompt x --max-new-t
 expect_error "generate too long" generate --model "$G" --prompt x --max-new-tokens 40000
 expect_error "generate unknown option" generate --model "$G" --prompt x --max-new-tokens 3 --beam 4
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

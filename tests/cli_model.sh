@@ -1,33 +1,9 @@
 #!/usr/bin/env bash
 # cli_model.sh LORASWEEP SHARED_DIR: `lorasweep model init` and `lorasweep model info` end to end,
 # and their errors: each a non-zero exit below 128 with exactly one stderr line "lorasweep...".
-set -uo pipefail
-LS=$1; SHARED=$2
+source "$(dirname "$0")/cli_lib.sh"
 GOLDEN=$SHARED/golden/qwen2-tiny
 TOK=$SHARED/qwen/tokenizer.json
-fails=0; passes=0
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-
-ok()   { echo "ok   $1"; passes=$((passes + 1)); }
-bad()  { echo "FAIL $1"; fails=$((fails + 1)); }
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: expected [$2] got [$3]"; fi
-}
-contains() { # contains NAME NEEDLE HAYSTACK
-  if [[ "$3" == *"$2"* ]]; then ok "$1"; else bad "$1: [$2] not in:"; echo "$3"; fi
-}
-# expect_error NAME ARGS...: non-zero exit below 128, exactly one stderr line "lorasweep..."
-expect_error() {
-  local name=$1; shift
-  "$LS" model "$@" >"$T/out" 2>"$T/err" </dev/null; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" = 1 ] && grep -q '^lorasweep' "$T/err"; then
-    ok "$name: $(cat "$T/err")"
-  else
-    bad "$name: rc=$rc, stderr:"; cat "$T/err"
-  fi
-}
 
 # init + info
 out=$("$LS" model init --preset tiny --out "$T/tiny" --seed 3 2>"$T/err"); rc=$?
@@ -87,27 +63,26 @@ cp "$T/tiny/config.json" "$T/empty/"
 head -c 5000 "$T/tiny/model.safetensors" >"$T/cut/model.safetensors"
 echo "not a file" >"$T/afile"
 echo '{}' >"$T/notatokenizer.json"
-expect_error "init missing --preset" init --out "$T/x"
-expect_error "init missing --out" init --preset tiny
-expect_error "init unknown preset" init --preset huge --out "$T/x"
-expect_error "init --seed abc" init --preset tiny --out "$T/x" --seed abc
-expect_error "init --seed -1" init --preset tiny --out "$T/x" --seed -1
-expect_error "init --out without value" init --preset tiny --out
-expect_error "init unknown option" init --preset tiny --out "$T/x" --frobnicate
-expect_error "init stray argument" init --preset tiny --out "$T/x" extra
-expect_error "init onto a file" init --preset tiny --out "$T/afile"
-expect_error "init missing tokenizer" init --preset tiny --out "$T/x" --tokenizer "$T/none.json"
-expect_error "init bad tokenizer" init --preset tiny --out "$T/x" --tokenizer "$T/notatokenizer.json"
-expect_error "info no directory" info
-expect_error "info two directories" info "$T/tiny" "$T/tiny2"
-expect_error "info missing directory" info "$T/none"
-expect_error "info on a file" info "$T/afile"
-expect_error "info no weights" info "$T/empty"
-expect_error "info broken config" info "$T/badcfg"
-expect_error "info truncated weights" info "$T/cut"
-expect_error "info unknown option" info --frobnicate "$T/tiny"
-expect_error "unknown model command" frobnicate
+expect_error "init missing --preset" model init --out "$T/x"
+expect_error "init missing --out" model init --preset tiny
+expect_error "init unknown preset" model init --preset huge --out "$T/x"
+expect_error "init --seed abc" model init --preset tiny --out "$T/x" --seed abc
+expect_error "init --seed -1" model init --preset tiny --out "$T/x" --seed -1
+expect_error "init --out without value" model init --preset tiny --out
+expect_error "init unknown option" model init --preset tiny --out "$T/x" --frobnicate
+expect_error "init stray argument" model init --preset tiny --out "$T/x" extra
+expect_error "init onto a file" model init --preset tiny --out "$T/afile"
+expect_error "init missing tokenizer" model init --preset tiny --out "$T/x" --tokenizer "$T/none.json"
+expect_error "init bad tokenizer" model init --preset tiny --out "$T/x" --tokenizer "$T/notatokenizer.json"
+expect_error "info no directory" model info
+expect_error "info two directories" model info "$T/tiny" "$T/tiny2"
+expect_error "info missing directory" model info "$T/none"
+expect_error "info on a file" model info "$T/afile"
+expect_error "info no weights" model info "$T/empty"
+expect_error "info broken config" model info "$T/badcfg"
+expect_error "info truncated weights" model info "$T/cut"
+expect_error "info unknown option" model info --frobnicate "$T/tiny"
+expect_error "unknown model command" model frobnicate
 check "no temporary files left" "config.json model.safetensors" "$(cd "$T/tiny" && echo *)"
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

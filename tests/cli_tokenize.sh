@@ -1,29 +1,8 @@
 #!/usr/bin/env bash
 # cli_tokenize.sh LORASWEEP SHARED_DIR: `lorasweep tokenize` end to end, and its errors.
-set -uo pipefail
-LS=$1; SHARED=$2
+source "$(dirname "$0")/cli_lib.sh"
 TOK=$SHARED/qwen/tokenizer.json
-fails=0; passes=0
-if [ ! -f "$TOK" ]; then
-  [ "${LS_REQUIRE_SHARED:-0}" = 1 ] && { echo "FAIL: $TOK missing"; exit 1; }
-  echo "skipped: $TOK missing"; exit 0
-fi
-T=$(mktemp -d)
-
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" == "$3" ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: expected [$2] got [$3]"; fails=$((fails + 1)); fi
-}
-# expect_error NAME STDIN ARGS...: non-zero exit below 128, exactly one stderr line "lorasweep..."
-expect_error() {
-  local name=$1 input=$2; shift 2
-  printf '%s' "$input" | "$LS" tokenize "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" = 1 ] && grep -q '^lorasweep' "$T/err"; then
-    echo "ok   $name: $(cat "$T/err")"; passes=$((passes + 1))
-  else
-    echo "FAIL $name: rc=$rc, stderr:"; cat "$T/err"; fails=$((fails + 1))
-  fi
-}
+need_shared "$TOK"
 
 check "encode LLMTIME" "[16,13,24,15,15,11,17,13,15,23,16,26]" \
   "$(printf '1.900,2.081;' | "$LS" tokenize --tokenizer "$TOK")"
@@ -45,19 +24,17 @@ PY
 check "golden cases via --jsonl" "same" "$(cmp -s "$T/got.jsonl" "$T/ids.jsonl" && echo same || echo differ)"
 check "--help" "0" "$("$LS" tokenize --help >/dev/null; echo $?)"
 
-expect_error "missing --tokenizer" "x"
-expect_error "missing tokenizer file" "x" --tokenizer "$T/none.json"
+INPUT="x" expect_error "missing --tokenizer" tokenize
+INPUT="x" expect_error "missing tokenizer file" tokenize --tokenizer "$T/none.json"
 echo '{"model": {"type": "BPE"' >"$T/broken.json"
-expect_error "broken tokenizer.json" "x" --tokenizer "$T/broken.json"
+INPUT="x" expect_error "broken tokenizer.json" tokenize --tokenizer "$T/broken.json"
 echo '{"model": {"type": "Unigram"}}' >"$T/unigram.json"
-expect_error "unsupported model" "x" --tokenizer "$T/unigram.json"
-expect_error "unknown option" "x" --tokenizer "$TOK" --frobnicate
-expect_error "invalid UTF-8" $'\xff\xfe' --tokenizer "$TOK"
-expect_error "decode non-array" "hello" --tokenizer "$TOK" --decode
-expect_error "decode bad id" "[1,99999999]" --tokenizer "$TOK" --decode
-expect_error "jsonl not a string" $'"ok"\n42\n' --tokenizer "$TOK" --jsonl
-expect_error "stray argument" "x" --tokenizer "$TOK" extra
+INPUT="x" expect_error "unsupported model" tokenize --tokenizer "$T/unigram.json"
+INPUT="x" expect_error "unknown option" tokenize --tokenizer "$TOK" --frobnicate
+INPUT=$'\xff\xfe' expect_error "invalid UTF-8" tokenize --tokenizer "$TOK"
+INPUT="hello" expect_error "decode non-array" tokenize --tokenizer "$TOK" --decode
+INPUT="[1,99999999]" expect_error "decode bad id" tokenize --tokenizer "$TOK" --decode
+INPUT=$'42\n' expect_error "jsonl not a string" tokenize --tokenizer "$TOK" --jsonl
+INPUT="x" expect_error "stray argument" tokenize --tokenizer "$TOK" extra
 
-rm -rf "$T"
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

@@ -2,25 +2,10 @@
 # cli_train.sh LORASWEEP SHARED_DIR: `lorasweep train` and `eval` end to end on the tiny preset and
 # simulated data: it learns, it writes a loadable PEFT adapter, it repeats bit for bit, an
 # interrupted run resumes to the same result, and its errors are one line.
-set -uo pipefail
-LS=$1; SHARED=$2
+source "$(dirname "$0")/cli_lib.sh"
 TOK=$SHARED/qwen/tokenizer.json
-if [ ! -f "$TOK" ]; then
-  [ "${LS_REQUIRE_SHARED:-0}" = 1 ] && { echo "FAIL: $TOK missing"; exit 1; }
-  TOK=${LS_TOKENIZER:-}; [ -f "$TOK" ] || { echo "skipped: no tokenizer.json"; exit 0; }
-fi
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-PY=/usr/bin/python3
-passes=0; fails=0
-ok() { echo "ok   $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect_error() { # NAME ARGS...: exit 1 or 2, one stderr line starting "lorasweep"
-  local name=$1; shift
-  "$LS" "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q '^lorasweep' "$T/err"; then
-    ok "$name: $(cat "$T/err")"
-  else bad "$name: rc=$rc stderr: $(cat "$T/err")"; fi
-}
+[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER  # fetched by scripts/test.sh
+need_shared "$TOK"
 
 "$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
 "$LS" data generate --out "$T/lv.h5" --seed 3 >/dev/null || { echo "FAIL data generate"; exit 1; }
@@ -100,5 +85,4 @@ expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
 expect_error "eval: bad adapter" eval "$T/trial.yaml" --adapter "$T/none" --out "$T/y" --quiet
 expect_error "train: unknown option" train "$T/trial.yaml" --epochs 3
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

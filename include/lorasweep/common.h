@@ -45,6 +45,14 @@ char *ls_strdup_at(const char *s, const char *file, int line);
 /* Read a whole file into a NUL-terminated buffer; NULL and an error naming the path on failure. */
 char *ls_read_file(const char *path, size_t *size);
 
+/* Write a whole file atomically: a temporary file beside path, synced, renamed over path. On
+ * failure nothing at path changes and the error names path and the reason. */
+int ls_write_file_atomic(const char *path, const void *data, size_t len);
+/* mkdir -p: create dir and its parents as needed; an existing directory is fine. */
+int ls_mkdirs(const char *dir);
+/* s made safe for a one-line message (control bytes as '?', cut with "..." to fit cap). */
+const char *ls_printable(const char *s, char *buf, size_t cap);
+
 /* Parse numbers strictly: the whole string must be a number in [min, max]. */
 int ls_parse_long(const char *s, long min, long max, long *out);
 int ls_parse_double(const char *s, double min, double max, double *out);

@@ -119,24 +119,6 @@ static int write_random_weights(const char *path, const ls_model_config *cfg, ui
     return rc;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir) {
-    char *p = ls_strdup(dir);
-    int rc = LS_OK;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = ls_error("%s: cannot create the directory: %s", p, strerror(errno));
-            break;
-        }
-        *s = saved;
-        if (!saved) break;
-    }
-    free(p);
-    return rc;
-}
 
 static int cmd_model_init(int argc, char **argv) {
     static const struct option opts[] = {
@@ -170,7 +152,7 @@ static int cmd_model_init(int argc, char **argv) {
         ls_error("%s: exists and is not a directory", out);
         return cli_fail();
     }
-    if (stat(out, &sb) != 0 && make_dirs(out) != LS_OK) return cli_fail();
+    if (stat(out, &sb) != 0 && ls_mkdirs(out) != LS_OK) return cli_fail();
     if (tok && copy_tokenizer(tok, out, &cfg) != LS_OK) return cli_fail();
     size_t n = strlen(out) + 32;
     char *path = ls_malloc(n);

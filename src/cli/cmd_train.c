@@ -98,18 +98,9 @@ static void on_forecast_progress(void *ctx, int done, int total) {
 /* ---- output files ------------------------------------------------------------------------- */
 
 static int write_text_file(const char *dir, const char *name, const char *text) {
-    char path[4096], tmp[4200];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return ls_error("%s: cannot write", path);
-    int ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return ls_error("%s: cannot write", path);
-    }
-    return LS_OK;
+    return ls_write_file_atomic(path, text, strlen(text));
 }
 
 /* A growable string for the CSV and JSON files. */
@@ -225,19 +216,6 @@ static char *metrics_json(const ls_trial_result *r, const ls_trial_config *cfg, 
 
 /* ---- the commands ------------------------------------------------------------------------- */
 
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(buf, 0777);
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && access(buf, W_OK) != 0) return ls_error("%s: cannot create the directory", path);
-    return LS_OK;
-}
-
 /* Load, override and check the config; pick and prepare the output directory. */
 static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, const char *out_opt, const char *suffix,
                    ls_trial_config *cfg, char *out_dir, size_t cap) {
@@ -280,7 +258,7 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
             }
             ls_config_free(&old);
         }
-    } else if (mkdir_p(out_dir) != LS_OK || write_text_file(out_dir, "config.yaml", yaml_now) != LS_OK) {
+    } else if (ls_mkdirs(out_dir) != LS_OK || write_text_file(out_dir, "config.yaml", yaml_now) != LS_OK) {
         rc = cli_fail();
     }
     free(yaml_now);
