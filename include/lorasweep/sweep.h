@@ -1,0 +1,89 @@
+/*
+ * sweep.h: the MPI scheduler and its workers (every MPI call of the program lives in sweep.c).
+ *
+ * Rank 0 schedules and runs no model: it holds a queue of trials (largest estimated cost first),
+ * hands one to each worker that asks, receives their progress and results, and reports every
+ * event to the caller through hooks (the journal and the results file hang there). Ranks >= 1 are
+ * workers: ask, run the trial, stream progress, send the result, ask again. Dispatch is trial by
+ * trial as workers free up, never in batches.
+ *
+ * Stopping: a stop request on rank 0 (a signal, a wall-clock limit) stops handing out work and
+ * tells the busy workers, which checkpoint their trial and report it as interrupted; a signal a
+ * worker receives itself does the same. No MPI call is made from a signal handler.
+ */
+#ifndef LORASWEEP_SWEEP_H
+#define LORASWEEP_SWEEP_H
+
+#include <stdint.h>
+
+/* What a worker reports about its trial. */
+typedef enum {
+    LS_TRIAL_DONE,        /* finished: metrics valid */
+    LS_TRIAL_FAILED,      /* stopped by an error: message set */
+    LS_TRIAL_INTERRUPTED, /* stopped on request after a checkpoint: to be continued */
+} ls_trial_status;
+
+/* The numbers a result carries back to rank 0 (the bulk data is written by the worker itself). */
+typedef struct {
+    ls_trial_status status;
+    int steps;
+    double final_train_loss, final_val_loss;
+    double mse, mae;               /* forecast, both variables; NaN without a forecast */
+    double flops_total, wall_seconds, tokens_per_s;
+    char message[512];             /* the error of a failed trial */
+} ls_trial_summary;
+
+typedef struct {
+    int step, max_steps;
+    double loss, val_loss, tokens_per_s, eta_s; /* val_loss NaN unless a validation just ran */
+} ls_trial_heartbeat;
+
+/* One unit of work as rank 0 hands it out. */
+typedef struct {
+    uint64_t id;
+    int index;                     /* the caller's index of the trial (stable across reruns) */
+    double cost;                   /* estimated FLOPS: larger first */
+    char *payload;                 /* text the worker's run function gets (the trial's YAML) */
+} ls_sweep_item;
+
+/* Worker side: run one trial. `heartbeat` may be called at any time to report progress, and
+ * `should_stop` polled (it also receives rank 0's stop message); both take `ctx`. */
+typedef int (*ls_sweep_run_fn)(void *user, const ls_sweep_item *item, int worker_rank, void (*heartbeat)(void *ctx,
+                               const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx), void *ctx,
+                               ls_trial_summary *out);
+
+/* Rank 0 side: what happened. Any hook may be NULL. */
+typedef struct {
+    void (*on_start)(void *user, const ls_sweep_item *item, int worker_rank);
+    void (*on_heartbeat)(void *user, const ls_sweep_item *item, int worker_rank, const ls_trial_heartbeat *hb);
+    void (*on_result)(void *user, const ls_sweep_item *item, int worker_rank, const ls_trial_summary *s);
+    /* Polled between messages: non-zero asks for a clean stop (signal, wall-clock limit). */
+    int (*should_stop)(void *user);
+    void *user;
+} ls_sweep_hooks;
+
+typedef struct {
+    int rank, size;                /* in MPI_COMM_WORLD */
+    int local_rank, local_size;    /* on this node */
+    int workers_on_node;           /* ranks >= 1 on this node */
+} ls_sweep_place;
+
+/* MPI_Init_thread and the node-local placement; LS_ERR if MPI cannot start. */
+int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place);
+void ls_sweep_mpi_finalize(void);
+/* Abort every rank (an infrastructure failure on one rank). */
+void ls_sweep_abort(int code);
+
+/* Rank 0: hand out items (sorted here, largest cost first) until done or stopped; returns when
+ * every worker has been released. *stopped tells whether a stop cut it short. */
+int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, int *stopped);
+/* Ranks >= 1: work until released. */
+int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place);
+
+/* Every rank: the same value of v everywhere, from rank 0 (for counts and flags). */
+void ls_sweep_broadcast_int(int *v);
+/* Every rank: a string from rank 0 (malloc'ed on the others; NULL stays NULL). */
+char *ls_sweep_broadcast_string(const char *s);
+void ls_sweep_barrier(void);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * mpi_sweep.c: the scheduler/worker protocol with real MPI ranks (ctest runs it under mpirun -np 3)
+ * and trivial trials: every trial runs exactly once, the largest cost goes first, heartbeats
+ * arrive, failures come back with their message, and a stop request interrupts busy workers and
+ * hands out nothing more. Rank 0 prints "N passed, M failed".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lorasweep/common.h"
+#include "lorasweep/sweep.h"
+
+enum { N_ITEMS = 24 };
+static int passes, fails;
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (cond) passes++;                                \
+        else {                                             \
+            fails++;                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                  \
+            fprintf(stderr, "\n");                         \
+        }                                                  \
+    } while (0)
+
+static void sleep_us(long us) {
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Worker: "train" for a few ms, beating; item 7 fails; in the stop round, run until told. */
+static int run_trivial(void *user, const ls_sweep_item *item, int worker_rank,
+                       void (*heartbeat)(void *, const ls_trial_heartbeat *), int (*should_stop)(void *), void *ctx,
+                       ls_trial_summary *out) {
+    int stop_round = *(int *)user;
+    int steps = stop_round ? 100000 : 3;
+    for (int s = 1; s <= steps; s++) {
+        if (should_stop(ctx)) {
+            out->status = LS_TRIAL_INTERRUPTED;
+            out->steps = s - 1;
+            return LS_OK;
+        }
+        sleep_us(stop_round ? 1000 : 200);
+        ls_trial_heartbeat hb = {s, steps, 1.0 / s, NAN, 100.0, 0};
+        heartbeat(ctx, &hb);
+    }
+    if (!stop_round && item->index == 7) return ls_error("trial 7 fails on purpose");
+    out->status = LS_TRIAL_DONE;
+    out->steps = steps;
+    out->mse = atof(item->payload); /* the payload travels intact */
+    return LS_OK;
+}
+
+typedef struct {
+    int results[N_ITEMS], heartbeats[N_ITEMS], started, order[N_ITEMS], workers_used[64];
+    int failed, interrupted, stop_after, stop_now;
+    double mse[N_ITEMS];
+    char message[512];
+} record;
+
+static void on_start(void *u, const ls_sweep_item *it, int w) {
+    record *r = u;
+    r->order[r->started++] = it->index;
+    r->workers_used[w] = 1;
+}
+static void on_heartbeat(void *u, const ls_sweep_item *it, int w, const ls_trial_heartbeat *hb) {
+    ((record *)u)->heartbeats[it->index]++;
+}
+static void on_result(void *u, const ls_sweep_item *it, int w, const ls_trial_summary *s) {
+    record *r = u;
+    r->results[it->index]++;
+    r->mse[it->index] = s->mse;
+    if (s->status == LS_TRIAL_FAILED) r->failed++, snprintf(r->message, sizeof r->message, "%s", s->message);
+    if (s->status == LS_TRIAL_INTERRUPTED) r->interrupted++;
+}
+static int should_stop(void *u) {
+    record *r = u;
+    return r->stop_after > 0 && r->started >= r->stop_after && (r->stop_now = 1);
+}
+
+int main(int argc, char **argv) {
+    ls_sweep_place place;
+    if (ls_sweep_mpi_init(&argc, &argv, &place) != LS_OK) return 1;
+    for (int round = 0; round < 2; round++) {
+        if (place.rank == 0) {
+            ls_sweep_item items[N_ITEMS];
+            char payloads[N_ITEMS][32];
+            for (int i = 0; i < N_ITEMS; i++) {
+                snprintf(payloads[i], sizeof payloads[i], "%d.5", i);
+                items[i] = (ls_sweep_item){1000 + (uint64_t)i, i, (double)((i * 7) % N_ITEMS), payloads[i]};
+            }
+            record r = {0};
+            r.stop_after = round == 1 ? 2 : 0;
+            ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &r};
+            int stopped = -1;
+            ls_sweep_schedule(items, N_ITEMS, &hooks, &stopped);
+            if (round == 0) {
+                for (int i = 0; i < N_ITEMS; i++) {
+                    CHECK(r.results[i] == 1, "trial %d reported %d times", i, r.results[i]);
+                    CHECK(r.heartbeats[i] == 3 || i == 7, "trial %d: %d heartbeats", i, r.heartbeats[i]);
+                    if (i != 7) CHECK(r.mse[i] == i + 0.5, "trial %d payload gave %g", i, r.mse[i]);
+                }
+                /* cost (i*7) % 24 is largest for i = 17 (23), then 10 (22): first handed out */
+                CHECK(r.order[0] == 17 && r.order[1] == 10, "dispatch order starts %d, %d", r.order[0], r.order[1]);
+                CHECK(r.failed == 1 && strstr(r.message, "on purpose"), "failure: %d, '%s'", r.failed, r.message);
+                for (int w = 1; w < place.size; w++) CHECK(r.workers_used[w], "worker %d got no trial", w);
+                CHECK(stopped == 0, "stopped without a stop request");
+            } else {
+                int ran = 0;
+                for (int i = 0; i < N_ITEMS; i++) ran += r.results[i];
+                CHECK(stopped == 1, "stop not reported");
+                CHECK(r.started == place.size - 1 || r.started == 2, "%d trials started after the stop", r.started);
+                CHECK(ran == r.started, "%d results for %d started trials", ran, r.started);
+                CHECK(r.interrupted == r.started, "%d of %d interrupted", r.interrupted, r.started);
+            }
+        } else {
+            int stop_round = round == 1;
+            ls_sweep_work(run_trivial, &stop_round, &place);
+        }
+        ls_sweep_barrier();
+    }
+    if (place.rank == 0) printf("%d passed, %d failed\n", passes, fails);
+    ls_sweep_broadcast_int(&fails);
+    ls_sweep_mpi_finalize();
+    return fails ? 1 : 0;
+}
