@@ -39,9 +39,17 @@ typedef struct {
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out);
 void ls_trial_result_free(ls_trial_result *r);
 
+/* Write a trial's files into dir (which must exist): adapter/ (PEFT; only when write_adapter),
+ * curves.csv (with the adapter), metrics.json, and forecasts.csv when there is a forecast. Each
+ * file is written atomically. */
+int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls_trial_result *r, int write_adapter);
+
 /* Planned FLOPS of a config without running it (for budgets): training, validation and the
  * forecast, using token counts estimated from the encoding. LS_ERR if the model config cannot be
  * read. */
 int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops);
+/* The same with the model's description given (a preset, or one config.json read once for many
+ * trials): nothing is read from disk. */
+int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, double *flops);
 
 #endif
