@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,15 @@ static int by_cost_desc(const void *a, const void *b) {
     return (x->index > y->index) - (x->index < y->index);
 }
 
-static void nap(void) {
-    struct timespec ts = {0, 2000000}; /* 2 ms: idle polling costs nothing measurable */
+/* Waiting for the next message: yield a while (a reply is usually microseconds away), then sleep
+ * in growing naps up to 2 ms, so that an idle scheduler costs no CPU that workers need. */
+static void idle_wait(int idle_rounds) {
+    if (idle_rounds < 200) {
+        sched_yield();
+        return;
+    }
+    long ns = 10000L << (idle_rounds - 200 < 8 ? idle_rounds - 200 : 8); /* 10 us .. 2.56 ms */
+    struct timespec ts = {0, ns > 2000000 ? 2000000 : ns};
     nanosleep(&ts, NULL);
 }
 
@@ -110,7 +118,7 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, 
     qsort(items, (size_t)n, sizeof *items, by_cost_desc);
     int *running = ls_malloc(sizeof(int) * (size_t)size); /* item of each worker, -1 when idle */
     for (int r = 0; r < size; r++) running[r] = -1;
-    int next = 0, released = 0, stopping = 0;
+    int next = 0, released = 0, stopping = 0, idle_rounds = 0;
     while (released < size - 1) {
         if (!stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->user)) {
             stopping = 1;
@@ -121,9 +129,10 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, 
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (!flag) {
-            nap();
+            idle_wait(idle_rounds++);
             continue;
         }
+        idle_rounds = 0;
         int src = st.MPI_SOURCE;
         if (st.MPI_TAG == TAG_REQUEST) {
             MPI_Recv(NULL, 0, MPI_BYTE, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
