@@ -80,6 +80,17 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, 
 /* Ranks >= 1: work until released. */
 int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place);
 
+/* The run function for real trials: the item's payload is the trial's resolved YAML (with
+ * absolute paths); its files go to trials_dir/<id>/ (adapter, checkpoint, curves, metrics,
+ * forecasts); it resumes from the checkpoint there. Failures come back as LS_TRIAL_FAILED. */
+typedef struct {
+    const char *trials_dir;
+    int (*local_stop)(void); /* a signal this rank received; may be NULL */
+} ls_sweep_worker_options;
+int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
+                       void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                       void *ctx, ls_trial_summary *out);
+
 /* Every rank: the same value of v everywhere, from rank 0 (for counts and flags). */
 void ls_sweep_broadcast_int(int *v);
 /* Every rank: a string from rank 0 (malloc'ed on the others; NULL stays NULL). */

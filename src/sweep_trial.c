@@ -1,0 +1,78 @@
+/*
+ * sweep_trial.c: what a sweep worker does with one assignment: load the trial's configuration
+ * from its text, run it with progress going to rank 0 as heartbeats and rank 0's stop request
+ * (or a signal) checkpointing it, write its files under the sweep's trial directory, and sum it
+ * up for rank 0. No MPI here: the protocol passes its callbacks in.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lorasweep/common.h"
+#include "lorasweep/sweep.h"
+#include "lorasweep/trial.h"
+
+typedef struct {
+    void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb);
+    int (*should_stop)(void *ctx);
+    void *ctx;
+    const ls_sweep_worker_options *opt;
+} relay;
+
+static void relay_progress(void *ctx, const ls_train_progress *p) {
+    relay *r = ctx;
+    ls_trial_heartbeat hb = {p->step, p->max_steps, p->loss, p->val_loss, p->tokens_per_s, p->eta_s};
+    r->heartbeat(r->ctx, &hb);
+}
+
+static int relay_stop(void *ctx) {
+    relay *r = ctx;
+    return r->should_stop(r->ctx) || (r->opt->local_stop && r->opt->local_stop());
+}
+
+int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
+                       void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                       void *ctx, ls_trial_summary *out) {
+    const ls_sweep_worker_options *opt = user;
+    memset(out, 0, sizeof *out);
+    out->final_train_loss = out->final_val_loss = out->mse = out->mae = NAN;
+    ls_trial_config cfg;
+    char name[64], dir[4200], ckpt[4300];
+    snprintf(name, sizeof name, "trial %016" PRIx64, item->id);
+    if (ls_config_load_string(item->payload, strlen(item->payload), name, &cfg) != LS_OK) {
+        out->status = LS_TRIAL_FAILED;
+        snprintf(out->message, sizeof out->message, "%s", ls_last_error());
+        return LS_OK;
+    }
+    snprintf(dir, sizeof dir, "%s/%016" PRIx64, opt->trials_dir, item->id);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint", dir);
+    relay r = {heartbeat, should_stop, ctx, opt};
+    ls_trial_hooks hooks = {
+        .train = {relay_progress, NULL, relay_stop, &r},
+        .checkpoint_dir = ckpt,
+    };
+    ls_trial_result res = {0}; /* freed whatever happened: zeroed parts free as nothing */
+    int rc = ls_mkdirs(dir);
+    if (rc == LS_OK) rc = ls_trial_run(&cfg, &hooks, &res);
+    if (rc == LS_OK) rc = ls_trial_write_outputs(dir, &cfg, &res, 1);
+    if (rc != LS_OK) {
+        out->status = LS_TRIAL_FAILED;
+        snprintf(out->message, sizeof out->message, "%s", ls_last_error());
+    } else {
+        out->status = res.train.step < cfg.train.max_steps ? LS_TRIAL_INTERRUPTED : LS_TRIAL_DONE;
+        out->steps = res.train.step;
+        out->final_train_loss = res.final_train_loss;
+        out->final_val_loss = res.final_val_loss;
+        if (res.has_forecast) {
+            out->mse = res.forecast.mse_mean[LS_METRIC_BOTH];
+            out->mae = res.forecast.mae_mean[LS_METRIC_BOTH];
+        }
+        out->flops_total = res.flops_total;
+        out->wall_seconds = res.wall_seconds;
+        out->tokens_per_s = res.train.train_seconds > 0 ? res.train.train_tokens / res.train.train_seconds : NAN;
+    }
+    ls_trial_result_free(&res);
+    ls_config_free(&cfg);
+    return LS_OK;
+}
