@@ -166,7 +166,7 @@ int ls_flops_loss(const ls_model_config *cfg, int T, double *out) {
 int ls_flops_train_step(const ls_model_config *cfg, int T, int B, const ls_flops_lora *lora, double *out) {
     if (B < 1) return ls_error("flops: batch size %d, expected >= 1", B);
     ls_flops_breakdown fwd;
-    double loss;
+    double loss = 0;
     if (ls_flops_forward(cfg, T, lora, &fwd) != LS_OK || ls_flops_loss(cfg, T, &loss) != LS_OK) return LS_ERR;
     *out = 3.0 * (double)B * (fwd.total + loss);
     return LS_OK;
