@@ -1,9 +1,9 @@
 #!/bin/bash
-# results_h5py.sh FILE: the results file test_results leaves is readable by h5dump and by h5py
+# results_h5py.sh FILE: the results file mpi_results leaves is readable by h5dump and by h5py
 # (Debian's python3-h5py), with the schema docs/results.md describes.
 set -euo pipefail
 f=$1
-[ -f "$f" ] || { echo "missing $f (run test_results first)"; exit 1; }
+[ -f "$f" ] || { echo "missing $f (run mpi_results first)"; exit 1; }
 h5dump -H "$f" > /dev/null
 h5dump -d /trials/lr "$f" | grep -q "DATASPACE  SIMPLE { ( 5 ) / ( H5S_UNLIMITED ) }"
 h5dump -a /grid_hash "$f" | grep -q '"0123456789abcdef"'

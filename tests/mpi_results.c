@@ -1,5 +1,5 @@
 /*
- * test_results.c: the parallel-HDF5 results file under MPI (ctest runs it with mpirun -np 3).
+ * mpi_results.c: the parallel-HDF5 results file under MPI (ctest runs it with mpirun -np 3).
  * Plain checks with MPI_Abort on failure (cmocka does not know about ranks); rank 0 prints
  * "N passed, 0 failed" at the end.
  *
@@ -7,8 +7,8 @@
  * independently, a second stage appends trials and widens the curves, the file is closed and
  * reopened and rank 0 reads everything back exactly. Then: a different grid hash is refused, a
  * truncated, garbage or foreign HDF5 file gives a clear error, and with LS_RESULTS_REBUILD it is moved aside and
- * rebuilt from the journal. With an argument, the main file is also copied there for the h5py and
- * h5dump checks (tests/results_h5py.sh).
+ * rebuilt from the journal. The main file is also copied to results_test.h5 in the working
+ * directory (or to argv[1]) for the h5py and h5dump checks (tests/results_h5py.sh).
  */
 #include <hdf5.h>
 #include <math.h>
@@ -236,11 +236,11 @@ int main(int argc, char **argv) {
         free(yaml);
     }
     CHECK(ls_results_close(r) == LS_OK);
-    if (argc > 1 && rank == 0) { /* for tests/results_h5py.sh */
+    if (rank == 0) { /* for tests/results_h5py.sh */
         size_t n;
         char *bytes = ls_read_file(path, &n);
         CHECK(bytes != NULL);
-        write_file(argv[1], bytes, n);
+        write_file(argc > 1 ? argv[1] : "results_test.h5", bytes, n);
         free(bytes);
     }
 
@@ -348,7 +348,7 @@ int main(int argc, char **argv) {
 
     int total = 0;
     MPI_Reduce(&n_checks, &total, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
-    if (rank == 0) printf("test_results: %d passed, 0 failed (%d ranks)\n", total, size);
+    if (rank == 0) printf("mpi_results: %d passed, 0 failed (%d ranks)\n", total, size);
     MPI_Finalize();
     return 0;
 }
