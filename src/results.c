@@ -15,6 +15,10 @@
  *    an independent write never allocates (which parallel HDF5 cannot do independently), and an
  *    unwritten cell reads as missing. A barrier after each extension keeps a rank's first write
  *    from racing another rank's collective fill of the same chunk.
+ *  - No filters (no compression): parallel HDF5 does not cache unfiltered chunks of a file open
+ *    for writing, so two ranks writing different rows of one chunk each write only their own
+ *    elements (tests/mpi_results.c checks it with 100 trials written alternately by two ranks).
+ *    A filtered chunk would be read, changed and rewritten whole, losing the other rank's rows.
  *  - Variable-length strings cannot be written in parallel HDF5 1.10, so strings are fixed-size:
  *    id 16 bytes, error 511, config 16383 (longer text is cut, said in the docs).
  *  - Collective functions never return between HDF5 calls: `ok` is carried along and all ranks
@@ -444,6 +448,10 @@ int ls_results_open(MPI_Comm comm, const char *path, const ls_results_meta *meta
     hid_t fapl = make_fapl(comm);
     if (fapl < 0) FAIL(&ok, "%s: cannot set up parallel HDF5 (MPI-IO driver)", path);
 
+    /* All ranks go on to the collective open only together. */
+    int all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+    if (!all_ok && ok) FAIL(&ok, "%s: another rank could not set up parallel HDF5", path);
     /* Rank 0 decides whether the file exists, so that every rank takes the same path. */
     int exists = r->rank == 0 ? access(path, F_OK) == 0 : 0;
     MPI_Bcast(&exists, 1, MPI_INT, 0, comm);

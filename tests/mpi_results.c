@@ -244,6 +244,46 @@ int main(int argc, char **argv) {
         free(bytes);
     }
 
+    /* ---- many trials in the same chunks: ranks 1 and 2 write alternate rows at the same time */
+    {
+        enum { MANY = 100 };
+        ls_results_trial_spec many[MANY];
+        make_specs(many, 1, 0x1000, 2, 4);
+        for (int i = 1; i < MANY; i++) {
+            many[i] = many[0];
+            many[i].id = 0x1000 + (uint64_t)i;
+        }
+        CHECK(ls_results_open(MPI_COMM_WORLD, path, &meta, 0, &r, &how) == LS_OK);
+        CHECK(ls_results_add_trials(r, many, MANY) == LS_OK);
+        CHECK(ls_results_n_trials(r) == 5 + MANY);
+        if (rank >= 1)
+            for (int i = rank - 1; i < MANY; i += 2) {
+                ls_result_metrics m = metrics_of(many[i].id);
+                float loss[4] = {1, 2, 3, (float)i};
+                CHECK(ls_results_write_metrics(r, many[i].id, &m) == LS_OK);
+                CHECK(ls_results_write_train_loss(r, many[i].id, 1, 4, loss) == LS_OK);
+                CHECK(ls_results_write_status(r, many[i].id, LS_RESULT_DONE, i % 3 ? "" : "note") == LS_OK);
+            }
+        CHECK(ls_results_close(r) == LS_OK);
+        CHECK(ls_results_open(MPI_COMM_WORLD, path, &meta, LS_RESULTS_READONLY, &r, &how) == LS_OK);
+        if (rank == 0) {
+            for (int i = 0; i < MANY; i++) {
+                ls_results_row_data row;
+                ls_result_metrics m = metrics_of(many[i].id);
+                CHECK(ls_results_read_row(r, many[i].id, &row) == LS_OK);
+                CHECK(row.status == LS_RESULT_DONE && metrics_equal(&row.metrics, &m));
+                CHECK(strcmp(row.error, i % 3 ? "" : "note") == 0 && row.stage == 2);
+                float loss[16];
+                int n;
+                CHECK(ls_results_read_train_loss(r, many[i].id, loss, 16, &n) == LS_OK && n == 13);
+                CHECK(loss[0] == 1 && loss[3] == (float)i && isnan(loss[4]));
+            }
+            check_trial(r, 0xa0, 6, 13, LS_RESULT_DONE, ""); /* earlier rows unchanged */
+            check_trial(r, 0xb1, 13, 13, LS_RESULT_DONE, "");
+        }
+        CHECK(ls_results_close(r) == LS_OK);
+    }
+
     /* ---- another grid: refused on every rank, file untouched */
     ls_results_meta other = meta;
     other.grid_hash = 0xfeedull;
@@ -253,7 +293,7 @@ int main(int argc, char **argv) {
     /* grid hash 0: a reader that accepts any grid */
     other.grid_hash = 0;
     CHECK(ls_results_open(MPI_COMM_WORLD, path, &other, LS_RESULTS_READONLY, &r, &how) == LS_OK);
-    CHECK(ls_results_n_trials(r) == 5);
+    CHECK(ls_results_n_trials(r) == 105);
     CHECK(ls_results_add_trials(r, s1, 1) == LS_ERR); /* read-only */
     CHECK(ls_results_close(r) == LS_OK);
     char missing[600];

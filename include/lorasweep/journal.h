@@ -17,7 +17,7 @@
  * than throw acknowledged records away.
  *
  * Typical use by the scheduler (rank 0):
- *   ls_journal *j; ls_journal_state st;
+ *   ls_journal *j;
  *   if (ls_journal_open("results/demo.h5", job_id, &j) != LS_OK) die(ls_last_error());
  *   const ls_journal_state *st = ls_journal_current(j);   // replayed: what is done, running, ...
  *   ls_journal_sweep_start(j, grid_hash, job_id);

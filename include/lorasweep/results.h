@@ -121,7 +121,8 @@ int ls_results_write_trial(ls_results *r, const ls_trial_result *tr, ls_result_s
 /* Rank 0 after a rebuild: status, metrics and messages of every journaled trial that has a row. */
 int ls_results_fill_from_journal(ls_results *r, const ls_journal_state *st);
 
-/* ---- INDEPENDENT reads (rank 0 during a sweep, or any program afterwards). */
+/* ---- INDEPENDENT reads (rank 0 during a sweep, or any program afterwards: a serial program
+ * calls MPI_Init and opens with MPI_COMM_SELF, LS_RESULTS_READONLY and grid_hash 0). */
 
 typedef struct {
     uint64_t id;
