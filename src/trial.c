@@ -239,6 +239,11 @@ int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
     snprintf(path, sizeof path, "%s/config.json", cfg->resolved.model_path);
     ls_model_config mc;
     if (ls_model_config_load(path, &mc) != LS_OK) return LS_ERR;
+    return ls_trial_estimate_flops_model(cfg, &mc, flops);
+}
+
+int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, double *flops) {
+    ls_model_config mc = *model;
     ls_flops_lora fl = {cfg->lora.rank, cfg->lora.targets, cfg->lora.head_bias};
     double train = 0, step = 0, loss = 0;
     ls_flops_breakdown fwd;

@@ -15,6 +15,7 @@ static const cli_command commands[] = {
     {"train", cmd_train, "train one trial (a YAML file): LoRA, validation, forecast, FLOPS"},
     {"eval", cmd_eval, "forecast the test systems with the base model or an adapter"},
     {"bench", cmd_bench, "time a training step against this machine's sgemm"},
+    {"sweep", cmd_sweep, "plan (and run) a sweep of trials from a grid file"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,341 @@
+/*
+ * cmd_sweep.c: `lorasweep sweep <plan|...>`: grid files (docs/sweep.md).
+ *
+ * `sweep plan GRID.yaml` loads and checks a grid and prints what a sweep of it would run: every
+ * trial that can be expanded now (id, stage, overrides, estimated FLOPS, budget skips), the
+ * symbolic plan of the stages that wait for an earlier stage's winner, and the total estimate
+ * against budget_flops. Nothing is trained and no file is written.
+ *
+ * Estimates need the model's config.json (model.path of the trials, read once per path); when it
+ * is not there, --preset estimates with a built-in description instead, and without either the
+ * estimates are shown as unknown ("?", null in JSON) and the plan is still printed.
+ */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lorasweep/cli.h"
+#include "lorasweep/common.h"
+#include "lorasweep/grid.h"
+#include "lorasweep/model.h"
+#include "lorasweep/trial.h"
+
+static const char plan_usage[] =
+    "usage: lorasweep sweep plan GRID.yaml [--json] [--preset NAME]\n"
+    "\n"
+    "Checks a grid file (docs/sweep.md) and prints its plan: the stages; every trial that can be\n"
+    "made now with its id, overrides and estimated FLOPS, in index order, marking those the\n"
+    "budget would skip (trials run largest estimate first); for stages that start from an earlier\n"
+    "stage's winner, what they will run; the total estimate against budget_flops. Nothing is run.\n"
+    "  --json          print JSON instead of text\n"
+    "  --preset NAME   estimate FLOPS with a built-in model (tiny, small, qwen2.5-0.5b) instead of\n"
+    "                  the config.json under model.path (for a model not downloaded yet)\n";
+
+/* FLOPS estimates, reading each model.path's config.json once (or one preset for all). */
+typedef struct {
+    int have_preset;
+    ls_model_config preset;
+    char *path;         /* the config.json last read */
+    int ok;             /* whether it could be read */
+    ls_model_config mc;
+    char error[512];    /* the first failure, for the note */
+} estimator;
+
+static double estimate(estimator *e, const ls_trial_config *c) {
+    const ls_model_config *mc = NULL;
+    if (e->have_preset) mc = &e->preset;
+    else {
+        size_t cap = strlen(c->resolved.model_path) + 16;
+        char *path = ls_malloc(cap);
+        snprintf(path, cap, "%s/config.json", c->resolved.model_path);
+        if (!e->path || strcmp(e->path, path)) {
+            free(e->path);
+            e->path = path;
+            e->ok = ls_model_config_load(path, &e->mc) == LS_OK;
+            if (!e->ok && !e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
+        } else free(path);
+        if (e->ok) mc = &e->mc;
+    }
+    double f = NAN;
+    if (mc && ls_trial_estimate_flops_model(c, mc, &f) != LS_OK) {
+        if (!e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
+        f = NAN;
+    }
+    return f;
+}
+
+static void fmt_flops(char *dst, size_t cap, double f) {
+    if (isfinite(f)) snprintf(dst, cap, "%.3g", f);
+    else snprintf(dst, cap, "?");
+}
+
+/* "train.ctx in [128, 512, 768] x lora.rank in [2, 4] with train.max_steps=2000, eval.samples=10"
+ * (axes of one value as key=value), or "" without axes. */
+static char *axes_text(const ls_grid_stage *s) {
+    size_t cap = 64;
+    for (size_t a = 0; a < s->n_axes; a++) {
+        cap += strlen(s->axes[a].key->key) + 16;
+        for (size_t v = 0; v < s->axes[a].n_values; v++) cap += strlen(s->axes[a].values[v]) + 2;
+    }
+    char *t = ls_malloc(cap);
+    size_t o = 0;
+    int multi = 0, single = 0;
+    t[0] = '\0';
+    for (size_t a = 0; a < s->n_axes; a++) {
+        if (s->axes[a].n_values == 1) continue;
+        o += (size_t)snprintf(t + o, cap - o, "%s%s in [", multi++ ? " x " : "", s->axes[a].key->key);
+        for (size_t v = 0; v < s->axes[a].n_values; v++)
+            o += (size_t)snprintf(t + o, cap - o, "%s%s", v ? ", " : "", s->axes[a].values[v]);
+        o += (size_t)snprintf(t + o, cap - o, "]");
+    }
+    for (size_t a = 0; a < s->n_axes; a++) {
+        if (s->axes[a].n_values != 1) continue;
+        o += (size_t)snprintf(t + o, cap - o, "%s%s=%s", single++ ? ", " : multi ? " with " : "",
+                              s->axes[a].key->key, s->axes[a].values[0]);
+    }
+    return t;
+}
+
+/* "3 trials once lr_rank is done: train.ctx in [128, 512, 768] on the best of lr_rank by
+ * final_val_loss (keeping train.lr, lora.rank)" */
+static char *symbolic(const ls_grid *g, const ls_grid_stage *s) {
+    const char *from = g->stages[s->select_from].name;
+    char *axes = axes_text(s);
+    size_t cap = strlen(axes) + 256 + s->n_keep * 40;
+    char *t = ls_malloc(cap);
+    size_t o = (size_t)snprintf(t, cap, "%zu trial%s once %s is done: %s%sthe best of %s by %s (keeping ",
+                                s->n_trials, s->n_trials == 1 ? "" : "s", from, axes, axes[0] ? " on " : "", from,
+                                ls_grid_metric_names[s->metric]);
+    for (size_t k = 0; k < s->n_keep; k++) o += (size_t)snprintf(t + o, cap - o, "%s%s", k ? ", " : "", s->keep[k]->key);
+    snprintf(t + o, cap - o, ")");
+    free(axes);
+    return t;
+}
+
+typedef struct {
+    ls_grid_trial *trials;  /* expandable now; NULL for a stage waiting on a winner */
+    size_t n;
+    double *flops;          /* per trial */
+    ls_grid_budget_entry *budget;
+    double total;           /* expandable: admitted trials' sum; waiting: worst case */
+    int total_known;
+    /* a waiting stage's stand-in: the costliest candidate of its select.from stage */
+    ls_grid_trial *stand;
+    size_t n_stand;
+} stage_plan;
+
+static int sweep_plan(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'},
+        {"preset", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int json = 0, ch;
+    const char *preset = NULL;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'j': json = 1; break;
+        case 'p': preset = optarg; break;
+        case 'h': fputs(plan_usage, stdout); return CLI_EXIT_OK;
+        default: return cli_bad_option("sweep plan", argv);
+        }
+    }
+    if (optind >= argc) return cli_usage_error("sweep plan", "a grid file is required");
+    if (optind + 1 < argc) return cli_usage_error("sweep plan", "unexpected argument '%s'", argv[optind + 1]);
+    estimator est;
+    memset(&est, 0, sizeof est);
+    if (preset) {
+        if (ls_model_config_preset(preset, &est.preset) != LS_OK)
+            return cli_usage_error("sweep plan", "--preset: unknown preset '%s' (tiny, small, qwen2.5-0.5b)", preset);
+        est.have_preset = 1;
+    }
+    ls_grid g;
+    if (ls_grid_load_file(argv[optind], &g) != LS_OK) return cli_fail();
+
+    /* Stage by stage: expandable stages get their trials, estimates and budget plan; a waiting
+     * stage gets a worst-case estimate with the costliest candidate winner standing in. */
+    stage_plan *sp = ls_calloc(g.n_stages, sizeof *sp);
+    double left = g.budget_flops > 0 ? g.budget_flops : INFINITY;
+    double grand = 0;
+    int grand_known = 1, rc = CLI_EXIT_OK;
+    for (size_t i = 0; i < g.n_stages && rc == CLI_EXIT_OK; i++) {
+        const ls_grid_stage *s = &g.stages[i];
+        stage_plan *p = &sp[i];
+        if (s->select_from < 0) {
+            if (ls_grid_expand(&g, i, NULL, &p->trials, &p->n) != LS_OK) {
+                rc = cli_fail();
+                break;
+            }
+            p->flops = ls_calloc(p->n, sizeof *p->flops);
+            p->budget = ls_calloc(p->n, sizeof *p->budget);
+            for (size_t t = 0; t < p->n; t++) p->flops[t] = estimate(&est, &p->trials[t].config);
+            ls_grid_budget_plan(p->flops, p->n, &left, p->budget);
+            p->total_known = 1;
+            for (size_t t = 0; t < p->n; t++) {
+                if (!isfinite(p->flops[t])) p->total_known = 0;
+                else if (!p->budget[t].skipped) p->total += p->budget[t].flops;
+            }
+        } else {
+            /* candidates: the source stage's trials (or its own stand-in expansion) */
+            const stage_plan *src = &sp[s->select_from];
+            const ls_grid_trial *cand = src->trials ? src->trials : src->stand;
+            size_t nc = src->trials ? src->n : src->n_stand;
+            size_t best = 0;
+            double best_f = -1;
+            for (size_t c = 0; c < nc; c++) {
+                double f = estimate(&est, &cand[c].config);
+                if (isfinite(f) && f > best_f) best_f = f, best = c;
+            }
+            if (nc == 0 || ls_grid_expand(&g, i, &cand[best].config, &p->stand, &p->n_stand) != LS_OK) {
+                rc = cli_fail();
+                break;
+            }
+            p->total_known = 1;
+            for (size_t t = 0; t < p->n_stand; t++) {
+                double f = estimate(&est, &p->stand[t].config);
+                if (isfinite(f)) p->total += f;
+                else p->total_known = 0;
+            }
+            left -= p->total_known ? p->total : 0;
+        }
+        grand += p->total;
+        if (!p->total_known) grand_known = 0;
+    }
+
+    if (rc == CLI_EXIT_OK && json) {
+        cJSON *root = cJSON_CreateObject();
+        char id[32];
+        snprintf(id, sizeof id, "%016" PRIx64, g.hash);
+        cJSON_AddStringToObject(root, "name", g.name);
+        cJSON_AddStringToObject(root, "grid", g.source);
+        cJSON_AddStringToObject(root, "grid_id", id);
+        cJSON_AddStringToObject(root, "results", g.results_path);
+        if (g.budget_flops > 0) cJSON_AddNumberToObject(root, "budget_flops", g.budget_flops);
+        else cJSON_AddNullToObject(root, "budget_flops");
+        if (est.error[0] && !est.have_preset) cJSON_AddStringToObject(root, "estimate_error", est.error);
+        cJSON_AddNumberToObject(root, "n_trials", (double)g.n_trials);
+        cJSON *stages = cJSON_AddArrayToObject(root, "stages");
+        for (size_t i = 0; i < g.n_stages; i++) {
+            const ls_grid_stage *s = &g.stages[i];
+            const stage_plan *p = &sp[i];
+            cJSON *js = cJSON_CreateObject();
+            cJSON_AddItemToArray(stages, js);
+            cJSON_AddStringToObject(js, "name", s->name);
+            cJSON_AddNumberToObject(js, "n_trials", (double)s->n_trials);
+            cJSON *axes = cJSON_AddObjectToObject(js, "grid");
+            for (size_t a = 0; a < s->n_axes; a++) {
+                cJSON *vals = cJSON_AddArrayToObject(axes, s->axes[a].key->key);
+                for (size_t v = 0; v < s->axes[a].n_values; v++)
+                    cJSON_AddItemToArray(vals, cJSON_CreateString(s->axes[a].values[v]));
+            }
+            if (s->select_from >= 0) {
+                cJSON *sel = cJSON_AddObjectToObject(js, "select");
+                cJSON_AddStringToObject(sel, "from", g.stages[s->select_from].name);
+                cJSON_AddStringToObject(sel, "metric", ls_grid_metric_names[s->metric]);
+                cJSON *keep = cJSON_AddArrayToObject(sel, "keep");
+                for (size_t k = 0; k < s->n_keep; k++) cJSON_AddItemToArray(keep, cJSON_CreateString(s->keep[k]->key));
+                char *sym = symbolic(&g, s);
+                cJSON_AddStringToObject(js, "plan", sym);
+                free(sym);
+                cJSON_AddNullToObject(js, "trials");
+                if (p->total_known) cJSON_AddNumberToObject(js, "flops_at_most", p->total);
+                else cJSON_AddNullToObject(js, "flops_at_most");
+            } else {
+                cJSON *trials = cJSON_AddArrayToObject(js, "trials");
+                for (size_t t = 0; t < p->n; t++) {
+                    cJSON *jt = cJSON_CreateObject();
+                    char tid[32];
+                    snprintf(tid, sizeof tid, "%016" PRIx64, p->trials[t].id);
+                    cJSON_AddStringToObject(jt, "id", tid);
+                    cJSON_AddNumberToObject(jt, "index", (double)t);
+                    cJSON_AddStringToObject(jt, "overrides", p->trials[t].overrides);
+                    if (isfinite(p->flops[t])) cJSON_AddNumberToObject(jt, "flops", p->flops[t]);
+                    else cJSON_AddNullToObject(jt, "flops");
+                    for (size_t b = 0; b < p->n; b++)
+                        if (p->budget[b].trial == t) {
+                            cJSON_AddNumberToObject(jt, "run_order", (double)b);
+                            if (p->budget[b].skipped && isfinite(p->flops[t])) cJSON_AddStringToObject(jt, "skipped", p->budget[b].reason);
+                        }
+                    cJSON_AddItemToArray(trials, jt);
+                }
+                if (p->total_known) cJSON_AddNumberToObject(js, "flops", p->total);
+                else cJSON_AddNullToObject(js, "flops");
+            }
+        }
+        if (grand_known) cJSON_AddNumberToObject(root, "flops_at_most", grand);
+        else cJSON_AddNullToObject(root, "flops_at_most");
+        char *text = cJSON_Print(root);
+        puts(text);
+        free(text);
+        cJSON_Delete(root);
+    } else if (rc == CLI_EXIT_OK) {
+        char f1[32], f2[32];
+        printf("sweep %s (%s), grid id %016" PRIx64 "\n", g.name, g.source, g.hash);
+        printf("results: %s\n", g.results_path);
+        if (g.budget_flops > 0) printf("budget: %.3g FLOPS\n", g.budget_flops);
+        else printf("budget: none\n");
+        if (est.have_preset) printf("estimates: with the %s preset\n", preset);
+        else if (est.error[0])
+            printf("estimates: unknown (%s); --preset NAME estimates with a built-in model\n", est.error);
+        for (size_t i = 0; i < g.n_stages; i++) {
+            const ls_grid_stage *s = &g.stages[i];
+            const stage_plan *p = &sp[i];
+            printf("\nstage %zu/%zu %s: ", i + 1, g.n_stages, s->name);
+            if (s->select_from >= 0) {
+                char *sym = symbolic(&g, s);
+                fmt_flops(f1, sizeof f1, p->total_known ? p->total : NAN);
+                printf("%s\n  estimated at most %s FLOPS (if the costliest trial of %s wins)\n", sym, f1,
+                       g.stages[s->select_from].name);
+                free(sym);
+                continue;
+            }
+            char *axes = axes_text(s);
+            printf("%zu trial%s%s%s\n", p->n, p->n == 1 ? "" : "s", axes[0] ? ": " : "", axes);
+            free(axes);
+            printf("  %-5s %-16s %-10s %s\n", "index", "id", "flops", "overrides");
+            for (size_t t = 0; t < p->n; t++) {
+                fmt_flops(f1, sizeof f1, p->flops[t]);
+                const char *why = NULL;
+                for (size_t b = 0; b < p->n; b++)
+                    if (p->budget[b].trial == t && p->budget[b].skipped && isfinite(p->flops[t]))
+                        why = p->budget[b].reason;
+                printf("  %-5zu %016" PRIx64 " %-10s %s%s%s%s\n", t, p->trials[t].id, f1,
+                       p->trials[t].overrides[0] ? p->trials[t].overrides : "(base)", why ? "  [skipped: " : "",
+                       why ? why : "", why ? "]" : "");
+            }
+            fmt_flops(f1, sizeof f1, p->total_known ? p->total : NAN);
+            printf("  stage total %s FLOPS\n", f1);
+        }
+        fmt_flops(f1, sizeof f1, grand_known ? grand : NAN);
+        printf("\ntotal: %zu trials, estimated at most %s FLOPS", g.n_trials, f1);
+        if (g.budget_flops > 0) {
+            fmt_flops(f2, sizeof f2, g.budget_flops);
+            if (grand_known) printf(", %.1f%% of the budget %s", 100.0 * grand / g.budget_flops, f2);
+            else printf(" of the budget %s", f2);
+        }
+        printf("\n");
+    }
+    for (size_t i = 0; i < g.n_stages; i++) {
+        ls_grid_trials_free(sp[i].trials, sp[i].n);
+        ls_grid_trials_free(sp[i].stand, sp[i].n_stand);
+        free(sp[i].flops);
+        free(sp[i].budget);
+    }
+    free(sp);
+    free(est.path);
+    ls_grid_free(&g);
+    return rc;
+}
+
+/* The subcommands; `sweep run` (the MPI scheduler) joins this table. */
+static const cli_command sweep_commands[] = {
+    {"plan", sweep_plan, "check a grid file and print its stages, trials and FLOPS estimate"},
+    /* {"run", sweep_run, "run a grid's trials over MPI into one results file"}, */
+    {NULL, NULL, NULL},
+};
+
+int cmd_sweep(int argc, char **argv) { return cli_dispatch("lorasweep sweep", sweep_commands, argc, argv); }

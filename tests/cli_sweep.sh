@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# cli_sweep.sh LORASWEEP SHARED_DIR: `lorasweep sweep plan` end to end: stages, trials, ids equal
+# to the equivalent trial files', the symbolic plan of later stages, FLOPS estimates and budget
+# skips, JSON, the shipped grid files, and one-line errors. Needs nothing from SHARED_DIR.
+source "$(dirname "$0")/cli_lib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+mkdir -p "$T/sweep" "$T/models"
+"$LS" model init --preset tiny --out "$T/models/tiny" >/dev/null || { echo "FAIL model init"; exit 1; }
+cat >"$T/sweep/g.yaml" <<'EOF'
+# a small course-shaped grid
+name: cli-grid
+budget_flops: 1e14
+base:
+  model: {path: ../models/tiny}
+  data: {path: ../data/lv.h5}     # need not exist for a plan
+  train: {ctx: 64, max_steps: 20, batch_size: 2}
+  eval: {systems: 2, samples: 2}
+stages:
+  - name: lr_rank
+    grid:
+      train.lr: [1e-3, 3e-3, 1e-2]
+      lora.rank: [2, 4]
+  - name: ctx
+    select: {from: lr_rank, metric: final_val_loss, keep: [train.lr, lora.rank]}
+    grid: {train.ctx: [64, 96, 128]}
+  - name: final
+    select: {from: ctx, keep: [train.lr, lora.rank, train.ctx]}
+    grid: {train.max_steps: 40}
+EOF
+
+"$LS" sweep plan "$T/sweep/g.yaml" >"$T/plan.txt" 2>"$T/err"
+check "plan exit" "0" "$?"
+check "plan: no stderr" "0" "$(wc -c <"$T/err" | tr -d ' ')"
+contains "plan: header" "sweep cli-grid ($T/sweep/g.yaml), grid id " "$(head -1 "$T/plan.txt")"
+check "plan: results file" "results: results/cli-grid.h5" "$(sed -n 2p "$T/plan.txt")"
+check "plan: stage 1" "stage 1/3 lr_rank: 6 trials: train.lr in [0.001, 0.003, 0.01] x lora.rank in [2, 4]" \
+  "$(grep '^stage 1/3' "$T/plan.txt")"
+check "plan: stage 2 symbolic" "stage 2/3 ctx: 3 trials once lr_rank is done: train.ctx in [64, 96, 128] on the best of lr_rank by final_val_loss (keeping train.lr, lora.rank)" \
+  "$(grep '^stage 2/3' "$T/plan.txt")"
+check "plan: stage 3 symbolic" "stage 3/3 final: 1 trial once ctx is done: train.max_steps=40 on the best of ctx by final_val_loss (keeping train.lr, lora.rank, train.ctx)" \
+  "$(grep '^stage 3/3' "$T/plan.txt")"
+check "plan: 6 trial rows" "6" "$(grep -cE '^  [0-9]+ +[0-9a-f]{16} ' "$T/plan.txt")"
+contains "plan: total" "total: 10 trials, estimated at most " "$(tail -1 "$T/plan.txt")"
+contains "plan: share of the budget" "% of the budget 1e+14" "$(tail -1 "$T/plan.txt")"
+
+# a trial's id is the id of the equivalent trial file
+row=$(grep -E '^  3 ' "$T/plan.txt")
+id=$(echo "$row" | awk '{print $2}')
+check "row 3 overrides" "train.lr=0.003 lora.rank=4" "$(echo "$row" | awk '{print $4, $5}')"
+cat >"$T/sweep/t3.yaml" <<'EOF'
+model: {path: ../models/tiny}
+data: {path: ../data/lv.h5}
+train: {ctx: 64, max_steps: 20, batch_size: 2, lr: 0.003}
+eval: {systems: 2, samples: 2}
+lora: {rank: 4}
+EOF
+check "id = config check's id of the trial file" "$T/sweep/t3.yaml: ok, id $id" "$("$LS" config check "$T/sweep/t3.yaml")"
+# ids are the same when planned from another directory
+check "ids do not depend on the directory" "$id" "$(cd / && "$LS" sweep plan "$T/sweep/g.yaml" | grep -E '^  3 ' | awk '{print $2}')"
+
+# JSON
+"$LS" sweep plan "$T/sweep/g.yaml" --json >"$T/plan.json"
+if $PY - "$T/plan.json" "$id" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["name"] == "cli-grid" and p["n_trials"] == 10 and p["budget_flops"] == 1e14, p
+s = p["stages"]
+assert [x["name"] for x in s] == ["lr_rank", "ctx", "final"]
+t = s[0]["trials"]
+assert len(t) == 6 and t[3]["id"] == sys.argv[2] and t[3]["overrides"] == "train.lr=0.003 lora.rank=4"
+assert all(x["flops"] > 0 for x in t)
+assert sorted(x["run_order"] for x in t) == list(range(6))
+# larger rank costs more, and runs first
+assert t[1]["flops"] > t[0]["flops"] and t[1]["run_order"] < t[0]["run_order"]
+assert s[1]["trials"] is None and s[1]["select"] == {"from": "lr_rank", "metric": "final_val_loss", "keep": ["train.lr", "lora.rank"]}
+assert s[1]["grid"] == {"train.ctx": ["64", "96", "128"]} and s[1]["flops_at_most"] > 0
+assert p["flops_at_most"] >= s[0]["flops"] + s[1]["flops_at_most"] + s[2]["flops_at_most"] - 1
+PY
+then ok "json: stages, trials, ids, estimates, run order"; else bad "json"; fi
+
+# a budget for three of the six: the costliest (rank 4) are admitted first, the rest skipped with a reason
+sed 's/budget_flops: 1e14/budget_flops: 3e13/' "$T/sweep/g.yaml" >"$T/sweep/small.yaml"
+"$LS" sweep plan "$T/sweep/small.yaml" >"$T/small.txt"
+skipped=$(grep -c 'skipped: estimated' "$T/small.txt")
+[ "$skipped" = 3 ] && ok "budget: 3 of 6 skipped (the costliest first admitted)" || bad "budget: $skipped skipped"
+check "budget: the rank-2 trials are the skipped ones" "3" "$(grep 'skipped: estimated' "$T/small.txt" | grep -c 'lora.rank=2 ')"
+contains "budget: reason" "left of the budget]" "$(grep -m1 'skipped:' "$T/small.txt")"
+
+# without the model: estimates unknown, still a plan; --preset estimates anyway
+sed 's|path: ../models/tiny|path: ../models/none|' "$T/sweep/g.yaml" >"$T/sweep/nomodel.yaml"
+"$LS" sweep plan "$T/sweep/nomodel.yaml" >"$T/nomodel.txt"
+check "no model: exit 0" "0" "$?"
+contains "no model: estimates unknown" "estimates: unknown (" "$(cat "$T/nomodel.txt")"
+check "no model: no skips" "0" "$(grep -c skipped "$T/nomodel.txt")"
+check "--preset tiny gives the model's estimates" "$(grep -E '^  3 ' "$T/plan.txt" | awk '{print $3}')" \
+  "$("$LS" sweep plan "$T/sweep/nomodel.yaml" --preset tiny | grep -E '^  3 ' | awk '{print $3}')"
+
+# the shipped grid files
+"$LS" sweep plan "$ROOT/sweep/coursework.yaml" --preset qwen2.5-0.5b >"$T/course.txt"
+check "coursework.yaml plans" "0" "$?"
+check "coursework: 9 + 3 + 1 trials" "1" "$(grep -c '^total: 13 trials' "$T/course.txt")"
+pct=$(tail -1 "$T/course.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
+$PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework fits its budget ($pct%)" || bad "coursework uses $pct% of its budget"
+check "demo.yaml plans" "0" "$("$LS" sweep plan "$ROOT/sweep/demo.yaml" --preset tiny >/dev/null; echo $?)"
+check "sweep listed" "1" "$("$LS" --help | grep -c '^  sweep ')"
+check "plan --help" "0" "$("$LS" sweep plan --help >/dev/null; echo $?)"
+check "sweep --help lists plan" "1" "$("$LS" sweep --help | grep -c '^  plan ')"
+
+# errors: one line, exit 1 for a bad file, 2 for a bad command line
+EXPECT_RC=1 EXPECT_PATTERN="nope.yaml: cannot open" expect_error "missing file" sweep plan "$T/nope.yaml"
+sed 's/train.lr: \[/train.lrr: [/' "$T/sweep/g.yaml" >"$T/bad.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="bad.yaml:12: train.lrr: unknown key \(did you mean train.lr\?\)" expect_error "unknown axis key" sweep plan "$T/bad.yaml"
+sed 's/lora.rank: \[2, 4\]/lora.rank: [0, 4]/' "$T/sweep/g.yaml" >"$T/rank0.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="rank0.yaml:13: lora.rank: 0 is out of range \[1, 1024\]" expect_error "rank 0" sweep plan "$T/rank0.yaml"
+sed 's/1e-3, 3e-3/-1e-3, 3e-3/' "$T/sweep/g.yaml" >"$T/neg.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="neg.yaml:12: train.lr: -1e-3 is out of range \(0, 10\]" expect_error "negative lr" sweep plan "$T/neg.yaml"
+sed 's/\[64, 96, 128\]/[64, 96, 40000]/' "$T/sweep/g.yaml" >"$T/ctx.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="ctx.yaml:16: train.ctx: 40000 is out of range \[2, 32768\]" expect_error "ctx too large" sweep plan "$T/ctx.yaml"
+sed 's/\[64, 96, 128\]/[]/' "$T/sweep/g.yaml" >"$T/empty.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="empty.yaml:16: train.ctx: the axis has no values" expect_error "empty axis" sweep plan "$T/empty.yaml"
+sed 's/from: lr_rank/from: final/' "$T/sweep/g.yaml" >"$T/from.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="from.yaml:15: select.from: 'final' is not an earlier stage" expect_error "select from a later stage" sweep plan "$T/from.yaml"
+printf 'name: a\ngrid: &g {train.lr: [1]}\n' >"$T/anchor.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="anchor.yaml:2: grid: anchors \(&g\) are not supported" expect_error "anchor" sweep plan "$T/anchor.yaml"
+{ echo "name: huge"; echo "grid:"; for k in train.seed lora.seed eval.seed split.seed train.lr; do echo "  $k: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"; done; } >"$T/huge.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="huge.yaml:2: grid: the axes make more than 10000 trials" expect_error "huge product" sweep plan "$T/huge.yaml"
+EXPECT_RC=2 EXPECT_PATTERN="^lorasweep sweep plan: a grid file is required" expect_error "no file" sweep plan
+EXPECT_RC=2 EXPECT_PATTERN="unexpected argument" expect_error "two files" sweep plan "$T/sweep/g.yaml" "$T/bad.yaml"
+EXPECT_RC=2 EXPECT_PATTERN="unknown option '--frobnicate'" expect_error "unknown option" sweep plan "$T/sweep/g.yaml" --frobnicate
+EXPECT_RC=2 EXPECT_PATTERN="--preset: unknown preset 'huge'" expect_error "bad preset" sweep plan "$T/sweep/g.yaml" --preset huge
+EXPECT_RC=2 EXPECT_PATTERN="unknown command 'lorasweep sweep frob'" expect_error "unknown subcommand" sweep frob
+
+finish
