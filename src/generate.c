@@ -156,7 +156,13 @@ int ls_generate(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls
         rng[b] = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(b + 1));
     }
     s->len = 0;
-    int rc = ls_qwen2_decode(be, m, lora, s, prompt, 1, prompt_len, logits);
+    int rc = LS_OK;
+    if (grammar) { /* only the grammar's tokens can be drawn: compute only their logits */
+        int32_t ids[13] = {grammar->dot, grammar->comma, grammar->semicolon};
+        memcpy(ids + 3, grammar->digit, sizeof grammar->digit);
+        rc = ls_kv_restrict_head(s, be, m, lora, ids, 13);
+    }
+    if (rc == LS_OK) rc = ls_qwen2_decode(be, m, lora, s, prompt, 1, prompt_len, logits);
     if (rc == LS_OK) {
         ls_kv_fork(be, &m->cfg, s);
         for (int b = 1; b < B; b++) memcpy(logits + (size_t)b * V, logits, sizeof(float) * (size_t)V);
@@ -184,6 +190,7 @@ int ls_generate(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls
         if (!active || step + 1 == max_new) break;
         rc = ls_qwen2_decode(be, m, lora, s, next, B, 1, logits);
     }
+    if (grammar) ls_kv_restrict_head(s, be, m, lora, NULL, 0);
     free(logits);
     free(gram);
     free(rng);

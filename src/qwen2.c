@@ -323,6 +323,7 @@ int ls_kv_init(ls_kv_state *s, const ls_backend *be, const ls_model_config *cfg,
 
 void ls_kv_free(ls_kv_state *s, const ls_backend *be) {
     ls_activations_free(&s->step, be);
+    if (s->head_sub) be->release(s->head_sub);
     if (s->arena) be->release(s->arena);
     memset(s, 0, sizeof *s);
 }
@@ -360,8 +361,14 @@ static void decode_chunk(const ls_backend *be, const ls_model *m, const ls_lora 
     for (int b = 0; b < B; b++)
         be->copy(a->dx + (size_t)b * C, a->x_in + ((size_t)b * T + T - 1) * C, sizeof(float) * (size_t)C);
     be->rmsnorm_forward(s->last, a->rstdf, a->dx, m->final_norm, B, C, c->rms_eps);
-    be->matmul(s->logits, s->last, m->lm_head, B, c->vocab_size, C, 0, 1, 1.0f, 0.0f);
-    if (lora && lora->lm_head_bias) be->add_bias(s->logits, lora->lm_head_bias, B, c->vocab_size);
+    if (s->n_head_ids > 0) { /* the rows of the allowed ids only; their bias follows them */
+        int n = s->n_head_ids;
+        be->matmul(s->logits, s->last, s->head_sub, B, n, C, 0, 1, 1.0f, 0.0f);
+        be->add_bias(s->logits, s->head_sub + (size_t)n * C, B, n);
+    } else {
+        be->matmul(s->logits, s->last, m->lm_head, B, c->vocab_size, C, 0, 1, 1.0f, 0.0f);
+        if (lora && lora->lm_head_bias) be->add_bias(s->logits, lora->lm_head_bias, B, c->vocab_size);
+    }
     s->len += T;
 }
 
@@ -377,6 +384,37 @@ int ls_qwen2_decode(const ls_backend *be, const ls_model *m, const ls_lora *lora
         decode_chunk(be, m, lora, s, chunk, B_active, T);
     }
     free(chunk);
-    if (logits_out) be->download(logits_out, s->logits, sizeof(float) * (size_t)B_active * m->cfg.vocab_size);
+    if (logits_out && s->n_head_ids == 0)
+        be->download(logits_out, s->logits, sizeof(float) * (size_t)B_active * m->cfg.vocab_size);
+    if (logits_out && s->n_head_ids > 0) {
+        int n = s->n_head_ids;
+        float sub[32 * 64];
+        for (int b0 = 0; b0 < B_active; b0 += 64) { /* 64 sequences at a time through a small buffer */
+            int nb = B_active - b0 < 64 ? B_active - b0 : 64;
+            be->download(sub, s->logits + (size_t)b0 * n, sizeof(float) * (size_t)nb * n);
+            for (int b = 0; b < nb; b++)
+                for (int j = 0; j < n; j++) logits_out[(size_t)(b0 + b) * m->cfg.vocab_size + s->head_ids[j]] = sub[b * n + j];
+        }
+    }
+    return LS_OK;
+}
+
+int ls_kv_restrict_head(ls_kv_state *s, const ls_backend *be, const ls_model *m, const ls_lora *lora,
+                        const int32_t *ids, int n) {
+    int C = m->cfg.hidden;
+    if (n < 0 || n > 32) return ls_error("restrict_head: %d ids, at most 32", n);
+    if (s->head_sub) be->release(s->head_sub);
+    s->head_sub = NULL;
+    s->n_head_ids = 0;
+    if (n == 0) return LS_OK;
+    s->head_sub = be->alloc(sizeof(float) * (size_t)n * (C + 1));
+    if (!s->head_sub) return ls_error("cannot allocate the restricted head on %s", be->name);
+    for (int j = 0; j < n; j++) {
+        if (ids[j] < 0 || ids[j] >= m->cfg.vocab_size) return ls_error("restrict_head: id %d out of range", ids[j]);
+        s->head_ids[j] = ids[j];
+        be->copy(s->head_sub + (size_t)j * C, m->lm_head + (size_t)ids[j] * C, sizeof(float) * (size_t)C);
+        if (lora && lora->lm_head_bias) be->copy(s->head_sub + (size_t)n * C + j, lora->lm_head_bias + ids[j], sizeof(float));
+    }
+    s->n_head_ids = n;
     return LS_OK;
 }

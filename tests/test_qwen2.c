@@ -120,11 +120,62 @@ static void test_fresh_adapter_is_identity(void **state) {
     ls_model_free(&m);
 }
 
+/* The KV cache: a prompt fed at once, in chunks or token by token gives the same next-token
+ * logits; a restricted head gives exactly those of its ids; forked samples equal the original. */
+static void test_kv_cache_decoding(void **state) {
+    const ls_backend *be = ls_backend_cpu();
+    ls_model m;
+    toy_model(&m, &toy_config);
+    ls_lora lora;
+    ls_lora_init(&lora, &toy_config, 2, 4.0f, (1u << LS_PROJ_Q) | (1u << LS_PROJ_V), 1);
+    for (size_t i = 0; i < lora.arena_floats; i++) lora.arena[i] = toy_uniform(-0.3f, 0.3f);
+    enum { P = 9 };
+    int32_t prompt[P];
+    for (int i = 0; i < P; i++) prompt[i] = (int32_t)(i * 5 + 2) % toy_config.vocab_size;
+    int V = toy_config.vocab_size;
+    float at_once[37], chunked[37], stepwise[37], restricted[37], forked[3 * 37];
+    ls_kv_state a, b, c;
+    assert_int_equal(ls_kv_init(&a, be, &toy_config, &lora, 3, 16, P), LS_OK);
+    assert_int_equal(ls_kv_init(&b, be, &toy_config, &lora, 1, 16, 4), LS_OK);
+    assert_int_equal(ls_kv_init(&c, be, &toy_config, &lora, 1, 16, 1), LS_OK);
+    assert_int_equal(ls_qwen2_decode(be, &m, &lora, &a, prompt, 1, P, at_once), LS_OK);
+    assert_int_equal(ls_qwen2_decode(be, &m, &lora, &b, prompt, 1, P, chunked), LS_OK);
+    for (int t = 0; t < P; t++) assert_int_equal(ls_qwen2_decode(be, &m, &lora, &c, prompt + t, 1, 1, stepwise), LS_OK);
+    for (int j = 0; j < V; j++) {
+        assert_float_equal(chunked[j], at_once[j], 1e-5);
+        assert_float_equal(stepwise[j], at_once[j], 1e-5);
+    }
+    /* fork the prompt to 3 sequences, feed each the same token: identical logits */
+    ls_kv_fork(be, &toy_config, &a);
+    int32_t next[3] = {7, 7, 7};
+    assert_int_equal(ls_qwen2_decode(be, &m, &lora, &a, next, 3, 1, forked), LS_OK);
+    assert_int_equal(ls_qwen2_decode(be, &m, &lora, &c, next, 1, 1, stepwise), LS_OK);
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < V; j++) assert_float_equal(forked[k * V + j], stepwise[j], 1e-5);
+    /* a restricted head fills exactly its ids */
+    int32_t head_ids[4] = {3, 11, 0, 36};
+    assert_int_equal(ls_kv_restrict_head(&c, be, &m, &lora, head_ids, 4), LS_OK);
+    for (int j = 0; j < V; j++) restricted[j] = -12345.0f;
+    c.len--; /* feed the last token again at the same position */
+    assert_int_equal(ls_qwen2_decode(be, &m, &lora, &c, next, 1, 1, restricted), LS_OK);
+    for (int j = 0; j < V; j++) {
+        int kept = j == 3 || j == 11 || j == 0 || j == 36;
+        if (kept) assert_float_equal(restricted[j], stepwise[j], 1e-5);
+        else assert_float_equal(restricted[j], -12345.0f, 0);
+    }
+    ls_kv_free(&a, be);
+    ls_kv_free(&b, be);
+    ls_kv_free(&c, be);
+    ls_lora_free(&lora);
+    ls_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_finite_difference),
         cmocka_unit_test(test_padding_and_causality),
         cmocka_unit_test(test_fresh_adapter_is_identity),
+        cmocka_unit_test(test_kv_cache_decoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,7 +66,10 @@ typedef struct {
     float *k_cache, *v_cache;    /* (L, B, T_max, KVH*hd) */
     ls_activations step;         /* one layer's worth of activations for B*T_chunk rows */
     float *last;                 /* (B, C) final-normed hidden state of each sequence's last token */
-    float *logits;               /* (B, V) */
+    float *logits;               /* (B, V), or (B, n_head_ids) when the head is restricted */
+    int n_head_ids;              /* > 0: only these ids' logits are computed (see restrict_head) */
+    int32_t head_ids[32];
+    float *head_sub;             /* (n_head_ids, C + 1): their rows of the head, then their bias */
     void *arena;
 } ls_kv_state;
 
@@ -78,6 +81,11 @@ void ls_kv_free(ls_kv_state *s, const ls_backend *be);
  * sequence's last token. LS_ERR when the cache would overflow. */
 int ls_qwen2_decode(const ls_backend *be, const ls_model *m, const ls_lora *lora, ls_kv_state *s,
                     const int32_t *ids, int B_active, int T_new, float *logits_out);
+/* Compute only the logits of ids[0..n) from now on (n <= 32; n = 0 computes all again): when
+ * sampling is held to a grammar of a dozen tokens, the 151936-row output head is 99.99% waste.
+ * ls_qwen2_decode then fills only those entries of logits_out; the rest are left as they were. */
+int ls_kv_restrict_head(ls_kv_state *s, const ls_backend *be, const ls_model *m, const ls_lora *lora,
+                        const int32_t *ids, int n);
 /* Copy sequence 0's cache into sequences 1..B-1 (a prompt prefilled once, sampled B ways). */
 void ls_kv_fork(const ls_backend *be, const ls_model_config *cfg, ls_kv_state *s);
 
