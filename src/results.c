@@ -748,6 +748,153 @@ int ls_results_fill_from_journal(ls_results *r, const ls_journal_state *st) {
     return LS_OK;
 }
 
+/* ---------------------------------------------------------------- rebuild from a trial's files */
+
+/* Split a CSV line in place into at most max fields; returns the count. */
+static int csv_fields(char *line, char **f, int max) {
+    int n = 0;
+    for (char *p = line;;) {
+        if (n == max) return max + 1;
+        f[n++] = p;
+        char *c = strchr(p, ',');
+        if (!c) break;
+        *c = '\0';
+        p = c + 1;
+    }
+    return n;
+}
+
+/* A number, or NaN for an empty field; LS_ERR if neither. */
+static int csv_number(const char *s, double *out) {
+    if (!*s) {
+        *out = NAN;
+        return LS_OK;
+    }
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return *end || errno == ERANGE ? LS_ERR : LS_OK;
+}
+
+/* Read path into lines; NULL (no error) when it does not exist. */
+static char *read_optional(const char *path, int *missing) {
+    *missing = access(path, F_OK) != 0;
+    if (*missing) return NULL;
+    size_t n;
+    return ls_read_file(path, &n);
+}
+
+static int fill_curves(ls_results *r, uint64_t id, const char *path) {
+    int missing;
+    char *text = read_optional(path, &missing);
+    if (missing) return LS_OK;
+    if (!text) return LS_ERR;
+    int cap = (int)r->width[D_STEPS], ecap = (int)r->width[D_EVALS], last = 0, n_evals = 0, rc = LS_OK, line = 1;
+    float *loss = ls_malloc((size_t)(cap > 0 ? cap : 1) * sizeof *loss);
+    float *val = ls_malloc((size_t)(ecap > 0 ? ecap : 1) * sizeof *val);
+    int *vstep = ls_malloc((size_t)(ecap > 0 ? ecap : 1) * sizeof *vstep);
+    for (int i = 0; i < cap; i++) loss[i] = NAN;
+    char *save = NULL, *l = strtok_r(text, "\n", &save);
+    if (!l || strcmp(l, "step,train_loss,val_loss") != 0) rc = ls_error("%s:1: expected the header step,train_loss,val_loss", path);
+    while (rc == LS_OK && (l = strtok_r(NULL, "\n", &save)) != NULL) {
+        line++;
+        char *f[3];
+        double step, tl, vl;
+        if (csv_fields(l, f, 3) != 3 || csv_number(f[0], &step) || csv_number(f[1], &tl) || csv_number(f[2], &vl) ||
+            !(step >= 0 && step <= cap && step == (int)step)) {
+            rc = ls_error("%s:%d: expected step,train_loss,val_loss with a step in 0..%d", path, line, cap);
+            break;
+        }
+        int s = (int)step;
+        if (s >= 1) loss[s - 1] = (float)tl;
+        if (s > last) last = s;
+        if (!isnan(vl)) {
+            if (n_evals == ecap) {
+                rc = ls_error("%s:%d: more validation points than the results file has room for (%d)", path, line, ecap);
+                break;
+            }
+            vstep[n_evals] = s;
+            val[n_evals++] = (float)vl;
+        }
+    }
+    if (rc == LS_OK && last > 0) rc = ls_results_write_train_loss(r, id, 1, last, loss);
+    if (rc == LS_OK) rc = ls_results_write_evals(r, id, n_evals, vstep, val);
+    free(loss);
+    free(val);
+    free(vstep);
+    free(text);
+    return rc;
+}
+
+static int fill_forecast(ls_results *r, uint64_t id, const char *path) {
+    int missing;
+    char *text = read_optional(path, &missing);
+    if (missing) return LS_OK;
+    if (!text) return LS_ERR;
+    int S = (int)r->width[D_SYSTEMS], H = (int)r->width[D_HORIZON], n_sys = 0, max_h = 0, rc = LS_OK, line = 1;
+    size_t cells = (size_t)(S > 0 ? S : 1) * (size_t)(H > 0 ? H : 1) * 2;
+    ls_forecast f = {0};
+    f.system = ls_malloc((size_t)(S > 0 ? S : 1) * sizeof *f.system);
+    f.mean = ls_malloc(cells * sizeof(float));
+    f.std = ls_malloc(cells * sizeof(float));
+    f.truth = ls_malloc(cells * sizeof(float));
+    for (size_t i = 0; i < cells; i++) f.mean[i] = f.std[i] = f.truth[i] = NAN;
+    char *save = NULL, *l = strtok_r(text, "\n", &save);
+    if (!l || strcmp(l, "system,step,variable,truth,mean,median,std") != 0)
+        rc = ls_error("%s:1: expected the header system,step,variable,truth,mean,median,std", path);
+    while (rc == LS_OK && (l = strtok_r(NULL, "\n", &save)) != NULL) {
+        line++;
+        char *fl[7];
+        double sys, step, truth, mean, median, sd;
+        int var = -1;
+        if (csv_fields(l, fl, 7) == 7) var = strcmp(fl[2], "prey") == 0 ? 0 : strcmp(fl[2], "predator") == 0 ? 1 : -1;
+        if (var < 0 || csv_number(fl[0], &sys) || csv_number(fl[1], &step) || csv_number(fl[3], &truth) ||
+            csv_number(fl[4], &mean) || csv_number(fl[5], &median) || csv_number(fl[6], &sd) ||
+            !(sys >= 0 && sys < 1e9 && sys == (int)sys) || !(step >= 0 && step < H && step == (int)step)) {
+            rc = ls_error("%s:%d: expected system,step,prey|predator,truth,mean,median,std with a step in 0..%d", path,
+                          line, H - 1);
+            break;
+        }
+        int k = n_sys - 1;
+        while (k >= 0 && f.system[k] != (int)sys) k--;
+        if (k < 0) {
+            if (n_sys == S) {
+                rc = ls_error("%s:%d: more systems than the results file has room for (%d)", path, line, S);
+                break;
+            }
+            k = n_sys;
+            f.system[n_sys++] = (int)sys;
+        }
+        size_t at = ((size_t)k * (size_t)H + (size_t)step) * 2 + (size_t)var;
+        f.truth[at] = (float)truth;
+        f.mean[at] = (float)mean;
+        f.std[at] = (float)sd;
+        if ((int)step + 1 > max_h) max_h = (int)step + 1;
+    }
+    if (rc == LS_OK && n_sys > 0) {
+        /* rows were laid out with the file's horizon H: write them all (NaN beyond the trial's) */
+        f.n_systems = n_sys;
+        f.steps = H;
+        rc = ls_results_write_forecast(r, id, &f);
+    }
+    (void)max_h;
+    free(f.system);
+    free(f.mean);
+    free(f.std);
+    free(f.truth);
+    free(text);
+    return rc;
+}
+
+int ls_results_fill_from_trial_dir(ls_results *r, uint64_t id, const char *dir) {
+    if (row_of(r, id) < 0) return LS_ERR;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/curves.csv", dir);
+    if (fill_curves(r, id, path) != LS_OK) return LS_ERR;
+    snprintf(path, sizeof path, "%s/forecasts.csv", dir);
+    return fill_forecast(r, id, path);
+}
+
 /* ---------------------------------------------------------------- independent reads */
 
 int ls_results_read_row(ls_results *r, uint64_t id, ls_results_row_data *out) {

@@ -349,7 +349,46 @@ int main(int argc, char **argv) {
     CHECK(ls_results_open(MPI_COMM_WORLD, damaged, &meta, LS_RESULTS_REBUILD, &r, &how) == LS_OK);
     CHECK(how == LS_RESULTS_REBUILT && ls_results_n_trials(r) == 0);
     CHECK(ls_results_add_trials(r, s0, 4) == LS_OK);
-    if (rank == 0) CHECK(ls_results_fill_from_journal(r, &st) == LS_OK);
+    if (rank == 0) {
+        CHECK(ls_results_fill_from_journal(r, &st) == LS_OK);
+        /* curves and forecast of the done trial from its own directory, as `lorasweep train` writes them */
+        char tdir[700], file[800];
+        snprintf(tdir, sizeof tdir, "%s/trial-a0", dir);
+        CHECK(ls_mkdirs(tdir) == LS_OK);
+        uint64_t id = 0xa0;
+        snprintf(file, sizeof file, "%s/curves.csv", tdir);
+        FILE *f = fopen(file, "w");
+        CHECK(f != NULL);
+        fprintf(f, "step,train_loss,val_loss\n0,,%.9g\n", loss_of(id, 0) + 1.0f);
+        for (int st_ = 1; st_ <= 6; st_++) {
+            fprintf(f, "%d,%.9g,", st_, loss_of(id, st_));
+            if (st_ == 6) fprintf(f, "%.9g", loss_of(id, 6) + 1.0f);
+            fprintf(f, "\n");
+        }
+        fclose(f);
+        snprintf(file, sizeof file, "%s/forecasts.csv", tdir);
+        f = fopen(file, "w");
+        CHECK(f != NULL);
+        fprintf(f, "system,step,variable,truth,mean,median,std\n");
+        const int systems[N_SYS] = {7, 9};
+        for (int i = 0; i < N_SYS; i++)
+            for (int h = 0; h < N_H; h++)
+                for (int v = 0; v < 2; v++) {
+                    int k = (i * N_H + h) * 2 + v;
+                    fprintf(f, "%d,%d,%s,%.9g,%.9g,%.9g,%.9g\n", systems[i], h, v ? "predator" : "prey",
+                            fc_of(id, k, 2), fc_of(id, k, 0), 0.0, fc_of(id, k, 1));
+                }
+        fclose(f);
+        CHECK(ls_results_fill_from_trial_dir(r, 0xa0, tdir) == LS_OK);
+        /* a trial without files: nothing to do; a malformed file: file and line named */
+        CHECK(ls_results_fill_from_trial_dir(r, 0xa1, dir) == LS_OK);
+        snprintf(file, sizeof file, "%s/curves.csv", dir);
+        const char *bad = "step,train_loss,val_loss\n1,0.5,\n2,zero,\n";
+        write_file(file, bad, strlen(bad));
+        CHECK(ls_results_fill_from_trial_dir(r, 0xa1, dir) == LS_ERR);
+        CHECK(strstr(ls_last_error(), "curves.csv:3:") != NULL);
+        unlink(file);
+    }
     CHECK(ls_results_close(r) == LS_OK);
     CHECK(ls_results_open(MPI_COMM_WORLD, damaged, &meta, LS_RESULTS_READONLY, &r, &how) == LS_OK);
     if (rank == 0) {
@@ -357,6 +396,10 @@ int main(int argc, char **argv) {
         ls_result_metrics m = metrics_of(0xa0);
         CHECK(ls_results_read_row(r, 0xa0, &row) == LS_OK && row.status == LS_RESULT_DONE);
         CHECK(metrics_equal(&row.metrics, &m));
+        check_trial(r, 0xa0, 6, 9, LS_RESULT_DONE, ""); /* curves and forecast from the trial's files */
+        float loss[16];
+        int nl;
+        CHECK(ls_results_read_train_loss(r, 0xa1, loss, 16, &nl) == LS_OK && nl == 9 && isnan(loss[0]));
         CHECK(ls_results_read_row(r, 0xa2, &row) == LS_OK && row.status == LS_RESULT_FAILED);
         CHECK(strcmp(row.error, "NaN loss at step 8") == 0);
         CHECK(ls_results_read_row(r, 0xa1, &row) == LS_OK && row.status == LS_RESULT_RUNNING);

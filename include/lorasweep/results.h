@@ -17,7 +17,8 @@
  *   all ranks:  ls_results_open(comm, path, &meta, LS_RESULTS_REBUILD, &res, &how)
  *   all ranks:  ls_results_add_trials(res, specs, n)   (every stage's trials, when it starts;
  *               rank 0 broadcasts the list first so all ranks pass the same one)
- *   rank 0, if how == LS_RESULTS_REBUILT: ls_results_fill_from_journal(res, journal_state)
+ *   rank 0, if how == LS_RESULTS_REBUILT: ls_results_fill_from_journal(res, journal_state) and,
+ *               for each done trial, ls_results_fill_from_trial_dir(res, id, its output dir)
  *   worker r:   ls_results_write_train_loss / _evals while training,
  *               ls_results_write_trial (everything of a finished trial) or ls_results_write_status
  *   rank 0:     ls_journal_trial_done after the worker said its rows are written
@@ -120,6 +121,12 @@ int ls_results_write_forecast(ls_results *r, uint64_t id, const ls_forecast *f);
 int ls_results_write_trial(ls_results *r, const ls_trial_result *tr, ls_result_status status, const char *message);
 /* Rank 0 after a rebuild: status, metrics and messages of every journaled trial that has a row. */
 int ls_results_fill_from_journal(ls_results *r, const ls_journal_state *st);
+
+/* One rank, after a rebuild: the curves and forecast of a finished trial from its own output
+ * directory as `lorasweep train` writes it (curves.csv: step,train_loss,val_loss; forecasts.csv:
+ * system,step,variable,truth,mean,median,std). A missing file is skipped; a malformed one is an
+ * LS_ERR naming file and line, with nothing of that file written. */
+int ls_results_fill_from_trial_dir(ls_results *r, uint64_t id, const char *dir);
 
 /* ---- INDEPENDENT reads (rank 0 during a sweep, or any program afterwards: a serial program
  * calls MPI_Init and opens with MPI_COMM_SELF, LS_RESULTS_READONLY and grid_hash 0). */
