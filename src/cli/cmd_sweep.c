@@ -120,6 +120,7 @@ typedef struct {
     size_t n;
     double *flops;          /* per trial */
     ls_grid_budget_entry *budget;
+    size_t *order_of;       /* per trial: its position in budget (the run order) */
     double total;           /* expandable: admitted trials' sum; waiting: worst case */
     int total_known;
     /* a waiting stage's stand-in: the costliest candidate of its select.from stage */
@@ -174,6 +175,8 @@ static int sweep_plan(int argc, char **argv) {
             p->budget = ls_calloc(p->n, sizeof *p->budget);
             for (size_t t = 0; t < p->n; t++) p->flops[t] = estimate(&est, &p->trials[t].config);
             ls_grid_budget_plan(p->flops, p->n, &left, p->budget);
+            p->order_of = ls_calloc(p->n, sizeof *p->order_of);
+            for (size_t b = 0; b < p->n; b++) p->order_of[p->budget[b].trial] = b;
             p->total_known = 1;
             for (size_t t = 0; t < p->n; t++) {
                 if (!isfinite(p->flops[t])) p->total_known = 0;
@@ -255,11 +258,9 @@ static int sweep_plan(int argc, char **argv) {
                     cJSON_AddStringToObject(jt, "overrides", p->trials[t].overrides);
                     if (isfinite(p->flops[t])) cJSON_AddNumberToObject(jt, "flops", p->flops[t]);
                     else cJSON_AddNullToObject(jt, "flops");
-                    for (size_t b = 0; b < p->n; b++)
-                        if (p->budget[b].trial == t) {
-                            cJSON_AddNumberToObject(jt, "run_order", (double)b);
-                            if (p->budget[b].skipped && isfinite(p->flops[t])) cJSON_AddStringToObject(jt, "skipped", p->budget[b].reason);
-                        }
+                    const ls_grid_budget_entry *be = &p->budget[p->order_of[t]];
+                    cJSON_AddNumberToObject(jt, "run_order", (double)p->order_of[t]);
+                    if (be->skipped && isfinite(p->flops[t])) cJSON_AddStringToObject(jt, "skipped", be->reason);
                     cJSON_AddItemToArray(trials, jt);
                 }
                 if (p->total_known) cJSON_AddNumberToObject(js, "flops", p->total);
@@ -299,10 +300,8 @@ static int sweep_plan(int argc, char **argv) {
             printf("  %-5s %-16s %-10s %s\n", "index", "id", "flops", "overrides");
             for (size_t t = 0; t < p->n; t++) {
                 fmt_flops(f1, sizeof f1, p->flops[t]);
-                const char *why = NULL;
-                for (size_t b = 0; b < p->n; b++)
-                    if (p->budget[b].trial == t && p->budget[b].skipped && isfinite(p->flops[t]))
-                        why = p->budget[b].reason;
+                const ls_grid_budget_entry *be = &p->budget[p->order_of[t]];
+                const char *why = be->skipped && isfinite(p->flops[t]) ? be->reason : NULL;
                 printf("  %-5zu %016" PRIx64 " %-10s %s%s%s%s\n", t, p->trials[t].id, f1,
                        p->trials[t].overrides[0] ? p->trials[t].overrides : "(base)", why ? "  [skipped: " : "",
                        why ? why : "", why ? "]" : "");
@@ -324,6 +323,7 @@ static int sweep_plan(int argc, char **argv) {
         ls_grid_trials_free(sp[i].stand, sp[i].n_stand);
         free(sp[i].flops);
         free(sp[i].budget);
+        free(sp[i].order_of);
     }
     free(sp);
     free(est.path);
@@ -334,7 +334,7 @@ static int sweep_plan(int argc, char **argv) {
 /* The subcommands; `sweep run` (the MPI scheduler) joins this table. */
 static const cli_command sweep_commands[] = {
     {"plan", sweep_plan, "check a grid file and print its stages, trials and FLOPS estimate"},
-    /* {"run", sweep_run, "run a grid's trials over MPI into one results file"}, */
+    {"run", cmd_sweep_run, "run a grid's trials over MPI into one results file (under mpirun)"},
     {NULL, NULL, NULL},
 };
 
