@@ -31,10 +31,9 @@ static int relay_stop(void *ctx) {
     return r->should_stop(r->ctx) || (r->opt->local_stop && r->opt->local_stop());
 }
 
-int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
-                       void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
-                       void *ctx, ls_trial_summary *out) {
-    const ls_sweep_worker_options *opt = user;
+int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_item *item,
+                            void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                            void *ctx, ls_trial_summary *out, ls_trial_result *res_out) {
     memset(out, 0, sizeof *out);
     out->final_train_loss = out->final_val_loss = out->mse = out->mae = NAN;
     ls_trial_config cfg;
@@ -55,6 +54,7 @@ int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
     ls_trial_result res = {0}; /* freed whatever happened: zeroed parts free as nothing */
     int rc = ls_mkdirs(dir);
     if (rc == LS_OK) rc = ls_trial_run(&cfg, &hooks, &res);
+    res.id = item->id; /* the sweep's id (the config here carries absolute paths) */
     if (rc == LS_OK) rc = ls_trial_write_outputs(dir, &cfg, &res, 1);
     if (rc != LS_OK) {
         out->status = LS_TRIAL_FAILED;
@@ -72,7 +72,15 @@ int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
         out->wall_seconds = res.wall_seconds;
         out->tokens_per_s = res.train.train_seconds > 0 ? res.train.train_tokens / res.train.train_seconds : NAN;
     }
-    ls_trial_result_free(&res);
+    if (res_out) *res_out = res;
+    else ls_trial_result_free(&res);
     ls_config_free(&cfg);
     return LS_OK;
+}
+
+int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
+                       void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                       void *ctx, ls_trial_summary *out) {
+    (void)worker_rank;
+    return ls_sweep_run_trial_keep(user, item, heartbeat, should_stop, ctx, out, NULL);
 }

@@ -91,6 +91,23 @@ int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
                        void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                        void *ctx, ls_trial_summary *out);
 
+/* The same, handing the trial's full result to the caller (res_out, freed with
+ * ls_trial_result_free) so that it can write it elsewhere (the results file). */
+struct ls_trial_result_s;
+int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_item *item,
+                            void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                            void *ctx, ls_trial_summary *out, struct ls_trial_result_s *res_out);
+
+/* `lorasweep sweep run`: every rank calls it after ls_sweep_mpi_init (see sweep_run.c). Returns
+ * the exit status: 0 done, 1 failures, 3 stopped with everything checkpointed. */
+typedef struct {
+    const char *grid_path;
+    const char *out_path;  /* the results file; NULL: the grid's results/<name>.h5 */
+    double walltime_s;     /* stop handing out work and checkpoint after this long; 0 = no limit */
+    int quiet;
+} ls_sweep_run_options;
+int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place);
+
 /* Every rank: the same value of v everywhere, from rank 0 (for counts and flags). */
 void ls_sweep_broadcast_int(int *v);
 /* Every rank: a string from rank 0 (malloc'ed on the others; NULL stays NULL). */

@@ -10,7 +10,7 @@
 #include "lorasweep/eval.h"
 #include "lorasweep/train.h"
 
-typedef struct {
+typedef struct ls_trial_result_s {
     uint64_t id;               /* ls_config_hash of the trial */
     double alpha;              /* the data set's scale (per-system scales are in forecast.alpha) */
     int n_train_windows, n_val_windows;

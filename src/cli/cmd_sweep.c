@@ -334,7 +334,7 @@ static int sweep_plan(int argc, char **argv) {
 /* The subcommands; `sweep run` (the MPI scheduler) joins this table. */
 static const cli_command sweep_commands[] = {
     {"plan", sweep_plan, "check a grid file and print its stages, trials and FLOPS estimate"},
-    /* {"run", cmd_sweep_run, "run a grid's trials over MPI into one results file"}, */
+    {"run", cmd_sweep_run, "run a grid's trials over MPI into one results file (under mpirun)"},
     {NULL, NULL, NULL},
 };
 
