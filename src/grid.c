@@ -973,6 +973,22 @@ int ls_grid_stage_find(const ls_grid *g, const char *name) {
     return -1;
 }
 
+int ls_grid_check_model(const ls_grid *g, int max_positions) {
+    if (g->base.train.ctx > max_positions)
+        return ls_error("%s: train.ctx: %d (base) is more than the model's max_position_embeddings (%d)", g->source,
+                        g->base.train.ctx, max_positions);
+    for (size_t i = 0; i < g->n_stages; i++)
+        for (size_t a = 0; a < g->stages[i].n_axes; a++) {
+            const ls_grid_axis *ax = &g->stages[i].axes[a];
+            if (strcmp(ax->key->key, "train.ctx")) continue;
+            for (size_t v = 0; v < ax->n_values; v++)
+                if (atol(ax->values[v]) > max_positions)
+                    return ls_error("%s:%d: train.ctx: %s is more than the model's max_position_embeddings (%d)",
+                                    g->source, ax->line, ax->values[v], max_positions);
+        }
+    return LS_OK;
+}
+
 /* ---- selection and budget ------------------------------------------------------------------- */
 
 int ls_grid_select(const ls_grid_trial *trials, size_t n, const ls_grid_result *results, size_t n_results,

@@ -96,6 +96,12 @@ check "no model: no skips" "0" "$(grep -c skipped "$T/nomodel.txt")"
 check "--preset tiny gives the model's estimates" "$(grep -E '^  3 ' "$T/plan.txt" | awk '{print $3}')" \
   "$("$LS" sweep plan "$T/sweep/nomodel.yaml" --preset tiny | grep -E '^  3 ' | awk '{print $3}')"
 
+# a model with a shorter context than an axis asks for
+cp -r "$T/models/tiny" "$T/models/short"
+$PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_embeddings"]=96; c["sliding_window"]=96; json.dump(c, open(p,"w"))' "$T/models/short/config.json"
+sed 's|path: ../models/tiny|path: ../models/short|' "$T/sweep/g.yaml" >"$T/sweep/short.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="short.yaml:16: train.ctx: 128 is more than the model's max_position_embeddings \(96\)" expect_error "ctx beyond the model" sweep plan "$T/sweep/short.yaml"
+
 # the shipped grid files
 "$LS" sweep plan "$ROOT/sweep/coursework.yaml" --preset qwen2.5-0.5b >"$T/course.txt"
 check "coursework.yaml plans" "0" "$?"

@@ -443,6 +443,19 @@ static void test_huge_products(void **state) {
     free(huge);
 }
 
+static void test_check_model(void **state) {
+    (void)state;
+    ls_grid g;
+    load_ok(course_yaml, &g);
+    assert_int_equal(ls_grid_check_model(&g, 32768), LS_OK);
+    assert_int_equal(ls_grid_check_model(&g, 768), LS_OK);
+    assert_int_equal(ls_grid_check_model(&g, 600), LS_ERR);
+    assert_string_equal(ls_last_error(), "g.yaml:18: train.ctx: 768 is more than the model's max_position_embeddings (600)");
+    assert_int_equal(ls_grid_check_model(&g, 256), LS_ERR);
+    assert_string_equal(ls_last_error(), "g.yaml: train.ctx: 512 (base) is more than the model's max_position_embeddings (256)");
+    ls_grid_free(&g);
+}
+
 static void test_files(void **state) {
     (void)state;
     char path[4096];
@@ -542,7 +555,8 @@ int main(void) {
         cmocka_unit_test(test_load_course), cmocka_unit_test(test_expand),
         cmocka_unit_test(test_select),      cmocka_unit_test(test_budget),
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_huge_products),
-        cmocka_unit_test(test_files),       cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_check_model), cmocka_unit_test(test_files),
+        cmocka_unit_test(test_fuzz_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,9 +6,10 @@
  * symbolic plan of the stages that wait for an earlier stage's winner, and the total estimate
  * against budget_flops. Nothing is trained and no file is written.
  *
- * Estimates need the model's config.json (model.path of the trials, read once per path); when it
- * is not there, --preset estimates with a built-in description instead, and without either the
- * estimates are shown as unknown ("?", null in JSON) and the plan is still printed.
+ * Estimates need the model's config.json (model.path of the trials, read once per path), which
+ * also bounds train.ctx (max_position_embeddings); when it is not there, --preset estimates with
+ * a built-in description instead, and without either the estimates are shown as unknown ("?",
+ * null in JSON) and the plan is still printed.
  */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -156,6 +157,16 @@ static int sweep_plan(int argc, char **argv) {
     }
     ls_grid g;
     if (ls_grid_load_file(argv[optind], &g) != LS_OK) return cli_fail();
+    /* contexts against the model's limit, when the model (or a preset) is known */
+    ls_model_config known;
+    char cfg_path[4200];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", g.base.resolved.model_path);
+    if (preset) known = est.preset;
+    if ((preset || ls_model_config_load(cfg_path, &known) == LS_OK) &&
+        ls_grid_check_model(&g, known.max_positions) != LS_OK) {
+        ls_grid_free(&g);
+        return cli_fail();
+    }
 
     /* Stage by stage: expandable stages get their trials, estimates and budget plan; a waiting
      * stage gets a worst-case estimate with the costliest candidate winner standing in. */
