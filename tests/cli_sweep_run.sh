@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# cli_sweep_run.sh LORASWEEP SHARED_DIR: `mpirun -np 3 lorasweep sweep run` end to end on the tiny
+# preset: two stages, the results file readable by h5py, a rerun runs nothing, another grid is
+# refused, and a sweep killed with kill -9 (mpirun and every rank, in the middle of trials)
+# resumes to exactly the results of an uninterrupted one.
+source "$(dirname "$0")/cli_lib.sh"
+TOK=$SHARED/qwen/tokenizer.json
+[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
+need_shared "$TOK"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+MPIRUN="mpirun --oversubscribe -np 3"
+
+"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
+"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+grid() { # grid FILE MAX_STEPS
+  cat >"$1" <<YAML
+name: ci-sweep
+base:
+  model: {path: tiny}
+  data: {path: lv.h5}
+  lora: {rank: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: $2, lr: 1.0e-3, eval_every: 2, val_max_windows: 4, checkpoint_every: 2}
+  eval: {systems: 1, samples: 2}
+stages:
+  - name: lr
+    grid: {train.lr: [1.0e-3, 3.0e-3, 1.0e-2]}
+  - name: ctx
+    select: {from: lr, metric: final_val_loss, keep: [train.lr]}
+    grid: {train.ctx: [48]}
+YAML
+}
+grid "$T/grid.yaml" 4
+if $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/a/sweep.h5" --quiet; then ok "sweep runs"; else bad "sweep run failed"; fi
+if $PY - "$T/a/sweep.h5" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+t = f["trials"]
+status = t["status"][:]
+assert len(status) == 4 and (status == 2).all(), status              # 3 + 1 trials, all done
+assert sorted(t["stage"][:].tolist()) == [0, 0, 0, 1]
+assert np.isfinite(t["final_val_loss"][:]).all() and (t["flops_total"][:] > 0).all()
+best = int(np.argmin(np.where(t["stage"][:] == 0, t["final_val_loss"][:], np.inf)))
+assert t["ctx"][3] == 48 and t["lr"][3] == t["lr"][best], (t["lr"][:], best)  # the winner's lr went on
+assert f["curves"]["train_loss"].shape[0] == 4 and np.isfinite(f["curves"]["train_loss"][0, :4]).all()
+print("4 trials done; stage 2 took lr %.0e from the best of stage 1" % t["lr"][3])
+PY
+then ok "results file: two stages, the winner carried on"; else bad "results file"; fi
+[ "$(ls "$T/a/sweep.trials" | wc -l)" = 4 ] && ok "one directory per trial" || bad "trial directories: $(ls "$T/a/sweep.trials")"
+
+start=$(date +%s.%N)
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/a/sweep.h5" 2>"$T/rerun.err" && grep -q "4 done" "$T/rerun.err" \
+  && ! grep -q "started" "$T/rerun.err" && ok "a rerun runs nothing: $(tail -1 "$T/rerun.err")" || bad "rerun: $(cat "$T/rerun.err")"
+
+# mpi_error NAME GRID OUT PATTERN: under mpirun, a non-zero exit and one "lorasweep" line matching
+mpi_error() {
+  if $MPIRUN "$LS" sweep run "$2" --out "$3" 2>"$T/mpi.err"; then bad "$1: it ran"
+  elif [ "$(grep -c '^lorasweep' "$T/mpi.err")" = 1 ] && grep -qE "$4" "$T/mpi.err"; then ok "$1: $(grep '^lorasweep' "$T/mpi.err")"
+  else bad "$1: $(cat "$T/mpi.err")"; fi
+}
+grid "$T/other.yaml" 6
+mpi_error "another grid on the same results" "$T/other.yaml" "$T/a/sweep.h5" "another grid"
+expect_error "sweep run without mpirun" sweep run "$T/grid.yaml" --out "$T/x/s.h5"
+expect_error "sweep run: no grid" sweep run
+printf 'name: bad\nbase: {train: {lr: -1}}\ngrid: {lora.rank: [2]}\n' >"$T/bad.yaml"
+mpi_error "a bad grid" "$T/bad.yaml" "$T/bad/s.h5" "out of range"
+
+# Uninterrupted reference, then the same sweep killed with kill -9 twice and resumed.
+grid "$T/long.yaml" 10
+$MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/ref/sweep.h5" --quiet || bad "reference sweep"
+for kill_after in 4 9; do
+  setsid $MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/k/sweep.h5" --quiet 2>>"$T/k.err" &
+  pid=$!
+  sleep $kill_after
+  kill -9 -- -$pid 2>/dev/null; wait $pid 2>/dev/null
+done
+$MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/k/sweep.h5" --quiet 2>>"$T/k.err" && ok "resumed after two kill -9" || bad "resume: $(tail -3 "$T/k.err")"
+if $PY - "$T/ref/sweep.h5" "$T/k/sweep.h5" "$T/ref/sweep.trials" "$T/k/sweep.trials" <<'PY'
+import sys, os, h5py, numpy as np, filecmp
+a, b = h5py.File(sys.argv[1], "r")["trials"], h5py.File(sys.argv[2], "r")["trials"]
+ia, ib = list(a["id"][:]), list(b["id"][:])
+assert sorted(ia) == sorted(ib) and (b["status"][:] == 2).all(), (ia, ib, b["status"][:])
+for k in ("final_train_loss", "final_val_loss", "mse_both", "steps"):
+    va = dict(zip(ia, a[k][:])); vb = dict(zip(ib, b[k][:]))
+    assert all(va[i] == vb[i] for i in ia), (k, va, vb)
+for d in os.listdir(sys.argv[3]):  # every trial's adapter bit for bit
+    assert filecmp.cmp(os.path.join(sys.argv[3], d, "adapter/adapter_model.safetensors"),
+                       os.path.join(sys.argv[4], d, "adapter/adapter_model.safetensors"), shallow=False), d
+print("killed twice and resumed: same %d trials, metrics and adapters as the uninterrupted sweep" % len(ia))
+PY
+then ok "kill -9 and resume equals the uninterrupted sweep"; else bad "kill -9 and resume differs"; fi
+finish
