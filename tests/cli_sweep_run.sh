@@ -64,6 +64,32 @@ expect_error "sweep run: no grid" sweep run
 printf 'name: bad\nbase: {train: {lr: -1}}\ngrid: {lora.rank: [2]}\n' >"$T/bad.yaml"
 mpi_error "a bad grid" "$T/bad.yaml" "$T/bad/s.h5" "out of range"
 
+# A failing trial is recorded and the sweep goes on; the budget skips what it cannot afford.
+cat >"$T/budget.yaml" <<YAML
+name: ci-budget
+budget_flops: 2.0e11
+base:
+  model: {path: tiny}
+  data: {path: lv.h5}
+  lora: {rank: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: 4, lr: 1.0e-3, eval_every: 2, val_max_windows: 4}
+  eval: {systems: 1, samples: 2}
+grid:
+  train.lr: [1.0e-3, 3.0e-3]
+  data.path: [lv.h5, missing.h5]
+YAML
+$MPIRUN "$LS" sweep run "$T/budget.yaml" --out "$T/b/sweep.h5" 2>"$T/b.err"; rc=$?
+[ $rc = 1 ] && grep -q "1 done, 1 failed, 2 skipped" "$T/b.err" && ok "a failed trial and budget skips: exit 1, $(grep "^lorasweep sweep" "$T/b.err")" \
+  || bad "failure/budget: rc=$rc $(tail -2 "$T/b.err")"
+$PY - "$T/b/sweep.h5" <<'PY' && ok "failed and skipped trials keep their reasons" || bad "reasons in the results file"
+import sys, h5py
+t = h5py.File(sys.argv[1], "r")["trials"]
+st, err = list(t["status"][:]), [e.decode() for e in t["error"][:]]
+assert sorted(st) == [2, 3, 4, 4], st
+assert any("missing.h5" in e for s, e in zip(st, err) if s == 3), err
+assert all("budget" in e for s, e in zip(st, err) if s == 4), err
+PY
+
 # Uninterrupted reference, then the same sweep killed with kill -9 twice and resumed.
 grid "$T/long.yaml" 10
 $MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/ref/sweep.h5" --quiet || bad "reference sweep"
