@@ -341,7 +341,7 @@ static int read_base(loader *L) {
                 if (!strcmp(seen[i], key))
                     return fail_at(r, line, key, "duplicate section (first on line %d)", seen_line[i]);
             if (n_seen < 16 && strlen(key) < sizeof seen[0]) {
-                snprintf(seen[n_seen], sizeof seen[0], "%s", key);
+                memcpy(seen[n_seen], key, strlen(key) + 1); /* fits: checked just above */
                 seen_line[n_seen++] = line;
             }
             if (next_event(r, key) != LS_OK || check_plain_node(r, key) != LS_OK) return LS_ERR;
