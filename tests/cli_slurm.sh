@@ -181,7 +181,7 @@ base:
   model: {path: tiny}
   data: {path: lv.h5}
   lora: {rank: 2}
-  train: {ctx: 64, batch_size: 2, max_steps: 16, lr: 1.0e-3, eval_every: 4, val_max_windows: 4, checkpoint_every: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: 8, lr: 1.0e-3, eval_every: 4, val_max_windows: 4, checkpoint_every: 2}
   eval: {systems: 1, samples: 2}
 stages:
   - name: lr
