@@ -195,12 +195,56 @@ typedef struct {
     ls_results *results;
 } worker_state;
 
+/* Rows written as the trial advances: the training losses since the last write and the
+ * validation points so far go to the results file at every validation, so an interrupted sweep
+ * keeps its curves; then the heartbeat goes on to rank 0. */
+typedef struct {
+    worker_state *w;
+    uint64_t id;
+    void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb);
+    int (*should_stop)(void *ctx);
+    void *ctx; /* the protocol's context of both */
+    int first_step, n_loss, cap_loss, n_evals, cap_evals;
+    float *loss, *val_loss;
+    int *val_step;
+} row_writer;
+
+static void record_heartbeat(void *ctx, const ls_trial_heartbeat *hb) {
+    row_writer *rw = ctx;
+    if (hb->step > 0) {
+        if (rw->n_loss == 0) rw->first_step = hb->step;
+        if (rw->n_loss == rw->cap_loss) rw->loss = ls_realloc(rw->loss, sizeof(float) * (size_t)(rw->cap_loss = 2 * rw->cap_loss + 64));
+        rw->loss[rw->n_loss++] = (float)hb->loss;
+    }
+    if (!isnan(hb->val_loss)) {
+        if (rw->n_evals == rw->cap_evals) {
+            rw->cap_evals = 2 * rw->cap_evals + 16;
+            rw->val_loss = ls_realloc(rw->val_loss, sizeof(float) * (size_t)rw->cap_evals);
+            rw->val_step = ls_realloc(rw->val_step, sizeof(int) * (size_t)rw->cap_evals);
+        }
+        rw->val_step[rw->n_evals] = hb->step;
+        rw->val_loss[rw->n_evals++] = (float)hb->val_loss;
+        /* best effort: the trial's final write (ls_results_write_trial) is what counts */
+        if (rw->n_loss) ls_results_write_train_loss(rw->w->results, rw->id, rw->first_step, rw->n_loss, rw->loss);
+        ls_results_write_evals(rw->w->results, rw->id, rw->n_evals, rw->val_step, rw->val_loss);
+        rw->n_loss = 0;
+    }
+    rw->heartbeat(rw->ctx, hb);
+}
+
+static int record_should_stop(void *ctx) {
+    row_writer *rw = ctx;
+    return rw->should_stop(rw->ctx);
+}
+
 static int run_and_record(void *user, const ls_sweep_item *item, int worker_rank,
                           void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop_fn)(void *ctx),
                           void *ctx, ls_trial_summary *out) {
     worker_state *w = user;
     ls_trial_result res = {0};
-    int rc = ls_sweep_run_trial_keep(&w->opt, item, heartbeat, should_stop_fn, ctx, out, &res);
+    row_writer rw = {.w = w, .id = item->id, .heartbeat = heartbeat, .should_stop = should_stop_fn, .ctx = ctx};
+    int rc = ls_sweep_run_trial_keep(&w->opt, item, record_heartbeat, record_should_stop, &rw, out, &res);
+    free(rw.loss), free(rw.val_loss), free(rw.val_step);
     if (rc == LS_OK && out->status != LS_TRIAL_INTERRUPTED) {
         ls_result_status st = out->status == LS_TRIAL_DONE ? LS_RESULT_DONE : LS_RESULT_FAILED;
         int wrote = out->status == LS_TRIAL_DONE ? ls_results_write_trial(w->results, &res, st, NULL)
@@ -338,7 +382,15 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         }
         if (!is_root) ls_grid_trials_free(trials, n_trials);
         if (is_root) {
-            if (how == LS_RESULTS_REBUILT) ls_results_fill_from_journal(res, ls_journal_current(journal));
+            if (how == LS_RESULTS_REBUILT) { /* a damaged file was set aside: refill what is known */
+                ls_results_fill_from_journal(res, ls_journal_current(journal));
+                for (size_t i = 0; i < n_trials; i++) {
+                    if (ls_journal_status(ls_journal_current(journal), trials[i].id) != LS_RESULT_DONE) continue;
+                    char tdir[4300];
+                    snprintf(tdir, sizeof tdir, "%s/%016" PRIx64, dir, trials[i].id);
+                    ls_results_fill_from_trial_dir(res, trials[i].id, tdir);
+                }
+            }
             /* Pending and interrupted trials, within the budget, largest estimate first. */
             const ls_journal_state *js = ls_journal_current(journal);
             ls_sweep_item *items = ls_calloc(n_trials ? n_trials : 1, sizeof *items);

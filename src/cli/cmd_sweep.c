@@ -349,4 +349,9 @@ static const cli_command sweep_commands[] = {
     {NULL, NULL, NULL},
 };
 
-int cmd_sweep(int argc, char **argv) { return cli_dispatch("lorasweep sweep", sweep_commands, argc, argv); }
+/* `lorasweep sweep GRID.yaml ...` is `lorasweep sweep run GRID.yaml ...`: the product's main job. */
+int cmd_sweep(int argc, char **argv) {
+    if (argc >= 2 && argv[1][0] != '-' && (strstr(argv[1], ".yaml") || strstr(argv[1], ".yml")))
+        return cmd_sweep_run(argc, argv);
+    return cli_dispatch("lorasweep sweep", sweep_commands, argc, argv);
+}
