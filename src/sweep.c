@@ -62,8 +62,36 @@ int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place) {
     int is_scheduler = place->rank == 0, schedulers_here = 0;
     MPI_Allreduce(&is_scheduler, &schedulers_here, 1, MPI_INT, MPI_SUM, node);
     place->workers_on_node = place->local_size - schedulers_here;
+    /* this worker's index among the node's workers: a split without the scheduler */
+    MPI_Comm workers;
+    MPI_Comm_split(node, is_scheduler ? MPI_UNDEFINED : 1, place->local_rank, &workers);
+    place->local_worker = -1;
+    if (workers != MPI_COMM_NULL) {
+        MPI_Comm_rank(workers, &place->local_worker);
+        MPI_Comm_free(&workers);
+    }
     MPI_Comm_free(&node);
+    place->device = -1;
+    if (!is_scheduler) {
+        char entry[64];
+        place->device = ls_sweep_pick_device(getenv("CUDA_VISIBLE_DEVICES"), place->local_worker, entry, sizeof entry);
+        if (place->device >= 0) setenv("CUDA_VISIBLE_DEVICES", entry, 1);
+    }
     return LS_OK;
+}
+
+int ls_sweep_pick_device(const char *visible, int local_worker, char *out, size_t cap) {
+    if (!visible || !visible[0] || !strcmp(visible, "NoDevFiles") || local_worker < 0) return -1;
+    int n = 1;
+    for (const char *c = visible; *c; c++) n += *c == ',';
+    int k = local_worker % n;
+    const char *start = visible;
+    for (int i = 0; i < k; i++) start = strchr(start, ',') + 1;
+    size_t len = strcspn(start, ",");
+    if (len == 0 || len >= cap) return -1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+    return k;
 }
 
 void ls_sweep_mpi_finalize(void) { MPI_Finalize(); }
@@ -117,7 +145,8 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, 
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     qsort(items, (size_t)n, sizeof *items, by_cost_desc);
     int *running = ls_malloc(sizeof(int) * (size_t)size); /* item of each worker, -1 when idle */
-    for (int r = 0; r < size; r++) running[r] = -1;
+    int *devices = ls_malloc(sizeof(int) * (size_t)size);  /* each worker's GPU, -1 for CPU */
+    for (int r = 0; r < size; r++) running[r] = devices[r] = -1;
     int next = 0, released = 0, stopping = 0, idle_rounds = 0;
     while (released < size - 1) {
         if (!stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->user)) {
@@ -135,11 +164,13 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, 
         idle_rounds = 0;
         int src = st.MPI_SOURCE;
         if (st.MPI_TAG == TAG_REQUEST) {
-            MPI_Recv(NULL, 0, MPI_BYTE, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            int device = -1;
+            MPI_Recv(&device, 1, MPI_INT, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            devices[src] = device;
             if (!stopping && next < n) {
                 running[src] = next;
                 send_assignment(&items[next], src);
-                if (hooks && hooks->on_start) hooks->on_start(hooks->user, &items[next], src);
+                if (hooks && hooks->on_start) hooks->on_start(hooks->user, &items[next], src, devices[src]);
                 next++;
             } else {
                 MPI_Send(NULL, 0, MPI_BYTE, src, TAG_RELEASE, MPI_COMM_WORLD);
@@ -162,6 +193,7 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, 
         }
     }
     free(running);
+    free(devices);
     if (stopped) *stopped = stopping;
     return LS_OK;
 }
@@ -203,7 +235,7 @@ static void set_threads(const ls_sweep_place *place) {
 int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place) {
     set_threads(place);
     for (;;) {
-        MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
+        MPI_Send(&place->device, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);
         MPI_Status st;
         int len = 0;
         do { /* a stop that arrived after the last trial ended is stale: skip it */

@@ -69,16 +69,17 @@ static void status_line(scheduler *s, const char *event) {
     s->last_line = now;
 }
 
-static void on_start(void *user, const ls_sweep_item *item, int worker) {
+static void on_start(void *user, const ls_sweep_item *item, int worker, int device) {
     scheduler *s = user;
     const ls_journal_trial *jt = ls_journal_find(ls_journal_current(s->journal), item->id);
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    if (ls_journal_trial_start(s->journal, item->id, jt ? jt->attempts + 1 : 1, worker, host, -1) != LS_OK)
+    if (ls_journal_trial_start(s->journal, item->id, jt ? jt->attempts + 1 : 1, worker, host, device) != LS_OK)
         s->io_error = 1;
     s->running++;
     char event[128];
-    snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d", item->id, worker);
+    if (device >= 0) snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d, GPU %d", item->id, worker, device);
+    else snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d", item->id, worker);
     status_line(s, event);
 }
 

@@ -56,13 +56,14 @@ static int run_trivial(void *user, const ls_sweep_item *item, int worker_rank,
 
 typedef struct {
     int results[N_ITEMS], heartbeats[N_ITEMS], started, order[N_ITEMS], workers_used[64];
-    int failed, interrupted, stop_after, stop_now;
+    int failed, interrupted, stop_after, stop_now, devices_seen;
     double mse[N_ITEMS];
     char message[512];
 } record;
 
-static void on_start(void *u, const ls_sweep_item *it, int w) {
+static void on_start(void *u, const ls_sweep_item *it, int w, int device) {
     record *r = u;
+    r->devices_seen |= 1 << (device + 1); /* bit 0: CPU (-1) */
     r->order[r->started++] = it->index;
     r->workers_used[w] = 1;
 }
@@ -84,6 +85,17 @@ static int should_stop(void *u) {
 int main(int argc, char **argv) {
     ls_sweep_place place;
     if (ls_sweep_mpi_init(&argc, &argv, &place) != LS_OK) return 1;
+    if (place.rank == 0) { /* GPU binding from CUDA_VISIBLE_DEVICES, node-local worker k gets entry k mod n */
+        char e[64] = "";
+        CHECK(ls_sweep_pick_device(NULL, 0, e, sizeof e) == -1, "unset: CPU");
+        CHECK(ls_sweep_pick_device("", 0, e, sizeof e) == -1, "empty: CPU");
+        CHECK(ls_sweep_pick_device("NoDevFiles", 1, e, sizeof e) == -1, "NoDevFiles: CPU");
+        CHECK(ls_sweep_pick_device("0,1", 1, e, sizeof e) == 1 && !strcmp(e, "1"), "0,1 worker 1: %s", e);
+        CHECK(ls_sweep_pick_device("0,1", 2, e, sizeof e) == 0 && !strcmp(e, "0"), "0,1 worker 2 wraps: %s", e);
+        CHECK(ls_sweep_pick_device("3,5,7", 1, e, sizeof e) == 1 && !strcmp(e, "5"), "3,5,7 worker 1: %s", e);
+        CHECK(ls_sweep_pick_device("GPU-ab12,GPU-cd34", 1, e, sizeof e) == 1 && !strcmp(e, "GPU-cd34"), "uuid: %s", e);
+        CHECK(place.local_worker == -1 && place.device == -1, "rank 0 owns no device");
+    }
     for (int round = 0; round < 2; round++) {
         if (place.rank == 0) {
             ls_sweep_item items[N_ITEMS];
@@ -108,6 +120,7 @@ int main(int argc, char **argv) {
                 CHECK(r.failed == 1 && strstr(r.message, "on purpose"), "failure: %d, '%s'", r.failed, r.message);
                 for (int w = 1; w < place.size; w++) CHECK(r.workers_used[w], "worker %d got no trial", w);
                 CHECK(stopped == 0, "stopped without a stop request");
+                CHECK(r.devices_seen == 1, "no CUDA_VISIBLE_DEVICES, yet devices %#x", r.devices_seen);
             } else {
                 int ran = 0;
                 for (int i = 0; i < N_ITEMS; i++) ran += r.results[i];

@@ -14,6 +14,7 @@
 #ifndef LORASWEEP_SWEEP_H
 #define LORASWEEP_SWEEP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* What a worker reports about its trial. */
@@ -54,7 +55,7 @@ typedef int (*ls_sweep_run_fn)(void *user, const ls_sweep_item *item, int worker
 
 /* Rank 0 side: what happened. Any hook may be NULL. */
 typedef struct {
-    void (*on_start)(void *user, const ls_sweep_item *item, int worker_rank);
+    void (*on_start)(void *user, const ls_sweep_item *item, int worker_rank, int device);
     void (*on_heartbeat)(void *user, const ls_sweep_item *item, int worker_rank, const ls_trial_heartbeat *hb);
     void (*on_result)(void *user, const ls_sweep_item *item, int worker_rank, const ls_trial_summary *s);
     /* Polled between messages: non-zero asks for a clean stop (signal, wall-clock limit). */
@@ -66,9 +67,16 @@ typedef struct {
     int rank, size;                /* in MPI_COMM_WORLD */
     int local_rank, local_size;    /* on this node */
     int workers_on_node;           /* ranks >= 1 on this node */
+    int local_worker;              /* this worker's index among them (0-based); -1 on rank 0 */
+    int device;                    /* the GPU this worker owns (an index into the node's devices as
+                                    * CUDA_VISIBLE_DEVICES listed them), or -1: CPU */
 } ls_sweep_place;
 
-/* MPI_Init_thread and the node-local placement; LS_ERR if MPI cannot start. */
+/* MPI_Init_thread and the node-local placement; LS_ERR if MPI cannot start. A worker is given
+ * one GPU when CUDA_VISIBLE_DEVICES lists some (Slurm and mpirun set it per node): worker k on a
+ * node owns entry k mod n, and its own CUDA_VISIBLE_DEVICES is narrowed to that one entry before
+ * any CUDA call, so every backend sees exactly its device as device 0. Without it (or with
+ * "NoDevFiles" / an empty list) workers run on their share of the CPU cores. */
 int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place);
 void ls_sweep_mpi_finalize(void);
 /* Abort every rank (an infrastructure failure on one rank). */
@@ -107,6 +115,11 @@ typedef struct {
     int quiet;
 } ls_sweep_run_options;
 int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place);
+
+/* The device a worker would own for a CUDA_VISIBLE_DEVICES value (NULL: unset) and its index on
+ * the node; writes the chosen entry into out (for the narrowed variable) and returns its position,
+ * or -1 for the CPU. Pure: tested without MPI or GPUs. */
+int ls_sweep_pick_device(const char *visible, int local_worker, char *out, size_t cap);
 
 /* Every rank: the same value of v everywhere, from rank 0 (for counts and flags). */
 void ls_sweep_broadcast_int(int *v);
