@@ -9,6 +9,6 @@ export LS_TOKENIZER=$TOKENIZER
 build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLS_WERROR=ON
 echo "== tests (release build)"
 (cd "$ROOT/build" && ctest --output-on-failure -j "$JOBS")
-build "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DLS_SANITIZE=ON -DLS_WERROR=ON
+build "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLS_SANITIZE=ON -DLS_WERROR=ON  # -O2: sweeps at -O0 crawl
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
 (cd "$ROOT/build-asan" && ctest --output-on-failure -j "$JOBS")
