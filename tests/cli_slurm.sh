@@ -185,7 +185,7 @@ base:
   eval: {systems: 1, samples: 2}
 stages:
   - name: lr
-    grid: {train.lr: [1.0e-3, 3.0e-3, 1.0e-2]}
+    grid: {train.lr: [1.0e-3, 3.0e-3]}
 YAML
 SWEEP_PROG=$LS
 id=$(LORASWEEP=$SWEEP_PROG sbatch --parsable --ntasks=2 "$SBATCH_SCRIPT" real.yaml results/real.h5)
@@ -209,9 +209,9 @@ if $PY - results/real.h5 <<'PY'
 import sys, h5py
 t = h5py.File(sys.argv[1], "r")["trials"]
 status = t["status"][:]
-assert len(status) == 3 and (status == 2).all(), status     # 3 trials, each done once
+assert len(status) == 2 and (status == 2).all(), status     # 2 trials, each done once
 PY
-then ok "real sweep: results file has the 3 trials done"; else bad "real sweep: results file"; fi
+then ok "real sweep: results file has the 2 trials done"; else bad "real sweep: results file"; fi
 [ $fails -eq 0 ] || show_log "$log"
 
 cd / && finish
