@@ -20,18 +20,17 @@
  */
 #include "lorasweep/config.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <yaml.h>
 
 #include "lorasweep/common.h"
 #include "lorasweep/model.h"
+#include "lorasweep/yaml_reader.h"
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
@@ -201,38 +200,11 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
     free(big);
 }
 
-/* User text for a message: at most 48 bytes (cut at a character boundary, "..." added), control
- * characters as '?', so that a message stays one line. */
-static void show(char *dst, size_t cap, const char *s, size_t n) {
-    size_t limit = 48, o = 0;
-    if (cap < limit + 4) limit = cap - 4;
-    size_t take = n < limit ? n : limit;
-    if (take < n)
-        while (take > 0 && ((unsigned char)s[take] & 0xC0) == 0x80) take--;
-    for (size_t i = 0; i < take; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        dst[o++] = (ch < 0x20 || ch == 0x7F) ? '?' : (char)ch;
-    }
-    if (take < n) memcpy(dst + o, "...", 3), o += 3;
-    dst[o] = '\0';
-}
-
 static char *dup_n(const char *s, size_t n) {
     char *p = ls_malloc(n + 1);
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
-}
-
-/* The current directory, malloc'ed ("." if it cannot be found). */
-static char *current_dir(void) {
-    for (size_t cap = 256; cap <= (1u << 20); cap *= 2) {
-        char *buf = ls_malloc(cap);
-        if (getcwd(buf, cap)) return buf;
-        free(buf);
-        if (errno != ERANGE) break;
-    }
-    return ls_strdup(".");
 }
 
 /* base + "/" + path, or path when it is absolute, or "" when it is empty. */
@@ -300,25 +272,6 @@ static int section_index(const char *s, size_t n) {
 
 /* ---- numbers ------------------------------------------------------------------------------- */
 
-/* YAML 1.2 core schema's decimal numbers: [-+]? (digits (. digits*)? | . digits) ([eE] [-+]? digits)? */
-static int number_syntax(const char *s) {
-    if (*s == '-' || *s == '+') s++;
-    int digits = 0;
-    while (*s >= '0' && *s <= '9') s++, digits++;
-    if (*s == '.') {
-        s++;
-        while (*s >= '0' && *s <= '9') s++, digits++;
-    }
-    if (!digits) return 0;
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '-' || *s == '+') s++;
-        if (!(*s >= '0' && *s <= '9')) return 0;
-        while (*s >= '0' && *s <= '9') s++;
-    }
-    return *s == '\0';
-}
-
 static int in_range(const ls_config_key *k, double v) {
     int lo = (k->flags & LS_CONFIG_MIN_OPEN) ? v > k->min : v >= k->min;
     int hi = (k->flags & LS_CONFIG_MAX_OPEN) ? v < k->max : v <= k->max;
@@ -358,97 +311,7 @@ static void format_double(char *dst, size_t cap, double v) {
     else snprintf(dst, cap, "%s", e);
 }
 
-/* ---- the event reader ------------------------------------------------------------------------ */
-
-typedef struct {
-    yaml_parser_t parser;
-    yaml_event_t ev;
-    int has_ev;
-    const char *name; /* NULL: messages carry no file and line (ls_config_set) */
-    const unsigned char *text;
-    size_t len;
-} reader;
-
-/* One error line: "NAME:LINE: KEY: message", parts left out when absent. */
-static int fail_at(const reader *r, const yaml_mark_t *mark, const char *key, const char *fmt, ...)
-    LS_PRINTF(4, 5);
-static int fail_at(const reader *r, const yaml_mark_t *mark, const char *key, const char *fmt, ...) {
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    char where[600] = "";
-    if (r->name && mark) snprintf(where, sizeof where, "%s:%zu: ", r->name, mark->line + 1);
-    else if (r->name) snprintf(where, sizeof where, "%s: ", r->name);
-    return ls_error("%s%s%s%s", where, key ? key : "", key ? ": " : "", msg);
-}
-
-static int syntax_error(const reader *r, const char *key) {
-    const yaml_parser_t *p = &r->parser;
-    yaml_mark_t mark = p->problem_mark;
-    if (p->error == YAML_READER_ERROR) { /* no mark: count the lines up to the offset */
-        mark.line = 0;
-        for (size_t i = 0; i < p->problem_offset && i < r->len; i++) mark.line += r->text[i] == '\n';
-    }
-    const char *problem = p->problem ? p->problem : "cannot be parsed";
-    if (p->context)
-        return fail_at(r, &mark, key, "YAML syntax error: %s (%s)", problem, p->context);
-    return fail_at(r, &mark, key, "YAML syntax error: %s", problem);
-}
-
-static int next_event(reader *r, const char *key) {
-    if (r->has_ev) yaml_event_delete(&r->ev);
-    r->has_ev = 0;
-    if (!yaml_parser_parse(&r->parser, &r->ev)) return syntax_error(r, key);
-    r->has_ev = 1;
-    return LS_OK;
-}
-
-static int is_null_scalar(const yaml_event_t *e) {
-    if (e->type != YAML_SCALAR_EVENT || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
-    const char *s = (const char *)e->data.scalar.value;
-    size_t n = e->data.scalar.length;
-    return n == 0 || (n == 1 && s[0] == '~') ||
-           (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
-}
-
-/* What a node is, for "expected X, got Y". */
-static void describe(char *dst, size_t cap, const yaml_event_t *e) {
-    if (e->type == YAML_MAPPING_START_EVENT) snprintf(dst, cap, "a mapping");
-    else if (e->type == YAML_SEQUENCE_START_EVENT) snprintf(dst, cap, "a list");
-    else if (is_null_scalar(e)) snprintf(dst, cap, "an empty value");
-    else if (e->type == YAML_SCALAR_EVENT) {
-        char s[64];
-        show(s, sizeof s, (const char *)e->data.scalar.value, e->data.scalar.length);
-        if (e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) snprintf(dst, cap, "'%s'", s);
-        else snprintf(dst, cap, "the string \"%s\"", s);
-    } else snprintf(dst, cap, "something else");
-}
-
-/* Anchors, aliases and tags are refused wherever they appear. */
-static int check_plain_node(const reader *r, const char *key) {
-    const yaml_event_t *e = &r->ev;
-    const yaml_char_t *anchor = NULL, *tag = NULL;
-    char s[64];
-    if (e->type == YAML_ALIAS_EVENT) {
-        const char *a = (const char *)e->data.alias.anchor;
-        show(s, sizeof s, a, strlen(a));
-        return fail_at(r, &e->start_mark, key, "aliases (*%s) are not supported", s);
-    }
-    if (e->type == YAML_SCALAR_EVENT) anchor = e->data.scalar.anchor, tag = e->data.scalar.tag;
-    else if (e->type == YAML_SEQUENCE_START_EVENT) anchor = e->data.sequence_start.anchor, tag = e->data.sequence_start.tag;
-    else if (e->type == YAML_MAPPING_START_EVENT) anchor = e->data.mapping_start.anchor, tag = e->data.mapping_start.tag;
-    if (anchor) {
-        show(s, sizeof s, (const char *)anchor, strlen((const char *)anchor));
-        return fail_at(r, &e->start_mark, key, "anchors (&%s) are not supported", s);
-    }
-    if (tag) {
-        show(s, sizeof s, (const char *)tag, strlen((const char *)tag));
-        return fail_at(r, &e->start_mark, key, "tags (%s) are not supported", s);
-    }
-    return LS_OK;
-}
+/* ---- reading values ------------------------------------------------------------------------- */
 
 static const char *expected(const ls_config_key *k) {
     switch (k->type) {
@@ -464,10 +327,8 @@ static const char *expected(const ls_config_key *k) {
     return "a value";
 }
 
-static int wrong_type(const reader *r, const ls_config_key *k) {
-    char got[96];
-    describe(got, sizeof got, &r->ev);
-    return fail_at(r, &r->ev.start_mark, k->key, "expected %s, got %s", expected(k), got);
+static int wrong_type(const ls_yaml_reader *r, const ls_config_key *k) {
+    return ls_yaml_wrong(r, k->key, expected(k));
 }
 
 /* "a, b, c" */
@@ -488,92 +349,92 @@ static int name_index(const char *const *names, const char *s, size_t n) {
 }
 
 /* Parse the scalar at r->ev as a number of key k into *out. */
-static int read_number(const reader *r, const ls_config_key *k, double *out) {
+static int read_number(const ls_yaml_reader *r, const ls_config_key *k, double *out) {
     const yaml_event_t *e = &r->ev;
-    if (e->type != YAML_SCALAR_EVENT || is_null_scalar(e)) return wrong_type(r, k);
+    if (e->type != YAML_SCALAR_EVENT || ls_yaml_is_null(e)) return wrong_type(r, k);
     const char *s = (const char *)e->data.scalar.value;
     size_t n = e->data.scalar.length;
     char shown[64], range[96];
-    show(shown, sizeof shown, s, n);
+    ls_yaml_show(shown, sizeof shown, s, n);
     if (k->type == LS_CONFIG_AUTO_NUM && n == 4 && !memcmp(s, "auto", 4)) {
         *out = LS_CONFIG_ALPHA_AUTO;
         return LS_OK;
     }
     if (e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return wrong_type(r, k);
-    if (strlen(s) != n || !number_syntax(s))
-        return fail_at(r, &e->start_mark, k->key, "'%s' is not %s", shown, expected(k));
+    if (strlen(s) != n || !ls_yaml_number_syntax(s))
+        return ls_yaml_fail(r, ls_yaml_line(r), k->key, "'%s' is not %s", shown, expected(k));
     double v = strtod(s, NULL);
     if (isfinite(v) && is_integer_type(k->type) && v != floor(v))
-        return fail_at(r, &e->start_mark, k->key, "'%s' is not an integer", shown);
+        return ls_yaml_fail(r, ls_yaml_line(r), k->key, "'%s' is not an integer", shown);
     if (!isfinite(v) || !in_range(k, v)) {
         format_range(range, sizeof range, k);
-        return fail_at(r, &e->start_mark, k->key, "%s is out of range %s%s", shown, range,
-                       k->type == LS_CONFIG_AUTO_NUM ? " (or auto)" : "");
+        return ls_yaml_fail(r, ls_yaml_line(r), k->key, "%s is out of range %s%s", shown, range,
+                            k->type == LS_CONFIG_AUTO_NUM ? " (or auto)" : "");
     }
     *out = v == 0 ? 0.0 : v; /* no -0.0: it would print differently from 0.0 */
     return LS_OK;
 }
 
 /* A string value: any scalar style, no control characters, at most LS_CONFIG_MAX_STRING bytes. */
-static int read_string(const reader *r, const ls_config_key *k, char **out) {
+static int read_string(const ls_yaml_reader *r, const ls_config_key *k, char **out) {
     const yaml_event_t *e = &r->ev;
     if (e->type != YAML_SCALAR_EVENT) return wrong_type(r, k);
-    if (is_null_scalar(e)) {
+    if (ls_yaml_is_null(e)) {
         *out = ls_strdup("");
         return LS_OK;
     }
     const char *s = (const char *)e->data.scalar.value;
     size_t n = e->data.scalar.length;
     if (n > LS_CONFIG_MAX_STRING)
-        return fail_at(r, &e->start_mark, k->key, "the string is too long (%zu bytes, at most %d)", n,
-                       LS_CONFIG_MAX_STRING);
+        return ls_yaml_fail(r, ls_yaml_line(r), k->key, "the string is too long (%zu bytes, at most %d)", n,
+                            LS_CONFIG_MAX_STRING);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
-            return fail_at(r, &e->start_mark, k->key, "the string contains a control character (byte %zu)", i);
+            return ls_yaml_fail(r, ls_yaml_line(r), k->key, "the string contains a control character (byte %zu)", i);
     *out = dup_n(s, n);
     return LS_OK;
 }
 
-static int read_name(const reader *r, const ls_config_key *k, int *out) {
+static int read_name(const ls_yaml_reader *r, const ls_config_key *k, int *out) {
     const yaml_event_t *e = &r->ev;
-    if (e->type != YAML_SCALAR_EVENT || is_null_scalar(e)) return wrong_type(r, k);
+    if (e->type != YAML_SCALAR_EVENT || ls_yaml_is_null(e)) return wrong_type(r, k);
     const char *s = (const char *)e->data.scalar.value;
     size_t n = e->data.scalar.length;
     int i = name_index(k->names, s, n);
     if (i < 0) {
         char shown[64], names[256];
-        show(shown, sizeof shown, s, n);
+        ls_yaml_show(shown, sizeof shown, s, n);
         list_names(names, sizeof names, k->names);
-        return fail_at(r, &e->start_mark, k->key, "'%s' is not one of %s", shown, names);
+        return ls_yaml_fail(r, ls_yaml_line(r), k->key, "'%s' is not one of %s", shown, names);
     }
     *out = i;
     return LS_OK;
 }
 
 /* A list of names (a flow or block list, one name alone, or empty) into a bit mask. */
-static int read_flags(reader *r, const ls_config_key *k, unsigned *out) {
+static int read_flags(ls_yaml_reader *r, const ls_config_key *k, unsigned *out) {
     unsigned mask = 0;
     int one = r->ev.type == YAML_SCALAR_EVENT;
-    if (one && is_null_scalar(&r->ev)) {
+    if (one && ls_yaml_is_null(&r->ev)) {
         *out = 0;
         return LS_OK;
     }
     if (!one && r->ev.type != YAML_SEQUENCE_START_EVENT) return wrong_type(r, k);
     for (;;) {
         if (!one) {
-            if (next_event(r, k->key) != LS_OK) return LS_ERR;
+            if (ls_yaml_next(r, k->key) != LS_OK) return LS_ERR;
             if (r->ev.type == YAML_SEQUENCE_END_EVENT) break;
-            if (check_plain_node(r, k->key) != LS_OK) return LS_ERR;
-            if (r->ev.type != YAML_SCALAR_EVENT || is_null_scalar(&r->ev)) {
+            if (ls_yaml_check_plain(r, k->key) != LS_OK) return LS_ERR;
+            if (r->ev.type != YAML_SCALAR_EVENT || ls_yaml_is_null(&r->ev)) {
                 char got[96];
-                describe(got, sizeof got, &r->ev);
-                return fail_at(r, &r->ev.start_mark, k->key, "list items must be names, got %s", got);
+                ls_yaml_describe(got, sizeof got, &r->ev);
+                return ls_yaml_fail(r, ls_yaml_line(r), k->key, "list items must be names, got %s", got);
             }
         }
         int i = 0;
         if (read_name(r, k, &i) != LS_OK) return LS_ERR;
         if (mask & (1u << i))
-            return fail_at(r, &r->ev.start_mark, k->key, "%s is listed twice", k->names[i]);
+            return ls_yaml_fail(r, ls_yaml_line(r), k->key, "%s is listed twice", k->names[i]);
         mask |= 1u << i;
         if (one) break;
     }
@@ -582,8 +443,8 @@ static int read_flags(reader *r, const ls_config_key *k, unsigned *out) {
 }
 
 /* Read the value of key k starting at the current event and store it in c. */
-static int read_value(reader *r, const ls_config_key *k, ls_trial_config *c) {
-    if (check_plain_node(r, k->key) != LS_OK) return LS_ERR;
+static int read_value(ls_yaml_reader *r, const ls_config_key *k, ls_trial_config *c) {
+    if (ls_yaml_check_plain(r, k->key) != LS_OK) return LS_ERR;
     void *f = field_of(c, k);
     double v;
     switch (k->type) {
@@ -603,7 +464,7 @@ static int read_value(reader *r, const ls_config_key *k, ls_trial_config *c) {
     case LS_CONFIG_BOOL: {
         const yaml_event_t *e = &r->ev;
         if (e->type != YAML_SCALAR_EVENT || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-            is_null_scalar(e))
+            ls_yaml_is_null(e))
             return wrong_type(r, k);
         const char *s = (const char *)e->data.scalar.value;
         if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) *(bool *)f = true;
@@ -631,138 +492,100 @@ static int read_value(reader *r, const ls_config_key *k, ls_trial_config *c) {
         return LS_OK;
     }
     }
-    return fail_at(r, NULL, k->key, "key of unknown type");
+    return ls_yaml_fail(r, 0, k->key, "key of unknown type");
 }
 
 /* Remember where each key was set; a second time is an error. line_of[i] is line + 1 (0: unset). */
-static int claim(const reader *r, int *line_of, size_t index, const yaml_mark_t *mark, const char *key,
+static int claim(const ls_yaml_reader *r, int *line_of, size_t index, int line, const char *key,
                  const char *what) {
-    if (line_of[index]) return fail_at(r, mark, key, "duplicate %s (first on line %d)", what, line_of[index]);
-    line_of[index] = (int)mark->line + 1;
+    if (line_of[index]) return ls_yaml_fail(r, line, key, "duplicate %s (first on line %d)", what, line_of[index]);
+    line_of[index] = line;
     return LS_OK;
 }
 
-/* The key scalar at r->ev, copied for messages; *exact is 0 when the copy differs (cut, or control
- * characters shown as '?'), and such a key is unknown anyway. */
-static int read_key(const reader *r, const char *section, char *dst, size_t cap, int *exact) {
-    const yaml_event_t *e = &r->ev;
-    if (check_plain_node(r, section) != LS_OK) return LS_ERR;
-    if (e->type != YAML_SCALAR_EVENT || is_null_scalar(e)) {
-        char got[96];
-        describe(got, sizeof got, e);
-        return fail_at(r, &e->start_mark, section, "keys must be names, got %s", got);
-    }
-    show(dst, cap, (const char *)e->data.scalar.value, e->data.scalar.length);
-    *exact = strlen(dst) == e->data.scalar.length && !memcmp(dst, e->data.scalar.value, e->data.scalar.length);
-    return LS_OK;
-}
-
-static int unknown_key(const reader *r, const yaml_mark_t *mark, const char *dotted) {
+static int unknown_key(const ls_yaml_reader *r, int line, const char *dotted) {
     char hint[96];
     suggest(hint, sizeof hint, dotted, 0);
-    return fail_at(r, mark, dotted, "unknown key%s", hint);
+    return ls_yaml_fail(r, line, dotted, "unknown key%s", hint);
 }
 
-static int read_section(reader *r, int sec, ls_trial_config *c, int *line_of) {
+static int read_section(ls_yaml_reader *r, int sec, ls_trial_config *c, int *line_of) {
     const char *sname = sections[sec];
-    if (check_plain_node(r, sname) != LS_OK) return LS_ERR;
-    if (is_null_scalar(&r->ev)) return LS_OK; /* "eval:" with every key commented out */
-    if (r->ev.type != YAML_MAPPING_START_EVENT) {
-        char got[96];
-        describe(got, sizeof got, &r->ev);
-        return fail_at(r, &r->ev.start_mark, sname, "expected a mapping of keys (such as 'lr: 1.0e-4'), got %s",
-                       got);
-    }
+    if (ls_yaml_check_plain(r, sname) != LS_OK) return LS_ERR;
+    if (ls_yaml_is_null(&r->ev)) return LS_OK; /* "eval:" with every key commented out */
+    if (r->ev.type != YAML_MAPPING_START_EVENT)
+        return ls_yaml_wrong(r, sname, "a mapping of keys (such as 'lr: 1.0e-4')");
     for (;;) {
-        if (next_event(r, sname) != LS_OK) return LS_ERR;
+        if (ls_yaml_next(r, sname) != LS_OK) return LS_ERR;
         if (r->ev.type == YAML_MAPPING_END_EVENT) return LS_OK;
         char key[64], dotted[96];
         int exact;
-        if (read_key(r, sname, key, sizeof key, &exact) != LS_OK) return LS_ERR;
-        yaml_mark_t mark = r->ev.start_mark;
+        if (ls_yaml_read_key(r, sname, key, sizeof key, &exact) != LS_OK) return LS_ERR;
+        int line = ls_yaml_line(r);
         snprintf(dotted, sizeof dotted, "%s.%s", sname, key);
         const ls_config_key *k = exact ? ls_config_find(dotted) : NULL;
-        if (!k) return unknown_key(r, &mark, dotted);
-        if (claim(r, line_of, (size_t)(k - config_keys), &mark, k->key, "key") != LS_OK) return LS_ERR;
-        if (next_event(r, k->key) != LS_OK || read_value(r, k, c) != LS_OK) return LS_ERR;
+        if (!k) return unknown_key(r, line, dotted);
+        if (claim(r, line_of, (size_t)(k - config_keys), line, k->key, "key") != LS_OK) return LS_ERR;
+        if (ls_yaml_next(r, k->key) != LS_OK || read_value(r, k, c) != LS_OK) return LS_ERR;
     }
 }
 
 /* The whole stream: at most one document, a mapping of sections (or of dotted keys). */
-static int read_document(reader *r, ls_trial_config *c) {
+static int read_document(ls_yaml_reader *r, ls_trial_config *c) {
     int line_of[KEY_COUNT + SECTION_COUNT];
     memset(line_of, 0, sizeof line_of);
-    if (next_event(r, NULL) != LS_OK) return LS_ERR; /* stream start */
-    if (next_event(r, NULL) != LS_OK) return LS_ERR;
+    if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR; /* stream start */
+    if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
     if (r->ev.type == YAML_STREAM_END_EVENT) return LS_OK; /* empty: nothing to set */
-    if (next_event(r, NULL) != LS_OK) return LS_ERR;       /* the document's node */
-    if (check_plain_node(r, NULL) != LS_OK) return LS_ERR;
+    if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;     /* the document's node */
+    if (ls_yaml_check_plain(r, NULL) != LS_OK) return LS_ERR;
     if (r->ev.type == YAML_MAPPING_START_EVENT) {
         for (;;) {
-            if (next_event(r, NULL) != LS_OK) return LS_ERR;
+            if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
             if (r->ev.type == YAML_MAPPING_END_EVENT) break;
             char key[64];
             int exact;
-            if (read_key(r, NULL, key, sizeof key, &exact) != LS_OK) return LS_ERR;
-            yaml_mark_t mark = r->ev.start_mark;
+            if (ls_yaml_read_key(r, NULL, key, sizeof key, &exact) != LS_OK) return LS_ERR;
+            int line = ls_yaml_line(r);
             int dotted = memchr(r->ev.data.scalar.value, '.', r->ev.data.scalar.length) != NULL;
             int sec = exact ? section_index(key, strlen(key)) : -1;
             if (sec >= 0) {
-                if (claim(r, line_of, KEY_COUNT + (size_t)sec, &mark, key, "section") != LS_OK ||
-                    next_event(r, key) != LS_OK || read_section(r, sec, c, line_of) != LS_OK)
+                if (claim(r, line_of, KEY_COUNT + (size_t)sec, line, key, "section") != LS_OK ||
+                    ls_yaml_next(r, key) != LS_OK || read_section(r, sec, c, line_of) != LS_OK)
                     return LS_ERR;
                 continue;
             }
             const ls_config_key *k = exact ? ls_config_find(key) : NULL; /* "name", or "train.lr" */
             if (!k) {
-                if (dotted) return unknown_key(r, &mark, key);
+                if (dotted) return unknown_key(r, line, key);
                 char hint[320], names[256];
                 suggest(hint, sizeof hint, key, 1);
                 if (!hint[0]) {
                     list_names(names, sizeof names, sections);
                     snprintf(hint, sizeof hint, " (expected name, %s)", names);
                 }
-                return fail_at(r, &mark, key, "unknown section%s", hint);
+                return ls_yaml_fail(r, line, key, "unknown section%s", hint);
             }
-            if (claim(r, line_of, (size_t)(k - config_keys), &mark, k->key, "key") != LS_OK) return LS_ERR;
-            if (next_event(r, k->key) != LS_OK || read_value(r, k, c) != LS_OK) return LS_ERR;
+            if (claim(r, line_of, (size_t)(k - config_keys), line, k->key, "key") != LS_OK) return LS_ERR;
+            if (ls_yaml_next(r, k->key) != LS_OK || read_value(r, k, c) != LS_OK) return LS_ERR;
         }
-    } else if (!is_null_scalar(&r->ev)) {
-        char got[96];
-        describe(got, sizeof got, &r->ev);
-        return fail_at(r, &r->ev.start_mark, NULL, "expected a mapping of sections (model:, data:, ...), got %s",
-                       got);
-    }
-    if (next_event(r, NULL) != LS_OK) return LS_ERR; /* document end */
-    if (next_event(r, NULL) != LS_OK) return LS_ERR;
+    } else if (!ls_yaml_is_null(&r->ev))
+        return ls_yaml_wrong(r, NULL, "a mapping of sections (model:, data:, ...)");
+    if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR; /* document end */
+    if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
     if (r->ev.type != YAML_STREAM_END_EVENT)
-        return fail_at(r, &r->ev.start_mark, NULL, "only one YAML document is allowed");
+        return ls_yaml_fail(r, ls_yaml_line(r), NULL, "only one YAML document is allowed");
     return LS_OK;
-}
-
-static int reader_open(reader *r, const char *text, size_t len, const char *name) {
-    memset(r, 0, sizeof *r);
-    if (!yaml_parser_initialize(&r->parser)) return ls_error("%s: cannot start the YAML parser", name ? name : "");
-    r->name = name;
-    r->text = (const unsigned char *)(text ? text : "");
-    r->len = text ? len : 0;
-    yaml_parser_set_input_string(&r->parser, r->text, r->len);
-    return LS_OK;
-}
-
-static void reader_close(reader *r) {
-    if (r->has_ev) yaml_event_delete(&r->ev);
-    yaml_parser_delete(&r->parser);
 }
 
 /* Apply YAML to c in place (c may be left half-changed on failure: callers work on a copy). */
 static int apply_yaml(ls_trial_config *c, const char *yaml, size_t len, const char *name) {
     if (len > LS_CONFIG_MAX_BYTES)
         return ls_error("%s: too large (%zu bytes, a trial file has at most %d)", name, len, LS_CONFIG_MAX_BYTES);
-    reader r;
-    if (reader_open(&r, yaml, len, name) != LS_OK) return LS_ERR;
+    ls_yaml_reader r;
+    if (ls_yaml_open(&r, yaml, len, name) != LS_OK) return LS_ERR;
     int rc = read_document(&r, c);
-    reader_close(&r);
+    ls_yaml_close(&r);
     return rc;
 }
 
@@ -785,7 +608,7 @@ void ls_config_defaults(ls_trial_config *c) {
         }
     }
     c->source = ls_strdup("<defaults>");
-    c->base_dir = current_dir();
+    c->base_dir = ls_yaml_current_dir();
     resolve_paths(c);
 }
 
@@ -876,41 +699,15 @@ static int load_with(const char *yaml, size_t len, char *source, char *base_dir,
 }
 
 int ls_config_load_string(const char *yaml, size_t len, const char *name, ls_trial_config *c) {
-    return load_with(yaml, len, ls_strdup(name ? name : "<string>"), current_dir(), c);
-}
-
-/* The absolute directory of a file path. */
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? dup_n(path, slash == path ? 1 : (size_t)(slash - path)) : ls_strdup("");
-    if (dir[0] == '/') return dir;
-    char *cwd = current_dir(), *abs = join_path(cwd, dir);
-    if (!dir[0]) {
-        free(abs);
-        abs = cwd;
-    } else free(cwd);
-    free(dir);
-    return abs;
+    return load_with(yaml, len, ls_strdup(name ? name : "<string>"), ls_yaml_current_dir(), c);
 }
 
 int ls_config_load_file(const char *path, ls_trial_config *c) {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "rb");
-    if (!f) return ls_error("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = LS_CONFIG_MAX_BYTES + 1, len = 0, got;
-    char *buf = ls_malloc(cap);
-    while (len < cap && (got = fread(buf + len, 1, cap - len, f)) > 0) len += got;
-    int failed = ferror(f), err = errno;
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return ls_error("%s: cannot read: %s", path, strerror(err));
-    }
-    if (len > LS_CONFIG_MAX_BYTES) {
-        free(buf);
-        return ls_error("%s: too large (more than %d bytes)", path, LS_CONFIG_MAX_BYTES);
-    }
-    int rc = load_with(buf, len, ls_strdup(path), dir_of(path), c);
+    char *buf;
+    size_t len;
+    if (ls_yaml_read_file(path, LS_CONFIG_MAX_BYTES, &buf, &len) != LS_OK) return LS_ERR;
+    int rc = load_with(buf, len, ls_strdup(path), ls_yaml_dir_of(path), c);
     free(buf);
     return rc;
 }
@@ -919,7 +716,7 @@ int ls_config_set(ls_trial_config *c, const char *dotted_key, const char *value_
     const ls_config_key *k = ls_config_find(dotted_key);
     if (!k) {
         char shown[64], hint[96];
-        show(shown, sizeof shown, dotted_key, strlen(dotted_key));
+        ls_yaml_show(shown, sizeof shown, dotted_key, strlen(dotted_key));
         suggest(hint, sizeof hint, shown, 0);
         return ls_error("%s: unknown key%s", shown, hint);
     }
@@ -927,25 +724,25 @@ int ls_config_set(ls_trial_config *c, const char *dotted_key, const char *value_
     if (len > LS_CONFIG_MAX_STRING + 64) return ls_error("%s: the value is too long (%zu bytes)", k->key, len);
     ls_trial_config tmp;
     ls_config_copy(&tmp, c);
-    reader r;
-    int rc = reader_open(&r, value_yaml, len, NULL);
+    ls_yaml_reader r;
+    int rc = ls_yaml_open(&r, value_yaml, len, NULL);
     if (rc == LS_OK) {
-        rc = next_event(&r, k->key); /* stream start */
-        if (rc == LS_OK) rc = next_event(&r, k->key);
+        rc = ls_yaml_next(&r, k->key); /* stream start */
+        if (rc == LS_OK) rc = ls_yaml_next(&r, k->key);
         if (rc == LS_OK && r.ev.type == YAML_STREAM_END_EVENT) {
             /* no document at all ("" or a comment): an empty value */
             yaml_event_delete(&r.ev);
             yaml_scalar_event_initialize(&r.ev, NULL, NULL, (yaml_char_t *)"", 0, 1, 1, YAML_PLAIN_SCALAR_STYLE);
             rc = read_value(&r, k, &tmp);
         } else if (rc == LS_OK) {
-            rc = next_event(&r, k->key);
+            rc = ls_yaml_next(&r, k->key);
             if (rc == LS_OK) rc = read_value(&r, k, &tmp);
-            if (rc == LS_OK) rc = next_event(&r, k->key); /* document end */
-            if (rc == LS_OK) rc = next_event(&r, k->key);
+            if (rc == LS_OK) rc = ls_yaml_next(&r, k->key); /* document end */
+            if (rc == LS_OK) rc = ls_yaml_next(&r, k->key);
             if (rc == LS_OK && r.ev.type != YAML_STREAM_END_EVENT)
                 rc = ls_error("%s: one value only, not several YAML documents", k->key);
         }
-        reader_close(&r);
+        ls_yaml_close(&r);
     }
     if (rc != LS_OK) {
         ls_config_free(&tmp);
