@@ -191,3 +191,34 @@ const char *ls_printable(const char *s, char *buf, size_t cap) {
     buf[i] = '\0';
     return buf;
 }
+
+void ls_strbuf_add(ls_strbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 256;
+        b->p = ls_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void ls_strbuf_puts(ls_strbuf *b, const char *s) { ls_strbuf_add(b, s, strlen(s)); }
+
+void ls_strbuf_printf(ls_strbuf *b, const char *fmt, ...) {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        ls_strbuf_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = ls_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    ls_strbuf_add(b, big, (size_t)n);
+    free(big);
+}

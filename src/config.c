@@ -164,41 +164,6 @@ static const void *cfield_of(const ls_trial_config *c, const ls_config_key *k) {
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
-/* A growing string. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 256;
-        b->p = ls_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-static void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-static void sb_printf(sbuf *b, const char *fmt, ...) LS_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        sb_add(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = ls_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_add(b, big, (size_t)n);
-    free(big);
-}
 
 static char *dup_n(const char *s, size_t n) {
     char *p = ls_malloc(n + 1);
@@ -211,10 +176,10 @@ static char *dup_n(const char *s, size_t n) {
 static char *join_path(const char *base, const char *path) {
     if (!path[0]) return ls_strdup("");
     if (path[0] == '/' || !base || !base[0]) return ls_strdup(path);
-    sbuf b = {0};
-    sb_puts(&b, base);
-    if (b.n && b.p[b.n - 1] != '/') sb_puts(&b, "/");
-    sb_puts(&b, path);
+    ls_strbuf b = {0};
+    ls_strbuf_puts(&b, base);
+    if (b.n && b.p[b.n - 1] != '/') ls_strbuf_puts(&b, "/");
+    ls_strbuf_puts(&b, path);
     return b.p;
 }
 
@@ -825,69 +790,69 @@ static long utf8_next(const unsigned char *s, size_t n, size_t *used) {
 /* A double-quoted string that is valid YAML and valid JSON alike: \" \\ \n \t, \uXXXX for the rest
  * of the BMP outside printable ASCII (so YAML's line breaks NEL, LS and PS never appear raw), and
  * raw UTF-8 above U+FFFF (YAML readers refuse the surrogate pairs JSON would use instead). */
-static void put_quoted(sbuf *b, const char *s) {
+static void put_quoted(ls_strbuf *b, const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strlen(s);
-    sb_puts(b, "\"");
+    ls_strbuf_puts(b, "\"");
     for (size_t i = 0; i < n;) {
         size_t used;
         long cp = utf8_next(p + i, n - i, &used);
         if (cp < 0) cp = 0xFFFD; /* not UTF-8: only from C callers */
-        if (cp == '"' || cp == '\\') sb_printf(b, "\\%c", (char)cp);
-        else if (cp == '\n') sb_puts(b, "\\n");
-        else if (cp == '\t') sb_puts(b, "\\t");
-        else if (cp >= 0x20 && cp < 0x7F) sb_add(b, (const char *)p + i, 1);
-        else if (cp < 0x10000) sb_printf(b, "\\u%04lx", cp);
-        else sb_add(b, (const char *)p + i, used); /* raw UTF-8: YAML readers reject surrogate pairs */
+        if (cp == '"' || cp == '\\') ls_strbuf_printf(b, "\\%c", (char)cp);
+        else if (cp == '\n') ls_strbuf_puts(b, "\\n");
+        else if (cp == '\t') ls_strbuf_puts(b, "\\t");
+        else if (cp >= 0x20 && cp < 0x7F) ls_strbuf_add(b, (const char *)p + i, 1);
+        else if (cp < 0x10000) ls_strbuf_printf(b, "\\u%04lx", cp);
+        else ls_strbuf_add(b, (const char *)p + i, used); /* raw UTF-8: YAML readers reject surrogate pairs */
         i += used;
     }
-    sb_puts(b, "\"");
+    ls_strbuf_puts(b, "\"");
 }
 
-static void put_value(sbuf *b, const ls_trial_config *c, const ls_config_key *k) {
+static void put_value(ls_strbuf *b, const ls_trial_config *c, const ls_config_key *k) {
     const void *f = cfield_of(c, k);
     char num[64];
     switch (k->type) {
-    case LS_CONFIG_INT: sb_printf(b, "%d", *(const int *)f); break;
-    case LS_CONFIG_U64: sb_printf(b, "%" PRIu64, *(const uint64_t *)f); break;
+    case LS_CONFIG_INT: ls_strbuf_printf(b, "%d", *(const int *)f); break;
+    case LS_CONFIG_U64: ls_strbuf_printf(b, "%" PRIu64, *(const uint64_t *)f); break;
     case LS_CONFIG_AUTO_NUM:
         if (*(const double *)f == LS_CONFIG_ALPHA_AUTO) {
-            sb_puts(b, "auto");
+            ls_strbuf_puts(b, "auto");
             break;
         }
         /* fall through */
     case LS_CONFIG_DOUBLE:
         format_double(num, sizeof num, *(const double *)f);
-        sb_puts(b, num);
+        ls_strbuf_puts(b, num);
         break;
-    case LS_CONFIG_BOOL: sb_puts(b, *(const bool *)f ? "true" : "false"); break;
+    case LS_CONFIG_BOOL: ls_strbuf_puts(b, *(const bool *)f ? "true" : "false"); break;
     case LS_CONFIG_STRING: put_quoted(b, *(char *const *)f); break;
     case LS_CONFIG_ENUM: {
         int i = *(const int *)f, count = 0;
         while (k->names[count]) count++;
-        if (i >= 0 && i < count) sb_puts(b, k->names[i]);
-        else sb_printf(b, "%d", i); /* not a valid name: reloading it fails, as it should */
+        if (i >= 0 && i < count) ls_strbuf_puts(b, k->names[i]);
+        else ls_strbuf_printf(b, "%d", i); /* not a valid name: reloading it fails, as it should */
         break;
     }
     case LS_CONFIG_FLAGS: {
         unsigned m = *(const unsigned *)f;
         int first = 1;
-        sb_puts(b, "[");
+        ls_strbuf_puts(b, "[");
         for (int i = 0; k->names[i]; i++)
             if (m & (1u << i)) {
-                sb_printf(b, "%s%s", first ? "" : ", ", k->names[i]);
+                ls_strbuf_printf(b, "%s%s", first ? "" : ", ", k->names[i]);
                 first = 0;
             }
-        sb_puts(b, "]");
+        ls_strbuf_puts(b, "]");
         break;
     }
     }
 }
 
 char *ls_config_value_yaml(const ls_trial_config *c, const ls_config_key *k) {
-    sbuf b = {0};
+    ls_strbuf b = {0};
     put_value(&b, c, k);
-    if (!b.p) sb_puts(&b, "");
+    if (!b.p) ls_strbuf_puts(&b, "");
     return b.p;
 }
 
@@ -898,16 +863,16 @@ static size_t section_len(const ls_config_key *k) {
 }
 
 char *ls_config_to_yaml(const ls_trial_config *c) {
-    sbuf b = {0};
+    ls_strbuf b = {0};
     const ls_config_key *prev = NULL;
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const ls_config_key *k = &config_keys[i];
         size_t sl = section_len(k);
         if (sl && (!prev || section_len(prev) != sl || memcmp(prev->key, k->key, sl)))
-            sb_printf(&b, "%.*s:\n", (int)sl, k->key);
-        sb_printf(&b, "%s%s: ", sl ? "  " : "", k->key + (sl ? sl + 1 : 0));
+            ls_strbuf_printf(&b, "%.*s:\n", (int)sl, k->key);
+        ls_strbuf_printf(&b, "%s%s: ", sl ? "  " : "", k->key + (sl ? sl + 1 : 0));
         put_value(&b, c, k);
-        sb_puts(&b, "\n");
+        ls_strbuf_puts(&b, "\n");
         prev = k;
     }
     return b.p;
@@ -916,20 +881,20 @@ char *ls_config_to_yaml(const ls_trial_config *c) {
 /* Written by hand rather than with cJSON: cJSON prints doubles to 15 digits when they compare
  * equal within a relative epsilon, which loses exactness (and 2^53 - 1 becomes 9.0e15). */
 char *ls_config_to_json(const ls_trial_config *c) {
-    sbuf b = {0};
+    ls_strbuf b = {0};
     const ls_config_key *prev = NULL;
-    sb_puts(&b, "{");
+    ls_strbuf_puts(&b, "{");
     for (size_t i = 0; i < KEY_COUNT; i++) {
         const ls_config_key *k = &config_keys[i];
         size_t sl = section_len(k);
         int new_section = sl && (!prev || section_len(prev) != sl || memcmp(prev->key, k->key, sl));
         int in_section = prev && section_len(prev) > 0;
         if (new_section || (!sl && in_section)) {
-            if (in_section) sb_puts(&b, "\n  }");
+            if (in_section) ls_strbuf_puts(&b, "\n  }");
         }
-        if (prev) sb_puts(&b, ",");
-        if (new_section) sb_printf(&b, "\n  \"%.*s\": {", (int)sl, k->key);
-        sb_printf(&b, "\n%s\"%s\": ", sl ? "    " : "  ", k->key + (sl ? sl + 1 : 0));
+        if (prev) ls_strbuf_puts(&b, ",");
+        if (new_section) ls_strbuf_printf(&b, "\n  \"%.*s\": {", (int)sl, k->key);
+        ls_strbuf_printf(&b, "\n%s\"%s\": ", sl ? "    " : "  ", k->key + (sl ? sl + 1 : 0));
         const void *f = cfield_of(c, k);
         char num[64];
         switch (k->type) {
@@ -942,30 +907,30 @@ char *ls_config_to_json(const ls_trial_config *c) {
         }
         case LS_CONFIG_AUTO_NUM:
             if (*(const double *)f == LS_CONFIG_ALPHA_AUTO) {
-                sb_puts(&b, "\"auto\"");
+                ls_strbuf_puts(&b, "\"auto\"");
                 break;
             }
             format_double(num, sizeof num, *(const double *)f);
-            sb_puts(&b, num);
+            ls_strbuf_puts(&b, num);
             break;
         case LS_CONFIG_FLAGS: {
             unsigned m = *(const unsigned *)f;
             int first = 1;
-            sb_puts(&b, "[");
+            ls_strbuf_puts(&b, "[");
             for (int j = 0; k->names[j]; j++)
                 if (m & (1u << j)) {
-                    sb_printf(&b, "%s\"%s\"", first ? "" : ", ", k->names[j]);
+                    ls_strbuf_printf(&b, "%s\"%s\"", first ? "" : ", ", k->names[j]);
                     first = 0;
                 }
-            sb_puts(&b, "]");
+            ls_strbuf_puts(&b, "]");
             break;
         }
         default: put_value(&b, c, k); break; /* numbers and booleans: the YAML text is JSON too */
         }
         prev = k;
     }
-    if (prev && section_len(prev) > 0) sb_puts(&b, "\n  }");
-    sb_puts(&b, "\n}\n");
+    if (prev && section_len(prev) > 0) ls_strbuf_puts(&b, "\n  }");
+    ls_strbuf_puts(&b, "\n}\n");
     return b.p;
 }
 

@@ -33,21 +33,6 @@ const char *const ls_grid_metric_names[LS_GRID_METRIC_COUNT] = {"final_val_loss"
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? b->cap * 2 : 256;
-        b->p = ls_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-static void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
 static int valid_name(const char *s, size_t n) {
     if (n == 0 || n > LS_GRID_MAX_NAME || s[0] == '.') return 0;
@@ -64,48 +49,48 @@ static int valid_name(const char *s, size_t n) {
 
 /* A scalar as YAML text that ls_config_set reads back the same: plain as written, others in
  * double quotes with escapes. `in_list`: an empty plain scalar becomes "~" (a list item). */
-static void scalar_text(const yaml_event_t *e, int in_list, sbuf *out) {
+static void scalar_text(const yaml_event_t *e, int in_list, ls_strbuf *out) {
     const char *s = (const char *)e->data.scalar.value;
     size_t n = e->data.scalar.length;
     if (e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-        if (n == 0 && in_list) sb_puts(out, "~");
-        else sb_add(out, s, n);
+        if (n == 0 && in_list) ls_strbuf_puts(out, "~");
+        else ls_strbuf_add(out, s, n);
         return;
     }
-    sb_puts(out, "\"");
+    ls_strbuf_puts(out, "\"");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\', esc[1] = (char)c;
-            sb_add(out, esc, 2);
+            ls_strbuf_add(out, esc, 2);
         } else if (c < 0x20 || c == 0x7F) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            sb_puts(out, esc);
-        } else sb_add(out, (const char *)&c, 1);
+            ls_strbuf_puts(out, esc);
+        } else ls_strbuf_add(out, (const char *)&c, 1);
     }
-    sb_puts(out, "\"");
+    ls_strbuf_puts(out, "\"");
 }
 
 /* The value node at r->ev (a scalar, or a list of scalars) as YAML text for ls_config_set; the
  * reader is left on the node's last event. */
-static int node_text(ls_yaml_reader *r, const char *key, sbuf *out) {
+static int node_text(ls_yaml_reader *r, const char *key, ls_strbuf *out) {
     if (ls_yaml_check_plain(r, key) != LS_OK) return LS_ERR;
     if (r->ev.type == YAML_SCALAR_EVENT) {
         scalar_text(&r->ev, 0, out);
         return LS_OK;
     }
     if (r->ev.type != YAML_SEQUENCE_START_EVENT) return ls_yaml_wrong(r, key, "a value");
-    sb_puts(out, "[");
+    ls_strbuf_puts(out, "[");
     for (int i = 0;; i++) {
         if (ls_yaml_next(r, key) != LS_OK) return LS_ERR;
         if (r->ev.type == YAML_SEQUENCE_END_EVENT) break;
         if (ls_yaml_check_plain(r, key) != LS_OK) return LS_ERR;
         if (r->ev.type != YAML_SCALAR_EVENT) return ls_yaml_wrong(r, key, "a name in the list");
-        if (i) sb_puts(out, ", ");
+        if (i) ls_strbuf_puts(out, ", ");
         scalar_text(&r->ev, 1, out);
     }
-    sb_puts(out, "]");
+    ls_strbuf_puts(out, "]");
     return LS_OK;
 }
 
@@ -144,7 +129,7 @@ static int read_base_value(loader *L, const char *dotted, int line) {
         if (L->key_line[i]) return ls_yaml_fail(r, line, k->key, "duplicate key (first on line %d)", L->key_line[i]);
         L->key_line[i] = line;
     }
-    sbuf text = {0};
+    ls_strbuf text = {0};
     int rc = node_text(r, dotted, &text);
     if (rc == LS_OK) rc = set_key(L, &L->g->base, dotted, text.p ? text.p : "", line);
     free(text.p);
@@ -263,7 +248,7 @@ static int read_axes(loader *L, ls_grid_stage *s, const char *ctx, int grid_line
                 rc = ls_yaml_fail(r, vline, k->key, "more than %d values", LS_GRID_MAX_TRIALS);
                 break;
             }
-            sbuf text = {0};
+            ls_strbuf text = {0};
             rc = node_text(r, k->key, &text);
             if (rc == LS_OK) rc = set_key(L, &scratch, k->key, text.p ? text.p : "", vline);
             free(text.p);
@@ -551,45 +536,45 @@ static uint64_t fnv1a(const char *s, size_t n) {
 }
 
 static void make_canonical(ls_grid *g) {
-    sbuf b = {0};
-    sb_puts(&b, "base:\n");
+    ls_strbuf b = {0};
+    ls_strbuf_puts(&b, "base:\n");
     char *base = ls_config_to_yaml(&g->base);
     for (const char *p = base; *p;) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
-        sb_puts(&b, "  ");
-        sb_add(&b, p, n);
+        ls_strbuf_puts(&b, "  ");
+        ls_strbuf_add(&b, p, n);
         p += n;
     }
     free(base);
-    sb_puts(&b, "stages:\n");
+    ls_strbuf_puts(&b, "stages:\n");
     for (size_t i = 0; i < g->n_stages; i++) {
         const ls_grid_stage *s = &g->stages[i];
-        sb_puts(&b, "  - name: ");
-        sb_puts(&b, s->name);
-        sb_puts(&b, "\n");
+        ls_strbuf_puts(&b, "  - name: ");
+        ls_strbuf_puts(&b, s->name);
+        ls_strbuf_puts(&b, "\n");
         if (s->select_from >= 0) {
-            sb_puts(&b, "    select: {from: ");
-            sb_puts(&b, g->stages[s->select_from].name);
-            sb_puts(&b, ", metric: ");
-            sb_puts(&b, ls_grid_metric_names[s->metric]);
-            sb_puts(&b, ", keep: [");
+            ls_strbuf_puts(&b, "    select: {from: ");
+            ls_strbuf_puts(&b, g->stages[s->select_from].name);
+            ls_strbuf_puts(&b, ", metric: ");
+            ls_strbuf_puts(&b, ls_grid_metric_names[s->metric]);
+            ls_strbuf_puts(&b, ", keep: [");
             for (size_t k = 0; k < s->n_keep; k++) {
-                if (k) sb_puts(&b, ", ");
-                sb_puts(&b, s->keep[k]->key);
+                if (k) ls_strbuf_puts(&b, ", ");
+                ls_strbuf_puts(&b, s->keep[k]->key);
             }
-            sb_puts(&b, "]}\n");
+            ls_strbuf_puts(&b, "]}\n");
         }
-        sb_puts(&b, "    grid:\n");
+        ls_strbuf_puts(&b, "    grid:\n");
         for (size_t a = 0; a < s->n_axes; a++) {
-            sb_puts(&b, "      ");
-            sb_puts(&b, s->axes[a].key->key);
-            sb_puts(&b, ": [");
+            ls_strbuf_puts(&b, "      ");
+            ls_strbuf_puts(&b, s->axes[a].key->key);
+            ls_strbuf_puts(&b, ": [");
             for (size_t v = 0; v < s->axes[a].n_values; v++) {
-                if (v) sb_puts(&b, ", ");
-                sb_puts(&b, s->axes[a].values[v]);
+                if (v) ls_strbuf_puts(&b, ", ");
+                ls_strbuf_puts(&b, s->axes[a].values[v]);
             }
-            sb_puts(&b, "]\n");
+            ls_strbuf_puts(&b, "]\n");
         }
     }
     g->canonical = b.p;
@@ -626,14 +611,14 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
     /* base + kept keys, the part every trial shares */
     ls_trial_config common;
     ls_config_copy(&common, &g->base);
-    sbuf kept = {0};
+    ls_strbuf kept = {0};
     for (size_t k = 0; k < s->n_keep; k++) {
         char *v = ls_config_value_yaml(winner, s->keep[k]);
         int rc = ls_config_set(&common, s->keep[k]->key, v);
-        if (kept.n) sb_puts(&kept, " ");
-        sb_puts(&kept, s->keep[k]->key);
-        sb_puts(&kept, "=");
-        sb_puts(&kept, v);
+        if (kept.n) ls_strbuf_puts(&kept, " ");
+        ls_strbuf_puts(&kept, s->keep[k]->key);
+        ls_strbuf_puts(&kept, "=");
+        ls_strbuf_puts(&kept, v);
         free(v);
         if (rc != LS_OK) {
             ls_error_prefix("%s: from the winner of %s", where, g->stages[s->select_from].name);
@@ -653,8 +638,8 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
         tr->stage_index = stage;
         tr->index = i;
         done = i + 1;
-        sbuf ov = {0};
-        if (kept.n) sb_puts(&ov, kept.p);
+        ls_strbuf ov = {0};
+        if (kept.n) ls_strbuf_puts(&ov, kept.p);
         size_t rest = i;
         /* the last axis varies fastest: index = ((v0 * n1) + v1) * n2 + v2 ... */
         size_t stride = s->n_trials;
@@ -664,10 +649,10 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
             size_t v = rest / stride;
             rest %= stride;
             rc = ls_config_set(&tr->config, ax->key->key, ax->values[v]);
-            if (ov.n) sb_puts(&ov, " ");
-            sb_puts(&ov, ax->key->key);
-            sb_puts(&ov, "=");
-            sb_puts(&ov, ax->values[v]);
+            if (ov.n) ls_strbuf_puts(&ov, " ");
+            ls_strbuf_puts(&ov, ax->key->key);
+            ls_strbuf_puts(&ov, "=");
+            ls_strbuf_puts(&ov, ax->values[v]);
         }
         tr->overrides = ov.p ? ov.p : ls_strdup("");
         if (rc != LS_OK) {

@@ -5,7 +5,6 @@
  */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,115 +18,93 @@ static int write_text_file(const char *dir, const char *name, const char *text) 
     return ls_write_file_atomic(path, text, strlen(text));
 }
 
-/* A growable string for the CSV and JSON files. */
-typedef struct {
-    char *s;
-    size_t n, cap;
-} strbuf;
-
-static void sb_printf(strbuf *b, const char *fmt, ...) LS_PRINTF(2, 3);
-static void sb_printf(strbuf *b, const char *fmt, ...) {
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < b->cap - b->n) {
-            b->n += (size_t)n;
-            return;
-        }
-        b->cap = 2 * b->cap + (size_t)n + 256;
-        b->s = ls_realloc(b->s, b->cap);
-    }
-}
-
 /* JSON has no NaN: write null. */
-static void sb_num(strbuf *b, double x) {
-    if (isfinite(x)) sb_printf(b, "%.9g", x);
-    else sb_printf(b, "null");
+static void sb_num(ls_strbuf *b, double x) {
+    if (isfinite(x)) ls_strbuf_printf(b, "%.9g", x);
+    else ls_strbuf_printf(b, "null");
 }
 
 static char *curves_csv(const ls_trial_result *r, const ls_trial_config *cfg) {
-    strbuf b = {0};
-    sb_printf(&b, "step,train_loss,val_loss\n");
+    ls_strbuf b = {0};
+    ls_strbuf_printf(&b, "step,train_loss,val_loss\n");
     for (int s = 0, e = 0; s <= r->train.step; s++) {
         if (s == 0 && !(r->train.n_evals > 0 && r->train.eval_step[0] == 0)) continue;
-        if (s == 0) sb_printf(&b, "0,,"); /* the untrained adapter: validation only */
-        else sb_printf(&b, "%d,%.9g,", s, r->train.train_loss[s - 1]);
+        if (s == 0) ls_strbuf_printf(&b, "0,,"); /* the untrained adapter: validation only */
+        else ls_strbuf_printf(&b, "%d,%.9g,", s, r->train.train_loss[s - 1]);
         while (e < r->train.n_evals && r->train.eval_step[e] < s) e++;
-        if (e < r->train.n_evals && r->train.eval_step[e] == s) sb_printf(&b, "%.9g", r->train.val_loss[e]);
-        sb_printf(&b, "\n");
+        if (e < r->train.n_evals && r->train.eval_step[e] == s) ls_strbuf_printf(&b, "%.9g", r->train.val_loss[e]);
+        ls_strbuf_printf(&b, "\n");
     }
     (void)cfg;
-    return b.s ? b.s : ls_strdup("step,train_loss,val_loss\n");
+    return b.p ? b.p : ls_strdup("step,train_loss,val_loss\n");
 }
 
 static char *forecasts_csv(const ls_forecast *f) {
     static const char *var[2] = {"prey", "predator"};
-    strbuf b = {0};
-    sb_printf(&b, "system,step,variable,truth,mean,median,std\n");
+    ls_strbuf b = {0};
+    ls_strbuf_printf(&b, "system,step,variable,truth,mean,median,std\n");
     for (int i = 0; i < f->n_systems; i++)
         for (int h = 0; h < f->steps; h++)
             for (int v = 0; v < 2; v++) {
                 size_t at = ((size_t)i * f->steps + h) * 2 + v;
-                sb_printf(&b, "%d,%d,%s,%.9g,%.9g,%.9g,%.9g\n", f->system[i], h, var[v], f->truth[at], f->mean[at],
+                ls_strbuf_printf(&b, "%d,%d,%s,%.9g,%.9g,%.9g,%.9g\n", f->system[i], h, var[v], f->truth[at], f->mean[at],
                           f->median[at], f->std[at]);
             }
-    return b.s;
+    return b.p;
 }
 
 static char *metrics_json(const ls_trial_result *r, const ls_trial_config *cfg, int stopped) {
     static const char *metric[3] = {"prey", "predator", "both"};
-    strbuf b = {0};
-    sb_printf(&b, "{\n  \"trial_id\": \"%016" PRIx64 "\",\n  \"name\": ", r->id);
+    ls_strbuf b = {0};
+    ls_strbuf_printf(&b, "{\n  \"trial_id\": \"%016" PRIx64 "\",\n  \"name\": ", r->id);
     char *name_json = ls_config_value_yaml(cfg, ls_config_find("name")); /* a quoted, escaped string */
-    sb_printf(&b, "%s,\n  \"status\": \"%s\",\n", name_json, stopped ? "interrupted" : "done");
+    ls_strbuf_printf(&b, "%s,\n  \"status\": \"%s\",\n", name_json, stopped ? "interrupted" : "done");
     free(name_json);
-    sb_printf(&b, "  \"steps\": %d,\n  \"max_steps\": %d,\n  \"alpha\": ", r->train.step, cfg->train.max_steps);
+    ls_strbuf_printf(&b, "  \"steps\": %d,\n  \"max_steps\": %d,\n  \"alpha\": ", r->train.step, cfg->train.max_steps);
     sb_num(&b, r->alpha);
-    sb_printf(&b, ",\n  \"train_windows\": %d,\n  \"val_windows\": %d,\n  \"final_train_loss\": ", r->n_train_windows,
+    ls_strbuf_printf(&b, ",\n  \"train_windows\": %d,\n  \"val_windows\": %d,\n  \"final_train_loss\": ", r->n_train_windows,
               r->n_val_windows);
     sb_num(&b, r->final_train_loss);
-    sb_printf(&b, ",\n  \"initial_val_loss\": ");
+    ls_strbuf_printf(&b, ",\n  \"initial_val_loss\": ");
     sb_num(&b, r->train.n_evals > 0 && r->train.eval_step[0] == 0 ? r->train.val_loss[0] : NAN);
-    sb_printf(&b, ",\n  \"final_val_loss\": ");
+    ls_strbuf_printf(&b, ",\n  \"final_val_loss\": ");
     sb_num(&b, r->final_val_loss);
-    sb_printf(&b, ",\n  \"train_tokens\": %.0f,\n  \"train_seconds\": ", r->train.train_tokens);
+    ls_strbuf_printf(&b, ",\n  \"train_tokens\": %.0f,\n  \"train_seconds\": ", r->train.train_tokens);
     sb_num(&b, r->train.train_seconds);
-    sb_printf(&b, ",\n  \"tokens_per_second\": ");
+    ls_strbuf_printf(&b, ",\n  \"tokens_per_second\": ");
     sb_num(&b, r->train.train_seconds > 0 ? r->train.train_tokens / r->train.train_seconds : NAN);
-    sb_printf(&b, ",\n  \"flops\": {\"train\": %.6g, \"validation\": %.6g, \"forecast\": %.6g, \"total\": %.6g},\n",
+    ls_strbuf_printf(&b, ",\n  \"flops\": {\"train\": %.6g, \"validation\": %.6g, \"forecast\": %.6g, \"total\": %.6g},\n",
               r->flops_train, r->flops_validation, r->flops_forecast, r->flops_total);
-    sb_printf(&b, "  \"wall_seconds\": %.3f", r->wall_seconds);
+    ls_strbuf_printf(&b, "  \"wall_seconds\": %.3f", r->wall_seconds);
     if (r->has_forecast) {
         const ls_forecast *f = &r->forecast;
-        sb_printf(&b, ",\n  \"forecast\": {\n    \"systems\": %d, \"steps\": %d, \"samples\": %d, \"failed_samples\": %d,\n",
+        ls_strbuf_printf(&b, ",\n  \"forecast\": {\n    \"systems\": %d, \"steps\": %d, \"samples\": %d, \"failed_samples\": %d,\n",
                   f->n_systems, f->steps, f->samples, f->failed_total);
         for (int pass = 0; pass < 2; pass++) {
             const double *mean = pass ? f->mae_mean : f->mse_mean;
-            sb_printf(&b, "    \"%s\": {", pass ? "mae" : "mse");
+            ls_strbuf_printf(&b, "    \"%s\": {", pass ? "mae" : "mse");
             for (int m = 0; m < 3; m++) {
-                sb_printf(&b, "%s\"%s\": ", m ? ", " : "", metric[m]);
+                ls_strbuf_printf(&b, "%s\"%s\": ", m ? ", " : "", metric[m]);
                 sb_num(&b, mean[m]);
             }
-            sb_printf(&b, "},\n");
+            ls_strbuf_printf(&b, "},\n");
         }
-        sb_printf(&b, "    \"per_system\": [\n");
+        ls_strbuf_printf(&b, "    \"per_system\": [\n");
         for (int i = 0; i < f->n_systems; i++) {
-            sb_printf(&b, "      {\"system\": %d, \"alpha\": %.9g, \"failed\": %d", f->system[i], f->alpha[i], f->failed[i]);
+            ls_strbuf_printf(&b, "      {\"system\": %d, \"alpha\": %.9g, \"failed\": %d", f->system[i], f->alpha[i], f->failed[i]);
             for (int m = 0; m < 3; m++) {
-                sb_printf(&b, ", \"mse_%s\": ", metric[m]);
+                ls_strbuf_printf(&b, ", \"mse_%s\": ", metric[m]);
                 sb_num(&b, f->mse[(size_t)i * 3 + m]);
-                sb_printf(&b, ", \"mae_%s\": ", metric[m]);
+                ls_strbuf_printf(&b, ", \"mae_%s\": ", metric[m]);
                 sb_num(&b, f->mae[(size_t)i * 3 + m]);
             }
-            sb_printf(&b, "}%s\n", i + 1 < f->n_systems ? "," : "");
+            ls_strbuf_printf(&b, "}%s\n", i + 1 < f->n_systems ? "," : "");
         }
-        sb_printf(&b, "    ],\n    \"prompt_tokens\": %ld, \"generated_tokens\": %ld, \"seconds\": %.3f\n  }",
+        ls_strbuf_printf(&b, "    ],\n    \"prompt_tokens\": %ld, \"generated_tokens\": %ld, \"seconds\": %.3f\n  }",
                   f->prompt_tokens, f->generated_tokens, f->seconds);
     }
-    sb_printf(&b, "\n}\n");
-    return b.s;
+    ls_strbuf_printf(&b, "\n}\n");
+    return b.p;
 }
 
 int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls_trial_result *r, int write_adapter) {

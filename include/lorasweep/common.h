@@ -53,6 +53,15 @@ int ls_mkdirs(const char *dir);
 /* s made safe for a one-line message (control bytes as '?', cut with "..." to fit cap). */
 const char *ls_printable(const char *s, char *buf, size_t cap);
 
+/* A growable NUL-terminated string (for writing YAML, JSON, CSV): start zeroed, read .p, free(.p). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} ls_strbuf;
+void ls_strbuf_add(ls_strbuf *b, const char *s, size_t n);
+void ls_strbuf_puts(ls_strbuf *b, const char *s);
+void ls_strbuf_printf(ls_strbuf *b, const char *fmt, ...) LS_PRINTF(2, 3);
+
 /* Parse numbers strictly: the whole string must be a number in [min, max]. */
 int ls_parse_long(const char *s, long min, long max, long *out);
 int ls_parse_double(const char *s, double min, double max, double *out);
