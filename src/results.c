@@ -519,6 +519,25 @@ int ls_results_open(MPI_Comm comm, const char *path, const ls_results_meta *meta
 
 /* ---------------------------------------------------------------- adding trials */
 
+/* Read or write the (start, count) block of dataset i between the file and dense memory. */
+static int transfer_cells(ls_results *r, int i, int row, const hsize_t *start, const hsize_t *count, void *mem,
+                          int write) {
+    const ds_def *d = &datasets[i];
+    for (int k = 0; k < d->ndims; k++)
+        if (count[k] == 0) return LS_OK;
+    hid_t fs = H5Dget_space(r->ds[i]), ms = H5Screate_simple(d->ndims, count, NULL);
+    hid_t mt = d->kind == K_STR ? str_type(d->strlen_) : mem_type(d->kind);
+    int rc = LS_OK;
+    if (fs < 0 || ms < 0 || mt < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        (write ? H5Dwrite(r->ds[i], mt, ms, fs, r->dxpl, mem) : H5Dread(r->ds[i], mt, ms, fs, r->dxpl, mem)) < 0)
+        rc = write ? ls_error("%s: cannot write %s row %d (disk full?)", r->path, d->name, row)
+                   : ls_error("%s: cannot read %s row %d (damaged file?)", r->path, d->name, row);
+    if (d->kind == K_STR && mt >= 0) H5Tclose(mt);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc;
+}
+
 /* Write n cells of dataset i at row (start/count for the other dims); mem holds them densely. */
 static int write_cells(ls_results *r, int i, int row, const hsize_t *start_rest, const hsize_t *count_rest,
                        const void *mem) {
@@ -533,36 +552,14 @@ static int write_cells(ls_results *r, int i, int row, const hsize_t *start_rest,
         if (start[k] + count[k] > dims[k])
             return ls_error("%s: %s has no room for these values (dimension %d: %llu + %llu > %llu)", r->path, d->name,
                             k, (unsigned long long)start[k], (unsigned long long)count[k], (unsigned long long)dims[k]);
-    for (int k = 0; k < d->ndims; k++)
-        if (count[k] == 0) return LS_OK;
-    hid_t fs = H5Dget_space(r->ds[i]), ms = H5Screate_simple(d->ndims, count, NULL);
-    hid_t mt = d->kind == K_STR ? str_type(d->strlen_) : mem_type(d->kind);
-    int rc = LS_OK;
-    if (fs < 0 || ms < 0 || mt < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        H5Dwrite(r->ds[i], mt, ms, fs, r->dxpl, mem) < 0)
-        rc = ls_error("%s: cannot write %s row %d (disk full?)", r->path, d->name, row);
-    if (d->kind == K_STR && mt >= 0) H5Tclose(mt);
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
-    return rc;
+    return transfer_cells(r, i, row, start, count, (void *)mem, 1);
 }
 
 static int read_cells(ls_results *r, int i, int row, const hsize_t *count_rest, void *mem) {
     const ds_def *d = &datasets[i];
     hsize_t start[4] = {(hsize_t)row}, count[4] = {1};
     for (int k = 1; k < d->ndims; k++) count[k] = count_rest[k - 1];
-    for (int k = 0; k < d->ndims; k++)
-        if (count[k] == 0) return LS_OK;
-    hid_t fs = H5Dget_space(r->ds[i]), ms = H5Screate_simple(d->ndims, count, NULL);
-    hid_t mt = d->kind == K_STR ? str_type(d->strlen_) : mem_type(d->kind);
-    int rc = LS_OK;
-    if (fs < 0 || ms < 0 || mt < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        H5Dread(r->ds[i], mt, ms, fs, r->dxpl, mem) < 0)
-        rc = ls_error("%s: cannot read %s row %d (damaged file?)", r->path, d->name, row);
-    if (d->kind == K_STR && mt >= 0) H5Tclose(mt);
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
-    return rc;
+    return transfer_cells(r, i, row, start, count, mem, 0);
 }
 
 static int write_scalar(ls_results *r, int i, int row, const void *v) { return write_cells(r, i, row, NULL, NULL, v); }
