@@ -504,29 +504,8 @@ static void test_fuzz_mutations(void **state) {
     static const char syntax[] = ":-[]{},#&*!|>'\"\n ?%@`\\.0e";
     for (int iter = 0; iter < iters; iter++) {
         const char *base = bases[iter & 1];
-        size_t n = strlen(base), len = n;
-        char *buf = malloc(n + 64);
-        memcpy(buf, base, n);
-        int edits = 1 + (int)(rand_r(&seed) % 4);
-        for (int e = 0; e < edits && len > 0; e++) {
-            size_t at = (size_t)rand_r(&seed) % len;
-            switch (rand_r(&seed) % 5) {
-            case 0: buf[at] = (char)(rand_r(&seed) & 0xFF); break;
-            case 1: len = at; break;
-            case 2: memmove(buf + at, buf + at + 1, len - at - 1), len--; break;
-            case 3: buf[at] = syntax[(size_t)rand_r(&seed) % (sizeof syntax - 1)]; break;
-            case 4:
-                if (len < n + 60) {
-                    memmove(buf + at + 1, buf + at, len - at);
-                    buf[at] = syntax[(size_t)rand_r(&seed) % (sizeof syntax - 1)];
-                    len++;
-                }
-                break;
-            }
-        }
-        char *exact = malloc(len ? len : 1);
-        memcpy(exact, buf, len);
-        free(buf);
+        size_t len;
+        char *exact = mutated_copy(base, strlen(base), syntax, &seed, &len);
         ls_grid g;
         if (ls_grid_load_string(exact, len, "fuzz.yaml", "/g", &g) == LS_OK) {
             loaded++;

@@ -42,4 +42,35 @@ static inline const char *temp_dir(void) {
     return dir;
 }
 
+/* Mutation fuzzing: a copy of base (n bytes) with 1-4 random edits (a random byte, a cut, a
+ * deletion, a byte of `alphabet`, an inserted byte of it), in a buffer of exactly *len bytes
+ * with no NUL after it, so that ASan sees any read past the end. Deterministic per *seed. */
+static inline char *mutated_copy(const char *base, size_t n, const char *alphabet, unsigned *seed, size_t *len_out) {
+    size_t len = n, n_alpha = strlen(alphabet);
+    char *buf = malloc(n + 64);
+    memcpy(buf, base, n);
+    int edits = 1 + (int)(rand_r(seed) % 4);
+    for (int e = 0; e < edits && len > 0; e++) {
+        size_t at = (size_t)rand_r(seed) % len;
+        switch (rand_r(seed) % 5) {
+        case 0: buf[at] = (char)(rand_r(seed) & 0xFF); break;
+        case 1: len = at; break;
+        case 2: memmove(buf + at, buf + at + 1, len - at - 1), len--; break;
+        case 3: buf[at] = alphabet[(size_t)rand_r(seed) % n_alpha]; break;
+        case 4:
+            if (len < n + 60) {
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = alphabet[(size_t)rand_r(seed) % n_alpha];
+                len++;
+            }
+            break;
+        }
+    }
+    char *exact = malloc(len ? len : 1);
+    memcpy(exact, buf, len);
+    free(buf);
+    *len_out = len;
+    return exact;
+}
+
 #endif
