@@ -243,13 +243,12 @@ int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
 }
 
 int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, double *flops) {
-    ls_model_config mc = *model;
+    const ls_model_config *mc = model;
     ls_flops_lora fl = {cfg->lora.rank, cfg->lora.targets, cfg->lora.head_bias};
-    double train = 0, step = 0, loss = 0;
+    double train = 0, loss = 0;
     ls_flops_breakdown fwd;
-    if (ls_flops_train_total(&mc, cfg->train.ctx, cfg->train.batch_size, cfg->train.max_steps, &fl, &train) != LS_OK ||
-        ls_flops_train_step(&mc, cfg->train.ctx, cfg->train.batch_size, &fl, &step) != LS_OK ||
-        ls_flops_forward(&mc, cfg->train.ctx, &fl, &fwd) != LS_OK || ls_flops_loss(&mc, cfg->train.ctx, &loss) != LS_OK)
+    if (ls_flops_train_total(mc, cfg->train.ctx, cfg->train.batch_size, cfg->train.max_steps, &fl, &train) != LS_OK ||
+        ls_flops_forward(mc, cfg->train.ctx, &fl, &fwd) != LS_OK || ls_flops_loss(mc, cfg->train.ctx, &loss) != LS_OK)
         return LS_ERR;
     /* Tokens per step of text: two values of (one integer digit, '.', decimals, separator) with
      * auto scaling; validation windows follow from the validation systems' text length. */
@@ -264,12 +263,11 @@ int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_con
     double validation = evals * val_windows * (fwd.total + loss), forecast = 0;
     if (cfg->eval.systems > 0) {
         ls_flops_gen g;
-        if (ls_flops_generate(&mc, &fl, cfg->eval.context_steps * per_step, cfg->eval.forecast_steps * per_step,
+        if (ls_flops_generate(mc, &fl, cfg->eval.context_steps * per_step, cfg->eval.forecast_steps * per_step,
                               cfg->eval.samples, &g) != LS_OK)
             return LS_ERR;
         forecast = g.total * cfg->eval.systems;
     }
-    (void)step;
     *flops = train + validation + forecast;
     return LS_OK;
 }
