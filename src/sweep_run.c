@@ -38,7 +38,7 @@ typedef struct {
     ls_journal *journal;
     ls_results *results;
     double t_start, deadline;  /* deadline: wall-clock stop (0 = none) */
-    int done, failed, skipped, running, total;
+    int running, total;        /* total: distinct trials of the stages so far (stages may share) */
     int finished_now, workers; /* trials finished by this job; worker ranks */
     double best;               /* best final validation loss so far */
     uint64_t best_id;
@@ -50,7 +50,10 @@ typedef struct {
 static void status_line(scheduler *s, const char *event) {
     if (s->opt->quiet) return;
     double now = ls_now(), elapsed = now - s->t_start;
-    int left = s->total - s->done - s->failed - s->skipped - s->running;
+    const ls_journal_state *js = ls_journal_current(s->journal); /* the counts, as the journal has them */
+    int done = ls_journal_count(js, LS_RESULT_DONE), failed = ls_journal_count(js, LS_RESULT_FAILED),
+        skipped = ls_journal_count(js, LS_RESULT_SKIPPED);
+    int left = s->total - done - failed - skipped - s->running;
     char eta[32] = "?";
     if (s->finished_now > 0) { /* worker-seconds per trial so far, spread over the workers */
         double per_trial = elapsed * s->workers / s->finished_now;
@@ -61,10 +64,10 @@ static void status_line(scheduler *s, const char *event) {
     if (s->tty && !event) {
         if (now - s->last_line < 0.5) return;
         fprintf(stderr, "\r\033[Kdone %d  running %d  failed %d  skipped %d  left %d | best val %s | %.0fs, ETA %s",
-                s->done, s->running, s->failed, s->skipped, left, best, elapsed, eta);
+                done, s->running, failed, skipped, left, best, elapsed, eta);
     } else if (event) {
         fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s\n",
-                s->tty ? "\r\033[K" : "", elapsed, event, s->done, s->running, s->failed, s->skipped, left, best);
+                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best);
     }
     s->last_line = now;
 }
@@ -108,14 +111,12 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
         m.wall_seconds = r->wall_seconds;
         m.tokens_per_s = r->tokens_per_s;
         rc = ls_journal_trial_done(s->journal, item->id, &m);
-        s->done++;
         if (isfinite(r->final_val_loss) && (!s->best_id || r->final_val_loss < s->best))
             s->best = r->final_val_loss, s->best_id = item->id;
         snprintf(event, sizeof event, "trial %016" PRIx64 " done: val %.4f, MSE %.4g, %.0fs", item->id,
                  r->final_val_loss, r->mse, r->wall_seconds);
     } else if (r->status == LS_TRIAL_FAILED) {
         rc = ls_journal_trial_failed(s->journal, item->id, r->message);
-        s->failed++;
         snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s", item->id, r->message);
     } else {
         rc = ls_journal_trial_checkpoint(s->journal, item->id, r->steps);
@@ -133,31 +134,14 @@ static int should_stop(void *user) {
 
 /* ---- the trials of a stage --------------------------------------------------------------- */
 
-/* A YAML scalar for a path: double-quoted with \ and " escaped. */
-static void yaml_quote(char *dst, size_t cap, const char *s) {
-    size_t n = 0;
-    dst[n++] = '"';
-    for (; *s && n + 3 < cap; s++) {
-        if (*s == '"' || *s == '\\') dst[n++] = '\\';
-        dst[n++] = *s;
-    }
-    dst[n++] = '"';
-    dst[n] = '\0';
-}
-
 /* What a worker gets: the trial's YAML with absolute paths (it may run in another directory). */
 static char *worker_payload(const ls_trial_config *c) {
     ls_trial_config abs;
     ls_config_copy(&abs, c);
-    char q[4200];
-    yaml_quote(q, sizeof q, c->resolved.model_path);
-    ls_config_set(&abs, "model.path", q);
-    yaml_quote(q, sizeof q, c->resolved.data_path);
-    ls_config_set(&abs, "data.path", q);
-    if (c->resolved.tokenizer[0]) {
-        yaml_quote(q, sizeof q, c->resolved.tokenizer);
-        ls_config_set(&abs, "model.tokenizer", q);
-    }
+    char **fields[3] = {&abs.model.path, &abs.data.path, &abs.model.tokenizer};
+    const char *resolved[3] = {c->resolved.model_path, c->resolved.data_path, c->resolved.tokenizer};
+    for (int f = 0; f < 3; f++) /* the YAML writer quotes them; "" (no tokenizer given) stays "" */
+        if (resolved[f][0]) free(*fields[f]), *fields[f] = ls_strdup(resolved[f]);
     char *yaml = ls_config_to_yaml(&abs);
     ls_config_free(&abs);
     return yaml;
@@ -405,18 +389,19 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                 if (js->trials[k].status == LS_RESULT_DONE && isfinite(js->trials[k].metrics.flops_total))
                     left -= js->trials[k].metrics.flops_total;
             ls_grid_budget_plan(cost, n_trials, &left, plan);
-            sched.total += (int)n_trials;
+            for (size_t i = 0; i < n_trials; i++) { /* a trial an earlier stage had is counted once */
+                int seen = 0;
+                for (int e = 0; e < stage && !seen; e++)
+                    for (size_t k = 0; k < stage_n[e] && !seen; k++) seen = stage_trials[e][k].id == trials[i].id;
+                sched.total += !seen;
+            }
             for (size_t k = 0; k < n_trials; k++) {
                 size_t i = plan[k].trial;
                 ls_result_status st = ls_journal_status(js, trials[i].id);
-                if (st == LS_RESULT_DONE) sched.done++;
-                else if (st == LS_RESULT_FAILED) sched.failed++;
-                else if (st == LS_RESULT_SKIPPED) sched.skipped++;
                 if (st == LS_RESULT_DONE || st == LS_RESULT_FAILED || st == LS_RESULT_SKIPPED) continue;
                 if (plan[k].skipped) {
                     ls_journal_trial_skipped(journal, trials[i].id, plan[k].reason);
                     ls_results_write_status(res, trials[i].id, LS_RESULT_SKIPPED, plan[k].reason);
-                    sched.skipped++;
                     continue;
                 }
                 items[n_items++] = (ls_sweep_item){trials[i].id, (int)i, cost[i], worker_payload(&trials[i].config)};
