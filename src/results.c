@@ -974,3 +974,32 @@ char *ls_results_read_config(ls_results *r, uint64_t id) {
     buf[LS_RESULTS_CONFIG_LEN - 1] = '\0';
     return buf;
 }
+
+int ls_results_read_info(ls_results *r, ls_results_info *out) {
+    memset(out, 0, sizeof *out);
+    /* every file this program writes has all of them; absent ones (older files) read "" */
+    get_attr_str(r->file, "sweep_name", out->sweep_name, sizeof out->sweep_name);
+    get_attr_str(r->file, "grid_hash", out->grid_hash, sizeof out->grid_hash);
+    get_attr_str(r->file, "program_version", out->program_version, sizeof out->program_version);
+    get_attr_str(r->file, "created", out->created, sizeof out->created);
+    get_attr_str(r->file, "data_checksum", out->data_checksum, sizeof out->data_checksum);
+    get_attr_str(r->file, "data_path", out->data_path, sizeof out->data_path);
+    hid_t d = H5Lexists(r->file, "/grid", H5P_DEFAULT) > 0 ? H5Dopen2(r->file, "/grid", H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t t = d >= 0 ? H5Dget_type(d) : H5I_INVALID_HID, m = H5I_INVALID_HID;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0) {
+        size_t n = H5Tget_size(t);
+        out->grid_text = ls_calloc(n + 1, 1);
+        if ((m = str_type(n + 1)) < 0 || H5Dread(d, m, H5S_ALL, H5S_ALL, r->dxpl, out->grid_text) < 0)
+            out->grid_text[0] = '\0';
+    }
+    if (m >= 0) H5Tclose(m);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    if (!out->grid_text) out->grid_text = ls_calloc(1, 1);
+    return LS_OK;
+}
+
+void ls_results_info_free(ls_results_info *info) {
+    free(info->grid_text);
+    info->grid_text = NULL;
+}

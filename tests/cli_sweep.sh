@@ -105,14 +105,14 @@ EXPECT_RC=1 EXPECT_PATTERN="short.yaml:16: train.ctx: 128 is more than the model
 # the shipped grid files
 "$LS" sweep plan "$ROOT/sweep/coursework.yaml" --preset qwen2.5-0.5b >"$T/course.txt"
 check "coursework.yaml plans" "0" "$?"
-check "coursework: 9 + 3 + 1 trials" "1" "$(grep -c '^total: 13 trials' "$T/course.txt")"
+check "coursework: 1 + 9 + 3 + 1 trials" "1" "$(grep -c '^total: 14 trials' "$T/course.txt")"
 pct=$(tail -1 "$T/course.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
 $PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework fits its budget ($pct%)" || bad "coursework uses $pct% of its budget"
 check "demo.yaml plans" "0" "$("$LS" sweep plan "$ROOT/sweep/demo.yaml" --preset tiny >/dev/null; echo $?)"
-# the example in docs/sweep.md is a valid grid with the course's 13 trials
+# the example in docs/sweep.md is a valid grid with the course's 14 trials (baseline included)
 mkdir -p "$T/doc/sweep"
 sed -n '/^```yaml/,/^```/p' "$ROOT/docs/sweep.md" | sed '1d;$d' >"$T/doc/sweep/course.yaml"
-check "docs/sweep.md example plans" "1" "$("$LS" sweep plan "$T/doc/sweep/course.yaml" --preset qwen2.5-0.5b | grep -c '^total: 13 trials')"
+check "docs/sweep.md example plans" "1" "$("$LS" sweep plan "$T/doc/sweep/course.yaml" --preset qwen2.5-0.5b | grep -c '^total: 14 trials')"
 check "sweep listed" "1" "$("$LS" --help | grep -c '^  sweep ')"
 check "plan --help" "0" "$("$LS" sweep plan --help >/dev/null; echo $?)"
 check "sweep --help lists plan" "1" "$("$LS" sweep --help | grep -c '^  plan ')"

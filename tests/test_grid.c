@@ -464,10 +464,12 @@ static void test_files(void **state) {
     if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
     assert_string_equal(g.name, "coursework");
     assert_true(g.budget_flops == 1e17);
-    assert_int_equal(g.n_stages, 3);
-    assert_int_equal(g.stages[0].n_trials, 9);
-    assert_int_equal(g.stages[1].n_trials, 3);
-    assert_int_equal(g.stages[2].n_trials, 1);
+    assert_int_equal(g.n_stages, 4);
+    assert_string_equal(g.stages[0].name, "baseline");
+    assert_int_equal(g.stages[0].n_trials, 1);
+    assert_int_equal(g.stages[1].n_trials, 9);
+    assert_int_equal(g.stages[2].n_trials, 3);
+    assert_int_equal(g.stages[3].n_trials, 1);
     assert_int_equal(g.base.train.ctx, 512);
     char want[4200];
     snprintf(want, sizeof want, "%s/sweep/../models/Qwen2.5-0.5B-Instruct", LS_SOURCE_DIR);
@@ -476,7 +478,7 @@ static void test_files(void **state) {
     snprintf(path, sizeof path, "%s/sweep/demo.yaml", LS_SOURCE_DIR);
     if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
     assert_string_equal(g.name, "demo");
-    assert_int_equal(g.n_stages, 3);
+    assert_int_equal(g.n_stages, 4);
     assert_true(g.n_trials <= 12);
     ls_grid_free(&g);
     assert_int_equal(ls_grid_load_file("/nonexistent/g.yaml", &g), LS_ERR);

@@ -52,5 +52,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_sweep_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

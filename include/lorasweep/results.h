@@ -152,4 +152,13 @@ int ls_results_read_forecast(ls_results *r, uint64_t id, int *S, int *H, int **s
 /* The config YAML of a trial (malloc'ed), NULL with an error. */
 char *ls_results_read_config(ls_results *r, uint64_t id);
 
+/* The sweep as the file describes it: root attributes and /grid. */
+typedef struct {
+    char sweep_name[256], grid_hash[32], program_version[64], created[64], data_checksum[64];
+    char data_path[4096];
+    char *grid_text;             /* malloc'ed ("" when the file has none); free with ls_results_info_free */
+} ls_results_info;
+int ls_results_read_info(ls_results *r, ls_results_info *out);
+void ls_results_info_free(ls_results_info *info);
+
 #endif

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"eval", cmd_eval, "forecast the test systems with the base model or an adapter"},
     {"bench", cmd_bench, "time a training step against this machine's sgemm"},
     {"sweep", cmd_sweep, "plan (and run) a sweep of trials from a grid file"},
+    {"report", cmd_report, "tables and plots of a sweep's results file"},
     {NULL, NULL, NULL},
 };
 

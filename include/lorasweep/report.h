@@ -1,0 +1,95 @@
+/*
+ * report.h: what a results file says, as tables (text, markdown, CSV, JSON) and figures.
+ *
+ *   ls_report rep;
+ *   ls_report_load("results/demo.h5", &rep);        // MPI must be initialised (the file is parallel HDF5)
+ *   ls_report_print(stdout, &rep, LS_REPORT_TABLE, NULL);
+ *   ls_report_plots(&rep, "results/demo-report", &plot_options, stdout);
+ *   ls_report_free(&rep);
+ *
+ * The journal beside the file (RESULTS.h5.journal) is the truth about status, as for the sweep
+ * itself: a trial the journal calls running while no sweep holds the lock was interrupted. A file
+ * that is still being written, or was left by an interrupted sweep, is reported as far as it goes.
+ */
+#ifndef LORASWEEP_REPORT_H
+#define LORASWEEP_REPORT_H
+
+#include <stdio.h>
+
+#include "lorasweep/results.h"
+
+typedef enum { LS_REPORT_TABLE, LS_REPORT_MARKDOWN, LS_REPORT_CSV, LS_REPORT_JSON } ls_report_format;
+
+/* "table", "md", "csv", "json" into *out; LS_ERR for another name. */
+int ls_report_format_parse(const char *name, ls_report_format *out);
+
+typedef struct {
+    ls_results_row_data row;     /* hyperparameters, metrics, status, error (from the HDF5 row) */
+    int stage;                   /* = row.stage */
+    const char *stage_name;      /* the grid's name for it, or "stage N" */
+    ls_result_status status;     /* the journal's status when there is a journal, else the row's */
+    int live;                    /* running in a sweep that is alive now (not interrupted) */
+    int progress_step;           /* last reported step of a running trial (journal), 0 unknown */
+    int attempts;                /* starts the journal saw */
+    int baseline;                /* max_steps == 0: the untrained model, evaluated */
+    char *message;               /* error of a failed trial, reason of a skipped one ("" none) */
+    char *config_yaml;           /* the resolved config */
+    int context_steps;           /* eval.context_steps of the config (80) */
+    int samples;                 /* eval.samples of the config */
+    /* curves: train loss per step (NaN where not written), validation points */
+    float *train_loss;
+    int n_train;
+    int *val_step;
+    float *val_loss;
+    int n_val;
+    /* forecast: S systems x H steps x (prey, predator); systems[s] is the data set index */
+    int S, H;
+    int *systems;
+    float *fc_mean, *fc_std, *fc_truth;
+} ls_report_trial;
+
+typedef struct {
+    char path[4096];
+    ls_results_info info;
+    double budget_flops;         /* from the grid text; 0 none */
+    int n_stages;                /* stages of the grid (at least those seen in the file) */
+    char **stage_names;
+    int *stage_ctx_axis;         /* 1: the grid's stage has a train.ctx axis (a context comparison) */
+    int have_journal;            /* 1 when the journal was read */
+    char journal_note[512];      /* why it was not, or what replay said ("" nothing) */
+    char lock_owner[256];        /* "job J pid P host H" of the sweep writing it now ("" none) */
+    int n_trials;
+    ls_report_trial *trials;     /* in file order */
+    int counts[5];               /* by ls_result_status */
+    int interrupted;             /* running trials with no live sweep */
+    int best;                    /* index of the best trained trial (lowest final validation loss), -1 */
+    int baseline;                /* index of the untrained baseline, -1 */
+} ls_report;
+
+/* Read everything of a results file (and its journal when present). LS_ERR with one line for a
+ * missing file, a file that is not a lorasweep results file, or one that cannot be read. */
+int ls_report_load(const char *path, ls_report *rep);
+void ls_report_free(ls_report *rep);
+
+/* Index of the stage named name, or -1. */
+int ls_report_stage_find(const ls_report *rep, const char *name);
+
+/* Whether a trial is shown when the report is limited to one stage (stage < 0: every trial). */
+static inline int ls_report_shows(const ls_report_trial *t, int stage) { return stage < 0 || t->stage == stage; }
+
+/* The whole report (trial table, context comparison, FLOPS against the budget, best vs the
+ * untrained baseline, failed and skipped trials) in a format; stage < 0 shows every stage. */
+int ls_report_print(FILE *out, const ls_report *rep, ls_report_format fmt, int stage);
+
+typedef struct {
+    int stage;                   /* -1: every stage */
+    const char *trial_id;        /* forecast figure of this trial (hex id or a prefix); NULL: the best */
+    int systems[16];             /* data set indices to draw; n_systems 0: the first three forecast */
+    int n_systems;
+} ls_report_plot_options;
+
+/* Write the figures into dir (created when missing) as PNG + SVG and print one line per figure
+ * ("  loss curves: DIR/loss_curves.png (.svg)") to `log`, or why one was left out. */
+int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log);
+
+#endif

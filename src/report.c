@@ -1,0 +1,833 @@
+/*
+ * report.c: read a results file (and its journal) into an ls_report, and print it as a text
+ * table, markdown, CSV or JSON. The figures are in report_plots.c.
+ */
+#define _DEFAULT_SOURCE /* gethostname, kill */
+#include "lorasweep/report.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lorasweep/common.h"
+#include "lorasweep/config.h"
+#include "lorasweep/grid.h"
+
+int ls_report_format_parse(const char *name, ls_report_format *out) {
+    static const char *const names[] = {"table", "md", "csv", "json"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (ls_report_format)i;
+            return LS_OK;
+        }
+    if (!strcmp(name, "markdown")) {
+        *out = LS_REPORT_MARKDOWN;
+        return LS_OK;
+    }
+    return ls_error("--format: '%s' is not one of table, md, csv, json", name);
+}
+
+/* ================================================================ loading */
+
+/* Stage names and the budget from the grid text the file keeps. A grid that no longer parses
+ * (written by another version) still leaves a usable report: stages are then "stage N". */
+static void read_grid(ls_report *rep) {
+    const char *text = rep->info.grid_text;
+    if (!text || !*text) return;
+    ls_grid g;
+    if (ls_grid_load_string(text, strlen(text), "/grid", NULL, &g) != LS_OK) return;
+    rep->budget_flops = g.budget_flops;
+    rep->n_stages = (int)g.n_stages;
+    rep->stage_names = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_names);
+    rep->stage_ctx_axis = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_ctx_axis);
+    for (size_t i = 0; i < g.n_stages; i++) {
+        rep->stage_names[i] = ls_strdup(g.stages[i].name);
+        for (size_t a = 0; a < g.stages[i].n_axes; a++)
+            rep->stage_ctx_axis[i] |= !strcmp(g.stages[i].axes[a].key->key, "train.ctx");
+    }
+    ls_grid_free(&g);
+}
+
+/* The stage list grows to cover every stage index in the file. */
+static void ensure_stage(ls_report *rep, int stage) {
+    if (stage < rep->n_stages || stage < 0 || stage > 1000) return;
+    rep->stage_names = ls_realloc(rep->stage_names, (size_t)(stage + 1) * sizeof *rep->stage_names);
+    rep->stage_ctx_axis = ls_realloc(rep->stage_ctx_axis, (size_t)(stage + 1) * sizeof *rep->stage_ctx_axis);
+    for (int i = rep->n_stages; i <= stage; i++) {
+        rep->stage_ctx_axis[i] = -1; /* unknown: decided by its trials */
+        char buf[32];
+        snprintf(buf, sizeof buf, "stage %d", i);
+        rep->stage_names[i] = ls_strdup(buf);
+    }
+    rep->n_stages = stage + 1;
+}
+
+/* "job J pid P host H" in the lock file, and whether that process is alive on this host. */
+static void read_lock(ls_report *rep, const char *lock_path) {
+    size_t len = 0;
+    char *text = ls_read_file(lock_path, &len);
+    if (!text) return;
+    char job[128] = "", host[128] = "", here[128] = "";
+    long pid = 0;
+    if (sscanf(text, "job %127s pid %ld host %127s", job, &pid, host) == 3 && pid > 0 &&
+        gethostname(here, sizeof here - 1) == 0 && !strcmp(host, here) && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+        snprintf(rep->lock_owner, sizeof rep->lock_owner, "job %s pid %ld host %s", job, pid, host);
+    free(text);
+}
+
+static int read_trial(ls_results *res, uint64_t id, ls_report_trial *t) {
+    if (ls_results_read_row(res, id, &t->row) != LS_OK) return LS_ERR;
+    t->stage = t->row.stage;
+    t->status = t->row.status;
+    t->baseline = t->row.max_steps == 0;
+    t->message = ls_strdup(t->row.error);
+    int cap = t->row.max_steps > 0 ? t->row.max_steps : 1;
+    t->train_loss = ls_malloc((size_t)cap * sizeof *t->train_loss);
+    if (ls_results_read_train_loss(res, id, t->train_loss, cap, &t->n_train) != LS_OK) return LS_ERR;
+    int ecap = 4096;
+    t->val_step = ls_malloc((size_t)ecap * sizeof *t->val_step);
+    t->val_loss = ls_malloc((size_t)ecap * sizeof *t->val_loss);
+    if (ls_results_read_evals(res, id, t->val_step, t->val_loss, ecap, &t->n_val) != LS_OK) return LS_ERR;
+    /* unused validation slots are step -1 */
+    int n = 0;
+    while (n < t->n_val && t->val_step[n] >= 0) n++;
+    t->n_val = n;
+    if (ls_results_read_forecast(res, id, &t->S, &t->H, &t->systems, &t->fc_mean, &t->fc_std, &t->fc_truth) != LS_OK)
+        return LS_ERR;
+    t->config_yaml = ls_results_read_config(res, id);
+    if (!t->config_yaml) return LS_ERR;
+    t->context_steps = 80;
+    ls_trial_config cfg;
+    if (ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &cfg) == LS_OK) {
+        t->context_steps = cfg.eval.context_steps;
+        t->samples = cfg.eval.samples;
+        ls_config_free(&cfg);
+    }
+    return LS_OK;
+}
+
+/* The journal's word on every trial: status, message, progress; "running" without a live sweep
+ * is an interrupted trial. */
+static void apply_journal(ls_report *rep, const char *journal_path) {
+    if (access(journal_path, F_OK) != 0) {
+        snprintf(rep->journal_note, sizeof rep->journal_note, "no journal beside the file: statuses are the file's copy");
+        return;
+    }
+    ls_journal_state st;
+    if (ls_journal_replay(journal_path, &st) != LS_OK) {
+        snprintf(rep->journal_note, sizeof rep->journal_note, "journal not used (%s): statuses are the file's copy",
+                 ls_last_error());
+        return;
+    }
+    rep->have_journal = 1;
+    for (int i = 0; i < rep->n_trials; i++) {
+        ls_report_trial *t = &rep->trials[i];
+        const ls_journal_trial *j = ls_journal_find(&st, t->row.id);
+        t->status = j ? j->status : LS_RESULT_PENDING;
+        if (!j) continue;
+        t->attempts = j->attempts;
+        t->progress_step = j->progress_step;
+        if (j->message[0] && (j->status == LS_RESULT_FAILED || j->status == LS_RESULT_SKIPPED)) {
+            free(t->message);
+            t->message = ls_strdup(j->message);
+        }
+        /* a done trial whose row was never filled (the file was rebuilt): the journal's summary */
+        if (j->status == LS_RESULT_DONE && isnan(t->row.metrics.final_val_loss) && !isnan(j->metrics.final_val_loss))
+            t->row.metrics = j->metrics;
+    }
+    if (st.discarded_bytes)
+        snprintf(rep->journal_note, sizeof rep->journal_note, "the journal ends in %zu bytes of an unfinished record",
+                 st.discarded_bytes);
+    ls_journal_state_free(&st);
+}
+
+static void summarise(ls_report *rep) {
+    rep->best = rep->baseline = -1;
+    for (int i = 0; i < rep->n_trials; i++) {
+        ls_report_trial *t = &rep->trials[i];
+        ensure_stage(rep, t->stage);
+        t->stage_name = t->stage >= 0 && t->stage < rep->n_stages ? rep->stage_names[t->stage] : "?";
+        if (t->status >= 0 && t->status <= 4) rep->counts[t->status]++;
+        if (t->status == LS_RESULT_RUNNING) {
+            t->live = rep->lock_owner[0] != 0;
+            if (!t->live) rep->interrupted++;
+        }
+        if (t->status != LS_RESULT_DONE) continue;
+        double v = t->row.metrics.final_val_loss;
+        if (t->baseline) {
+            if (rep->baseline < 0 || t->stage > rep->trials[rep->baseline].stage) rep->baseline = i;
+        } else if (!isnan(v) && (rep->best < 0 || v < rep->trials[rep->best].row.metrics.final_val_loss)) {
+            rep->best = i;
+        }
+    }
+}
+
+int ls_report_load(const char *path, ls_report *rep) {
+    memset(rep, 0, sizeof *rep);
+    rep->best = rep->baseline = -1;
+    snprintf(rep->path, sizeof rep->path, "%s", path);
+    if (access(path, R_OK) != 0) return ls_error("%s: %s", path, strerror(errno));
+    ls_results *res = NULL;
+    if (ls_results_open(MPI_COMM_SELF, path, NULL, LS_RESULTS_READONLY, &res, NULL) != LS_OK) {
+        /* the HDF5 layer's message names the file and what is wrong with it */
+        return LS_ERR;
+    }
+    ls_results_read_info(res, &rep->info);
+    read_grid(rep);
+    rep->n_trials = ls_results_n_trials(res);
+    rep->trials = ls_calloc(rep->n_trials ? (size_t)rep->n_trials : 1, sizeof *rep->trials);
+    int rc = LS_OK;
+    for (int i = 0; i < rep->n_trials && rc == LS_OK; i++)
+        if (read_trial(res, ls_results_id(res, i), &rep->trials[i]) != LS_OK)
+            rc = ls_error_prefix("%s: cannot read trial %016" PRIx64, path, ls_results_id(res, i));
+    ls_results_close(res);
+    if (rc != LS_OK) {
+        ls_report_free(rep);
+        return LS_ERR;
+    }
+    char journal[4200], lock[4200];
+    ls_journal_paths(path, journal, sizeof journal, lock, sizeof lock);
+    read_lock(rep, lock);
+    apply_journal(rep, journal);
+    summarise(rep);
+    return LS_OK;
+}
+
+void ls_report_free(ls_report *rep) {
+    for (int i = 0; i < rep->n_trials; i++) {
+        ls_report_trial *t = &rep->trials[i];
+        free(t->message), free(t->config_yaml), free(t->train_loss), free(t->val_step), free(t->val_loss);
+        free(t->systems), free(t->fc_mean), free(t->fc_std), free(t->fc_truth);
+    }
+    free(rep->trials);
+    for (int i = 0; i < rep->n_stages; i++) free(rep->stage_names[i]);
+    free(rep->stage_names);
+    free(rep->stage_ctx_axis);
+    ls_results_info_free(&rep->info);
+    memset(rep, 0, sizeof *rep);
+    rep->best = rep->baseline = -1;
+}
+
+int ls_report_stage_find(const ls_report *rep, const char *name) {
+    for (int i = 0; i < rep->n_stages; i++)
+        if (!strcmp(rep->stage_names[i], name)) return i;
+    return -1;
+}
+
+/* ================================================================ formatting helpers */
+
+/* A trial's status as people read it: "done", "failed", "running (step 12/20)", "interrupted at
+ * step 12/20", "pending". */
+static void status_text(const ls_report_trial *t, char *buf, size_t cap) {
+    switch (t->status) {
+    case LS_RESULT_RUNNING:
+        if (t->progress_step > 0)
+            snprintf(buf, cap, "%s at step %d/%d", t->live ? "running" : "interrupted", t->progress_step,
+                     t->row.max_steps);
+        else snprintf(buf, cap, "%s", t->live ? "running" : "interrupted");
+        break;
+    default: snprintf(buf, cap, "%s", ls_result_status_name(t->status)); break;
+    }
+}
+
+/* Short numbers for tables: NaN is "-". */
+static void num(char *buf, size_t cap, const char *fmt, double v) {
+    if (isnan(v)) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, fmt, v);
+}
+
+static void lr_text(char *buf, size_t cap, double lr) {
+    char m[32];
+    snprintf(m, sizeof m, "%.1e", lr);
+    if (strstr(m, ".0e")) snprintf(buf, cap, "%.0e", lr);
+    else snprintf(buf, cap, "%s", m);
+}
+
+static void wall_text(char *buf, size_t cap, double s) {
+    if (isnan(s)) snprintf(buf, cap, "-");
+    else if (s < 120) snprintf(buf, cap, "%.1f s", s);
+    else if (s < 7200) snprintf(buf, cap, "%.1f min", s / 60);
+    else snprintf(buf, cap, "%.2f h", s / 3600);
+}
+
+/* A table of strings printed aligned (text) or as a pipe table (markdown). */
+#define TABLE_MAX_COLS 16
+typedef struct {
+    int cols, rows, cap;
+    const char *head[TABLE_MAX_COLS];
+    int right[TABLE_MAX_COLS]; /* right-aligned (numbers) */
+    char **cells;
+} table;
+
+static void table_init(table *t, int cols, const char *const *head, const int *right) {
+    memset(t, 0, sizeof *t);
+    t->cols = cols;
+    for (int c = 0; c < cols; c++) t->head[c] = head[c], t->right[c] = right ? right[c] : 0;
+}
+
+static void table_row(table *t, const char *const *cells) {
+    if (t->rows == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->cells = ls_realloc(t->cells, (size_t)t->cap * (size_t)t->cols * sizeof *t->cells);
+    }
+    for (int c = 0; c < t->cols; c++) t->cells[(size_t)t->rows * (size_t)t->cols + (size_t)c] = ls_strdup(cells[c]);
+    t->rows++;
+}
+
+static void table_print(FILE *out, table *t, int markdown) {
+    size_t w[TABLE_MAX_COLS];
+    for (int c = 0; c < t->cols; c++) {
+        w[c] = strlen(t->head[c]);
+        for (int r = 0; r < t->rows; r++) {
+            size_t n = strlen(t->cells[(size_t)r * (size_t)t->cols + (size_t)c]);
+            if (n > w[c]) w[c] = n;
+        }
+    }
+    for (int r = -1; r < t->rows; r++) {
+        if (markdown) fputs("|", out);
+        for (int c = 0; c < t->cols; c++) {
+            const char *s = r < 0 ? t->head[c] : t->cells[(size_t)r * (size_t)t->cols + (size_t)c];
+            int pad = (int)w[c];
+            if (markdown) fprintf(out, t->right[c] ? " %*s |" : " %-*s |", pad, s);
+            else if (c == t->cols - 1 && !t->right[c]) fprintf(out, "%s%s", c ? "  " : "", s);
+            else fprintf(out, t->right[c] ? "%s%*s" : "%s%-*s", c ? "  " : "", pad, s);
+        }
+        fputc('\n', out);
+        if (r < 0 && markdown) {
+            fputs("|", out);
+            for (int c = 0; c < t->cols; c++) {
+                fputc(' ', out);
+                for (size_t k = 0; k + 1 < w[c]; k++) fputc('-', out);
+                fputs(t->right[c] ? ":" : "-", out);
+                fputs(" |", out);
+            }
+            fputc('\n', out);
+        }
+    }
+    for (int i = 0; i < t->rows * t->cols; i++) free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->rows = t->cap = 0;
+}
+
+static void heading(FILE *out, int markdown, const char *text) {
+    if (markdown) fprintf(out, "\n## %s\n\n", text);
+    else fprintf(out, "\n== %s\n", text);
+}
+
+/* Trial indices to show, sorted by final validation loss (unmeasured last, then file order). */
+static const ls_report *sort_rep;
+static int by_val_loss(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    double x = sort_rep->trials[i].row.metrics.final_val_loss, y = sort_rep->trials[j].row.metrics.final_val_loss;
+    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
+    if (!isnan(x) && x != y) return x < y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+static int *sorted_trials(const ls_report *rep, int stage, int *n) {
+    int *idx = ls_malloc((size_t)(rep->n_trials ? rep->n_trials : 1) * sizeof *idx);
+    *n = 0;
+    for (int i = 0; i < rep->n_trials; i++)
+        if (ls_report_shows(&rep->trials[i], stage)) idx[(*n)++] = i;
+    sort_rep = rep;
+    qsort(idx, (size_t)*n, sizeof *idx, by_val_loss);
+    return idx;
+}
+
+/* ================================================================ text and markdown */
+
+static void print_header(FILE *out, const ls_report *rep, int markdown, int stage) {
+    const ls_results_info *in = &rep->info;
+    if (markdown) fprintf(out, "# Sweep report: %s\n\n", in->sweep_name[0] ? in->sweep_name : rep->path);
+    else fprintf(out, "lorasweep report: %s\n", rep->path);
+    const char *li = markdown ? "- " : "  ";
+    fprintf(out, "%ssweep %s, grid %s, created %s by lorasweep %s\n", li, in->sweep_name, in->grid_hash, in->created,
+            in->program_version);
+    fprintf(out, "%sdata %s (%s)\n", li, in->data_path[0] ? in->data_path : "-", in->data_checksum);
+    if (markdown) fprintf(out, "- file `%s`\n", rep->path);
+    fprintf(out, "%strials: %d: %d done, %d running, %d pending, %d failed, %d skipped\n", li, rep->n_trials,
+            rep->counts[LS_RESULT_DONE], rep->counts[LS_RESULT_RUNNING], rep->counts[LS_RESULT_PENDING],
+            rep->counts[LS_RESULT_FAILED], rep->counts[LS_RESULT_SKIPPED]);
+    if (stage >= 0) fprintf(out, "%sshowing stage %s only\n", li, rep->stage_names[stage]);
+    /* what is unfinished, and why */
+    int max_stage = -1;
+    for (int i = 0; i < rep->n_trials; i++)
+        if (rep->trials[i].stage > max_stage) max_stage = rep->trials[i].stage;
+    int open = rep->counts[LS_RESULT_RUNNING] + rep->counts[LS_RESULT_PENDING];
+    if (rep->lock_owner[0])
+        fprintf(out, "%sUNFINISHED: a sweep is writing this file now (%s); this is a snapshot\n", li, rep->lock_owner);
+    else if (rep->interrupted || open)
+        fprintf(out, "%sUNFINISHED: %d interrupted, %d pending; run the same `sweep run` again to resume\n", li,
+                rep->interrupted, rep->counts[LS_RESULT_PENDING]);
+    for (int s = max_stage + 1; s < rep->n_stages; s++)
+        fprintf(out, "%sstage %s: not started yet\n", li, rep->stage_names[s]);
+    if (rep->journal_note[0]) fprintf(out, "%snote: %s\n", li, rep->journal_note);
+}
+
+static void print_trials(FILE *out, const ls_report *rep, int markdown, int stage) {
+    heading(out, markdown, "Trials by final validation loss");
+    static const char *const head[] = {"#",   "id",  "stage", "lr",    "rank",     "ctx",  "steps",
+                                       "train loss", "val loss", "MSE", "MAE", "FLOPS", "wall", "status"};
+    static const int right[] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+    table t;
+    table_init(&t, 14, head, right);
+    int n;
+    int *idx = sorted_trials(rep, stage, &n);
+    for (int k = 0; k < n; k++) {
+        const ls_report_trial *tr = &rep->trials[idx[k]];
+        const ls_result_metrics *m = &tr->row.metrics;
+        char c[14][64];
+        snprintf(c[0], 64, "%d", k + 1);
+        snprintf(c[1], 64, "%016" PRIx64 "%s", tr->row.id, idx[k] == rep->best ? " *" : "");
+        snprintf(c[2], 64, "%s", tr->stage_name);
+        lr_text(c[3], 64, tr->row.lr);
+        snprintf(c[4], 64, "%d", tr->row.lora_rank);
+        if (tr->baseline) snprintf(c[3], 64, "-"), snprintf(c[4], 64, "-"); /* nothing trained */
+        snprintf(c[5], 64, "%d", tr->row.ctx);
+        if (tr->status == LS_RESULT_DONE || m->steps > 0) snprintf(c[6], 64, "%d/%d", m->steps, tr->row.max_steps);
+        else snprintf(c[6], 64, "-/%d", tr->row.max_steps);
+        num(c[7], 64, "%.4f", m->final_train_loss);
+        num(c[8], 64, "%.4f", m->final_val_loss);
+        num(c[9], 64, "%.4g", m->mse[LS_METRIC_BOTH]);
+        num(c[10], 64, "%.4g", m->mae[LS_METRIC_BOTH]);
+        num(c[11], 64, "%.3g", m->flops_total);
+        wall_text(c[12], 64, m->wall_seconds);
+        status_text(tr, c[13], 64);
+        if (tr->baseline) snprintf(c[13] + strlen(c[13]), 64 - strlen(c[13]), " (untrained baseline)");
+        const char *row[14];
+        for (int i = 0; i < 14; i++) row[i] = c[i];
+        table_row(&t, row);
+    }
+    if (n == 0) fprintf(out, "(no trials)\n");
+    else table_print(out, &t, markdown);
+    if (rep->best >= 0 && ls_report_shows(&rep->trials[rep->best], stage))
+        fprintf(out, "%s* best trained trial. MSE and MAE: forecast of both variables, mean over the test systems.\n",
+                markdown ? "\n" : "");
+    free(idx);
+}
+
+/* Whether two resolved configs differ in train.ctx at most: the trial of an earlier stage that a
+ * context stage starts from (its winner, run once and shared by id) belongs in its comparison. */
+static int same_but_ctx(const char *a, const char *b) {
+    while (*a && *b) {
+        const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+        size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+        int ctx_a = !strncmp(a, "  ctx:", 6), ctx_b = !strncmp(b, "  ctx:", 6);
+        if (ctx_a != ctx_b || (!ctx_a && (la != lb || memcmp(a, b, la)))) return 0;
+        a += la + (ea != NULL), b += lb + (eb != NULL);
+    }
+    return !*a && !*b;
+}
+
+/* The trials of a context comparison for stage s: its own trials, and trials of other stages
+ * that differ from one of them in context length only. Sorted by ctx. Returns the count. */
+static int context_members(const ls_report *rep, int s, int *out) {
+    int n = 0;
+    for (int i = 0; i < rep->n_trials; i++) {
+        const ls_report_trial *t = &rep->trials[i];
+        if (t->baseline) continue;
+        int in = t->stage == s;
+        for (int j = 0; j < rep->n_trials && !in; j++) {
+            const ls_report_trial *u = &rep->trials[j];
+            in = u->stage == s && !u->baseline && u->row.ctx != t->row.ctx && same_but_ctx(t->config_yaml, u->config_yaml);
+        }
+        if (!in) continue;
+        int k = n++;
+        while (k > 0 && rep->trials[out[k - 1]].row.ctx > t->row.ctx) out[k] = out[k - 1], k--;
+        out[k] = i;
+    }
+    return n;
+}
+
+/* Stages whose trials differ in context length: the context comparison. */
+static void print_context(FILE *out, const ls_report *rep, int markdown, int stage) {
+    int printed = 0;
+    int *members = ls_malloc((size_t)(rep->n_trials ? rep->n_trials : 1) * sizeof *members);
+    for (int s = 0; s < rep->n_stages; s++) {
+        if (stage >= 0 && s != stage) continue;
+        int n = context_members(rep, s, members), varies = 0, lr_same = 1, rank_same = 1, own = 0;
+        for (int k = 0; k < n; k++) {
+            const ls_results_row_data *r0 = &rep->trials[members[0]].row, *r = &rep->trials[members[k]].row;
+            varies |= r->ctx != r0->ctx;
+            lr_same &= r->lr == r0->lr;
+            rank_same &= r->lora_rank == r0->lora_rank;
+            own += rep->trials[members[k]].stage == s;
+        }
+        /* a stage is a context comparison when its grid varies train.ctx (without the grid: when
+         * its own trials do) */
+        int own_vary = 0;
+        for (int k = 0; k < n; k++)
+            for (int j = 0; j < n; j++)
+                own_vary |= rep->trials[members[k]].stage == s && rep->trials[members[j]].stage == s &&
+                            rep->trials[members[k]].row.ctx != rep->trials[members[j]].row.ctx;
+        int is_ctx_stage = rep->stage_ctx_axis[s] >= 0 ? rep->stage_ctx_axis[s] : own_vary;
+        if (!varies || own < 1 || !is_ctx_stage) continue;
+        const ls_results_row_data *r0 = &rep->trials[members[0]].row;
+        char title[256], lr[32];
+        lr_text(lr, sizeof lr, r0->lr);
+        if (lr_same && rank_same)
+            snprintf(title, sizeof title, "Context length (stage %s: lr %s, rank %d)", rep->stage_names[s], lr,
+                     r0->lora_rank);
+        else snprintf(title, sizeof title, "Context length (stage %s)", rep->stage_names[s]);
+        heading(out, markdown, title);
+        static const char *const head[] = {"ctx", "stage", "lr", "rank", "val loss", "MSE", "MAE",
+                                           "FLOPS", "tokens/s", "wall", "status"};
+        static const int right[] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+        table t;
+        table_init(&t, 11, head, right);
+        for (int k = 0; k < n; k++) {
+            const ls_report_trial *tr = &rep->trials[members[k]];
+            const ls_result_metrics *m = &tr->row.metrics;
+            char c[11][64];
+            snprintf(c[0], 64, "%d", tr->row.ctx);
+            snprintf(c[1], 64, "%s", tr->stage_name);
+            lr_text(c[2], 64, tr->row.lr);
+            snprintf(c[3], 64, "%d", tr->row.lora_rank);
+            num(c[4], 64, "%.4f", m->final_val_loss);
+            num(c[5], 64, "%.4g", m->mse[LS_METRIC_BOTH]);
+            num(c[6], 64, "%.4g", m->mae[LS_METRIC_BOTH]);
+            num(c[7], 64, "%.3g", m->flops_total);
+            num(c[8], 64, "%.0f", m->tokens_per_s);
+            wall_text(c[9], 64, m->wall_seconds);
+            status_text(tr, c[10], 64);
+            const char *row[11];
+            for (int i = 0; i < 11; i++) row[i] = c[i];
+            table_row(&t, row);
+        }
+        table_print(out, &t, markdown);
+        printed = 1;
+    }
+    free(members);
+    if (!printed && stage < 0) {
+        heading(out, markdown, "Context length");
+        fprintf(out, "(no stage varies train.ctx)\n");
+    }
+}
+
+static double stage_flops(const ls_report *rep, int s, int *n, int *done) {
+    double sum = 0;
+    *n = *done = 0;
+    for (int i = 0; i < rep->n_trials; i++) {
+        const ls_report_trial *t = &rep->trials[i];
+        if (t->stage != s) continue;
+        (*n)++;
+        if (t->status == LS_RESULT_DONE) (*done)++;
+        if (!isnan(t->row.metrics.flops_total)) sum += t->row.metrics.flops_total;
+    }
+    return sum;
+}
+
+static double total_flops(const ls_report *rep) {
+    double sum = 0;
+    for (int i = 0; i < rep->n_trials; i++)
+        if (!isnan(rep->trials[i].row.metrics.flops_total)) sum += rep->trials[i].row.metrics.flops_total;
+    return sum;
+}
+
+static void print_flops(FILE *out, const ls_report *rep, int markdown, int stage) {
+    heading(out, markdown, "FLOPS (course rules: docs/flops.md)");
+    static const char *const head[] = {"id", "stage", "train", "validation", "forecast", "total"};
+    static const int right[] = {0, 0, 1, 1, 1, 1};
+    table t;
+    table_init(&t, 6, head, right);
+    for (int i = 0; i < rep->n_trials; i++) {
+        const ls_report_trial *tr = &rep->trials[i];
+        if (!ls_report_shows(tr, stage)) continue;
+        const ls_result_metrics *m = &tr->row.metrics;
+        char c[6][64];
+        snprintf(c[0], 64, "%016" PRIx64, tr->row.id);
+        snprintf(c[1], 64, "%s", tr->stage_name);
+        num(c[2], 64, "%.3g", m->flops_train);
+        num(c[3], 64, "%.3g", m->flops_validation);
+        num(c[4], 64, "%.3g", m->flops_forecast);
+        num(c[5], 64, "%.3g", m->flops_total);
+        const char *row[6] = {c[0], c[1], c[2], c[3], c[4], c[5]};
+        table_row(&t, row);
+    }
+    table_print(out, &t, markdown);
+    fputc('\n', out);
+    static const char *const shead[] = {"stage", "trials", "done", "FLOPS", "of the sweep"};
+    static const int sright[] = {0, 1, 1, 1, 1};
+    table_init(&t, 5, shead, sright);
+    double total = total_flops(rep);
+    for (int s = 0; s < rep->n_stages; s++) {
+        int n, done;
+        double f = stage_flops(rep, s, &n, &done);
+        char c[5][64];
+        snprintf(c[0], 64, "%s", rep->stage_names[s]);
+        snprintf(c[1], 64, "%d", n);
+        snprintf(c[2], 64, "%d", done);
+        snprintf(c[3], 64, "%.3g", f);
+        if (total > 0) snprintf(c[4], 64, "%.1f%%", 100 * f / total);
+        else snprintf(c[4], 64, "-");
+        const char *row[5] = {c[0], c[1], c[2], c[3], c[4]};
+        table_row(&t, row);
+    }
+    table_print(out, &t, markdown);
+    if (rep->budget_flops > 0)
+        fprintf(out, "%stotal %.3g FLOPS of the budget %.3g (%.1f%%), %.3g left\n", markdown ? "\n" : "", total,
+                rep->budget_flops, 100 * total / rep->budget_flops, rep->budget_flops - total);
+    else fprintf(out, "%stotal %.3g FLOPS (the grid sets no budget)\n", markdown ? "\n" : "", total);
+}
+
+static void metric_cells(char c[3][64], const char *name, double best, double base, const char *fmt) {
+    snprintf(c[0], 64, "%s", name);
+    num(c[1], 64, fmt, best);
+    num(c[2], 64, fmt, base);
+}
+
+static void print_best(FILE *out, const ls_report *rep, int markdown) {
+    heading(out, markdown, "Best configuration and the untrained baseline");
+    if (rep->best < 0) {
+        fprintf(out, "(no trained trial has finished yet)\n");
+        return;
+    }
+    const ls_report_trial *b = &rep->trials[rep->best];
+    const ls_report_trial *u = rep->baseline >= 0 ? &rep->trials[rep->baseline] : NULL;
+    static const char *const head[] = {"", "best", "untrained baseline", "baseline / best"};
+    static const int right[] = {0, 1, 1, 1};
+    table t;
+    table_init(&t, 4, head, right);
+    char c[4][64];
+    const char *row[4] = {c[0], c[1], c[2], c[3]};
+    snprintf(c[0], 64, "trial");
+    snprintf(c[1], 64, "%016" PRIx64, b->row.id);
+    snprintf(c[2], 64, "%s", u ? "" : "not in this sweep");
+    if (u) snprintf(c[2], 64, "%016" PRIx64, u->row.id);
+    c[3][0] = 0;
+    table_row(&t, row);
+    snprintf(c[0], 64, "stage");
+    snprintf(c[1], 64, "%s", b->stage_name);
+    snprintf(c[2], 64, "%s", u ? u->stage_name : "-");
+    table_row(&t, row);
+    char lr[32];
+    lr_text(lr, sizeof lr, b->row.lr);
+    snprintf(c[0], 64, "lr / rank / ctx");
+    snprintf(c[1], 64, "%s / %d / %d", lr, b->row.lora_rank, b->row.ctx);
+    snprintf(c[2], 64, "-");
+    table_row(&t, row);
+    snprintf(c[0], 64, "steps");
+    snprintf(c[1], 64, "%d", b->row.metrics.steps);
+    snprintf(c[2], 64, "%s", u ? "0" : "-");
+    table_row(&t, row);
+    static const char *const names[] = {"final val loss", "MSE prey", "MSE predator", "MSE both",
+                                        "MAE prey",       "MAE predator", "MAE both", "FLOPS total"};
+    const ls_result_metrics *bm = &b->row.metrics, *um = u ? &u->row.metrics : NULL;
+    double bv[8] = {bm->final_val_loss, bm->mse[0], bm->mse[1], bm->mse[2], bm->mae[0], bm->mae[1], bm->mae[2], bm->flops_total};
+    double uv[8];
+    for (int k = 0; k < 8; k++) uv[k] = NAN;
+    if (um) {
+        double tmp[8] = {um->final_val_loss, um->mse[0], um->mse[1], um->mse[2], um->mae[0], um->mae[1], um->mae[2], um->flops_total};
+        memcpy(uv, tmp, sizeof uv);
+    }
+    for (int k = 0; k < 8; k++) {
+        metric_cells((char(*)[64])c, names[k], bv[k], uv[k], k == 0 ? "%.4f" : "%.4g");
+        if (k < 7 && !isnan(uv[k]) && bv[k] > 0) snprintf(c[3], 64, "%.2fx", uv[k] / bv[k]);
+        else c[3][0] = 0;
+        table_row(&t, row);
+    }
+    table_print(out, &t, markdown);
+    if (!u)
+        fprintf(out, "%s(add a stage with `train.max_steps: [0]` to the grid to evaluate the untrained model; "
+                     "docs/analysis.md)\n", markdown ? "\n" : "");
+}
+
+static void print_failures(FILE *out, const ls_report *rep, int markdown, int stage) {
+    heading(out, markdown, "Failed and skipped trials");
+    static const char *const head[] = {"id", "stage", "status", "reason"};
+    table t;
+    table_init(&t, 4, head, NULL);
+    for (int i = 0; i < rep->n_trials; i++) {
+        const ls_report_trial *tr = &rep->trials[i];
+        if (!ls_report_shows(tr, stage) || (tr->status != LS_RESULT_FAILED && tr->status != LS_RESULT_SKIPPED)) continue;
+        char c[3][64], reason[600];
+        snprintf(c[0], 64, "%016" PRIx64, tr->row.id);
+        snprintf(c[1], 64, "%s", tr->stage_name);
+        snprintf(c[2], 64, "%s", ls_result_status_name(tr->status));
+        ls_printable(tr->message[0] ? tr->message : "(no message)", reason, sizeof reason);
+        if (markdown)
+            for (char *p = reason; *p; p++)
+                if (*p == '|') *p = '/';
+        const char *row[4] = {c[0], c[1], c[2], reason};
+        table_row(&t, row);
+    }
+    if (t.rows == 0) fprintf(out, "(none)\n");
+    else table_print(out, &t, markdown);
+}
+
+static void print_text(FILE *out, const ls_report *rep, int markdown, int stage) {
+    print_header(out, rep, markdown, stage);
+    print_trials(out, rep, markdown, stage);
+    print_context(out, rep, markdown, stage);
+    print_flops(out, rep, markdown, stage);
+    print_best(out, rep, markdown);
+    print_failures(out, rep, markdown, stage);
+}
+
+/* ================================================================ CSV */
+
+static void csv_string(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', out);
+        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, out);
+    }
+    fputc('"', out);
+}
+
+static void csv_number(FILE *out, double v) {
+    if (!isnan(v)) fprintf(out, "%.9g", v);
+}
+
+static void print_csv(FILE *out, const ls_report *rep, int stage) {
+    fputs("id,stage,status,lr,rank,ctx,batch_size,max_steps,steps,final_train_loss,final_val_loss,"
+          "mse_prey,mse_predator,mse_both,mae_prey,mae_predator,mae_both,"
+          "flops_train,flops_validation,flops_forecast,flops_total,wall_seconds,tokens_per_s,baseline,best,message\n",
+          out);
+    int n;
+    int *idx = sorted_trials(rep, stage, &n);
+    for (int k = 0; k < n; k++) {
+        const ls_report_trial *t = &rep->trials[idx[k]];
+        const ls_result_metrics *m = &t->row.metrics;
+        char st[64];
+        status_text(t, st, sizeof st);
+        fprintf(out, "%016" PRIx64 ",%s,%s,%.9g,%d,%d,%d,%d,%d", t->row.id, t->stage_name, st, t->row.lr,
+                t->row.lora_rank, t->row.ctx, t->row.batch_size, t->row.max_steps, m->steps);
+        const double v[] = {m->final_train_loss, m->final_val_loss, m->mse[0], m->mse[1], m->mse[2], m->mae[0],
+                            m->mae[1], m->mae[2], m->flops_train, m->flops_validation, m->flops_forecast,
+                            m->flops_total, m->wall_seconds, m->tokens_per_s};
+        for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+            fputc(',', out);
+            csv_number(out, v[i]);
+        }
+        fprintf(out, ",%d,%d,", t->baseline, idx[k] == rep->best);
+        csv_string(out, t->message);
+        fputc('\n', out);
+    }
+    free(idx);
+}
+
+/* ================================================================ JSON */
+
+static cJSON *json_num(double v) { return isnan(v) || isinf(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v); }
+
+static cJSON *trial_json(const ls_report *rep, int i) {
+    const ls_report_trial *t = &rep->trials[i];
+    const ls_result_metrics *m = &t->row.metrics;
+    cJSON *o = cJSON_CreateObject();
+    char id[32], st[64];
+    snprintf(id, sizeof id, "%016" PRIx64, t->row.id);
+    status_text(t, st, sizeof st);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "stage", t->stage_name);
+    cJSON_AddNumberToObject(o, "stage_index", t->stage);
+    cJSON_AddStringToObject(o, "status", ls_result_status_name(t->status));
+    cJSON_AddStringToObject(o, "status_detail", st);
+    cJSON_AddBoolToObject(o, "interrupted", t->status == LS_RESULT_RUNNING && !t->live);
+    cJSON_AddBoolToObject(o, "baseline", t->baseline);
+    cJSON_AddBoolToObject(o, "best", i == rep->best);
+    cJSON_AddNumberToObject(o, "attempts", t->attempts);
+    cJSON *hp = cJSON_AddObjectToObject(o, "hyperparameters");
+    cJSON_AddNumberToObject(hp, "lr", t->row.lr);
+    cJSON_AddNumberToObject(hp, "rank", t->row.lora_rank);
+    cJSON_AddNumberToObject(hp, "ctx", t->row.ctx);
+    cJSON_AddNumberToObject(hp, "batch_size", t->row.batch_size);
+    cJSON_AddNumberToObject(hp, "max_steps", t->row.max_steps);
+    cJSON *mj = cJSON_AddObjectToObject(o, "metrics");
+    cJSON_AddNumberToObject(mj, "steps", m->steps);
+    cJSON_AddItemToObject(mj, "final_train_loss", json_num(m->final_train_loss));
+    cJSON_AddItemToObject(mj, "final_val_loss", json_num(m->final_val_loss));
+    static const char *const vars[] = {"prey", "predator", "both"};
+    cJSON *mse = cJSON_AddObjectToObject(mj, "mse"), *mae = cJSON_AddObjectToObject(mj, "mae");
+    for (int k = 0; k < 3; k++) {
+        cJSON_AddItemToObject(mse, vars[k], json_num(m->mse[k]));
+        cJSON_AddItemToObject(mae, vars[k], json_num(m->mae[k]));
+    }
+    cJSON *fl = cJSON_AddObjectToObject(mj, "flops");
+    cJSON_AddItemToObject(fl, "train", json_num(m->flops_train));
+    cJSON_AddItemToObject(fl, "validation", json_num(m->flops_validation));
+    cJSON_AddItemToObject(fl, "forecast", json_num(m->flops_forecast));
+    cJSON_AddItemToObject(fl, "total", json_num(m->flops_total));
+    cJSON_AddItemToObject(mj, "wall_seconds", json_num(m->wall_seconds));
+    cJSON_AddItemToObject(mj, "tokens_per_s", json_num(m->tokens_per_s));
+    cJSON_AddStringToObject(o, "message", t->message);
+    /* the whole resolved config, as the trial ran it */
+    ls_trial_config cfg;
+    cJSON *cj = NULL;
+    if (ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &cfg) == LS_OK) {
+        char *text = ls_config_to_json(&cfg);
+        cj = cJSON_Parse(text);
+        free(text);
+        ls_config_free(&cfg);
+    }
+    cJSON_AddItemToObject(o, "config", cj ? cj : cJSON_CreateNull());
+    return o;
+}
+
+static void print_json(FILE *out, const ls_report *rep, int stage) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "file", rep->path);
+    cJSON_AddStringToObject(root, "sweep", rep->info.sweep_name);
+    cJSON_AddStringToObject(root, "grid_hash", rep->info.grid_hash);
+    cJSON_AddStringToObject(root, "created", rep->info.created);
+    cJSON_AddStringToObject(root, "program_version", rep->info.program_version);
+    cJSON_AddStringToObject(root, "data_path", rep->info.data_path);
+    cJSON_AddStringToObject(root, "data_checksum", rep->info.data_checksum);
+    int open = rep->counts[LS_RESULT_RUNNING] + rep->counts[LS_RESULT_PENDING];
+    int max_stage = -1;
+    for (int i = 0; i < rep->n_trials; i++)
+        if (rep->trials[i].stage > max_stage) max_stage = rep->trials[i].stage;
+    cJSON_AddBoolToObject(root, "complete", open == 0 && max_stage + 1 >= rep->n_stages);
+    cJSON_AddBoolToObject(root, "being_written", rep->lock_owner[0] != 0);
+    cJSON_AddBoolToObject(root, "journal", rep->have_journal);
+    cJSON *counts = cJSON_AddObjectToObject(root, "counts");
+    for (int s = 0; s <= LS_RESULT_SKIPPED; s++) cJSON_AddNumberToObject(counts, ls_result_status_name(s), rep->counts[s]);
+    cJSON_AddNumberToObject(counts, "interrupted", rep->interrupted);
+    cJSON *stages = cJSON_AddArrayToObject(root, "stages");
+    for (int s = 0; s < rep->n_stages; s++) {
+        int n, done;
+        double f = stage_flops(rep, s, &n, &done);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", rep->stage_names[s]);
+        cJSON_AddNumberToObject(o, "trials", n);
+        cJSON_AddNumberToObject(o, "done", done);
+        cJSON_AddNumberToObject(o, "flops", f);
+        cJSON_AddBoolToObject(o, "started", s <= max_stage);
+        cJSON_AddItemToArray(stages, o);
+    }
+    cJSON *fl = cJSON_AddObjectToObject(root, "flops");
+    cJSON_AddNumberToObject(fl, "total", total_flops(rep));
+    cJSON_AddItemToObject(fl, "budget", rep->budget_flops > 0 ? cJSON_CreateNumber(rep->budget_flops) : cJSON_CreateNull());
+    char id[32];
+    snprintf(id, sizeof id, "%016" PRIx64, rep->best >= 0 ? rep->trials[rep->best].row.id : 0);
+    cJSON_AddItemToObject(root, "best", rep->best >= 0 ? cJSON_CreateString(id) : cJSON_CreateNull());
+    snprintf(id, sizeof id, "%016" PRIx64, rep->baseline >= 0 ? rep->trials[rep->baseline].row.id : 0);
+    cJSON_AddItemToObject(root, "baseline", rep->baseline >= 0 ? cJSON_CreateString(id) : cJSON_CreateNull());
+    cJSON *trials = cJSON_AddArrayToObject(root, "trials");
+    int n;
+    int *idx = sorted_trials(rep, stage, &n);
+    for (int k = 0; k < n; k++) cJSON_AddItemToArray(trials, trial_json(rep, idx[k]));
+    free(idx);
+    char *text = cJSON_Print(root);
+    fputs(text, out);
+    fputc('\n', out);
+    free(text);
+    cJSON_Delete(root);
+}
+
+int ls_report_print(FILE *out, const ls_report *rep, ls_report_format fmt, int stage) {
+    switch (fmt) {
+    case LS_REPORT_TABLE: print_text(out, rep, 0, stage); break;
+    case LS_REPORT_MARKDOWN: print_text(out, rep, 1, stage); break;
+    case LS_REPORT_CSV: print_csv(out, rep, stage); break;
+    case LS_REPORT_JSON: print_json(out, rep, stage); break;
+    }
+    if (fflush(out) != 0 || ferror(out)) return ls_error("cannot write the report: %s", strerror(errno));
+    return LS_OK;
+}
