@@ -2,7 +2,8 @@
 # The main job: install everything, build, and run the demo: simulate a Lotka-Volterra data set,
 # encode a system as LLMTIME text and tokenize it with the real Qwen tokenizer, then train a LoRA
 # adapter on the `tiny` preset and forecast test systems (sweep/demo-trial.yaml).
-# Then the sweep of sweep/demo.yaml over MPI into results/demo.h5. The report extends this later.
+# Then the sweep of sweep/demo.yaml over MPI into results/demo.h5, and its report: the tables on
+# the terminal, the figures in results/demo-report/.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 install_packages
 find_tokenizer
@@ -24,8 +25,10 @@ echo "== training and forecasting one trial (sweep/demo-trial.yaml)"
 "$LS" train "$ROOT/sweep/demo-trial.yaml" --out "$OUT/trial"
 echo "== the untrained baseline, for comparison"
 "$LS" eval "$ROOT/sweep/demo-trial.yaml" --out "$OUT/baseline" --quiet
-echo "== the sweep: sweep/demo.yaml over 3 MPI ranks (lr x rank, then context, then a longer run)"
+echo "== the sweep: sweep/demo.yaml over 3 MPI ranks (baseline, lr x rank, then context, then a longer run)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # Open MPI refuses root without these
 mpirun --oversubscribe -np 3 "$LS" sweep run "$ROOT/sweep/demo.yaml" --out "$ROOT/results/demo.h5"
-echo "== done: $ROOT/results/demo.h5 (every trial; read it with h5py, docs/results.md),"
+echo "== the report (docs/analysis.md): tables, and figures as PNG + SVG"
+"$LS" report "$ROOT/results/demo.h5" --plots "$ROOT/results/demo-report"
+echo "== done: $ROOT/results/demo.h5 (every trial; from Python: docs/analysis.md), the figures above,"
 echo "   trial files in $ROOT/results/demo.trials/ and $OUT (one trial: metrics.json, curves.csv, forecasts.csv, adapter/)"

@@ -486,6 +486,41 @@ static int has_forecast(const ls_report_trial *t) {
     return 0;
 }
 
+/* The trial and the positions of the systems the forecast figure draws; *trial -1 (and LS_OK)
+ * when no trial has a forecast to draw. */
+static int resolve_forecast(const ls_report *rep, const ls_report_plot_options *opt, int *trial, int *systems, int *n) {
+    *trial = -1, *n = 0;
+    int t = forecast_trial(rep, opt->trial_id);
+    if (t == -2) return LS_ERR;
+    if (t < 0 || !has_forecast(&rep->trials[t])) {
+        if (opt->trial_id) return ls_error("--trial %s: that trial has no forecast (yet)", opt->trial_id);
+        return LS_OK;
+    }
+    const ls_report_trial *tr = &rep->trials[t];
+    for (int k = 0; k < opt->n_systems; k++) {
+        int pos = -1;
+        for (int s = 0; s < tr->S; s++)
+            if (tr->systems[s] == opt->systems[k]) pos = s;
+        if (pos < 0) {
+            char list[256] = "";
+            for (int s = 0; s < tr->S && strlen(list) < sizeof list - 16; s++)
+                if (tr->systems[s] >= 0) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", *list ? "," : "", tr->systems[s]);
+            return ls_error("--systems: trial %016" PRIx64 " did not forecast system %d (it forecast %s)", tr->row.id,
+                            opt->systems[k], list);
+        }
+        systems[(*n)++] = pos;
+    }
+    for (int s = 0; opt->n_systems == 0 && s < tr->S && *n < 3; s++)
+        if (tr->systems[s] >= 0) systems[(*n)++] = s;
+    *trial = t;
+    return LS_OK;
+}
+
+int ls_report_plot_check(const ls_report *rep, const ls_report_plot_options *opt) {
+    int t, systems[16], n;
+    return resolve_forecast(rep, opt, &t, systems, &n);
+}
+
 int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log) {
     if (ls_mkdirs(dir) != LS_OK) return LS_ERR;
     figure f = {.rep = rep, .opt = opt, .stage = opt->stage};
@@ -503,7 +538,7 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
         snprintf(base, sizeof base, "%s/loss_curves", dir);
         double h = fmax(620, 140 + f.n_shown * LEGEND_FONT * 1.55 / 2);
         if (rc == LS_OK && (rc = ls_plot_save(base, 1700, h, draw_losses, &f)) == LS_OK)
-            fprintf(log, "  loss curves of %d trials:        %s.png\n", f.n_shown, base);
+            fprintf(log, "  %-34s %s.png\n", "loss curves of every trial:", base);
     } else {
         fprintf(log, "  loss curves: none yet (no trial has reported a loss)\n");
     }
@@ -513,39 +548,29 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
     if (heatmap_stage(rep, opt->stage, lrs, &n_lr, ranks, &n_rank) >= 0) {
         snprintf(base, sizeof base, "%s/val_loss_heatmap", dir);
         if (rc == LS_OK && (rc = ls_plot_save(base, 1000, 640, draw_heatmap, &f)) == LS_OK)
-            fprintf(log, "  validation loss, lr x rank:      %s.png\n", base);
+            fprintf(log, "  %-34s %s.png\n", "validation loss over lr x rank:", base);
     } else {
         fprintf(log, "  validation-loss heatmap: left out (no stage varies both train.lr and lora.rank)\n");
     }
 
-    int t = forecast_trial(rep, opt->trial_id);
-    if (t == -2) rc = LS_ERR;
+    int t = -1;
+    if (rc == LS_OK) rc = resolve_forecast(rep, opt, &t, f.systems, &f.n_systems);
     ls_dataset data;
     int have_data = 0;
-    if (rc == LS_OK && t >= 0 && has_forecast(&rep->trials[t])) {
+    if (rc == LS_OK && t >= 0) {
         const ls_report_trial *tr = &rep->trials[t];
         f.trial = t;
-        for (int k = 0; k < opt->n_systems && rc == LS_OK; k++) {
-            int pos = -1;
-            for (int s = 0; s < tr->S; s++)
-                if (tr->systems[s] == opt->systems[k]) pos = s;
-            if (pos < 0) rc = ls_error("--systems: trial %016" PRIx64 " did not forecast system %d (it forecast %d systems, "
-                                       "the first %d)", tr->row.id, opt->systems[k], tr->S, tr->S ? tr->systems[0] : 0);
-            else f.systems[f.n_systems++] = pos;
-        }
-        for (int s = 0; opt->n_systems == 0 && s < tr->S && f.n_systems < 3; s++)
-            if (tr->systems[s] >= 0) f.systems[f.n_systems++] = s;
-        if (rc == LS_OK) {
-            have_data = rep->info.data_path[0] && ls_dataset_read(rep->info.data_path, &data) == LS_OK;
-            if (!have_data)
-                fprintf(log, "  (the data file %s cannot be read: forecasts are drawn without their context)\n",
-                        rep->info.data_path[0] ? rep->info.data_path : "(not recorded)");
-            f.data = have_data ? &data : NULL;
-            snprintf(base, sizeof base, "%s/forecast_%016" PRIx64, dir, tr->row.id);
-            if ((rc = ls_plot_save(base, 560.0 * f.n_systems + 40, 560, draw_forecasts, &f)) == LS_OK)
-                fprintf(log, "  forecasts of %d systems (%s):  %s.png\n", f.n_systems,
-                        t == rep->best ? "best trial" : tr->baseline ? "baseline" : "chosen trial", base);
-        }
+        have_data = rep->info.data_path[0] && ls_dataset_read(rep->info.data_path, &data) == LS_OK;
+        if (!have_data)
+            fprintf(log, "  (the data file %s cannot be read: forecasts are drawn without their context)\n",
+                    rep->info.data_path[0] ? rep->info.data_path : "(not recorded)");
+        f.data = have_data ? &data : NULL;
+        snprintf(base, sizeof base, "%s/forecast_%016" PRIx64, dir, tr->row.id);
+        char what[64];
+        snprintf(what, sizeof what, "forecasts of the %s:",
+                 t == rep->best ? "best trial" : tr->baseline ? "untrained baseline" : "chosen trial");
+        if ((rc = ls_plot_save(base, 560.0 * f.n_systems + 40, 560, draw_forecasts, &f)) == LS_OK)
+            fprintf(log, "  %-34s %s.png\n", what, base);
     } else if (rc == LS_OK) {
         fprintf(log, "  forecasts: none yet (no finished trial has a forecast)\n");
     }
@@ -559,7 +584,7 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
     if (rc == LS_OK && points) {
         snprintf(base, sizeof base, "%s/flops_vs_val_loss", dir);
         if ((rc = ls_plot_save(base, 1100, 640, draw_flops, &f)) == LS_OK)
-            fprintf(log, "  FLOPS against validation loss:   %s.png\n", base);
+            fprintf(log, "  %-34s %s.png\n", "FLOPS against validation loss:", base);
     } else if (rc == LS_OK) {
         fprintf(log, "  FLOPS against validation loss: none yet (no finished trial)\n");
     }

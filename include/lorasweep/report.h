@@ -88,6 +88,10 @@ typedef struct {
     int n_systems;
 } ls_report_plot_options;
 
+/* Check the options against the file before anything is printed: --trial names one trial
+ * that has a forecast, --systems are systems it forecast. LS_ERR with one line otherwise. */
+int ls_report_plot_check(const ls_report *rep, const ls_report_plot_options *opt);
+
 /* Write the figures into dir (created when missing) as PNG + SVG and print one line per figure
  * ("  loss curves: DIR/loss_curves.png (.svg)") to `log`, or why one was left out. */
 int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log);

@@ -107,6 +107,7 @@ int cmd_report(int argc, char **argv) {
                                      argv[optind], names);
         }
         popt.stage = stage;
+        if (status == CLI_EXIT_OK && plots && ls_report_plot_check(&rep, &popt) != LS_OK) status = cli_fail();
         if (status == CLI_EXIT_OK && emit(&rep, fmt, stage, out_path) != LS_OK) status = cli_fail();
         /* figures after the tables; their list goes where it cannot corrupt machine-readable output */
         FILE *log = fmt == LS_REPORT_TABLE || fmt == LS_REPORT_MARKDOWN ? (out_path ? stderr : stdout) : stderr;

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# cli_report.sh LORASWEEP SHARED_DIR: `lorasweep report` on the real demo sweep (sweep/demo.yaml
+# run over 3 MPI ranks, as scripts/demo.sh does): tables, CSV, JSON and markdown checked against
+# the file read independently with h5py; the figures (PNG decoded, SVG parsed); the Python
+# snippet of docs/analysis.md; a file read while the sweep is writing it; a sweep stopped by its
+# walltime (interrupted, pending, stages not started); files that are not results files.
+source "$(dirname "$0")/cli_lib.sh"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TOK=$SHARED/qwen/tokenizer.json
+[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
+need_shared "$TOK"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=detect_leaks=0 # Open MPI's leaks at exit (see cli_sweep_run.sh)
+MPIRUN="mpirun --oversubscribe -np 3"
+
+# the demo's layout: sweep/demo.yaml names ../models/tiny and ../results/demo/lv_sim.h5
+mkdir -p "$T/sweep" "$T/models" "$T/results/demo"
+cp "$ROOT/sweep/demo.yaml" "$T/sweep/"
+"$LS" model init --preset tiny --out "$T/models/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
+"$LS" data generate --out "$T/results/demo/lv_sim.h5" --systems 1000 --steps 100 --seed 1 >/dev/null \
+  || { echo "FAIL data generate"; exit 1; }
+R=$T/results/demo.h5
+
+# The sweep, with reports taken while it runs: each one either reads the file (and says a sweep
+# is writing it) or fails with one clear line; at least one must succeed.
+$MPIRUN "$LS" sweep run "$T/sweep/demo.yaml" --out "$R" --quiet 2>"$T/sweep.err" &
+SWEEP=$!
+live_ok=0 live_err=0 live_bad=""
+while kill -0 $SWEEP 2>/dev/null; do
+  if [ -f "$R" ]; then
+    "$LS" report "$R" >"$T/live.txt" 2>"$T/live.err"; rc=$?
+    if [ $rc = 0 ] && grep -q "a sweep is writing this file now" "$T/live.txt"; then live_ok=$((live_ok + 1))
+    elif [ $rc = 0 ]; then :  # the sweep ended between the check and the read
+    elif [ $rc = 1 ] && [ "$(wc -l <"$T/live.err")" = 1 ]; then live_err=$((live_err + 1))
+    else live_bad="exit $rc: $(head -c 300 "$T/live.err")"; fi
+  fi
+  sleep 2
+done
+wait $SWEEP
+check "the demo sweep finishes" "0" "$?"
+[ -z "$live_bad" ] && [ $live_ok -ge 1 ] && ok "reports during the sweep: $live_ok read it live, $live_err clear errors" \
+  || bad "reports during the sweep: $live_ok live, $live_err errors, $live_bad"
+
+"$LS" report "$R" >"$T/report.txt" 2>"$T/report.err"
+check "report exits 0" "0" "$?"
+for section in "Trials by final validation loss" "Context length (stage ctx" "FLOPS (course rules" \
+  "Best configuration and the untrained baseline" "Failed and skipped trials"; do
+  grep -qF "== $section" "$T/report.txt" && ok "section: $section" || bad "section missing: $section"
+done
+grep -q "UNFINISHED" "$T/report.txt" && bad "a finished sweep reported as unfinished" || ok "a finished sweep is not marked unfinished"
+grep -q "trials: 10: 10 done" "$T/report.txt" && ok "counts: 10 done" || bad "counts: $(grep trials: "$T/report.txt")"
+
+# CSV and JSON against the file read with h5py, computed independently here
+"$LS" report "$R" --format csv >"$T/r.csv" && "$LS" report "$R" --format json >"$T/r.json"
+check "csv and json exit 0" "0" "$?"
+if $PY - "$R" "$T/r.csv" "$T/r.json" "$T/report.txt" <<'PY'
+import sys, csv, json, math, h5py, numpy as np
+path, csv_path, json_path, txt_path = sys.argv[1:]
+f = h5py.File(path, "r")
+t = f["trials"]
+ids = [x.decode() for x in t["id"][:]]
+val, steps, maxs = t["final_val_loss"][:], t["steps"][:], t["max_steps"][:]
+trained = [i for i in range(len(ids)) if maxs[i] > 0 and np.isfinite(val[i])]
+best = min(trained, key=lambda i: val[i])
+base = [i for i in range(len(ids)) if maxs[i] == 0]
+rows = list(csv.DictReader(open(csv_path)))
+assert len(rows) == len(ids), (len(rows), len(ids))
+v = [float(r["final_val_loss"]) for r in rows]
+assert v == sorted(v), "csv not sorted by final validation loss"
+assert rows[0]["id"] == ids[best] and rows[0]["best"] == "1", (rows[0]["id"], ids[best])
+for r in rows:
+    i = ids.index(r["id"])
+    assert r["status"] == "done"
+    assert float(r["lr"]) == t["lr"][i] and int(r["rank"]) == t["rank"][i] and int(r["ctx"]) == t["ctx"][i]
+    for k in ("final_val_loss", "mse_both", "mae_prey", "flops_total", "wall_seconds"):
+        assert math.isclose(float(r[k]), t[k][i], rel_tol=1e-8), (k, r[k], t[k][i])
+j = json.load(open(json_path))
+assert j["complete"] is True and j["being_written"] is False and j["journal"] is True
+assert j["best"] == ids[best] and j["baseline"] == ids[base[0]], (j["best"], j["baseline"])
+assert [s["name"] for s in j["stages"]] == ["baseline", "lr_rank", "ctx", "final"]
+assert math.isclose(j["flops"]["total"], float(t["flops_total"][:].sum()), rel_tol=1e-9) and j["flops"]["budget"] == 1e14
+assert len(j["trials"]) == len(ids)
+for tr in j["trials"]:
+    i = ids.index(tr["id"])
+    assert tr["status"] == "done" and tr["hyperparameters"]["rank"] == t["rank"][i]
+    assert math.isclose(tr["metrics"]["mse"]["both"], t["mse_both"][i], rel_tol=1e-12)
+    assert tr["config"]["train"]["lr"] == t["lr"][i] and tr["config"]["lora"]["rank"] == t["rank"][i]
+    assert tr["baseline"] == (maxs[i] == 0)
+bl = [tr for tr in j["trials"] if tr["baseline"]][0]
+assert bl["metrics"]["final_train_loss"] is None  # not measured: null, never NaN
+# the text table lists trials in the same order as the CSV
+cells = [line.split() for line in open(txt_path)]
+order = [c[1] for c in cells if len(c) > 2 and c[0].isdigit() and len(c[1]) == 16 and c[1] in ids]
+assert order[:len(ids)] == [r["id"] for r in rows], order
+print("best %s, baseline %s, %d trials agree with h5py" % (ids[best], ids[base[0]], len(ids)))
+PY
+then ok "csv, json and table agree with the file"; else bad "csv/json/table against h5py"; fi
+
+"$LS" report "$R" --format md >"$T/r.md"
+grep -q "^## Trials by final validation loss" "$T/r.md" && grep -qE "^\| +# +\| id " "$T/r.md" && grep -qE '^\| -+: \|' "$T/r.md" \
+  && ok "markdown: headings and pipe tables" || bad "markdown: $(head -20 "$T/r.md")"
+"$LS" report "$R" --stage lr_rank --format csv >"$T/stage.csv"
+check "--stage lr_rank: its 6 trials" "7" "$(wc -l <"$T/stage.csv")"
+mkdir -p "$T/outdir"
+"$LS" report "$R" --out "$T/outdir/report.txt" && cmp -s "$T/outdir/report.txt" "$T/report.txt" && ok "--out writes the same report" \
+  || bad "--out"
+
+# figures: PNGs decoded (size, not blank), SVGs parsed
+"$LS" report "$R" --plots "$T/figs" >"$T/plots.txt"
+check "report --plots exits 0" "0" "$?"
+for name in loss_curves val_loss_heatmap flops_vs_val_loss; do
+  grep -q "$T/figs/$name.png" "$T/plots.txt" && ok "names $name.png" || bad "does not name $name.png"
+done
+FC=$(ls "$T/figs" | grep '^forecast_.*\.png$')
+[ -n "$FC" ] && grep -q "$FC" "$T/plots.txt" && ok "names the forecast figure $FC" || bad "forecast figure: $(ls "$T/figs")"
+if $PY - "$T/figs" <<'PY'
+import sys, os, struct, zlib, xml.etree.ElementTree as ET
+d = sys.argv[1]
+pngs = sorted(p for p in os.listdir(d) if p.endswith(".png"))
+assert len(pngs) == 4, pngs
+for p in pngs:
+    data = open(os.path.join(d, p), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", p
+    w, h = struct.unpack(">II", data[16:24])
+    idat, pos = b"", 8
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT": idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    assert len(raw) >= w * h * 3, (p, len(raw), w, h)      # RGB(A) rows, every pixel there
+    assert len(set(raw[::7])) > 60, p                         # drawn on, not a blank page
+    assert 600 <= w <= 4000 and 400 <= h <= 3000, (p, w, h)
+    svg = os.path.join(d, p[:-4] + ".svg")
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg") and float(root.get("width").rstrip("pt")) == w, (svg, root.get("width"))
+    assert sum(1 for _ in root.iter()) > 100, svg
+print("%d figures: PNG decoded, SVG parsed" % len(pngs))
+PY
+then ok "figures are real images"; else bad "figures"; fi
+"$LS" report "$R" --plots "$T/figs2" --systems 0,1 --trial "$(head -2 "$T/r.csv" | tail -1 | cut -c1-6)" >/dev/null \
+  && ok "--systems and a trial id prefix" || bad "--systems/--trial"
+EXPECT_RC=1 EXPECT_PATTERN="did not forecast system 999" expect_error "a system that was not forecast" report "$R" --plots "$T/figs3" --systems 999
+
+# the snippet of docs/analysis.md, exactly as written
+sed -n '/^```python/,/^```/p' "$ROOT/docs/analysis.md" | sed '1d;$d' >"$T/snippet.py"
+if $PY "$T/snippet.py" "$R" >"$T/snippet.out" 2>&1 && grep -q "^best: " "$T/snippet.out" && grep -q "MSE baseline / best" "$T/snippet.out"; then
+  ok "docs/analysis.md snippet runs: $(grep '^best:' "$T/snippet.out")"
+else bad "docs/analysis.md snippet: $(tail -5 "$T/snippet.out")"; fi
+
+# A sweep stopped by its walltime: the baseline finishes, lr_rank trials are interrupted at a
+# checkpoint, later stages never start. The report says all of it, and still draws what exists.
+P=$T/results/partial.h5
+$MPIRUN "$LS" sweep run "$T/sweep/demo.yaml" --out "$P" --walltime 4 --quiet 2>/dev/null
+check "walltime stop exits 3" "3" "$?"
+"$LS" report "$P" --plots "$T/pfigs" >"$T/partial.txt"
+check "report of a stopped sweep exits 0" "0" "$?"
+grep -qE "UNFINISHED: [1-9][0-9]* interrupted" "$T/partial.txt" && ok "marks interrupted trials: $(grep UNFINISHED "$T/partial.txt")" \
+  || bad "no interrupted mark: $(head -8 "$T/partial.txt")"
+grep -q "stage final: not started yet" "$T/partial.txt" && ok "names stages not started" || bad "stages not started"
+grep -qE "interrupted at step|interrupted$" "$T/partial.txt" && ok "interrupted rows in the table" || bad "table rows"
+"$LS" report "$P" --format json | $PY -c "
+import json, sys
+j = json.load(sys.stdin)
+assert j['complete'] is False and j['counts']['interrupted'] >= 1, j['counts']
+assert any(t['interrupted'] for t in j['trials'])
+assert [s['started'] for s in j['stages']][-1] is False
+" && ok "json: complete false, interrupted trials" || bad "json of a partial file"
+
+# not results files: one line, exit 1
+EXPECT_RC=1 EXPECT_PATTERN="not a lorasweep results file" expect_error "a data file" report "$T/results/demo/lv_sim.h5"
+echo "hello" >"$T/notes.txt"
+EXPECT_RC=1 EXPECT_PATTERN="notes.txt: cannot open as HDF5" expect_error "a text file" report "$T/notes.txt"
+head -c 3000 "$R" >"$T/cut.h5"
+EXPECT_RC=1 expect_error "a truncated results file" report "$T/cut.h5"
+EXPECT_RC=1 EXPECT_PATTERN="No such file" expect_error "a missing file" report "$T/none.h5"
+EXPECT_RC=2 EXPECT_PATTERN="no such stage \(its stages: baseline, lr_rank, ctx, final\)" expect_error "an unknown stage" report "$R" --stage nope
+EXPECT_RC=2 expect_error "a bad format" report "$R" --format xml
+EXPECT_RC=2 expect_error "no file" report
+EXPECT_RC=2 expect_error "a bad trial id" report "$R" --trial xyz
+"$LS" report --help | grep -q "^usage: lorasweep report" && ok "--help" || bad "--help"
+finish
