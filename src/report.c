@@ -2,14 +2,15 @@
  * report.c: read a results file (and its journal) into an ls_report, and print it as a text
  * table, markdown, CSV or JSON. The figures are in report_plots.c.
  */
-#define _DEFAULT_SOURCE /* gethostname, kill */
+#define _DEFAULT_SOURCE /* major, minor */
 #include "lorasweep/report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,16 +68,34 @@ static void ensure_stage(ls_report *rep, int stage) {
     rep->n_stages = stage + 1;
 }
 
-/* "job J pid P host H" in the lock file, and whether that process is alive on this host. */
+/* Whether some process holds a lock on the file (Linux lists flock and POSIX locks with the
+ * file's device and inode in /proc/locks). Looking never takes the lock, so a sweep starting at
+ * this moment cannot be refused because of a report. */
+static int file_is_locked(const char *path) {
+    struct stat st;
+    FILE *f = stat(path, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
+    if (!f) return 0;
+    char line[256], want[64];
+    snprintf(want, sizeof want, "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino);
+    int locked = 0;
+    while (!locked && fgets(line, sizeof line, f)) {
+        char dev[64] = "";
+        /* "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" ("->" marks a waiter: skip it) */
+        if (strstr(line, "->")) continue;
+        if (sscanf(line, "%*s %*s %*s %*s %*s %63s", dev) == 1 && !strcmp(dev, want)) locked = 1;
+    }
+    fclose(f);
+    return locked;
+}
+
+/* A sweep is writing the results now when the lock file beside them is locked; its text says
+ * which ("job J pid P host H"). */
 static void read_lock(ls_report *rep, const char *lock_path) {
+    if (!file_is_locked(lock_path)) return;
     size_t len = 0;
     char *text = ls_read_file(lock_path, &len);
-    if (!text) return;
-    char job[128] = "", host[128] = "", here[128] = "";
-    long pid = 0;
-    if (sscanf(text, "job %127s pid %ld host %127s", job, &pid, host) == 3 && pid > 0 &&
-        gethostname(here, sizeof here - 1) == 0 && !strcmp(host, here) && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-        snprintf(rep->lock_owner, sizeof rep->lock_owner, "job %s pid %ld host %s", job, pid, host);
+    snprintf(rep->lock_owner, sizeof rep->lock_owner, "%s", text && len ? text : "a sweep");
+    rep->lock_owner[strcspn(rep->lock_owner, "\n")] = '\0';
     free(text);
 }
 

@@ -23,8 +23,13 @@ static void trial_label(const ls_report *rep, int i, char *buf, size_t cap) {
     char lr[32];
     lr_short(lr, sizeof lr, t->row.lr);
     if (t->baseline) snprintf(buf, cap, "untrained baseline (validation loss %.4f)", t->row.metrics.final_val_loss);
-    else snprintf(buf, cap, "lr %s, rank %d, ctx %d, %d steps (%s)%s", lr, t->row.lora_rank, t->row.ctx,
-                  t->row.max_steps, t->stage_name, i == rep->best ? " best" : "");
+    else snprintf(buf, cap, "lr %s, rank %d, ctx %d, %d steps (%s%s)%s", lr, t->row.lora_rank, t->row.ctx,
+                  t->row.max_steps, t->stage_name,
+                  t->status == LS_RESULT_DONE      ? ""
+                  : t->status == LS_RESULT_RUNNING ? (t->live ? ", running" : ", interrupted")
+                                                   : t->status == LS_RESULT_FAILED ? ", failed"
+                                                   : t->status == LS_RESULT_SKIPPED ? ", skipped" : ", pending",
+                  i == rep->best ? " best" : "");
 }
 
 typedef struct {

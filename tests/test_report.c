@@ -1,0 +1,400 @@
+/*
+ * test_report.c: the report read from a results file made here with the results and journal
+ * APIs, with every kind of trial: an untrained baseline, finished trials, a failed one whose row
+ * was never written (only the journal knows), a skipped one, one interrupted mid-training, a
+ * stage never started. Checks what the report concludes (best, baseline, statuses, the context
+ * comparison, a live sweep seen through the lock) in every format, the figures, and the small
+ * plotting helpers. A one-rank MPI program (the file is parallel HDF5).
+ */
+#include "testing.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <mpi.h>
+#include <sys/stat.h>
+
+#include "lorasweep/common.h"
+#include "lorasweep/config.h"
+#include "lorasweep/journal.h"
+#include "lorasweep/plot.h"
+#include "lorasweep/report.h"
+#include "lorasweep/results.h"
+
+static const char grid_text[] = "name: t\n"
+                                "budget_flops: 1e16\n"
+                                "base:\n"
+                                "  model: {path: m}\n"
+                                "  data: {path: d.h5}\n"
+                                "stages:\n"
+                                "  - name: baseline\n"
+                                "    grid: {train.max_steps: [0]}\n"
+                                "  - name: lr_rank\n"
+                                "    grid: {train.lr: [1.0e-4, 1.0e-3], lora.rank: [2, 4]}\n"
+                                "  - name: ctx\n"
+                                "    select: {from: lr_rank, metric: final_val_loss, keep: [train.lr, lora.rank]}\n"
+                                "    grid: {train.ctx: [256]}\n"
+                                "  - name: final\n"
+                                "    select: {from: ctx, metric: final_val_loss, keep: [train.lr, lora.rank, train.ctx]}\n"
+                                "    grid: {train.max_steps: [40]}\n";
+
+enum { N_TRIALS = 6, MAX_STEPS = 20 };
+/* stage, lr, rank, ctx, max_steps of each trial; ids are 0x100 + index */
+static const struct {
+    int stage;
+    double lr;
+    int rank, ctx, max_steps;
+} trial_def[N_TRIALS] = {
+    {0, 1e-4, 4, 128, 0},         /* 0 baseline: done */
+    {1, 1e-4, 2, 128, MAX_STEPS}, /* 1 done, val 2.0 */
+    {1, 1e-4, 4, 128, MAX_STEPS}, /* 2 done, val 1.5: the best */
+    {1, 1e-3, 2, 128, MAX_STEPS}, /* 3 failed (journal only) */
+    {1, 1e-3, 4, 128, MAX_STEPS}, /* 4 skipped by the budget */
+    {2, 1e-4, 4, 256, MAX_STEPS}, /* 5 interrupted at step 5 */
+};
+static const double val_of[N_TRIALS] = {3.0, 2.0, 1.5, NAN, NAN, NAN};
+
+static char results_path[4200];
+
+static char *config_yaml(int i) {
+    ls_trial_config c;
+    ls_config_defaults(&c);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%g", trial_def[i].lr);
+    assert_int_equal(ls_config_set(&c, "train.lr", buf), LS_OK);
+    snprintf(buf, sizeof buf, "%d", trial_def[i].rank);
+    assert_int_equal(ls_config_set(&c, "lora.rank", buf), LS_OK);
+    snprintf(buf, sizeof buf, "%d", trial_def[i].ctx);
+    assert_int_equal(ls_config_set(&c, "train.ctx", buf), LS_OK);
+    snprintf(buf, sizeof buf, "%d", trial_def[i].max_steps);
+    assert_int_equal(ls_config_set(&c, "train.max_steps", buf), LS_OK);
+    char *yaml = ls_config_to_yaml(&c);
+    ls_config_free(&c);
+    return yaml;
+}
+
+static ls_result_metrics metrics_of(int i) {
+    ls_result_metrics m;
+    ls_result_metrics_init(&m);
+    m.steps = trial_def[i].max_steps;
+    m.final_train_loss = trial_def[i].max_steps ? val_of[i] - 0.1 : NAN;
+    m.final_val_loss = val_of[i];
+    for (int k = 0; k < 3; k++) m.mse[k] = 10 * val_of[i] + k, m.mae[k] = val_of[i] + 0.1 * k;
+    m.flops_train = trial_def[i].max_steps ? 1e14 : 0;
+    m.flops_validation = 1e12;
+    m.flops_forecast = 1e13;
+    m.flops_total = m.flops_train + m.flops_validation + m.flops_forecast;
+    m.wall_seconds = 10 + i;
+    m.tokens_per_s = 100;
+    return m;
+}
+
+/* The results file and its journal, as a sweep interrupted in stage ctx leaves them. */
+static int make_results(void **state) {
+    (void)state;
+    snprintf(results_path, sizeof results_path, "%s/sweep.h5", temp_dir());
+    ls_results_meta meta = {"t", grid_text, 0x1234, "/nonexistent/d.h5", 0};
+    ls_results *r;
+    assert_int_equal(ls_results_open(MPI_COMM_SELF, results_path, &meta, 0, &r, NULL), LS_OK);
+    ls_results_trial_spec specs[N_TRIALS];
+    char *yaml[N_TRIALS];
+    for (int i = 0; i < N_TRIALS; i++) {
+        yaml[i] = config_yaml(i);
+        specs[i] = (ls_results_trial_spec){.id = 0x100 + (uint64_t)i, .stage = trial_def[i].stage,
+                                           .config_yaml = yaml[i], .lr = trial_def[i].lr,
+                                           .lora_rank = trial_def[i].rank, .ctx = trial_def[i].ctx,
+                                           .batch_size = 4, .max_steps = trial_def[i].max_steps, .max_evals = 4,
+                                           .forecast_systems = 2, .forecast_steps = 3};
+    }
+    assert_int_equal(ls_results_add_trials(r, specs, N_TRIALS), LS_OK);
+    for (int i = 0; i < N_TRIALS; i++) free(yaml[i]);
+    for (int i = 0; i < 3; i++) { /* the finished ones: rows, curves and a forecast */
+        uint64_t id = 0x100 + (uint64_t)i;
+        ls_result_metrics m = metrics_of(i);
+        assert_int_equal(ls_results_write_metrics(r, id, &m), LS_OK);
+        assert_int_equal(ls_results_write_status(r, id, LS_RESULT_DONE, NULL), LS_OK);
+        if (trial_def[i].max_steps) {
+            float loss[MAX_STEPS];
+            for (int s = 0; s < MAX_STEPS; s++) loss[s] = (float)(val_of[i] + 1.0 / (s + 1));
+            assert_int_equal(ls_results_write_train_loss(r, id, 1, MAX_STEPS, loss), LS_OK);
+            int steps[3] = {0, 10, 20};
+            float vl[3] = {3.0f, (float)val_of[i] + 0.2f, (float)val_of[i]};
+            assert_int_equal(ls_results_write_evals(r, id, 3, steps, vl), LS_OK);
+        }
+        float mean[12], std[12], truth[12];
+        for (int k = 0; k < 12; k++) mean[k] = 1.0f + k, std[k] = 0.1f, truth[k] = 1.5f + k;
+        int systems[2] = {7, 9};
+        ls_forecast fc = {0};
+        fc.n_systems = 2, fc.steps = 3, fc.system = systems, fc.mean = mean, fc.std = std, fc.truth = truth;
+        assert_int_equal(ls_results_write_forecast(r, id, &fc), LS_OK);
+    }
+    /* the interrupted trial wrote its first validation and 5 steps of loss */
+    float loss5[5] = {3, 2.9f, 2.8f, 2.7f, 2.6f};
+    assert_int_equal(ls_results_write_train_loss(r, 0x105, 1, 5, loss5), LS_OK);
+    assert_int_equal(ls_results_write_status(r, 0x105, LS_RESULT_RUNNING, NULL), LS_OK);
+    assert_int_equal(ls_results_close(r), LS_OK);
+
+    ls_journal *j;
+    assert_int_equal(ls_journal_open(results_path, "job-7", &j), LS_OK);
+    assert_int_equal(ls_journal_sweep_start(j, 0x1234, "job-7"), LS_OK);
+    for (int i = 0; i < 3; i++) {
+        ls_result_metrics m = metrics_of(i);
+        assert_int_equal(ls_journal_trial_start(j, 0x100 + (uint64_t)i, 1, 1, "host", -1), LS_OK);
+        assert_int_equal(ls_journal_trial_done(j, 0x100 + (uint64_t)i, &m), LS_OK);
+    }
+    assert_int_equal(ls_journal_trial_start(j, 0x103, 1, 2, "host", -1), LS_OK);
+    assert_int_equal(ls_journal_trial_failed(j, 0x103, "train: loss is NaN at step 3 | lr too high?"), LS_OK);
+    assert_int_equal(ls_journal_trial_skipped(j, 0x104, "estimated 2e+16 FLOPS, 1e+16 left of the budget"), LS_OK);
+    assert_int_equal(ls_journal_trial_start(j, 0x105, 1, 1, "host", -1), LS_OK);
+    assert_int_equal(ls_journal_trial_progress(j, 0x105, 5, 2.6, NAN), LS_OK);
+    assert_int_equal(ls_journal_close(j), LS_OK);
+    return 0;
+}
+
+static int find(const ls_report *rep, uint64_t id) {
+    for (int i = 0; i < rep->n_trials; i++)
+        if (rep->trials[i].row.id == id) return i;
+    return -1;
+}
+
+static char *print_to_string(const ls_report *rep, ls_report_format fmt, int stage) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(ls_report_print(f, rep, fmt, stage), LS_OK);
+    fclose(f);
+    char *copy = ls_strdup(buf); /* a heap string of its own (GCC otherwise sees buf's address escape) */
+    free(buf);
+    return copy;
+}
+
+static void test_conclusions(void **state) {
+    (void)state;
+    ls_report rep;
+    if (ls_report_load(results_path, &rep) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(rep.n_trials, N_TRIALS);
+    assert_int_equal(rep.n_stages, 4);
+    assert_string_equal(rep.stage_names[3], "final");
+    assert_true(rep.budget_flops == 1e16);
+    assert_true(rep.have_journal);
+    assert_string_equal(rep.lock_owner, "");                    /* no sweep holds it */
+    assert_int_equal(rep.best, find(&rep, 0x102));              /* lowest val loss of a trained trial */
+    assert_int_equal(rep.baseline, find(&rep, 0x100));          /* max_steps 0, though its loss is higher */
+    assert_int_equal(rep.counts[LS_RESULT_DONE], 3);
+    assert_int_equal(rep.counts[LS_RESULT_FAILED], 1);
+    assert_int_equal(rep.counts[LS_RESULT_SKIPPED], 1);
+    assert_int_equal(rep.counts[LS_RESULT_RUNNING], 1);
+    assert_int_equal(rep.interrupted, 1);
+    const ls_report_trial *failed = &rep.trials[find(&rep, 0x103)];
+    assert_int_equal(failed->status, LS_RESULT_FAILED);         /* the journal's word: the row says pending */
+    assert_int_equal(failed->row.status, LS_RESULT_PENDING);
+    assert_non_null(strstr(failed->message, "loss is NaN"));
+    const ls_report_trial *run = &rep.trials[find(&rep, 0x105)];
+    assert_int_equal(run->progress_step, 5);
+    assert_false(run->live);
+    assert_int_equal(run->n_train, MAX_STEPS);                   /* room for 20, 5 written */
+    assert_true(run->train_loss[4] == 2.6f && isnan(run->train_loss[5]));
+    const ls_report_trial *best = &rep.trials[rep.best];
+    assert_int_equal(best->n_val, 3);
+    assert_int_equal(best->val_step[2], 20);
+    assert_int_equal(best->S, 2);
+    assert_int_equal(best->systems[1], 9);
+    assert_int_equal(ls_report_stage_find(&rep, "ctx"), 2);
+    assert_int_equal(ls_report_stage_find(&rep, "nope"), -1);
+
+    char *text = print_to_string(&rep, LS_REPORT_TABLE, -1);
+    assert_non_null(strstr(text, "UNFINISHED: 1 interrupted, 0 pending"));
+    assert_non_null(strstr(text, "stage final: not started yet"));
+    assert_non_null(strstr(text, "interrupted at step 5/20"));
+    assert_non_null(strstr(text, "0000000000000102 *"));
+    /* the context comparison takes the lr_rank trial that differs in ctx only, and not trial 1 */
+    char *ctx = strstr(text, "== Context length (stage ctx: lr 1e-04, rank 4)");
+    assert_non_null(ctx);
+    char *flops = strstr(ctx, "== FLOPS");
+    assert_non_null(flops);
+    *flops = '\0';
+    assert_non_null(strstr(ctx, "128  lr_rank"));
+    assert_non_null(strstr(ctx, "256  ctx"));
+    assert_null(strstr(ctx, "2.0000"));
+    *flops = '=';
+    assert_non_null(strstr(text, "of the budget 1e+16"));
+    assert_non_null(strstr(text, "estimated 2e+16 FLOPS, 1e+16 left of the budget"));
+    assert_non_null(strstr(text, "2.00x")); /* validation loss: baseline 3.0 / best 1.5 */
+    free(text);
+
+    char *md = print_to_string(&rep, LS_REPORT_MARKDOWN, -1);
+    assert_non_null(strstr(md, "## Failed and skipped trials"));
+    assert_null(strstr(md, "step 3 | lr")); /* a | in a message would break the table */
+    assert_non_null(strstr(md, "step 3 / lr"));
+    free(md);
+
+    char *csv = print_to_string(&rep, LS_REPORT_CSV, -1);
+    int lines = 0;
+    for (char *p = csv; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 1 + N_TRIALS);
+    assert_non_null(strstr(csv, "\n0000000000000102,lr_rank,done,"));  /* sorted: best first */
+    free(csv);
+    csv = print_to_string(&rep, LS_REPORT_CSV, 1);
+    lines = 0;
+    for (char *p = csv; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 1 + 4);
+    free(csv);
+
+    char *json = print_to_string(&rep, LS_REPORT_JSON, -1);
+    cJSON *root = cJSON_Parse(json);
+    assert_non_null(root);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(root, "complete")));
+    assert_string_equal(cJSON_GetObjectItem(root, "best")->valuestring, "0000000000000102");
+    assert_string_equal(cJSON_GetObjectItem(root, "baseline")->valuestring, "0000000000000100");
+    cJSON *trials = cJSON_GetObjectItem(root, "trials");
+    assert_int_equal(cJSON_GetArraySize(trials), N_TRIALS);
+    int seen_null = 0;
+    cJSON *t;
+    cJSON_ArrayForEach(t, trials) {
+        cJSON *cfg = cJSON_GetObjectItem(t, "config");
+        assert_true(cJSON_IsObject(cfg));
+        double lr = cJSON_GetObjectItem(cJSON_GetObjectItem(cfg, "train"), "lr")->valuedouble;
+        assert_true(lr == cJSON_GetObjectItem(cJSON_GetObjectItem(t, "hyperparameters"), "lr")->valuedouble);
+        seen_null += cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(t, "metrics"), "final_val_loss"));
+    }
+    assert_int_equal(seen_null, 3); /* NaN is null, never a bare NaN that breaks JSON parsers */
+    cJSON_Delete(root);
+    free(json);
+    ls_report_free(&rep);
+}
+
+/* While a sweep holds the lock (here: the journal opened by this process), the report says a
+ * sweep is writing the file and running trials are live, not interrupted. */
+static void test_live_sweep(void **state) {
+    (void)state;
+    ls_journal *j;
+    assert_int_equal(ls_journal_open(results_path, "job-8", &j), LS_OK);
+    ls_report rep;
+    assert_int_equal(ls_report_load(results_path, &rep), LS_OK);
+    assert_non_null(strstr(rep.lock_owner, "job job-8"));
+    assert_int_equal(rep.interrupted, 0);
+    assert_true(rep.trials[find(&rep, 0x105)].live);
+    char *text = print_to_string(&rep, LS_REPORT_TABLE, -1);
+    assert_non_null(strstr(text, "a sweep is writing this file now (job job-8"));
+    assert_non_null(strstr(text, "running at step 5/20"));
+    free(text);
+    ls_report_free(&rep);
+    assert_int_equal(ls_journal_close(j), LS_OK);
+}
+
+/* Without its journal the file's own status column is used, and the report says so. */
+static void test_without_journal(void **state) {
+    (void)state;
+    char copy[4300], cmd[9000];
+    snprintf(copy, sizeof copy, "%s/alone.h5", temp_dir());
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", results_path, copy);
+    assert_int_equal(system(cmd), 0);
+    ls_report rep;
+    assert_int_equal(ls_report_load(copy, &rep), LS_OK);
+    assert_false(rep.have_journal);
+    assert_non_null(strstr(rep.journal_note, "no journal"));
+    assert_int_equal(rep.trials[find(&rep, 0x103)].status, LS_RESULT_PENDING);
+    assert_int_equal(rep.best, find(&rep, 0x102));
+    ls_report_free(&rep);
+}
+
+static void test_not_results(void **state) {
+    (void)state;
+    ls_report rep;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/none.h5", temp_dir());
+    assert_int_equal(ls_report_load(path, &rep), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "No such file"));
+    snprintf(path, sizeof path, "%s/text.h5", temp_dir());
+    FILE *f = fopen(path, "w");
+    fputs("not hdf5\n", f);
+    fclose(f);
+    assert_int_equal(ls_report_load(path, &rep), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "cannot open as HDF5"));
+}
+
+static void test_figures(void **state) {
+    (void)state;
+    ls_report rep;
+    assert_int_equal(ls_report_load(results_path, &rep), LS_OK);
+    char dir[4300], path[4400];
+    snprintf(dir, sizeof dir, "%s/figs", temp_dir());
+    ls_report_plot_options opt = {.stage = -1};
+    FILE *log = fopen("/dev/null", "w");
+    if (ls_report_plots(&rep, dir, &opt, log) != LS_OK) fail_msg("%s", ls_last_error());
+    static const char *const names[] = {"loss_curves", "val_loss_heatmap", "forecast_0000000000000102",
+                                        "flops_vs_val_loss"};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++) {
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s.%s", dir, names[i], k ? "svg" : "png");
+            assert_int_equal(stat(path, &st), 0);
+            assert_true(st.st_size > 2000);
+        }
+    /* options checked before anything is drawn or printed */
+    opt.n_systems = 1, opt.systems[0] = 8;
+    assert_int_equal(ls_report_plot_check(&rep, &opt), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "did not forecast system 8 (it forecast 7,9)"));
+    opt.systems[0] = 9, opt.trial_id = "00000000000001";
+    assert_int_equal(ls_report_plot_check(&rep, &opt), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "more than one trial"));
+    opt.trial_id = "0000000000000103";
+    assert_int_equal(ls_report_plot_check(&rep, &opt), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "has no forecast"));
+    opt.trial_id = "0000000000000101";
+    assert_int_equal(ls_report_plot_check(&rep, &opt), LS_OK);
+    /* a directory that cannot be made: one message, no crash */
+    assert_int_equal(ls_report_plots(&rep, "/proc/no/such/dir", &opt, log), LS_ERR);
+    assert_true(strlen(ls_last_error()) > 0);
+    fclose(log);
+    ls_report_free(&rep);
+}
+
+static void test_plot_helpers(void **state) {
+    (void)state;
+    char buf[32];
+    const struct {
+        double v;
+        const char *want;
+    } cases[] = {{1e-5, "1e-05"}, {3e-3, "0.003"}, {12.5, "12.5"}, {3.2e16, "3.2e+16"},
+                 {0, "0"},        {NAN, "n/a"},   {-2e-4, "-2e-04"}, {1e5, "1e+05"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ls_plot_format(cases[i].v, buf, sizeof buf);
+        assert_string_equal(buf, cases[i].want);
+    }
+    ls_axes ax;
+    ls_axes_place(&ax, 0, 0, 600, 400);
+    double v[3] = {1e11, NAN, 1e13};
+    ls_axes_fit_x(&ax, v, 3, -1, 1.0); /* two decades: log */
+    assert_true(ax.xlog);
+    assert_true(ax.xmin < 1e11 && ax.xmax > 1e13);
+    double a = ls_axes_px(&ax, 1e11), b = ls_axes_px(&ax, 1e12), c = ls_axes_px(&ax, 1e13);
+    assert_true(a > ax.x && c < ax.x + ax.w);
+    assert_true(fabs((b - a) - (c - b)) < 1e-9); /* decades equally spaced */
+    assert_true(isnan(ls_axes_px(&ax, -1)));
+    double y[2] = {2.0, 3.0};
+    ls_axes_fit_y(&ax, y, 2, -1, 1.0);
+    assert_false(ax.ylog);
+    assert_true(ls_axes_py(&ax, 3.0) < ls_axes_py(&ax, 2.0)); /* up is larger */
+    double one = 5;
+    ls_axes_fit_y(&ax, &one, 1, 0, 0); /* a single value still gets a range */
+    assert_true(ax.ymin < 5 && ax.ymax > 5);
+    ls_rgb lo = ls_plot_viridis(0), hi = ls_plot_viridis(1), mid = ls_plot_viridis(NAN);
+    assert_true(lo.r < 0.3 && hi.r > 0.9 && mid.r == lo.r);
+    for (int i = 0; i < 12; i++) /* neighbouring series colours differ */
+        assert_true(fabs(ls_plot_color(i).r - ls_plot_color(i + 1).r) + fabs(ls_plot_color(i).g - ls_plot_color(i + 1).g) +
+                        fabs(ls_plot_color(i).b - ls_plot_color(i + 1).b) > 0.2);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    const struct CMUnitTest setup[] = {cmocka_unit_test(test_plot_helpers)};
+    int fails = cmocka_run_group_tests_name("plot", setup, NULL, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conclusions), cmocka_unit_test(test_live_sweep), cmocka_unit_test(test_without_journal),
+        cmocka_unit_test(test_not_results), cmocka_unit_test(test_figures),
+    };
+    fails += cmocka_run_group_tests_name("report", tests, make_results, NULL);
+    MPI_Finalize();
+    return fails;
+}
