@@ -324,8 +324,10 @@ static void cuda_rope_backward(float *dx, int rows, int T, int pos0, int heads, 
 
 /* ---- attention ---------------------------------------------------------------------------- */
 
-/* A lane holds dimensions d = lane + 32 j of a head vector, j < HD_MAX / 32. */
-enum { ATT_WARPS = 4, ATT_TILE = 32, HD_MAX = 256, HD_PER_LANE = HD_MAX / 32 };
+/* A lane holds dimensions d = lane + 32 j of a head vector, j < HD_MAX / 32. HD_MAX 128 covers
+ * every Qwen2.5 size (head_dim 64 or 128) and keeps each kernel's shared memory under the 48 KB
+ * that needs no opt-in (37 KB at 128: two padded 32-row tiles and the warps' own rows). */
+enum { ATT_WARPS = 4, ATT_TILE = 32, HD_MAX = 128, HD_PER_LANE = HD_MAX / 32 };
 
 /* Forward: a warp per query row; the block's warps share each tile of 32 keys and values in
  * shared memory (rows padded by one float so that lane j reading row j hits distinct banks).

@@ -6,7 +6,9 @@
  * Without a CUDA build or without a device it prints "SKIPPED: ..." and exits 77, which ctest
  * reports as skipped (SKIP_RETURN_CODE): a pass here means it really ran on a GPU.
  *
- * Tolerances are for fp32 on both sides (relative L2 error); LS_CUDA_MATH=tf32 widens them.
+ * Tolerances are for fp32 on both sides (relative L2 error), loose enough for another summation
+ * order (sums over T or V) and tight enough that an indexing bug (errors of order 1) fails;
+ * LS_CUDA_MATH=tf32 widens them x100.
  * Plain C with its own small checker rather than cmocka: one binary, one skip decision.
  */
 #include <math.h>
@@ -176,7 +178,7 @@ static void test_rope(void) {
 }
 
 /* Attention forward and backward on shapes that exercise partial tiles (T not a multiple of 32,
- * more than one tile) and grouped heads; hd 64 (Qwen2.5-0.5B) and 4 (the toy model). */
+ * more than one tile) and grouped heads; hd 64 (Qwen2.5-0.5B), 128 and 4 (the toy model). */
 static void test_attention_shape(int B, int T, int NH, int KVH, int hd) {
     size_t QN = (size_t)B * T * NH * hd, KN = (size_t)B * T * KVH * hd, LN = (size_t)B * NH * T;
     float *q = host_random(QN, 1), *k = host_random(KN, 1), *v = host_random(KN, 1), *dout = host_random(QN, 1);
@@ -196,7 +198,7 @@ static void test_attention_shape(int B, int T, int NH, int KVH, int hd) {
     for (int i = 0; i < 5; i++) {
         float *got = from_gpu(gd[i], count[i]);
         snprintf(what, sizeof what, "attention %s B%d T%d NH%d KVH%d hd%d", names[i], B, T, NH, KVH, hd);
-        expect_close(what, got, ref[i], count[i], 1e-5);
+        expect_close(what, got, ref[i], count[i], i < 2 ? 1e-5 : 1e-4); /* backward sums over T */
         free(got);
     }
     free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
@@ -248,12 +250,12 @@ static void test_head_loss(void) {
     int32_t *gt = to_gpu(targets, sizeof targets);
     double l_cpu = cpu->head_loss(NULL, NULL, x, w, NULL, targets, rows, C, V, 1.0f);
     double l_gpu = gpu->head_loss(NULL, NULL, gx, gw, NULL, gt, rows, C, V, 1.0f);
-    expect_scalar("head_loss, no bias, no gradient", l_gpu, l_cpu, 1e-6);
+    expect_scalar("head_loss, no bias, no gradient", l_gpu, l_cpu, 1e-5);
     l_cpu = cpu->head_loss(dx, dbias, x, w, bias, targets, rows, C, V, 0.03f);
     l_gpu = gpu->head_loss(gdx, gdb, gx, gw, gb, gt, rows, C, V, 0.03f);
-    expect_scalar("head_loss with bias", l_gpu, l_cpu, 1e-6);
+    expect_scalar("head_loss with bias", l_gpu, l_cpu, 1e-5);
     float *a = from_gpu(gdx, (size_t)rows * C), *b = from_gpu(gdb, (size_t)V);
-    expect_close("head_loss dx (+=)", a, dx, (size_t)rows * C, 1e-5);
+    expect_close("head_loss dx (+=)", a, dx, (size_t)rows * C, 1e-4); /* sums over V in another order */
     expect_close("head_loss dbias (+=)", b, dbias, (size_t)V, 1e-5);
     free(x), free(w), free(bias), free(dx), free(dbias), free(a), free(b);
     gpu->release(gx), gpu->release(gw), gpu->release(gb), gpu->release(gdx), gpu->release(gdb), gpu->release(gt);
@@ -403,7 +405,7 @@ static void test_golden_tiny(void) {
         failures++;
         return;
     }
-    compare_model("golden qwen2-tiny (V 151936)", &m, &lora, 2, 64, 1e-5, 1e-4);
+    compare_model("golden qwen2-tiny (V 151936)", &m, &lora, 2, 64, 1e-5, 5e-4);
     ls_lora_free(&lora);
     ls_model_free(&m);
 }
@@ -430,6 +432,7 @@ int main(void) {
     test_attention_shape(2, 70, 4, 2, 64);
     test_attention_shape(1, 33, 2, 1, 4);
     test_attention_shape(2, 130, 14, 2, 64); /* Qwen2.5-0.5B's heads */
+    test_attention_shape(1, 97, 4, 2, 128);  /* head_dim of the larger Qwen2.5 sizes, the kernels' limit */
     test_attention_cached();
     test_swiglu();
     test_head_loss();
