@@ -88,6 +88,11 @@ def main():
                 p.normal_(0.0, config.initializer_range)
         model.to(torch.bfloat16)
     model.save_pretrained(os.path.join(args.out, "model"), safe_serialization=True)
+    # config.json as the real checkpoint writes it, not as this transformers version re-serialises
+    # it (newer ones move rope_theta into rope_parameters, where lorasweep would not find it
+    # and would fall back to 10000).
+    with open(os.path.join(args.out, "model", "config.json"), "w") as f:
+        json.dump(dict(cfg_dict, torch_dtype="bfloat16"), f, indent=2)
     model.to(dtype).to(args.device)
     model.eval()  # no dropout (Qwen2 has none at 0.0, but be explicit)
 
