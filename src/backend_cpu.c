@@ -409,8 +409,12 @@ static void cpu_sgd(float *param, const float *grad, float *buf, size_t n, float
     }
 }
 
+static int cpu_check(void) { return LS_OK; }
+
 static const ls_backend cpu_backend = {
     .name = "cpu",
+    .host_memory = 1,
+    .check = cpu_check,
     .alloc = cpu_alloc,
     .release = cpu_release,
     .upload = cpu_copy,

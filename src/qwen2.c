@@ -110,6 +110,74 @@ void ls_activations_free(ls_activations *a, const ls_backend *be) {
     memset(a, 0, sizeof *a);
 }
 
+/* ---- model and adapter in backend memory ------------------------------------------------ */
+
+/* The pointer into dev_arena at the offset p has in host_arena (NULL stays NULL). */
+static float *rebase(const float *p, const float *host_arena, float *dev_arena) {
+    return p ? dev_arena + (p - host_arena) : NULL;
+}
+
+int ls_model_to_backend(const ls_backend *be, const ls_model *host, ls_model *out) {
+    *out = *host;
+    if (be->host_memory) return LS_OK;
+    size_t bytes = sizeof(float) * host->arena_floats;
+    float *dev = be->alloc(bytes);
+    if (!dev)
+        return ls_error("cannot allocate %.2f GiB for the model's weights on %s", (double)bytes / (1 << 30), be->name);
+    be->upload(dev, host->arena, bytes);
+    const float *h = host->arena;
+    out->arena = dev;
+    out->embed = rebase(host->embed, h, dev);
+    out->lm_head = rebase(host->lm_head, h, dev);
+    out->final_norm = rebase(host->final_norm, h, dev);
+    out->layer = ls_malloc(sizeof(ls_layer_weights) * (size_t)(host->cfg.layers > 0 ? host->cfg.layers : 1));
+    for (int l = 0; l < host->cfg.layers; l++) {
+        const ls_layer_weights *s = &host->layer[l];
+        out->layer[l] = (ls_layer_weights){
+            rebase(s->attn_norm, h, dev), rebase(s->wq, h, dev), rebase(s->bq, h, dev),
+            rebase(s->wk, h, dev),        rebase(s->bk, h, dev), rebase(s->wv, h, dev),
+            rebase(s->bv, h, dev),        rebase(s->wo, h, dev), rebase(s->mlp_norm, h, dev),
+            rebase(s->wgate, h, dev),     rebase(s->wup, h, dev), rebase(s->wdown, h, dev),
+        };
+    }
+    return LS_OK;
+}
+
+void ls_model_backend_free(const ls_backend *be, ls_model *m) {
+    if (!be->host_memory && m->arena) {
+        be->release(m->arena);
+        free(m->layer);
+    }
+    memset(m, 0, sizeof *m);
+}
+
+int ls_lora_to_backend(const ls_backend *be, const ls_lora *host, ls_lora *out) {
+    *out = *host;
+    if (be->host_memory) return LS_OK;
+    size_t bytes = sizeof(float) * host->arena_floats, pairs = (size_t)host->layers * LS_PROJ_COUNT;
+    float *dev = be->alloc(bytes);
+    if (!dev) return ls_error("cannot allocate %.1f MiB for the LoRA adapter on %s", (double)bytes / (1 << 20), be->name);
+    be->upload(dev, host->arena, bytes);
+    out->arena = dev;
+    out->lm_head_bias = rebase(host->lm_head_bias, host->arena, dev);
+    out->pair = ls_calloc(pairs ? pairs : 1, sizeof(ls_lora_pair));
+    for (size_t i = 0; i < pairs; i++)
+        out->pair[i] = (ls_lora_pair){rebase(host->pair[i].a, host->arena, dev), rebase(host->pair[i].b, host->arena, dev)};
+    return LS_OK;
+}
+
+void ls_lora_to_host(const ls_backend *be, const ls_lora *dev, ls_lora *host) {
+    if (!be->host_memory) be->download(host->arena, dev->arena, sizeof(float) * host->arena_floats);
+}
+
+void ls_lora_backend_free(const ls_backend *be, ls_lora *l) {
+    if (!be->host_memory && l->arena) {
+        be->release(l->arena);
+        free(l->pair);
+    }
+    memset(l, 0, sizeof *l);
+}
+
 /* ---- the LoRA-aware projection ------------------------------------------------------------ */
 
 static const ls_lora_pair *lora_pair(const ls_lora *lora, int layer, ls_proj p) {
@@ -281,7 +349,7 @@ double ls_qwen2_forward(const ls_backend *be, const ls_model *m, const ls_lora *
     be->rmsnorm_forward(a->lnf, a->rstdf, x_last, m->final_norm, N, C, c->rms_eps);
     const float *head_bias = lora ? lora->lm_head_bias : NULL;
     if (grads) be->zero(a->dln, sizeof(float) * (size_t)N * C);
-    /* targets are read on the host side of the fused head (the CPU backend's memory is host). */
+    /* a->targets is backend memory: the fused head reads it where it runs. */
     return be->head_loss(grads ? a->dln : NULL, grads ? grads->lm_head_bias : NULL, a->lnf, m->lm_head, head_bias,
                          a->targets, N, C, c->vocab_size, grad_scale);
 }
@@ -384,6 +452,7 @@ int ls_qwen2_decode(const ls_backend *be, const ls_model *m, const ls_lora *lora
         decode_chunk(be, m, lora, s, chunk, B_active, T);
     }
     free(chunk);
+    if (be->check() != LS_OK) return LS_ERR;
     if (logits_out && s->n_head_ids == 0)
         be->download(logits_out, s->logits, sizeof(float) * (size_t)B_active * m->cfg.vocab_size);
     if (logits_out && s->n_head_ids > 0) {

@@ -172,6 +172,10 @@ double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora 
         for (int b = 0; b < b_now; b++) order[b] = w0 + b;
         count += fill_batch(w, order, b_now, pad_id, ids, targets);
         loss += ls_qwen2_forward(be, m, lora, &a, ids, targets, b_now, w->ctx, NULL, 1.0f);
+        if (be->check() != LS_OK) {
+            loss = NAN;
+            break;
+        }
     }
     free(ids);
     free(targets);
@@ -182,12 +186,48 @@ double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora 
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const ls_window_set *train,
+/* The adapter and the optimiser's tensors where the backend computes: aliases of the host ones
+ * on the CPU, copies on a device (backend.h's host_memory). The host side stays the record that
+ * checkpoints and the caller read; sync_to_host brings it up to date. */
+typedef struct {
+    ls_lora lora, grads, m, v;
+} train_tensors;
+
+static void train_tensors_free(const ls_backend *be, train_tensors *t) {
+    ls_lora_backend_free(be, &t->lora);
+    ls_lora_backend_free(be, &t->grads);
+    ls_lora_backend_free(be, &t->m);
+    ls_lora_backend_free(be, &t->v);
+}
+
+static int train_tensors_init(const ls_backend *be, train_tensors *t, const ls_lora *lora, const ls_train_state *st) {
+    memset(t, 0, sizeof *t);
+    if (ls_lora_to_backend(be, lora, &t->lora) != LS_OK || ls_lora_to_backend(be, &st->grads, &t->grads) != LS_OK ||
+        ls_lora_to_backend(be, &st->m, &t->m) != LS_OK || ls_lora_to_backend(be, &st->v, &t->v) != LS_OK) {
+        train_tensors_free(be, t);
+        return LS_ERR;
+    }
+    return LS_OK;
+}
+
+static void sync_to_host(const ls_backend *be, const train_tensors *t, ls_lora *lora, ls_train_state *st) {
+    ls_lora_to_host(be, &t->lora, lora);
+    ls_lora_to_host(be, &t->m, &st->m);
+    ls_lora_to_host(be, &t->v, &st->v);
+}
+
+int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, const ls_window_set *train,
                  const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks) {
     if (train->n_windows == 0) return ls_error("the training split has no windows");
     int B = o->batch_size, ctx = train->ctx, rc = LS_OK;
+    train_tensors dev;
+    if (train_tensors_init(be, &dev, host_lora, st) != LS_OK) return LS_ERR;
+    ls_lora *lora = &dev.lora, *grads = &dev.grads;
     ls_activations a;
-    if (ls_activations_init(&a, be, &m->cfg, lora, B, ctx) != LS_OK) return LS_ERR;
+    if (ls_activations_init(&a, be, &m->cfg, lora, B, ctx) != LS_OK) {
+        train_tensors_free(be, &dev);
+        return LS_ERR;
+    }
     int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)B * ctx), *targets = ls_malloc(sizeof(int32_t) * (size_t)B * ctx);
     int *order = ls_malloc(sizeof(int) * (size_t)train->n_windows), *batch = ls_malloc(sizeof(int) * (size_t)B);
     epoch_order(order, train->n_windows, o->seed, st->epoch);
@@ -198,9 +238,10 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const l
         st->eval_step[0] = 0;
         st->val_loss[0] = (float)ls_train_evaluate(be, m, lora, val, B, o->val_max_windows, o->pad_id);
         st->n_evals = 1;
+        rc = be->check();
     }
 
-    while (st->step < o->max_steps) {
+    while (rc == LS_OK && st->step < o->max_steps) {
         if (hooks && hooks->should_stop && hooks->should_stop(hooks->ctx)) break;
         double t0 = ls_now();
         for (int b = 0; b < B; b++) {
@@ -212,28 +253,31 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const l
             batch[b] = order[st->cursor++];
         }
         long n_targets = fill_batch(train, batch, B, o->pad_id, ids, targets);
-        be->zero(st->grads.arena, sizeof(float) * st->grads.arena_floats);
-        double loss = ls_qwen2_forward(be, m, lora, &a, ids, targets, B, ctx, &st->grads, 1.0f / (float)n_targets);
+        be->zero(grads->arena, sizeof(float) * grads->arena_floats);
+        double loss = ls_qwen2_forward(be, m, lora, &a, ids, targets, B, ctx, grads, 1.0f / (float)n_targets);
+        if ((rc = be->check()) != LS_OK) break; /* a device failure, reported as such rather than as NaN */
         if (!isfinite(loss)) {
             rc = ls_error("step %d: the training loss is %s (try a lower learning rate)", st->step + 1,
                           isnan(loss) ? "NaN" : "infinite");
             break;
         }
-        ls_qwen2_backward(be, m, lora, &a, &st->grads, B, ctx);
-        float norm = (float)sqrt(be->sum_squares(st->grads.arena, st->grads.arena_floats));
+        ls_qwen2_backward(be, m, lora, &a, grads, B, ctx);
+        float norm = (float)sqrt(be->sum_squares(grads->arena, grads->arena_floats));
+        if ((rc = be->check()) != LS_OK) break;
         if (!isfinite(norm)) {
             rc = ls_error("step %d: the gradient is not finite (try a lower learning rate)", st->step + 1);
             break;
         }
         if (o->grad_clip > 0 && norm > o->grad_clip)
-            be->scale(st->grads.arena, o->grad_clip / norm, st->grads.arena_floats);
+            be->scale(grads->arena, o->grad_clip / norm, grads->arena_floats);
         float lr = ls_train_lr(o, st->step + 1);
         if (o->optimizer == LS_OPTIMIZER_ADAMW)
-            be->adamw(lora->arena, st->grads.arena, st->m.arena, st->v.arena, lora->arena_floats, lr, o->beta1,
+            be->adamw(lora->arena, grads->arena, dev.m.arena, dev.v.arena, lora->arena_floats, lr, o->beta1,
                       o->beta2, o->eps, o->weight_decay, st->step + 1);
         else
-            be->sgd(lora->arena, st->grads.arena, st->m.arena, lora->arena_floats, lr, o->momentum, o->weight_decay,
+            be->sgd(lora->arena, grads->arena, dev.m.arena, lora->arena_floats, lr, o->momentum, o->weight_decay,
                     st->step + 1);
+        if ((rc = be->check()) != LS_OK) break;
         st->train_loss[st->step] = (float)(loss / (double)n_targets);
         st->step++;
         st->train_tokens += (double)n_targets;
@@ -246,6 +290,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const l
                 p.val_loss = (float)ls_train_evaluate(be, m, lora, val, B, o->val_max_windows, o->pad_id);
                 st->eval_step[st->n_evals] = st->step;
                 st->val_loss[st->n_evals++] = p.val_loss;
+                if ((rc = be->check()) != LS_OK) break;
             }
         }
         double elapsed = ls_now() - run_start;
@@ -253,16 +298,22 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const l
         p.eta_s = elapsed / (st->step - first_step) * (o->max_steps - st->step);
         if (hooks && hooks->on_progress) hooks->on_progress(hooks->ctx, &p);
         if (hooks && hooks->on_checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
-            st->step < o->max_steps && (rc = hooks->on_checkpoint(hooks->ctx, st, lora)) != LS_OK)
-            break;
+            st->step < o->max_steps) {
+            sync_to_host(be, &dev, host_lora, st);
+            if ((rc = hooks->on_checkpoint(hooks->ctx, st, host_lora)) != LS_OK) break;
+        }
     }
+    /* The caller's adapter and state hold the trained values; after a failure they keep the last
+     * ones that reached the host (a failed device holds nothing trustworthy). */
+    if (rc == LS_OK) sync_to_host(be, &dev, host_lora, st);
     /* A final (or interrupted) run always leaves a checkpoint to continue from. */
-    if (rc == LS_OK && hooks && hooks->on_checkpoint) rc = hooks->on_checkpoint(hooks->ctx, st, lora);
+    if (rc == LS_OK && hooks && hooks->on_checkpoint) rc = hooks->on_checkpoint(hooks->ctx, st, host_lora);
     free(ids);
     free(targets);
     free(order);
     free(batch);
     ls_activations_free(&a, be);
+    train_tensors_free(be, &dev);
     return rc;
 }
 

@@ -18,6 +18,7 @@
 
 #include "lorasweep/common.h"
 #include "lorasweep/flops.h"
+#include "lorasweep/qwen2.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -85,12 +86,36 @@ static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *
     return ls_train_checkpoint_save(t->dir, st, lora, NULL);
 }
 
+/* model.backend: cpu always works; cuda needs a CUDA build and a device, or it is an error;
+ * auto takes CUDA when both are there, else the CPU. auto says so on stderr (once per process:
+ * a sweep runs many trials) when it takes CUDA or when CUDA is there but fails to start; its
+ * quiet fallback to the CPU leaves the output of CPU-only machines as the CPU build's. */
 static const ls_backend *backend_of(const ls_trial_config *cfg) {
+    if (cfg->model.backend == LS_CONFIG_BACKEND_CPU) return ls_backend_cpu();
+#ifdef LS_HAVE_CUDA
+    char why[256];
+    int have = ls_cuda_available(why, sizeof why);
+    if (cfg->model.backend == LS_CONFIG_BACKEND_CUDA) {
+        if (!have) {
+            ls_error("model.backend: cuda was asked for, but no CUDA device is usable (%s)", why);
+            return NULL;
+        }
+        return ls_backend_cuda();
+    }
+    static int told;
+    const ls_backend *be = have ? ls_backend_cuda() : NULL;
+    if (have && !told++) {
+        if (be) fprintf(stderr, "lorasweep: model.backend auto: using the CUDA backend (%s)\n", why);
+        else fprintf(stderr, "lorasweep: model.backend auto: CUDA failed to start (%s), using the CPU\n", ls_last_error());
+    }
+    return be ? be : ls_backend_cpu();
+#else
     if (cfg->model.backend == LS_CONFIG_BACKEND_CUDA) {
         ls_error("model.backend: cuda was asked for, but this build has no CUDA backend");
         return NULL;
     }
     return ls_backend_cpu();
+#endif
 }
 
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out) {
@@ -111,7 +136,8 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     ls_tokenizer *tok = NULL;
     ls_dataset ds = {0};
     ls_split split = {0};
-    ls_model model = {0};
+    ls_model model = {0}, dev_model = {0}; /* dev_*: in backend memory (aliases on the CPU) */
+    ls_lora dev_adapter = {0};
     ls_window_set train_w = {0}, val_w = {0};
     char tok_path[4096];
     if (cfg->resolved.tokenizer[0]) snprintf(tok_path, sizeof tok_path, "%s", cfg->resolved.tokenizer);
@@ -127,6 +153,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
         goto done;
     }
     if (ls_model_load(cfg->resolved.model_path, &model) != LS_OK) goto done;
+    if (ls_model_to_backend(be, &model, &dev_model) != LS_OK) goto done;
     out->model_cfg = model.cfg;
     if (cfg->train.ctx > model.cfg.max_positions) {
         ls_error("train.ctx: %d is longer than the model's %d positions", cfg->train.ctx, model.cfg.max_positions);
@@ -168,17 +195,20 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     trial_hooks_ctx hctx = {hooks, ckpt};
     ls_train_hooks th = {trial_progress, trial_checkpoint, trial_should_stop, &hctx};
     if (cfg->train.max_steps > 0) {
-        if (ls_train_run(be, &model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th) != LS_OK) goto done;
+        if (ls_train_run(be, &dev_model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th) != LS_OK) goto done;
         int n = out->train.step < 10 ? out->train.step : 10;
         double sum = 0;
         for (int i = out->train.step - n; i < out->train.step; i++) sum += out->train.train_loss[i];
         out->final_train_loss = n ? sum / n : NAN;
     }
+    /* The trained adapter, for the final evaluation and the forecast. */
+    if (ls_lora_to_backend(be, &out->adapter, &dev_adapter) != LS_OK) goto done;
     if (out->train.n_evals > 0 && out->train.eval_step[out->train.n_evals - 1] == out->train.step)
         out->final_val_loss = out->train.val_loss[out->train.n_evals - 1];
     else if (val_w.n_windows > 0 && out->train.step == cfg->train.max_steps)
         out->final_val_loss =
-            ls_train_evaluate(be, &model, &out->adapter, &val_w, cfg->train.batch_size, cfg->train.val_max_windows, pad_id);
+            ls_train_evaluate(be, &dev_model, &dev_adapter, &val_w, cfg->train.batch_size, cfg->train.val_max_windows, pad_id);
+    if (be->check() != LS_OK) goto done;
 
     ls_flops_lora fl = flops_lora_of(&out->adapter);
     double step_flops = 0, window_flops = 0, loss_flops = 0;
@@ -203,7 +233,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
             .grammar = cfg->eval.grammar,
             .seed = cfg->eval.seed,
         };
-        if (ls_forecast_run(be, &model, &out->adapter, tok, &ds, split.test, cfg->eval.systems, &enc, out->alpha, &fo,
+        if (ls_forecast_run(be, &dev_model, &dev_adapter, tok, &ds, split.test, cfg->eval.systems, &enc, out->alpha, &fo,
                             hooks ? hooks->forecast_progress : NULL, hooks ? hooks->forecast_ctx : NULL,
                             &out->forecast) != LS_OK)
             goto done;
@@ -218,6 +248,8 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     rc = LS_OK;
 done:
     out->wall_seconds = ls_now() - t_start;
+    ls_lora_backend_free(be, &dev_adapter);
+    ls_model_backend_free(be, &dev_model);
     ls_window_set_free(&train_w);
     ls_window_set_free(&val_w);
     ls_model_free(&model);

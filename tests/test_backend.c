@@ -1,7 +1,8 @@
 /*
  * test_backend.c: every op of the backend table against a plain double-precision reference, and
- * every backward against finite differences of its forward. Table-driven over the backends this
- * build has (the CPU one here; a CUDA build adds its own and is held to the same checks).
+ * every backward against finite differences of its forward. Table-driven over backends whose
+ * memory is host memory (the CPU one): the checks read results in place. The CUDA backend is
+ * held to the CPU one op by op in tests/gpu/test_cuda_backend.c.
  */
 #include <math.h>
 

@@ -13,8 +13,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus /* backend_cuda.cu is compiled as C++ */
+extern "C" {
+#endif
+
 typedef struct ls_backend {
     const char *name;
+    /* 1 when backend memory is host memory (the CPU backend): the host may then read and write
+     * model, adapter and activations directly; otherwise only through upload/download. */
+    int host_memory;
+    /* Ops return void, so a device backend records its first failure (a CUDA or cuBLAS error)
+     * and skips later work; check() reports it with ls_error() and returns LS_ERR, or LS_OK.
+     * The trainer and the generator call it at step boundaries. The CPU backend never fails. */
+    int (*check)(void);
 
     /* Memory: alloc returns zeroed memory or NULL (the caller reports it). */
     void *(*alloc)(size_t bytes);
@@ -90,5 +101,16 @@ typedef struct ls_backend {
 
 /* The CPU backend: OpenBLAS for matrix products, OpenMP for the rest. */
 const ls_backend *ls_backend_cpu(void);
+
+/* The CUDA backend (backend_cuda.cu), in builds with LS_HAVE_CUDA only. ls_cuda_available says
+ * whether a usable device exists (1, device 0's name in why), or why not (0, the reason in
+ * why). ls_backend_cuda
+ * initialises device 0 and cuBLAS on first use; NULL and ls_error() when that fails. */
+int ls_cuda_available(char *why, size_t n);
+const ls_backend *ls_backend_cuda(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

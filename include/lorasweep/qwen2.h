@@ -39,6 +39,18 @@ typedef struct {
     size_t arena_bytes;
 } ls_activations;
 
+/* Backend copies of the frozen model and of an adapter, for the ops of backend.h. On a backend
+ * whose memory is host memory (the CPU one) the copy aliases the host object: nothing is
+ * allocated or copied, so the CPU path is unchanged. Otherwise one backend block is allocated
+ * and uploaded, every pointer at the same offset as in the host arena. LS_ERR when the backend
+ * cannot allocate it. The _free functions release only what _to_backend allocated. */
+int ls_model_to_backend(const ls_backend *be, const ls_model *host, ls_model *out);
+void ls_model_backend_free(const ls_backend *be, ls_model *m);
+int ls_lora_to_backend(const ls_backend *be, const ls_lora *host, ls_lora *out);
+/* Copy a backend adapter's parameters back into its host original (nothing on the CPU). */
+void ls_lora_to_host(const ls_backend *be, const ls_lora *dev, ls_lora *host);
+void ls_lora_backend_free(const ls_backend *be, ls_lora *l);
+
 /* Plan and allocate the activations for up to B sequences of T tokens. LS_ERR if the backend
  * cannot allocate it (the message gives the size). */
 int ls_activations_init(ls_activations *a, const ls_backend *be, const ls_model_config *cfg, const ls_lora *lora,

@@ -115,11 +115,16 @@ typedef struct {
     void *ctx;
 } ls_train_hooks;
 
-/* Mean loss over the first max_windows windows (0 = all), batch_size at a time. */
+/* Mean loss over the first max_windows windows (0 = all), batch_size at a time. m and lora are
+ * in backend memory (ls_model_to_backend, ls_lora_to_backend; the host objects on the CPU).
+ * NAN when the backend fails (be->check() then has the message). */
 double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
                          int batch_size, int max_windows, int32_t pad_id);
 
 /* Train lora from st (fresh or loaded from a checkpoint) until max_steps or should_stop.
+ * m is in backend memory (ls_model_to_backend); lora and st are host objects: on a device
+ * backend they are copied there for the run and copied back before each checkpoint hook and at
+ * the end (on the CPU they are used in place).
  * Returns LS_OK, or LS_ERR with a message (a non-finite loss, memory). */
 int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const ls_window_set *train,
                  const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks);

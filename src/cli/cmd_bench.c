@@ -24,14 +24,15 @@
 
 static const char usage[] =
     "usage: lorasweep bench --model DIR --batch B --ctx T [--rank R] [--steps N]\n"
-    "                       [--targets q_proj,v_proj] [--sgemm-size N]\n"
+    "                       [--targets q_proj,v_proj] [--sgemm-size N] [--backend cpu|cuda]\n"
     "\n"
     "Times N training steps (after one warm-up) of B sequences of T random tokens with a fresh\n"
     "rank-R adapter, and OpenBLAS sgemm on N x N matrices in the same run. Prints JSON:\n"
     "tokens_per_s, step_seconds (forward, backward, optimizer), gflops (the course's FLOPS of a\n"
     "step / time; it counts weight gradients that frozen weights never need), gflops_executed\n"
     "(2/3 of that: forward + input gradients), sgemm_gflops, and fraction_of_sgemm (executed).\n"
-    "  DIR may be a checkpoint or a preset name (tiny, small, qwen2.5-0.5b: random weights).\n";
+    "  DIR may be a checkpoint or a preset name (tiny, small, qwen2.5-0.5b: random weights).\n"
+    "  --backend cuda times the CUDA backend (in builds that have it); sgemm stays OpenBLAS's.\n";
 
 /* Best of `reps` timings of an n x n x n sgemm, in GFLOP/s. */
 static double sgemm_gflops(int n, int reps) {
@@ -64,18 +65,41 @@ static int parse_targets(const char *s, unsigned *out) {
     return LS_OK;
 }
 
+static const ls_backend *backend_named(const char *name) {
+    if (strcmp(name, "cpu") == 0) return ls_backend_cpu();
+#ifdef LS_HAVE_CUDA
+    char why[256];
+    if (strcmp(name, "cuda") == 0) {
+        if (!ls_cuda_available(why, sizeof why)) {
+            ls_error("--backend cuda: no CUDA device is usable (%s)", why);
+            return NULL;
+        }
+        return ls_backend_cuda();
+    }
+#endif
+    ls_error("--backend: '%s' is not one of this build's backends (cpu%s)", name,
+#ifdef LS_HAVE_CUDA
+             ", cuda"
+#else
+             ""
+#endif
+    );
+    return NULL;
+}
+
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"ctx", required_argument, 0, 't'},   {"rank", required_argument, 0, 'r'},
         {"steps", required_argument, 0, 's'}, {"targets", required_argument, 0, 'g'},
-        {"sgemm-size", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+        {"sgemm-size", required_argument, 0, 'n'}, {"backend", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *model_arg = NULL, *targets_arg = "q_proj,v_proj";
+    const char *model_arg = NULL, *targets_arg = "q_proj,v_proj", *backend_arg = "cpu";
     long B = 0, T = 0, R = 4, steps = 5, n_sgemm = 1024;
     int c;
-    while ((c = getopt_long(argc, argv, ":m:b:t:r:s:g:n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:b:t:r:s:g:n:k:h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'm': model_arg = optarg; break;
@@ -85,6 +109,7 @@ int cmd_bench(int argc, char **argv) {
         case 's': bad = cli_long("bench", "steps", optarg, 1, 1000000, &steps); break;
         case 'g': targets_arg = optarg; break;
         case 'n': bad = cli_long("bench", "sgemm-size", optarg, 16, 16384, &n_sgemm); break;
+        case 'k': backend_arg = optarg; break;
         case 'h': fputs(usage, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option("bench", argv);
         }
@@ -95,8 +120,9 @@ int cmd_bench(int argc, char **argv) {
     unsigned targets;
     if (parse_targets(targets_arg, &targets) != LS_OK) return cli_usage_error("bench", "--targets: %s", ls_last_error());
 
-    const ls_backend *be = ls_backend_cpu();
-    ls_model model = {0};
+    const ls_backend *be = backend_named(backend_arg);
+    if (!be) return cli_fail();
+    ls_model model = {0}, dev_model;
     ls_model_config preset;
     if (ls_model_config_preset(model_arg, &preset) == LS_OK) { /* random weights of a preset's shape */
         ls_model_alloc(&model, &preset);
@@ -117,8 +143,13 @@ int cmd_bench(int argc, char **argv) {
     ls_lora_like(&grads, &lora, &model.cfg);
     ls_lora_like(&m1, &lora, &model.cfg);
     ls_lora_like(&m2, &lora, &model.cfg);
+    /* on a device, the model and the adapter's tensors go there (aliases on the CPU) */
+    ls_lora d_lora, d_grads, d_m1, d_m2;
     ls_activations acts;
-    if (ls_activations_init(&acts, be, &model.cfg, &lora, (int)B, (int)T) != LS_OK) {
+    if (ls_model_to_backend(be, &model, &dev_model) != LS_OK || ls_lora_to_backend(be, &lora, &d_lora) != LS_OK ||
+        ls_lora_to_backend(be, &grads, &d_grads) != LS_OK || ls_lora_to_backend(be, &m1, &d_m1) != LS_OK ||
+        ls_lora_to_backend(be, &m2, &d_m2) != LS_OK ||
+        ls_activations_init(&acts, be, &model.cfg, &d_lora, (int)B, (int)T) != LS_OK) {
         ls_model_free(&model);
         return cli_fail();
     }
@@ -130,14 +161,19 @@ int cmd_bench(int argc, char **argv) {
     double t_fwd = 0, t_bwd = 0, t_opt = 0;
     for (long s = 0; s <= steps; s++) { /* step 0 warms up */
         double t0 = ls_now();
-        be->zero(grads.arena, sizeof(float) * grads.arena_floats);
-        ls_qwen2_forward(be, &model, &lora, &acts, ids, targets_ids, (int)B, (int)T, &grads, 1.0f / (float)(N - B));
+        be->zero(d_grads.arena, sizeof(float) * d_grads.arena_floats);
+        ls_qwen2_forward(be, &dev_model, &d_lora, &acts, ids, targets_ids, (int)B, (int)T, &d_grads,
+                         1.0f / (float)(N - B));
+        int rc = be->check(); /* also waits for a device, so the times below are the work's */
         double t1 = ls_now();
-        ls_qwen2_backward(be, &model, &lora, &acts, &grads, (int)B, (int)T);
+        ls_qwen2_backward(be, &dev_model, &d_lora, &acts, &d_grads, (int)B, (int)T);
+        rc |= be->check();
         double t2 = ls_now();
-        be->adamw(lora.arena, grads.arena, m1.arena, m2.arena, lora.arena_floats, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.0f,
-                  (int)s + 1);
+        be->adamw(d_lora.arena, d_grads.arena, d_m1.arena, d_m2.arena, lora.arena_floats, 1e-5f, 0.9f, 0.999f, 1e-8f,
+                  0.0f, (int)s + 1);
+        rc |= be->check();
         double t3 = ls_now();
+        if (rc != LS_OK) return cli_fail();
         if (s == 0) continue;
         t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2;
     }
@@ -153,16 +189,21 @@ int cmd_bench(int argc, char **argv) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    printf("{\"model\": \"%s\", \"batch\": %ld, \"ctx\": %ld, \"rank\": %ld, \"steps\": %ld, \"threads\": %d,\n"
+    printf("{\"model\": \"%s\", \"backend\": \"%s\", \"batch\": %ld, \"ctx\": %ld, \"rank\": %ld, \"steps\": %ld, \"threads\": %d,\n"
            " \"tokens_per_s\": %.1f, \"step_seconds\": %.4f,\n"
            " \"forward_seconds\": %.4f, \"backward_seconds\": %.4f, \"optimizer_seconds\": %.5f,\n"
            " \"step_flops\": %.4g, \"gflops\": %.2f, \"gflops_executed\": %.2f,\n"
            " \"sgemm_size\": %ld, \"sgemm_gflops\": %.2f, \"fraction_of_sgemm\": %.3f, \"activation_bytes\": %zu}\n",
-           model_arg, B, T, R, steps, threads, (double)N / step_s, step_s, t_fwd / steps, t_bwd / steps,
+           model_arg, be->name, B, T, R, steps, threads, (double)N / step_s, step_s, t_fwd / steps, t_bwd / steps,
            t_opt / steps, flops, gflops, gflops_exec, n_sgemm, peak, gflops_exec / peak, acts.arena_bytes);
     free(ids);
     free(targets_ids);
     ls_activations_free(&acts, be);
+    ls_lora_backend_free(be, &d_lora);
+    ls_lora_backend_free(be, &d_grads);
+    ls_lora_backend_free(be, &d_m1);
+    ls_lora_backend_free(be, &d_m2);
+    ls_model_backend_free(be, &dev_model);
     ls_lora_free(&lora);
     ls_lora_free(&grads);
     ls_lora_free(&m1);
