@@ -90,6 +90,20 @@ void ls_plot_format(double v, char *buf, size_t cap) {
     }
 }
 
+/* A tick label: as many decimals as the tick spacing needs, so that neighbours never read the
+ * same ("2.0005" and "2.001", not "2.001" twice); log decades and extreme values in e-notation. */
+static void tick_label(double v, double step, int log_decades, char *buf, size_t cap) {
+    double a = fabs(v);
+    if (log_decades || a >= 1e5 || (a > 0 && a < 1e-3) || !(step > 0)) {
+        ls_plot_format(v, buf, cap);
+        return;
+    }
+    int decimals = 0;
+    while (decimals < 8 && fabs(step * pow(10, decimals) - round(step * pow(10, decimals))) > 1e-6 * step * pow(10, decimals))
+        decimals++;
+    snprintf(buf, cap, "%.*f", decimals, v);
+}
+
 /* ---------------------------------------------------------------- axes */
 
 void ls_axes_place(ls_axes *ax, double x, double y, double w, double h) {
@@ -229,7 +243,8 @@ void ls_axes_draw(cairo_t *cr, const ls_axes *ax, const char *title, const char 
     cairo_fill(cr);
     cairo_set_line_width(cr, 1);
 
-    /* x: grid and labels */
+    /* x: grid and labels (decade ticks of a log axis are labelled in e-notation) */
+    int x_decades = ax->xlog && log10(ax->xmax / ax->xmin) >= 1.0, y_decades = ax->ylog && log10(ax->ymax / ax->ymin) >= 1.0;
     int n = ticks(ax->xmin, ax->xmax, ax->xlog, (int)fmax(3, ax->w / 110), major, minor, &n_minor);
     cairo_set_source_rgb(cr, 0.93, 0.93, 0.93);
     for (int i = 0; i < n_minor; i++) {
@@ -245,7 +260,7 @@ void ls_axes_draw(cairo_t *cr, const ls_axes *ax, const char *title, const char 
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         cairo_move_to(cr, px, ax->y + ax->h), cairo_line_to(cr, px, ax->y + ax->h + 5);
         cairo_stroke(cr);
-        ls_plot_format(major[i], buf, sizeof buf);
+        tick_label(major[i], n > 1 ? major[1] - major[0] : 0, x_decades, buf, sizeof buf);
         ls_plot_text(cr, px, ax->y + ax->h + 8, 0, -1, TICK_FONT, 0, buf);
     }
     /* y */
@@ -264,7 +279,7 @@ void ls_axes_draw(cairo_t *cr, const ls_axes *ax, const char *title, const char 
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         cairo_move_to(cr, ax->x - 5, py), cairo_line_to(cr, ax->x, py);
         cairo_stroke(cr);
-        ls_plot_format(major[i], buf, sizeof buf);
+        tick_label(major[i], n > 1 ? major[1] - major[0] : 0, y_decades, buf, sizeof buf);
         ls_plot_text(cr, ax->x - 8, py, 1, 0, TICK_FONT, 0, buf);
     }
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -461,7 +476,7 @@ void ls_plot_colorbar(cairo_t *cr, double x, double y, double w, double h, doubl
         double py = y + h * (1 - (major[i] - lo) / (hi - lo));
         cairo_move_to(cr, x + w, py), cairo_line_to(cr, x + w + 4, py);
         cairo_stroke(cr);
-        ls_plot_format(major[i], buf, sizeof buf);
+        tick_label(major[i], n > 1 ? major[1] - major[0] : 0, 0, buf, sizeof buf);
         ls_plot_text(cr, x + w + 7, py, -1, 0, TICK_FONT, 0, buf);
     }
     if (label && *label) {

@@ -43,7 +43,38 @@ typedef struct {
     const ls_dataset *data;       /* for the context; NULL when the data file is unreadable */
     /* heatmap */
     int stage;
+    int of_total; /* loss curves: trials there were to show (more than drawn when capped) */
 } figure;
+
+#define MAX_CURVES 24
+
+/* Up to cap of the trials in idx: the baseline and the lowest final validation losses, in
+ * their original order (the legend then reads like the table). */
+static int best_curves(const ls_report *rep, const int *idx, int n, int *out, int cap) {
+    if (n <= cap) {
+        memcpy(out, idx, (size_t)n * sizeof *idx);
+        return n;
+    }
+    char *take = ls_calloc((size_t)n, 1);
+    int m = 0;
+    for (int k = 0; k < n && m < cap; k++)
+        if (rep->trials[idx[k]].baseline) take[k] = 1, m++;
+    while (m < cap) {
+        int pick = -1;
+        for (int k = 0; k < n; k++) {
+            double v = rep->trials[idx[k]].row.metrics.final_val_loss;
+            if (take[k] || isnan(v)) continue;
+            if (pick < 0 || v < rep->trials[idx[pick]].row.metrics.final_val_loss) pick = k;
+        }
+        if (pick < 0) break;
+        take[pick] = 1, m++;
+    }
+    int j = 0;
+    for (int k = 0; k < n; k++)
+        if (take[k]) out[j++] = idx[k];
+    free(take);
+    return j;
+}
 
 /* ---------------------------------------------------------------- loss curves */
 
@@ -75,7 +106,12 @@ static void draw_losses(cairo_t *cr, double W, double H, void *vctx) {
     double lw = ls_plot_legend_width(cr, le, (size_t)f->n_shown, LEGEND_FONT) * (cols > 0 ? cols : 1) + 16;
     double panel_w = (W - lw - 20) / 2;
 
-    ls_plot_text(cr, 20, 14, -1, -1, 16, 1, "Training and validation loss of every trial");
+    char heading[160];
+    if (f->of_total > f->n_shown)
+        snprintf(heading, sizeof heading, "Training and validation loss of the %d best of %d trials (--stage narrows the set)",
+                 f->n_shown, f->of_total);
+    else snprintf(heading, sizeof heading, "Training and validation loss of every trial");
+    ls_plot_text(cr, 20, 14, -1, -1, 16, 1, heading);
     ls_axes tr, va;
     ls_axes_place(&tr, 10, 40, panel_w, H - 50);
     ls_axes_place(&va, 10 + panel_w, 40, panel_w, H - 50);
@@ -536,14 +572,20 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
     int rc = LS_OK;
     fprintf(log, "plots in %s/ (each as .png and .svg):\n", dir);
 
-    /* loss curves: taller when many trials need legend rows */
+    /* loss curves: one line per trial stays readable up to MAX_CURVES; beyond, the best ones by
+     * validation loss (and the baseline) are drawn and the title says how many of how many */
     int curves = 0;
     for (int k = 0; k < f.n_shown; k++) curves += rep->trials[f.shown[k]].n_train > 0 || rep->trials[f.shown[k]].n_val > 0;
     if (curves) {
+        figure lf = f;
+        lf.shown = ls_malloc((size_t)(f.n_shown ? f.n_shown : 1) * sizeof *lf.shown);
+        lf.n_shown = best_curves(rep, f.shown, f.n_shown, lf.shown, MAX_CURVES);
+        lf.of_total = f.n_shown;
         snprintf(base, sizeof base, "%s/loss_curves", dir);
-        double h = fmax(620, 140 + f.n_shown * LEGEND_FONT * 1.55 / 2);
-        if (rc == LS_OK && (rc = ls_plot_save(base, 1700, h, draw_losses, &f)) == LS_OK)
-            fprintf(log, "  %-34s %s.png\n", "loss curves of every trial:", base);
+        double h = fmax(620, 140 + lf.n_shown * LEGEND_FONT * 1.55 / 2);
+        if (rc == LS_OK && (rc = ls_plot_save(base, 1700, h, draw_losses, &lf)) == LS_OK)
+            fprintf(log, "  %-34s %s.png\n", lf.n_shown < f.n_shown ? "loss curves of the best trials:" : "loss curves of every trial:", base);
+        free(lf.shown);
     } else {
         fprintf(log, "  loss curves: none yet (no trial has reported a loss)\n");
     }
