@@ -91,31 +91,18 @@ static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *
  * a sweep runs many trials) when it takes CUDA or when CUDA is there but fails to start; its
  * quiet fallback to the CPU leaves the output of CPU-only machines as the CPU build's. */
 static const ls_backend *backend_of(const ls_trial_config *cfg) {
-    if (cfg->model.backend == LS_CONFIG_BACKEND_CPU) return ls_backend_cpu();
-#ifdef LS_HAVE_CUDA
-    char why[256];
-    int have = ls_cuda_available(why, sizeof why);
-    if (cfg->model.backend == LS_CONFIG_BACKEND_CUDA) {
-        if (!have) {
-            ls_error("model.backend: cuda was asked for, but no CUDA device is usable (%s)", why);
-            return NULL;
-        }
-        return ls_backend_cuda();
-    }
-    static int told;
-    const ls_backend *be = have ? ls_backend_cuda() : NULL;
-    if (have && !told++) {
-        if (be) fprintf(stderr, "lorasweep: model.backend auto: using the CUDA backend (%s)\n", why);
-        else fprintf(stderr, "lorasweep: model.backend auto: CUDA failed to start (%s), using the CPU\n", ls_last_error());
-    }
-    return be ? be : ls_backend_cpu();
-#else
-    if (cfg->model.backend == LS_CONFIG_BACKEND_CUDA) {
-        ls_error("model.backend: cuda was asked for, but this build has no CUDA backend");
+    static const char *const names[] = {"auto", "cpu", "cuda"};
+    char why[300];
+    int cuda = 0;
+    const ls_backend *be = ls_backend_named(names[cfg->model.backend], &cuda, why, sizeof why);
+    if (!be) {
+        ls_error_prefix("model.backend");
         return NULL;
     }
-    return ls_backend_cpu();
-#endif
+    static int told; /* auto says once when it takes the GPU (on the CPU it stays quiet) */
+    if (cfg->model.backend == LS_CONFIG_BACKEND_AUTO && cuda && !told++)
+        fprintf(stderr, "lorasweep: model.backend auto: using the CUDA backend (%s)\n", why);
+    return be;
 }
 
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out) {

@@ -80,6 +80,9 @@ printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.ya
 expect_error "train: bad value" train "$T/bad.yaml"
 expect_error "train: another trial in the directory" train "$T/trial.yaml" --out "$T/a" --set train.lr=1e-2
 expect_error "train: bad --set" train "$T/trial.yaml" --set nokey=1
+# a CUDA backend where none can run (no device here, or a build without it): one line, nothing trained
+EXPECT_RC=1 EXPECT_PATTERN="model.backend: cuda was asked for, but (this build has no CUDA backend|no CUDA device is usable)" \
+  expect_error "train: model.backend cuda without a GPU" train "$T/trial.yaml" --out "$T/cuda" --quiet --set model.backend=cuda
 sed 's/path: tiny/path: nowhere/' "$T/trial.yaml" >"$T/nomodel.yaml"
 expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
 expect_error "eval: bad adapter" eval "$T/trial.yaml" --adapter "$T/none" --out "$T/y" --quiet

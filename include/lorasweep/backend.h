@@ -109,6 +109,12 @@ const ls_backend *ls_backend_cpu(void);
 int ls_cuda_available(char *why, size_t n);
 const ls_backend *ls_backend_cuda(void);
 
+/* A backend by name, in every build: "cpu"; "cuda" (NULL and an error saying whether the build
+ * has no CUDA backend or no device is usable, and why); "auto": CUDA when it is built and a
+ * device is usable, else the CPU. For `auto`, *picked_cuda (may be NULL) says which, and why
+ * gets the device's name or why not (may be NULL). */
+const ls_backend *ls_backend_named(const char *name, int *picked_cuda, char *why, size_t why_cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -65,28 +65,6 @@ static int parse_targets(const char *s, unsigned *out) {
     return LS_OK;
 }
 
-static const ls_backend *backend_named(const char *name) {
-    if (strcmp(name, "cpu") == 0) return ls_backend_cpu();
-#ifdef LS_HAVE_CUDA
-    char why[256];
-    if (strcmp(name, "cuda") == 0) {
-        if (!ls_cuda_available(why, sizeof why)) {
-            ls_error("--backend cuda: no CUDA device is usable (%s)", why);
-            return NULL;
-        }
-        return ls_backend_cuda();
-    }
-#endif
-    ls_error("--backend: '%s' is not one of this build's backends (cpu%s)", name,
-#ifdef LS_HAVE_CUDA
-             ", cuda"
-#else
-             ""
-#endif
-    );
-    return NULL;
-}
-
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
@@ -120,8 +98,11 @@ int cmd_bench(int argc, char **argv) {
     unsigned targets;
     if (parse_targets(targets_arg, &targets) != LS_OK) return cli_usage_error("bench", "--targets: %s", ls_last_error());
 
-    const ls_backend *be = backend_named(backend_arg);
-    if (!be) return cli_fail();
+    const ls_backend *be = ls_backend_named(backend_arg, NULL, NULL, 0);
+    if (!be) {
+        ls_error_prefix("--backend");
+        return cli_fail();
+    }
     ls_model model = {0}, dev_model;
     ls_model_config preset;
     if (ls_model_config_preset(model_arg, &preset) == LS_OK) { /* random weights of a preset's shape */

@@ -30,20 +30,18 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* The backend to compare; where CUDA was asked for and cannot run, the check is skipped (77). */
 static const ls_backend *backend_named(const char *name) {
-    if (strcmp(name, "cpu") == 0) return ls_backend_cpu();
-#ifdef LS_HAVE_CUDA
-    char why[256];
-    if (strcmp(name, "cuda") == 0) {
-        if (!ls_cuda_available(why, sizeof why)) {
-            printf("SKIPPED: no CUDA device (%s)\n", why);
-            exit(77);
-        }
-        return ls_backend_cuda();
+    const ls_backend *be = ls_backend_named(name, NULL, NULL, 0);
+    if (!be && strcmp(name, "cuda") == 0) {
+        printf("SKIPPED: %s\n", ls_last_error());
+        exit(77);
     }
-#endif
-    fprintf(stderr, "compare_hf: backend '%s' is not in this build\n", name);
-    exit(name && strcmp(name, "cuda") == 0 ? 77 : 2);
+    if (!be) {
+        fprintf(stderr, "compare_hf: %s\n", ls_last_error());
+        exit(2);
+    }
+    return be;
 }
 
 static int json_number(const cJSON *root, const char *key, double *out) {
