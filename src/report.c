@@ -193,7 +193,14 @@ int ls_report_load(const char *path, ls_report *rep) {
     if (access(path, R_OK) != 0) return ls_error("%s: %s", path, strerror(errno));
     ls_results *res = NULL;
     if (ls_results_open(MPI_COMM_SELF, path, NULL, LS_RESULTS_READONLY, &res, NULL) != LS_OK) {
-        /* the HDF5 layer's message names the file and what is wrong with it */
+        /* the HDF5 layer's message names the file and what is wrong with it; a file caught in
+         * the middle of a sweep's update is not damaged: say so */
+        char journal[4200], lock[4200], why[1024];
+        ls_journal_paths(path, journal, sizeof journal, lock, sizeof lock);
+        if (file_is_locked(lock)) {
+            snprintf(why, sizeof why, "%s", ls_last_error());
+            ls_error("%s; a sweep is writing it now: run the report again in a moment", why);
+        }
         return LS_ERR;
     }
     ls_results_read_info(res, &rep->info);
