@@ -313,6 +313,38 @@ static void test_not_results(void **state) {
     assert_non_null(strstr(ls_last_error(), "cannot open as HDF5"));
 }
 
+/* A sweep that has created its file and added nothing yet: every format and the figures work. */
+static void test_empty_file(void **state) {
+    (void)state;
+    char path[4300], dir[4300];
+    snprintf(path, sizeof path, "%s/empty.h5", temp_dir());
+    snprintf(dir, sizeof dir, "%s/empty-figs", temp_dir());
+    ls_results_meta meta = {"t", grid_text, 0x99, "", 0};
+    ls_results *r;
+    assert_int_equal(ls_results_open(MPI_COMM_SELF, path, &meta, 0, &r, NULL), LS_OK);
+    assert_int_equal(ls_results_close(r), LS_OK);
+    ls_report rep;
+    assert_int_equal(ls_report_load(path, &rep), LS_OK);
+    assert_int_equal(rep.n_trials, 0);
+    assert_int_equal(rep.best, -1);
+    for (int f = 0; f < 4; f++) free(print_to_string(&rep, (ls_report_format)f, -1));
+    char *text = print_to_string(&rep, LS_REPORT_TABLE, -1);
+    assert_non_null(strstr(text, "(no trials)"));
+    assert_non_null(strstr(text, "stage baseline: not started yet"));
+    assert_non_null(strstr(text, "(no trained trial has finished yet)"));
+    free(text);
+    char *log = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&log, &len);
+    ls_report_plot_options opt = {.stage = -1};
+    assert_int_equal(ls_report_plots(&rep, dir, &opt, f), LS_OK);
+    fclose(f);
+    assert_non_null(strstr(log, "loss curves: none yet"));
+    assert_non_null(strstr(log, "forecasts: none yet"));
+    free(log);
+    ls_report_free(&rep);
+}
+
 static void test_figures(void **state) {
     (void)state;
     ls_report rep;
@@ -392,7 +424,7 @@ int main(int argc, char **argv) {
     int fails = cmocka_run_group_tests_name("plot", setup, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conclusions), cmocka_unit_test(test_live_sweep), cmocka_unit_test(test_without_journal),
-        cmocka_unit_test(test_not_results), cmocka_unit_test(test_figures),
+        cmocka_unit_test(test_not_results), cmocka_unit_test(test_figures),  cmocka_unit_test(test_empty_file),
     };
     fails += cmocka_run_group_tests_name("report", tests, make_results, NULL);
     MPI_Finalize();
