@@ -32,7 +32,7 @@ static void sleep_us(long us) {
 }
 
 /* Worker: "train" for a few ms, beating; item 7 fails; in the stop round, run until told. */
-static int run_trivial(void *user, const ls_sweep_item *item, int worker_rank,
+static int run_trivial(void *user, const ls_sweep_item *item, const struct ls_train_group *group,
                        void (*heartbeat)(void *, const ls_trial_heartbeat *), int (*should_stop)(void *), void *ctx,
                        ls_trial_summary *out) {
     int stop_round = *(int *)user;
@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
             r.stop_after = round == 1 ? 2 : 0;
             ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &r};
             int stopped = -1;
-            ls_sweep_schedule(items, N_ITEMS, &hooks, &stopped);
+            ls_sweep_schedule(items, N_ITEMS, 1, &hooks, &stopped);
             if (round == 0) {
                 for (int i = 0; i < N_ITEMS; i++) {
                     CHECK(r.results[i] == 1, "trial %d reported %d times", i, r.results[i]);
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
             }
         } else {
             int stop_round = round == 1;
-            ls_sweep_work(run_trivial, &stop_round, &place);
+            ls_sweep_work(run_trivial, &stop_round, &place, 1);
         }
         ls_sweep_barrier();
     }
