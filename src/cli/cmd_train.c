@@ -122,6 +122,13 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
         ls_config_free(cfg);
         return cli_fail();
     }
+    if (cfg->train.ranks_per_trial > 1) { /* data parallel needs the sweep's MPI groups */
+        ls_error("%s: train.ranks_per_trial: %d, but lorasweep %s runs on 1 rank (data parallel runs in a sweep: "
+                 "mpirun -np N lorasweep sweep run)", cfg->source ? cfg->source : "<config>",
+                 cfg->train.ranks_per_trial, cmd);
+        ls_config_free(cfg);
+        return cli_fail();
+    }
     if (out_opt) snprintf(out_dir, cap, "%s", out_opt);
     else if (cfg->name[0]) snprintf(out_dir, cap, "results/%s%s", cfg->name, suffix);
     else snprintf(out_dir, cap, "results/%016" PRIx64 "%s", ls_config_hash(cfg), suffix);
