@@ -315,6 +315,13 @@ static int group_sum_doubles(void *ctx, double *x, int n) {
     return LS_OK;
 }
 
+static int group_broadcast(void *ctx, void *buf, size_t bytes) {
+    mpi_group *g = ctx;
+    if (bytes > (size_t)INT32_MAX || MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, g->comm) != MPI_SUCCESS)
+        return ls_error("MPI_Bcast over the trial's group failed");
+    return LS_OK;
+}
+
 /* Floats are summed in double and rounded once: k float addends in double are far more often
  * exact than in float, so the result hardly depends on the order MPI adds them in. Reruns repeat
  * bit for bit (MPI picks its algorithm from the sizes alone), and every rank gets the same bits:
@@ -372,6 +379,7 @@ ls_train_group *ls_sweep_group_world(void) {
     MPI_Comm_size(mg->comm, &g->size);
     g->sum_floats = group_sum_floats;
     g->sum_doubles = group_sum_doubles;
+    g->broadcast = group_broadcast;
     g->ctx = mg;
     return g;
 }
@@ -391,7 +399,7 @@ static int work_in_group(ls_sweep_run_fn run, void *user, const ls_sweep_place *
     int grank, len = 0;
     MPI_Comm_rank(comm, &grank);
     mpi_group mg = {comm, NULL, 0};
-    ls_train_group g = {grank, k, group_sum_floats, group_sum_doubles, &mg};
+    ls_train_group g = {grank, k, group_sum_floats, group_sum_doubles, group_broadcast, &mg};
     char *buf;
     while ((buf = group_next(comm, grank == 0, place, &len))) {
         run_assignment(run, user, &g, buf);

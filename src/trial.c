@@ -86,6 +86,10 @@ static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *
     return ls_train_checkpoint_save(t->dir, st, lora, NULL);
 }
 
+/* Data parallel on the CUDA backend (when it is wired in here): the gradient arena is device
+ * memory, so a trial with a group wraps it with ls_nccl_group_init (reduce_nccl.h: an NCCL
+ * communicator from an ncclUniqueId broadcast over the group's MPI communicator) before
+ * ls_train_run, and frees it after. The CPU backend uses the MPI group as it is. */
 static const ls_backend *backend_of(const ls_trial_config *cfg) {
     if (cfg->model.backend == LS_CONFIG_BACKEND_CUDA) {
         ls_error("model.backend: cuda was asked for, but this build has no CUDA backend");

@@ -128,7 +128,7 @@ typedef struct {
  * steps and stay identical replicas. NULL everywhere means one process.
  *
  * Implementations: MPI_Allreduce over the group's communicator (sweep.c, CPU backend) and, for
- * device memory, NCCL (reduce_nccl.c, CUDA builds). Each call is collective: every rank of the
+ * device memory, NCCL (reduce_nccl.h, CUDA builds). Each call is collective: every rank of the
  * group makes the same calls in the same order, which is why the trainer agrees on every decision
  * that one rank could take alone (stop, errors, a failed checkpoint). */
 typedef struct ls_train_group {
@@ -138,6 +138,8 @@ typedef struct ls_train_group {
     int (*sum_floats)(void *ctx, float *x, size_t n);
     /* Sum x (n doubles of host memory) over the group in place: losses, counts, flags. */
     int (*sum_doubles)(void *ctx, double *x, int n);
+    /* Every rank gets group rank 0's bytes (host memory): setting up NCCL's ncclUniqueId. */
+    int (*broadcast)(void *ctx, void *buf, size_t bytes);
     void *ctx;
 } ls_train_group;
 
