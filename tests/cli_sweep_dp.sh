@@ -105,6 +105,8 @@ grid "$T/axis.yaml" 1 ", train.ranks_per_trial: [1, 2]"
 EXPECT_PATTERN="cannot be an axis" expect_error "ranks_per_trial as an axis" sweep plan "$T/axis.yaml"
 printf 'model: {path: %s}\ndata: {path: %s}\ntrain: {batch_size: 1, ranks_per_trial: 2}\n' "$T/tiny" "$T/lv.h5" >"$T/small.yaml"
 EXPECT_PATTERN="cannot be shared by 2 ranks" expect_error "batch smaller than the group" train "$T/small.yaml" --out "$T/small"
-printf 'model: {path: %s}\ndata: {path: %s}\ntrain: {ctx: 64, max_steps: 2, ranks_per_trial: 2}\neval: {systems: 0}\n' "$T/tiny" "$T/lv.h5" >"$T/t2.yaml"
+printf 'model: {path: %s}\ndata: {path: %s}\ntrain: {ctx: 32, max_steps: 2, val_max_windows: 2, ranks_per_trial: 2}\neval: {systems: 0}\n' "$T/tiny" "$T/lv.h5" >"$T/t2.yaml"
 EXPECT_PATTERN="runs on 1 rank" expect_error "lorasweep train with 2 ranks per trial" train "$T/t2.yaml" --out "$T/t2"
+INPUT= "$LS" eval "$T/t2.yaml" --out "$T/t2e" --quiet </dev/null >/dev/null 2>"$T/t2e.err" \
+  && ok "lorasweep eval of a ranks_per_trial 2 config runs in one process" || bad "eval: $(cat "$T/t2e.err")"
 finish

@@ -200,7 +200,7 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
         {"quiet", no_argument, 0, 'q'},     {"help", no_argument, 0, 'h'},      {0, 0, 0, 0},
     };
     const char *out_opt = NULL, *adapter = NULL;
-    char **sets = ls_calloc((size_t)argc + 1, sizeof(char *));
+    char **sets = ls_calloc((size_t)argc + 2, sizeof(char *));
     int n_sets = 0, quiet = 0, c, rc;
     while ((c = getopt_long(argc, argv, ":o:s:a:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -227,9 +227,11 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
     }
     ls_trial_config cfg;
     char out_dir[4096];
-    if (is_eval) { /* no training: the base model, or the given adapter, as it is */
-        static char zero[] = "train.max_steps=0";
+    if (is_eval) { /* no training: the base model, or the given adapter, as it is, in one process
+                    * (a data-parallel sweep trial's config.yaml evaluates as it is) */
+        static char zero[] = "train.max_steps=0", one[] = "train.ranks_per_trial=1";
         sets[n_sets++] = zero;
+        sets[n_sets++] = one;
     }
     rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", &cfg, out_dir, sizeof out_dir);
     free(sets);
