@@ -3,7 +3,7 @@
 # `mpirun -np 3` with train.ranks_per_trial 2 (rank 0 schedules, one group of 2 trains) completes
 # a grid whose results equal the same grid at ranks_per_trial 1 (2 workers alone) to a tolerance
 # (the group sums its two shares' gradients in another order than one process: rounding only);
-# only the group's leader writes (one directory per trial, one set of rows); a --walltime stop
+# only the group's leader writes (one directory per trial, one set of rows); a signal stop
 # checkpoints the group's trial and a rerun finishes it; a fourth rank that fills no group stays
 # idle; bad set-ups are refused with one line.
 source "$(dirname "$0")/cli_lib.sh"
@@ -76,11 +76,19 @@ print("ranks_per_trial 2 vs 1: losses within %.2g relative, adapters within %.2g
 PY
 then ok "2 ranks per trial give the results of 1 rank per trial (tolerance)"; else bad "results differ"; fi
 
-# A --walltime stop reaches the group: the trial is checkpointed, and a rerun finishes it exactly
-# where the uninterrupted group sweep ended.
-mpirun --oversubscribe -np 3 "$LS" sweep run "$T/two.yaml" --out "$T/w/s.h5" --walltime 1 2>"$T/w.err"; rc=$?
-[ $rc = 3 ] && grep -q "checkpointed" "$T/w.err" && ok "--walltime stops the group: exit 3, $(grep -o 'stopped at step [0-9]*' "$T/w.err" | head -1)" \
-  || bad "walltime stop: rc=$rc $(tail -3 "$T/w.err")"
+# A stop reaches the group: SIGUSR1 (Slurm's warning before a time limit; mpirun forwards it to
+# every rank) once a trial has written its first checkpoint; the trial is checkpointed, and a rerun finishes it exactly
+# where the uninterrupted group sweep ended. (Rank 0's own stop, --walltime, reaches the group
+# through its leader: mpi_sweep's group rounds and mpi_data_parallel check that path.)
+mpirun --oversubscribe -np 3 "$LS" sweep run "$T/two.yaml" --out "$T/w/s.h5" 2>"$T/w.err" &
+pid=$!
+for _ in $(seq 1 600); do # the first checkpoint (step 4 of 16): the group is mid-training
+  ls "$T"/w/s.trials/*/checkpoint/state.safetensors >/dev/null 2>&1 && break; sleep 0.05
+done
+kill -USR1 $pid
+wait $pid; rc=$?
+[ $rc = 3 ] && grep -q "checkpointed" "$T/w.err" && ok "SIGUSR1 stops the group: exit 3, $(grep -o 'stopped at step [0-9]*' "$T/w.err" | head -1)" \
+  || bad "signal stop: rc=$rc $(tail -3 "$T/w.err")"
 mpirun --oversubscribe -np 3 "$LS" sweep run "$T/two.yaml" --out "$T/w/s.h5" --quiet || bad "resume after the stop"
 $PY - "$T/two/s.h5" "$T/w/s.h5" <<'PY' && ok "stopped and resumed group sweep equals the uninterrupted one, bit for bit" || bad "resumed group sweep differs"
 import sys, h5py
