@@ -12,7 +12,7 @@
 #include "lorasweep/common.h"
 #include "lorasweep/sweep.h"
 
-static int run_nothing(void *user, const ls_sweep_item *item, int worker_rank,
+static int run_nothing(void *user, const ls_sweep_item *item, const struct ls_train_group *group,
                        void (*heartbeat)(void *, const ls_trial_heartbeat *), int (*should_stop)(void *), void *ctx,
                        ls_trial_summary *out) {
     ls_trial_heartbeat hb = {1, 1, 0, 0, 0, 0};
@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
         ls_sweep_item *items = ls_malloc(sizeof *items * (size_t)n);
         for (int i = 0; i < n; i++) items[i] = (ls_sweep_item){(uint64_t)i, i, (double)(i % 97), text};
         ls_sweep_hooks hooks = {NULL, NULL, count, NULL, NULL};
-        ls_sweep_schedule(items, n, &hooks, NULL);
+        ls_sweep_schedule(items, n, 1, &hooks, NULL);
         double s = ls_now() - t0;
         printf("{\"ranks\": %d, \"workers\": %d, \"trials\": %d, \"payload_bytes\": %d, \"seconds\": %.4f,\n"
                " \"trials_per_second\": %.0f, \"scheduler_us_per_trial\": %.1f}\n",
@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         free(items);
         free(text);
     } else {
-        ls_sweep_work(run_nothing, NULL, &place);
+        ls_sweep_work(run_nothing, NULL, &place, 1);
     }
     ls_sweep_mpi_finalize();
     return 0;

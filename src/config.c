@@ -122,6 +122,9 @@ static const ls_config_key config_keys[] = {
          "save the adapter every N steps; 0: only at the end"),
     SEED_("train.seed", train.seed, 0, "order of the training windows"),
     INT_("train.threads", train.threads, 0, 4096, 0, "CPU threads; 0: all cores"),
+    INT_("train.ranks_per_trial", train.ranks_per_trial, 1, 4096, 1,
+         "data parallel: sweep ranks (one GPU each with CUDA) that train one trial together, each on "
+         "its share of every batch; one value per sweep"),
 
     INT_("eval.systems", eval.systems, 0, 1e6, 100,
          "test systems to forecast (the first N of the test split); 0: no forecasting"),
@@ -737,6 +740,9 @@ int ls_config_validate(const ls_trial_config *c) {
     if (t->max_steps > 0 && t->warmup_steps > t->max_steps)
         return ls_error("%s: train.warmup_steps: %d is more than train.max_steps (%d)", src, t->warmup_steps,
                         t->max_steps);
+    if (t->batch_size < t->ranks_per_trial)
+        return ls_error("%s: train.batch_size: %d windows cannot be shared by %d ranks (train.ranks_per_trial): "
+                        "every rank needs at least one window per step", src, t->batch_size, t->ranks_per_trial);
     if (t->max_steps > 0 && c->lora.targets == 0 && !c->lora.head_bias)
         return ls_error("%s: lora.targets is empty and lora.head_bias is false: nothing to train "
                         "(train.max_steps: 0 evaluates the unchanged model)", src);

@@ -222,6 +222,10 @@ static int read_axes(loader *L, ls_grid_stage *s, const char *ctx, int grid_line
         for (size_t i = 0; i < s->n_axes; i++)
             if (s->axes[i].key == k)
                 rc = ls_yaml_fail(r, line, k->key, "duplicate axis (first on line %d)", s->axes[i].line);
+        /* Worker ranks are grouped once per sweep (sweep.c), so every trial has the same group size. */
+        if (rc == LS_OK && !strcmp(k->key, "train.ranks_per_trial"))
+            rc = ls_yaml_fail(r, line, k->key, "cannot be an axis: a sweep runs every trial on the same number "
+                              "of ranks; set it in base");
         if (rc != LS_OK) break;
         s->axes = ls_realloc(s->axes, (s->n_axes + 1) * sizeof *s->axes);
         ls_grid_axis *a = &s->axes[s->n_axes++];

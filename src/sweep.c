@@ -6,6 +6,10 @@
  * Rank 0 never blocks in a receive: it polls with MPI_Iprobe so that it notices a stop request
  * while every worker is busy in a long trial. Workers poll for rank 0's stop message between
  * training steps through the trial's should_stop hook.
+ *
+ * Data-parallel groups (sweep.h): a communicator per group from MPI_Comm_split of the world (rank
+ * 0 and idle workers take no color); the leader relays rank 0's assignments to its group, and
+ * the group's ls_train_group sums with MPI_Allreduce over that communicator.
  */
 #include "lorasweep/sweep.h"
 
@@ -19,6 +23,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/train.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -140,15 +145,36 @@ static void send_assignment(const ls_sweep_item *item, int worker) {
     free(buf);
 }
 
-int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, int *stopped) {
+int ls_sweep_groups(int size, int ranks_per_trial, int *idle) {
+    int workers = size > 1 ? size - 1 : 0, k = ranks_per_trial > 0 ? ranks_per_trial : 1;
+    if (idle) *idle = workers % k;
+    return workers / k;
+}
+
+/* Every rank's color: its group's index, or none (rank 0, idle workers). Collective over the world,
+ * so rank 0 takes part too; without groups (k = 1) nothing is split. */
+static MPI_Comm group_split(int rank, int size, int k) {
+    int groups = ls_sweep_groups(size, k, NULL);
+    int color = rank >= 1 && (rank - 1) / k < groups ? (rank - 1) / k : MPI_UNDEFINED;
+    MPI_Comm comm;
+    MPI_Comm_split(MPI_COMM_WORLD, color, rank, &comm);
+    return comm;
+}
+
+int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped) {
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (ranks_per_trial > 1) { /* the workers' split needs rank 0's part; it gets no group */
+        MPI_Comm none = group_split(0, size, ranks_per_trial);
+        if (none != MPI_COMM_NULL) MPI_Comm_free(&none);
+    }
+    int leaders = ls_sweep_groups(size, ranks_per_trial, NULL);
     qsort(items, (size_t)n, sizeof *items, by_cost_desc);
     int *running = ls_malloc(sizeof(int) * (size_t)size); /* item of each worker, -1 when idle */
     int *devices = ls_malloc(sizeof(int) * (size_t)size);  /* each worker's GPU, -1 for CPU */
     for (int r = 0; r < size; r++) running[r] = devices[r] = -1;
     int next = 0, released = 0, stopping = 0, idle_rounds = 0;
-    while (released < size - 1) {
+    while (released < leaders) {
         if (!stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->user)) {
             stopping = 1;
             for (int r = 1; r < size; r++)
@@ -232,35 +258,166 @@ static void set_threads(const ls_sweep_place *place) {
     if (openblas_get_parallel() != 2) openblas_set_num_threads(share);
 }
 
-int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place) {
-    set_threads(place);
+/* A group member other than the leader: its heartbeats would repeat the leader's, and only the
+ * leader hears rank 0 (the trainer makes the group stop together, train.c). */
+static void member_heartbeat(void *ctx, const ls_trial_heartbeat *hb) { (void)ctx, (void)hb; }
+static int member_should_stop(void *ctx) { return 0; }
+
+/* A leader's (or lone worker's) request to rank 0: the assignment (header + payload, malloc'ed,
+ * *len bytes), or NULL when released. */
+static char *request_work(const ls_sweep_place *place, int *len) {
+    MPI_Send(&place->device, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);
+    MPI_Status st;
+    do { /* a stop that arrived after the last trial ended is stale: skip it */
+        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+        if (st.MPI_TAG == TAG_STOP) MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } while (st.MPI_TAG == TAG_STOP);
+    if (st.MPI_TAG == TAG_RELEASE) {
+        MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_RELEASE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return NULL;
+    }
+    MPI_Get_count(&st, MPI_BYTE, len);
+    char *buf = ls_malloc((size_t)*len + 1);
+    MPI_Recv(buf, *len, MPI_BYTE, 0, TAG_ASSIGN, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* Run an assignment (buf from request_work) and, on a leader, report its result to rank 0. */
+static void run_assignment(ls_sweep_run_fn run, void *user, const ls_train_group *group, char *buf) {
+    assign_header h;
+    memcpy(&h, buf, sizeof h);
+    ls_sweep_item item = {h.id, h.index, h.cost, buf + sizeof h};
+    worker_ctx ctx = {h.index, 0};
+    result_msg m = {h.index, {0}};
+    int leader = !group || group->rank == 0;
+    int rc = leader ? run(user, &item, group, worker_heartbeat, worker_should_stop, &ctx, &m.summary)
+                    : run(user, &item, group, member_heartbeat, member_should_stop, &ctx, &m.summary);
+    if (rc != LS_OK && m.summary.status != LS_TRIAL_FAILED) {
+        m.summary.status = LS_TRIAL_FAILED;
+        snprintf(m.summary.message, sizeof m.summary.message, "%s", ls_last_error());
+    }
+    if (leader) MPI_Send(&m, sizeof m, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+}
+
+/* ---- data-parallel groups ----------------------------------------------------------------- */
+
+typedef struct {
+    MPI_Comm comm;
+    double *scratch; /* the floats being summed, widened */
+    size_t cap;
+} mpi_group;
+
+static int group_sum_doubles(void *ctx, double *x, int n) {
+    mpi_group *g = ctx;
+    if (MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, g->comm) != MPI_SUCCESS)
+        return ls_error("MPI_Allreduce over the trial's group failed");
+    return LS_OK;
+}
+
+static int group_broadcast(void *ctx, void *buf, size_t bytes) {
+    mpi_group *g = ctx;
+    if (bytes > (size_t)INT32_MAX || MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, g->comm) != MPI_SUCCESS)
+        return ls_error("MPI_Bcast over the trial's group failed");
+    return LS_OK;
+}
+
+/* Floats are summed in double and rounded once: k float addends in double are far more often
+ * exact than in float, so the result hardly depends on the order MPI adds them in. Reruns repeat
+ * bit for bit (MPI picks its algorithm from the sizes alone), and every rank gets the same bits:
+ * with 2 ranks because a + b == b + a; beyond, Open MPI's algorithms combine the same partial
+ * sums on every rank (the MPI standard only advises this; mpi_data_parallel checks it).
+ * The NCCL version for device memory is reduce_nccl.c. */
+static int group_sum_floats(void *ctx, float *x, size_t n) {
+    mpi_group *g = ctx;
+    if (n > g->cap) {
+        g->scratch = ls_realloc(g->scratch, sizeof(double) * n);
+        g->cap = n;
+    }
+    for (size_t i = 0; i < n; i++) g->scratch[i] = x[i];
+    const size_t chunk = (size_t)1 << 28; /* MPI counts are ints */
+    for (size_t off = 0; off < n; off += chunk) {
+        int count = (int)(n - off < chunk ? n - off : chunk);
+        if (group_sum_doubles(g, g->scratch + off, count) != LS_OK) return LS_ERR;
+    }
+    for (size_t i = 0; i < n; i++) x[i] = (float)g->scratch[i];
+    return LS_OK;
+}
+
+/* A group's own wait: polled with naps, so that members waiting for their leader's next
+ * assignment (while it forecasts alone) do not spin on the cores it needs. */
+static void group_wait(MPI_Request *req) {
+    int done = 0, rounds = 0;
     for (;;) {
-        MPI_Send(&place->device, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);
-        MPI_Status st;
-        int len = 0;
-        do { /* a stop that arrived after the last trial ended is stale: skip it */
-            MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
-            if (st.MPI_TAG == TAG_STOP) MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        } while (st.MPI_TAG == TAG_STOP);
-        if (st.MPI_TAG == TAG_RELEASE) {
-            MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_RELEASE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            return LS_OK;
-        }
-        MPI_Get_count(&st, MPI_BYTE, &len);
-        char *buf = ls_malloc((size_t)len + 1);
-        MPI_Recv(buf, len, MPI_BYTE, 0, TAG_ASSIGN, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        buf[len] = '\0';
-        assign_header h;
-        memcpy(&h, buf, sizeof h);
-        ls_sweep_item item = {h.id, h.index, h.cost, buf + sizeof h};
-        worker_ctx ctx = {h.index, 0};
-        result_msg m = {h.index, {0}};
-        if (run(user, &item, place->rank, worker_heartbeat, worker_should_stop, &ctx, &m.summary) != LS_OK &&
-            m.summary.status != LS_TRIAL_FAILED) {
-            m.summary.status = LS_TRIAL_FAILED;
-            snprintf(m.summary.message, sizeof m.summary.message, "%s", ls_last_error());
-        }
-        MPI_Send(&m, sizeof m, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+        MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        idle_wait(rounds++);
+    }
+}
+
+/* The leader's word to its group: the assignment's length, 0 for release. */
+static char *group_next(MPI_Comm comm, int leader, const ls_sweep_place *place, int *len) {
+    char *buf = leader ? request_work(place, len) : NULL;
+    int n = buf ? *len : 0;
+    MPI_Request req;
+    MPI_Ibcast(&n, 1, MPI_INT, 0, comm, &req);
+    group_wait(&req);
+    if (n == 0) return NULL;
+    if (!leader) buf = ls_malloc((size_t)n + 1);
+    MPI_Ibcast(buf, n, MPI_BYTE, 0, comm, &req);
+    group_wait(&req);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+ls_train_group *ls_sweep_group_world(void) {
+    mpi_group *mg = ls_calloc(1, sizeof *mg);
+    MPI_Comm_dup(MPI_COMM_WORLD, &mg->comm);
+    ls_train_group *g = ls_calloc(1, sizeof *g);
+    MPI_Comm_rank(mg->comm, &g->rank);
+    MPI_Comm_size(mg->comm, &g->size);
+    g->sum_floats = group_sum_floats;
+    g->sum_doubles = group_sum_doubles;
+    g->broadcast = group_broadcast;
+    g->ctx = mg;
+    return g;
+}
+
+void ls_sweep_group_free(ls_train_group *g) {
+    if (!g) return;
+    mpi_group *mg = g->ctx;
+    MPI_Comm_free(&mg->comm);
+    free(mg->scratch);
+    free(mg);
+    free(g);
+}
+
+static int work_in_group(ls_sweep_run_fn run, void *user, const ls_sweep_place *place, int k) {
+    MPI_Comm comm = group_split(place->rank, place->size, k);
+    if (comm == MPI_COMM_NULL) return LS_OK; /* left over: idle */
+    int grank, len = 0;
+    MPI_Comm_rank(comm, &grank);
+    mpi_group mg = {comm, NULL, 0};
+    ls_train_group g = {grank, k, group_sum_floats, group_sum_doubles, group_broadcast, &mg};
+    char *buf;
+    while ((buf = group_next(comm, grank == 0, place, &len))) {
+        run_assignment(run, user, &g, buf);
         free(buf);
     }
+    free(mg.scratch);
+    MPI_Comm_free(&comm);
+    return LS_OK;
+}
+
+int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place, int ranks_per_trial) {
+    set_threads(place);
+    if (ranks_per_trial > 1) return work_in_group(run, user, place, ranks_per_trial);
+    int len = 0;
+    char *buf;
+    while ((buf = request_work(place, &len))) {
+        run_assignment(run, user, NULL, buf);
+        free(buf);
+    }
+    return LS_OK;
 }

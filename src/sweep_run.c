@@ -26,6 +26,7 @@
 #include "lorasweep/journal.h"
 #include "lorasweep/results.h"
 #include "lorasweep/sweep.h"
+#include "lorasweep/train.h"
 
 static volatile sig_atomic_t signalled;
 static void on_signal(int sig) { signalled = sig; }
@@ -222,15 +223,16 @@ static int record_should_stop(void *ctx) {
     return rw->should_stop(rw->ctx);
 }
 
-static int run_and_record(void *user, const ls_sweep_item *item, int worker_rank,
+static int run_and_record(void *user, const ls_sweep_item *item, const ls_train_group *group,
                           void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop_fn)(void *ctx),
                           void *ctx, ls_trial_summary *out) {
     worker_state *w = user;
     ls_trial_result res = {0};
     row_writer rw = {.w = w, .id = item->id, .heartbeat = heartbeat, .should_stop = should_stop_fn, .ctx = ctx};
-    int rc = ls_sweep_run_trial_keep(&w->opt, item, record_heartbeat, record_should_stop, &rw, out, &res);
+    int rc = ls_sweep_run_trial_keep(&w->opt, item, group, record_heartbeat, record_should_stop, &rw, out, &res);
     free(rw.loss), free(rw.val_loss), free(rw.val_step);
-    if (rc == LS_OK && out->status != LS_TRIAL_INTERRUPTED) {
+    int leader = !group || group->rank == 0; /* a group's rows are written once, by its leader */
+    if (rc == LS_OK && leader && out->status != LS_TRIAL_INTERRUPTED) {
         ls_result_status st = out->status == LS_TRIAL_DONE ? LS_RESULT_DONE : LS_RESULT_FAILED;
         int wrote = out->status == LS_TRIAL_DONE ? ls_results_write_trial(w->results, &res, st, NULL)
                                                   : ls_results_write_status(w->results, item->id, st, out->message);
@@ -259,6 +261,13 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     if (is_root) {
         size_t len;
         ok = ls_grid_load_file(opt->grid_path, &grid) == LS_OK && (grid_text = ls_read_file(opt->grid_path, &len));
+        if (ok && ls_sweep_groups(place->size, grid.base.train.ranks_per_trial, NULL) == 0) {
+            ls_error("%s: train.ranks_per_trial: %d, but there %s only %d worker rank%s (run with at least %d "
+                     "MPI ranks: rank 0 schedules)", opt->grid_path, grid.base.train.ranks_per_trial,
+                     place->size == 2 ? "is" : "are", place->size - 1, place->size == 2 ? "" : "s",
+                     grid.base.train.ranks_per_trial + 1);
+            ok = 0;
+        }
         if (ok) {
             snprintf(results_path, sizeof results_path, "%s", opt->out_path ? opt->out_path : grid.results_path);
             char dir[4096];
@@ -326,7 +335,20 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     scheduler sched = {.opt = opt, .journal = journal, .results = res, .t_start = ls_now()};
     sched.deadline = opt->walltime_s > 0 ? sched.t_start + opt->walltime_s : 0;
     sched.tty = isatty(2);
-    sched.workers = place->size - 1;
+    /* Data parallel: one group size for the whole sweep (the grid refuses it as an axis). */
+    int ranks_per_trial = is_root ? grid.base.train.ranks_per_trial : 1, idle = 0;
+    ls_sweep_broadcast_int(&ranks_per_trial);
+    sched.workers = ls_sweep_groups(place->size, ranks_per_trial, &idle); /* trials at a time */
+    if (is_root && ranks_per_trial > 1) {
+        char event[200];
+        snprintf(event, sizeof event, "data parallel: %d group%s of %d ranks, one trial each", sched.workers,
+                 sched.workers == 1 ? "" : "s", ranks_per_trial);
+        if (idle)
+            snprintf(event + strlen(event), sizeof event - strlen(event),
+                     "; %d worker rank%s idle (%d workers are not a multiple of %d)", idle, idle == 1 ? "" : "s",
+                     place->size - 1, ranks_per_trial);
+        status_line(&sched, event);
+    }
     worker_state ws = {{dir, local_stop}, res};
     int n_stages = is_root ? (int)grid.n_stages : 0, stopped = 0;
     ls_sweep_broadcast_int(&n_stages);
@@ -352,6 +374,12 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             } else if (ls_grid_expand(&grid, (size_t)stage, winner, &trials, &n_trials) != LS_OK) {
                 go = 0;
             }
+            for (size_t i = 0; go && i < n_trials; i++) /* the groups are formed once per sweep */
+                if (trials[i].config.train.ranks_per_trial != ranks_per_trial) {
+                    ls_error("stage %s: a trial has train.ranks_per_trial %d, the sweep runs groups of %d",
+                             gs->name, trials[i].config.train.ranks_per_trial, ranks_per_trial);
+                    go = 0;
+                }
             if (!go) fprintf(stderr, "lorasweep: %s\n", ls_last_error());
         }
         ls_sweep_broadcast_int(&go);
@@ -410,7 +438,7 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             snprintf(event, sizeof event, "stage %s: %zu trials, %d to run", grid.stages[stage].name, n_trials, n_items);
             status_line(&sched, event);
             ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &sched};
-            ls_sweep_schedule(items, n_items, &hooks, &stopped);
+            ls_sweep_schedule(items, n_items, ranks_per_trial, &hooks, &stopped);
             for (int k = 0; k < n_items; k++) free(items[k].payload);
             free(items);
             free(cost);
@@ -431,7 +459,7 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             stage_trials[stage] = trials, stage_n[stage] = n_trials;
             stage_done[stage] = done, stage_n_done[stage] = n_done;
         }
-        if (!is_root) ls_sweep_work(run_and_record, &ws, place);
+        if (!is_root) ls_sweep_work(run_and_record, &ws, place, ranks_per_trial);
         ls_results_flush(res);
         ls_sweep_broadcast_int(&stopped);
         if (stopped) break;

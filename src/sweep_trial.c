@@ -18,10 +18,12 @@ typedef struct {
     int (*should_stop)(void *ctx);
     void *ctx;
     const ls_sweep_worker_options *opt;
+    int leader; /* alone, or rank 0 of a data-parallel group: the one that reports and writes */
 } relay;
 
 static void relay_progress(void *ctx, const ls_train_progress *p) {
     relay *r = ctx;
+    if (!r->leader) return; /* the same numbers as the leader's: reported once */
     ls_trial_heartbeat hb = {p->step, p->max_steps, p->loss, p->val_loss, p->tokens_per_s, p->eta_s};
     r->heartbeat(r->ctx, &hb);
 }
@@ -32,7 +34,7 @@ static int relay_stop(void *ctx) {
 }
 
 int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_item *item,
-                            void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                            const ls_train_group *group, void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                             void *ctx, ls_trial_summary *out, ls_trial_result *res_out) {
     memset(out, 0, sizeof *out);
     out->final_train_loss = out->final_val_loss = out->mse = out->mae = NAN;
@@ -46,16 +48,19 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
     }
     snprintf(dir, sizeof dir, "%s/%016" PRIx64, opt->trials_dir, item->id);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint", dir);
-    relay r = {heartbeat, should_stop, ctx, opt};
+    int leader = !group || group->rank == 0;
+    relay r = {heartbeat, should_stop, ctx, opt, leader};
     ls_trial_hooks hooks = {
         .train = {relay_progress, NULL, relay_stop, &r},
-        .checkpoint_dir = ckpt,
+        .checkpoint_dir = ckpt, /* every rank resumes from it; the trial lets the leader write it */
+        .group = group,
     };
     ls_trial_result res = {0}; /* freed whatever happened: zeroed parts free as nothing */
-    int rc = ls_mkdirs(dir);
+    int rc = leader ? ls_mkdirs(dir) : LS_OK;
     if (rc == LS_OK) rc = ls_trial_run(&cfg, &hooks, &res);
+    else ls_train_group_agree(group, 0); /* in place of the trial: its group learns (trial.h) */
     res.id = item->id; /* the sweep's id (the config here carries absolute paths) */
-    if (rc == LS_OK) rc = ls_trial_write_outputs(dir, &cfg, &res, 1);
+    if (rc == LS_OK && leader) rc = ls_trial_write_outputs(dir, &cfg, &res, 1);
     if (rc != LS_OK) {
         out->status = LS_TRIAL_FAILED;
         snprintf(out->message, sizeof out->message, "%s", ls_last_error());
@@ -78,9 +83,8 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
     return LS_OK;
 }
 
-int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
+int ls_sweep_run_trial(void *user, const ls_sweep_item *item, const ls_train_group *group,
                        void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                        void *ctx, ls_trial_summary *out) {
-    (void)worker_rank;
-    return ls_sweep_run_trial_keep(user, item, heartbeat, should_stop, ctx, out, NULL);
+    return ls_sweep_run_trial_keep(user, item, group, heartbeat, should_stop, ctx, out, NULL);
 }

@@ -5,6 +5,11 @@
  * so every batch is full), forward with the fused head loss, backward to the adapter, clip the
  * global gradient norm, step the optimiser at the scheduled learning rate. The loss is the mean
  * over the batch's target tokens; padding is never a target.
+ *
+ * Data parallel (a group, train.h): the batch above is the global batch; each rank runs forward
+ * and backward on its contiguous share, the loss sums and gradients are summed over the group
+ * before the norm, and everything after (clipping, the step, the curves) is the same on every
+ * rank. Validation windows are shared the same way and their sums reduced.
  */
 #include "lorasweep/train.h"
 
@@ -154,26 +159,51 @@ static void epoch_order(int *order, int n, uint64_t seed, int epoch) {
     }
 }
 
+/* ---- data parallel ------------------------------------------------------------------------ */
+
+int ls_train_group_agree(const ls_train_group *g, int ok) {
+    if (!g) return ok;
+    double bad = ok ? 0 : 1;
+    if (g->sum_doubles(g->ctx, &bad, 1) != LS_OK) return 0;
+    return bad == 0;
+}
+
+/* The contiguous share [*lo, *hi) of n items that group rank r of k takes: sizes differ by at
+ * most one, and the shares are in rank order, so together they are the items in order. */
+static void share_of(int n, const ls_train_group *g, int *lo, int *hi) {
+    int r = g ? g->rank : 0, k = g ? g->size : 1;
+    *lo = (int)((long)n * r / k);
+    *hi = (int)((long)n * (r + 1) / k);
+}
+
+static long count_targets(const ls_window_set *w, const int *order, int B) {
+    long n = 0;
+    for (int b = 0; b < B; b++) n += w->valid[order[b]] - 1;
+    return n;
+}
+
 /* ---- evaluation --------------------------------------------------------------------------- */
 
-double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
-                         int batch_size, int max_windows, int32_t pad_id) {
-    int n = max_windows > 0 && max_windows < w->n_windows ? max_windows : w->n_windows;
-    if (n == 0) return NAN;
-    int B = batch_size < n ? batch_size : n;
+/* sums[0] += loss, sums[1] += targets of windows [lo, hi), batch_size at a time; the loss is NaN
+ * when the activations cannot be allocated (so a group's sum shows it on every rank). */
+static void evaluate_range(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                           int lo, int hi, int batch_size, int32_t pad_id, double sums[2]) {
+    if (hi <= lo) return;
+    int B = batch_size < hi - lo ? batch_size : hi - lo;
     ls_activations a;
-    if (ls_activations_init(&a, be, &m->cfg, lora, B, w->ctx) != LS_OK) return NAN;
+    if (ls_activations_init(&a, be, &m->cfg, lora, B, w->ctx) != LS_OK) {
+        sums[0] = NAN;
+        return;
+    }
     int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)B * w->ctx), *targets = ls_malloc(sizeof(int32_t) * (size_t)B * w->ctx);
     int *order = ls_malloc(sizeof(int) * (size_t)B);
-    double loss = 0;
-    long count = 0;
-    for (int w0 = 0; w0 < n; w0 += B) {
-        int b_now = n - w0 < B ? n - w0 : B;
+    for (int w0 = lo; w0 < hi; w0 += B) {
+        int b_now = hi - w0 < B ? hi - w0 : B;
         for (int b = 0; b < b_now; b++) order[b] = w0 + b;
-        count += fill_batch(w, order, b_now, pad_id, ids, targets);
-        loss += ls_qwen2_forward(be, m, lora, &a, ids, targets, b_now, w->ctx, NULL, 1.0f);
-        if (be->check() != LS_OK) {
-            loss = NAN;
+        sums[1] += (double)fill_batch(w, order, b_now, pad_id, ids, targets);
+        sums[0] += ls_qwen2_forward(be, m, lora, &a, ids, targets, b_now, w->ctx, NULL, 1.0f);
+        if (be->check() != LS_OK) { /* a device failure: NaN, and be->check() keeps the message */
+            sums[0] = NAN;
             break;
         }
     }
@@ -181,7 +211,23 @@ double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora 
     free(targets);
     free(order);
     ls_activations_free(&a, be);
-    return count ? loss / (double)count : NAN;
+}
+
+double ls_train_evaluate_group(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                               int batch_size, int max_windows, int32_t pad_id, const ls_train_group *group) {
+    int n = max_windows > 0 && max_windows < w->n_windows ? max_windows : w->n_windows;
+    if (n == 0) return NAN;
+    int lo, hi;
+    share_of(n, group, &lo, &hi);
+    double sums[2] = {0, 0};
+    evaluate_range(be, m, lora, w, lo, hi, batch_size, pad_id, sums);
+    if (group && group->sum_doubles(group->ctx, sums, 2) != LS_OK) return NAN;
+    return sums[1] > 0 ? sums[0] / sums[1] : NAN;
+}
+
+double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                         int batch_size, int max_windows, int32_t pad_id) {
+    return ls_train_evaluate_group(be, m, lora, w, batch_size, max_windows, pad_id, NULL);
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -216,19 +262,40 @@ static void sync_to_host(const ls_backend *be, const train_tensors *t, ls_lora *
     ls_lora_to_host(be, &t->v, &st->v);
 }
 
+/* A checkpoint written (by whichever ranks the hook lets write) and agreed on by the group. */
+static int checkpoint_agreed(const ls_train_hooks *hooks, const ls_train_state *st, const ls_lora *lora,
+                             const ls_train_group *group) {
+    int rc = hooks->on_checkpoint(hooks->ctx, st, lora);
+    if (ls_train_group_agree(group, rc == LS_OK)) return LS_OK;
+    return rc != LS_OK ? rc : ls_error("step %d: the checkpoint failed on another rank of the group", st->step);
+}
+
 int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, const ls_window_set *train,
-                 const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks) {
+                 const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks,
+                 const ls_train_group *group) {
     if (train->n_windows == 0) return ls_error("the training split has no windows");
-    int B = o->batch_size, ctx = train->ctx, rc = LS_OK;
+    if (group && group->size > o->batch_size)
+        return ls_error("train.batch_size: %d windows cannot be shared by %d ranks", o->batch_size, group->size);
+    /* This rank's share [lo, hi) of every global batch of B windows. */
+    int B = o->batch_size, ctx = train->ctx, rc = LS_OK, lo, hi;
+    share_of(B, group, &lo, &hi);
+    int b_local = hi - lo;
     train_tensors dev;
-    if (train_tensors_init(be, &dev, host_lora, st) != LS_OK) return LS_ERR;
+    int ok = train_tensors_init(be, &dev, host_lora, st) == LS_OK;
+    if (!ls_train_group_agree(group, ok)) {
+        if (ok) train_tensors_free(be, &dev);
+        return ok ? ls_error("another rank of the group could not set up its adapter") : LS_ERR;
+    }
     ls_lora *lora = &dev.lora, *grads = &dev.grads;
     ls_activations a;
-    if (ls_activations_init(&a, be, &m->cfg, lora, B, ctx) != LS_OK) {
+    ok = ls_activations_init(&a, be, &m->cfg, lora, b_local, ctx) == LS_OK;
+    if (!ls_train_group_agree(group, ok)) {
+        if (ok) ls_activations_free(&a, be);
         train_tensors_free(be, &dev);
-        return LS_ERR;
+        return ok ? ls_error("another rank of the group could not allocate its activations") : LS_ERR;
     }
-    int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)B * ctx), *targets = ls_malloc(sizeof(int32_t) * (size_t)B * ctx);
+    int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)b_local * ctx),
+            *targets = ls_malloc(sizeof(int32_t) * (size_t)b_local * ctx);
     int *order = ls_malloc(sizeof(int) * (size_t)train->n_windows), *batch = ls_malloc(sizeof(int) * (size_t)B);
     epoch_order(order, train->n_windows, o->seed, st->epoch);
     double run_start = ls_now(), run_tokens = 0;
@@ -236,15 +303,17 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
     /* The untrained adapter's validation loss starts the curve: the baseline every run improves on. */
     if (st->step == 0 && st->n_evals == 0 && val && val->n_windows > 0) {
         st->eval_step[0] = 0;
-        st->val_loss[0] = (float)ls_train_evaluate(be, m, lora, val, B, o->val_max_windows, o->pad_id);
+        st->val_loss[0] = (float)ls_train_evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group);
         st->n_evals = 1;
         rc = be->check();
     }
 
     while (rc == LS_OK && st->step < o->max_steps) {
-        if (hooks && hooks->should_stop && hooks->should_stop(hooks->ctx)) break;
+        /* A stop asked on any rank stops the group: every rank must leave at the same step. */
+        int stop = hooks && hooks->should_stop && hooks->should_stop(hooks->ctx);
+        if (!ls_train_group_agree(group, !stop)) break;
         double t0 = ls_now();
-        for (int b = 0; b < B; b++) {
+        for (int b = 0; b < B; b++) { /* the global batch: the same on every rank */
             if (st->cursor == train->n_windows) {
                 st->epoch++;
                 st->cursor = 0;
@@ -252,16 +321,25 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
             }
             batch[b] = order[st->cursor++];
         }
-        long n_targets = fill_batch(train, batch, B, o->pad_id, ids, targets);
+        /* Every rank scales by the global batch's target count, so the group's summed gradient is
+         * the gradient of the global mean loss however the tokens fall to the shares. */
+        long n_targets = count_targets(train, batch, B);
+        fill_batch(train, batch + lo, b_local, o->pad_id, ids, targets);
         be->zero(grads->arena, sizeof(float) * grads->arena_floats);
-        double loss = ls_qwen2_forward(be, m, lora, &a, ids, targets, B, ctx, grads, 1.0f / (float)n_targets);
+        double loss = ls_qwen2_forward(be, m, lora, &a, ids, targets, b_local, ctx, grads, 1.0f / (float)n_targets);
         if ((rc = be->check()) != LS_OK) break; /* a device failure, reported as such rather than as NaN */
-        if (!isfinite(loss)) {
+        if (group && group->sum_doubles(group->ctx, &loss, 1) != LS_OK) loss = NAN;
+        if (!isfinite(loss)) { /* the group's sum: every rank stops here together */
             rc = ls_error("step %d: the training loss is %s (try a lower learning rate)", st->step + 1,
                           isnan(loss) ? "NaN" : "infinite");
             break;
         }
-        ls_qwen2_backward(be, m, lora, &a, grads, B, ctx);
+        ls_qwen2_backward(be, m, lora, &a, grads, b_local, ctx);
+        /* The reduction comes before the norm, so clipping and the step see the global gradient. */
+        if (group && group->sum_floats(group->ctx, grads->arena, grads->arena_floats) != LS_OK) {
+            rc = ls_error("step %d: the group's gradient reduction failed", st->step + 1);
+            break;
+        }
         float norm = (float)sqrt(be->sum_squares(grads->arena, grads->arena_floats));
         if ((rc = be->check()) != LS_OK) break;
         if (!isfinite(norm)) {
@@ -287,7 +365,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         ls_train_progress p = {st->step, o->max_steps, st->train_loss[st->step - 1], NAN, lr, norm, 0, 0};
         if ((o->eval_every > 0 && st->step % o->eval_every == 0) || st->step == o->max_steps) {
             if (val && val->n_windows > 0) {
-                p.val_loss = (float)ls_train_evaluate(be, m, lora, val, B, o->val_max_windows, o->pad_id);
+                p.val_loss = (float)ls_train_evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group);
                 st->eval_step[st->n_evals] = st->step;
                 st->val_loss[st->n_evals++] = p.val_loss;
                 if ((rc = be->check()) != LS_OK) break;
@@ -300,14 +378,14 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         if (hooks && hooks->on_checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
             st->step < o->max_steps) {
             sync_to_host(be, &dev, host_lora, st);
-            if ((rc = hooks->on_checkpoint(hooks->ctx, st, host_lora)) != LS_OK) break;
+            if ((rc = checkpoint_agreed(hooks, st, host_lora, group)) != LS_OK) break;
         }
     }
     /* The caller's adapter and state hold the trained values; after a failure they keep the last
      * ones that reached the host (a failed device holds nothing trustworthy). */
     if (rc == LS_OK) sync_to_host(be, &dev, host_lora, st);
     /* A final (or interrupted) run always leaves a checkpoint to continue from. */
-    if (rc == LS_OK && hooks && hooks->on_checkpoint) rc = hooks->on_checkpoint(hooks->ctx, st, host_lora);
+    if (rc == LS_OK && hooks && hooks->on_checkpoint) rc = checkpoint_agreed(hooks, st, host_lora, group);
     free(ids);
     free(targets);
     free(order);

@@ -67,6 +67,7 @@ static ls_flops_lora flops_lora_of(const ls_lora *l) { return (ls_flops_lora){l-
 typedef struct {
     const ls_trial_hooks *outer;
     const char *dir;
+    int writer; /* this rank writes the checkpoint: alone, or rank 0 of a group */
 } trial_hooks_ctx;
 
 static void trial_progress(void *ctx, const ls_train_progress *p) {
@@ -81,15 +82,19 @@ static int trial_should_stop(void *ctx) {
 
 static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *lora) {
     const trial_hooks_ctx *t = ctx;
-    if (!t->dir) return LS_OK;
+    if (!t->dir || !t->writer) return LS_OK;
     if (ls_mkdirs(t->dir) != LS_OK) return LS_ERR;
     return ls_train_checkpoint_save(t->dir, st, lora, NULL);
 }
 
-/* model.backend: cpu always works; cuda needs a CUDA build and a device, or it is an error;
- * auto takes CUDA when both are there, else the CPU. auto says so on stderr (once per process:
- * a sweep runs many trials) when it takes CUDA or when CUDA is there but fails to start; its
- * quiet fallback to the CPU leaves the output of CPU-only machines as the CPU build's. */
+/* model.backend by name (ls_backend_named): cpu always works; cuda needs a CUDA build and a
+ * device, or it is an error; auto takes CUDA when both are there, else the CPU, and says so on
+ * stderr (once per process: a sweep runs many trials) only when it takes CUDA.
+ *
+ * Data parallel on the CUDA backend (when it is wired in here): the gradient arena is device
+ * memory, so a trial with a group wraps it with ls_nccl_group_init (reduce_nccl.h: an NCCL
+ * communicator from an ncclUniqueId broadcast over the group's MPI communicator) before
+ * ls_train_run, and frees it after. The CPU backend uses the MPI group as it is. */
 static const ls_backend *backend_of(const ls_trial_config *cfg) {
     static const char *const names[] = {"auto", "cpu", "cuda"};
     char why[300];
@@ -110,8 +115,10 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     double t_start = ls_now();
     out->id = ls_config_hash(cfg);
     out->final_train_loss = out->final_val_loss = NAN;
+    const ls_train_group *group = hooks ? hooks->group : NULL;
+    int writer = !group || group->rank == 0, agreed = 0;
     const ls_backend *be = backend_of(cfg);
-    if (!be) return LS_ERR;
+    if (!be) return LS_ERR; /* the same config on every rank: all return here together */
     if (cfg->train.threads > 0) {
 #ifdef _OPENMP
         omp_set_num_threads(cfg->train.threads);
@@ -132,6 +139,12 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     ls_model_config mc; /* the model directory first: its absence is the likeliest mistake */
     char config_path[4200];
     snprintf(config_path, sizeof config_path, "%s/config.json", cfg->resolved.model_path);
+    if (cfg->train.ranks_per_trial != (group ? group->size : 1)) {
+        ls_error("train.ranks_per_trial: %d, but this trial runs on %d rank%s (more than one needs a sweep: "
+                 "lorasweep sweep run under mpirun)", cfg->train.ranks_per_trial, group ? group->size : 1,
+                 group && group->size > 1 ? "s" : "");
+        goto done;
+    }
     if (ls_model_config_load(config_path, &mc) != LS_OK) goto done;
     if (!(tok = ls_tokenizer_load(tok_path))) goto done;
     if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
@@ -179,10 +192,26 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
         if (access(state_path, R_OK) == 0 && ls_train_checkpoint_load(ckpt, &out->train, &out->adapter, &model.cfg) != LS_OK)
             goto done;
     }
-    trial_hooks_ctx hctx = {hooks, ckpt};
+    /* From here a group works together: every rank must have set up, from the same checkpoint. */
+    agreed = 1;
+    if (!ls_train_group_agree(group, 1)) {
+        ls_error("another rank of the group could not set up the trial");
+        goto done;
+    }
+    if (group) {
+        double lead_step = group->rank == 0 ? out->train.step : 0; /* rank 0's step, by a sum */
+        if (group->sum_doubles(group->ctx, &lead_step, 1) != LS_OK ||
+            !ls_train_group_agree(group, lead_step == out->train.step)) {
+            ls_error("the ranks of the group resumed from different checkpoints (is %s on a shared file system?)",
+                     ckpt ? ckpt : "the checkpoint");
+            goto done;
+        }
+    }
+    trial_hooks_ctx hctx = {hooks, ckpt, writer};
     ls_train_hooks th = {trial_progress, trial_checkpoint, trial_should_stop, &hctx};
     if (cfg->train.max_steps > 0) {
-        if (ls_train_run(be, &dev_model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th) != LS_OK) goto done;
+        if (ls_train_run(be, &dev_model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th, group) != LS_OK)
+            goto done;
         int n = out->train.step < 10 ? out->train.step : 10;
         double sum = 0;
         for (int i = out->train.step - n; i < out->train.step; i++) sum += out->train.train_loss[i];
@@ -194,7 +223,8 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
         out->final_val_loss = out->train.val_loss[out->train.n_evals - 1];
     else if (val_w.n_windows > 0 && out->train.step == cfg->train.max_steps)
         out->final_val_loss =
-            ls_train_evaluate(be, &dev_model, &dev_adapter, &val_w, cfg->train.batch_size, cfg->train.val_max_windows, pad_id);
+            ls_train_evaluate_group(be, &dev_model, &dev_adapter, &val_w, cfg->train.batch_size,
+                                    cfg->train.val_max_windows, pad_id, group);
     if (be->check() != LS_OK) goto done;
 
     ls_flops_lora fl = flops_lora_of(&out->adapter);
@@ -209,8 +239,9 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     out->flops_train = step_flops * out->train.step;
     out->flops_validation = window_flops * val_windows * (out->train.n_evals + (out->train.n_evals == 0 && !isnan(out->final_val_loss)));
 
-    /* The forecast, once training is complete. */
-    if (cfg->eval.systems > 0 && out->train.step == cfg->train.max_steps) {
+    /* The forecast, once training is complete; in a group, rank 0 alone forecasts (the adapter is
+     * the same everywhere, and the forecast is not data parallel). */
+    if (writer && cfg->eval.systems > 0 && out->train.step == cfg->train.max_steps) {
         ls_forecast_options fo = {
             .context_steps = cfg->eval.context_steps,
             .forecast_steps = cfg->eval.forecast_steps,
@@ -234,6 +265,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     out->flops_total = out->flops_train + out->flops_validation + out->flops_forecast;
     rc = LS_OK;
 done:
+    if (!agreed) ls_train_group_agree(group, 0); /* the ranks waiting to train learn of the failure */
     out->wall_seconds = ls_now() - t_start;
     ls_lora_backend_free(be, &dev_adapter);
     ls_model_backend_free(be, &dev_model);

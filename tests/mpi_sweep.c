@@ -2,7 +2,9 @@
  * mpi_sweep.c: the scheduler/worker protocol with real MPI ranks (ctest runs it under mpirun -np 3)
  * and trivial trials: every trial runs exactly once, the largest cost goes first, heartbeats
  * arrive, failures come back with their message, and a stop request interrupts busy workers and
- * hands out nothing more. Rank 0 prints "N passed, M failed".
+ * hands out nothing more. Rounds 2 and 3 repeat both with the 2 workers as one data-parallel group
+ * (ranks_per_trial 2): rank 0 sees only the leader, every rank of the group runs each item, and a
+ * stop reaches the whole group. Rank 0 prints "N passed, M failed".
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "lorasweep/common.h"
 #include "lorasweep/sweep.h"
+#include "lorasweep/train.h"
 
 enum { N_ITEMS = 24 };
 static int passes, fails;
@@ -31,14 +34,22 @@ static void sleep_us(long us) {
     nanosleep(&ts, NULL);
 }
 
-/* Worker: "train" for a few ms, beating; item 7 fails; in the stop round, run until told. */
-static int run_trivial(void *user, const ls_sweep_item *item, int worker_rank,
+/* Worker: "train" for a few ms, beating; item 7 fails; in the stop round, run until told. In a
+ * group (rounds 2 and 3) every rank runs the item: they check that they got the same one, and
+ * agree on stopping as the trainer does. */
+static int run_trivial(void *user, const ls_sweep_item *item, const ls_train_group *group,
                        void (*heartbeat)(void *, const ls_trial_heartbeat *), int (*should_stop)(void *), void *ctx,
                        ls_trial_summary *out) {
     int stop_round = *(int *)user;
     int steps = stop_round ? 100000 : 3;
+    if (group) {
+        double got[2] = {item->index, 1};
+        if (group->sum_doubles(group->ctx, got, 2) != LS_OK || got[1] != group->size ||
+            got[0] != (double)item->index * group->size)
+            return ls_error("the group's ranks run different items (%g for %d)", got[0], item->index);
+    }
     for (int s = 1; s <= steps; s++) {
-        if (should_stop(ctx)) {
+        if (!ls_train_group_agree(group, !should_stop(ctx))) {
             out->status = LS_TRIAL_INTERRUPTED;
             out->steps = s - 1;
             return LS_OK;
@@ -96,7 +107,9 @@ int main(int argc, char **argv) {
         CHECK(ls_sweep_pick_device("GPU-ab12,GPU-cd34", 1, e, sizeof e) == 1 && !strcmp(e, "GPU-cd34"), "uuid: %s", e);
         CHECK(place.local_worker == -1 && place.device == -1, "rank 0 owns no device");
     }
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 4; round++) {
+        int k = round >= 2 && place.size == 3 ? 2 : 1; /* rounds 2, 3: one group of the 2 workers */
+        if (round >= 2 && k == 1) break;
         if (place.rank == 0) {
             ls_sweep_item items[N_ITEMS];
             char payloads[N_ITEMS][32];
@@ -105,11 +118,11 @@ int main(int argc, char **argv) {
                 items[i] = (ls_sweep_item){1000 + (uint64_t)i, i, (double)((i * 7) % N_ITEMS), payloads[i]};
             }
             record r = {0};
-            r.stop_after = round == 1 ? 2 : 0;
+            r.stop_after = round % 2 == 1 ? 3 - k : 0; /* stop once every group is busy */
             ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &r};
             int stopped = -1;
-            ls_sweep_schedule(items, N_ITEMS, &hooks, &stopped);
-            if (round == 0) {
+            ls_sweep_schedule(items, N_ITEMS, k, &hooks, &stopped);
+            if (round % 2 == 0) {
                 for (int i = 0; i < N_ITEMS; i++) {
                     CHECK(r.results[i] == 1, "trial %d reported %d times", i, r.results[i]);
                     CHECK(r.heartbeats[i] == 3 || i == 7, "trial %d: %d heartbeats", i, r.heartbeats[i]);
@@ -118,20 +131,21 @@ int main(int argc, char **argv) {
                 /* cost (i*7) % 24 is largest for i = 17 (23), then 10 (22): first handed out */
                 CHECK(r.order[0] == 17 && r.order[1] == 10, "dispatch order starts %d, %d", r.order[0], r.order[1]);
                 CHECK(r.failed == 1 && strstr(r.message, "on purpose"), "failure: %d, '%s'", r.failed, r.message);
-                for (int w = 1; w < place.size; w++) CHECK(r.workers_used[w], "worker %d got no trial", w);
+                for (int w = 1; w < place.size; w++)
+                    CHECK(r.workers_used[w] == (k == 1 || w == 1), "worker %d: %d (group leader: 1)", w, r.workers_used[w]);
                 CHECK(stopped == 0, "stopped without a stop request");
                 CHECK(r.devices_seen == 1, "no CUDA_VISIBLE_DEVICES, yet devices %#x", r.devices_seen);
             } else {
                 int ran = 0;
                 for (int i = 0; i < N_ITEMS; i++) ran += r.results[i];
                 CHECK(stopped == 1, "stop not reported");
-                CHECK(r.started == place.size - 1 || r.started == 2, "%d trials started after the stop", r.started);
+                CHECK(r.started == (place.size - 1) / k || r.started == 3 - k, "%d trials started after the stop", r.started);
                 CHECK(ran == r.started, "%d results for %d started trials", ran, r.started);
                 CHECK(r.interrupted == r.started, "%d of %d interrupted", r.interrupted, r.started);
             }
         } else {
-            int stop_round = round == 1;
-            ls_sweep_work(run_trivial, &stop_round, &place);
+            int stop_round = round % 2 == 1;
+            ls_sweep_work(run_trivial, &stop_round, &place, k);
         }
         ls_sweep_barrier();
     }

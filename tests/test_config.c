@@ -61,6 +61,7 @@ static const char full_yaml[] =
     "  checkpoint_every: 250\n"
     "  seed: 13\n"
     "  threads: 6\n"
+    "  ranks_per_trial: 3\n"
     "eval:\n"
     "  systems: 40\n"
     "  context_steps: 60\n"
@@ -240,7 +241,7 @@ static void test_hash_pinned(void **state) {
     ls_config_defaults(&c);
     char hex[17];
     snprintf(hex, sizeof hex, "%016" PRIx64, ls_config_hash(&c));
-    assert_string_equal(hex, "381ebb4db92e7524");
+    assert_string_equal(hex, "69b3a757f99075fd"); /* since train.ranks_per_trial */
     ls_config_free(&c);
 }
 
@@ -281,6 +282,7 @@ static void test_full_file(void **state) {
     assert_int_equal(c.train.checkpoint_every, 250);
     assert_int_equal(c.train.seed, 13);
     assert_int_equal(c.train.threads, 6);
+    assert_int_equal(c.train.ranks_per_trial, 3);
     assert_int_equal(c.eval.systems, 40);
     assert_int_equal(c.eval.context_steps, 60);
     assert_int_equal(c.eval.forecast_steps, 30);
@@ -458,6 +460,8 @@ static void test_validate(void **state) {
         {"data.path", "", "v.yaml: data.path is required: HDF5 data file (/trajectories, /time)"},
         {"train.stride", "300", "v.yaml: train.stride: 300 is more than train.ctx (256): tokens would be skipped"},
         {"train.warmup_steps", "501", "v.yaml: train.warmup_steps: 501 is more than train.max_steps (500)"},
+        {"train.ranks_per_trial", "4", "v.yaml: train.batch_size: 3 windows cannot be shared by 4 ranks "
+                                       "(train.ranks_per_trial): every rank needs at least one window per step"},
         {"lora.targets", "[]", "v.yaml: lora.targets is empty and lora.head_bias is false: nothing to train "
                                "(train.max_steps: 0 evaluates the unchanged model)"},
         {"eval.systems", "51", "v.yaml: eval.systems: 51 is more than split.test_systems (50): forecasts are "
@@ -684,7 +688,7 @@ static void test_hash(void **state) {
         "eval: {seed: 17, max_new_tokens: 900, grammar: false, top_k: 40, top_p: 0.95, temperature: 0.70,\n"
         "       greedy: false, samples: 5, forecast_steps: 30, context_steps: 60, systems: 40}\n"
         "train:    # the trainer\n"
-        "    threads: 6\n    seed: 13\n    checkpoint_every: 250\n    val_max_windows: 64\n"
+        "    ranks_per_trial: 3\n    threads: 6\n    seed: 13\n    checkpoint_every: 250\n    val_max_windows: 64\n"
         "    eval_every: 25\n    min_lr_ratio: 0.10\n    warmup_steps: 20\n    schedule: 'cosine'\n"
         "    grad_clip: .5\n    momentum: 0.9\n    weight_decay: 1e-2\n    eps: 0.000001\n"
         "    beta2: 0.99\n    beta1: 0.8\n    lr: 0.0003\n    optimizer: sgd\n    max_steps: 5e2\n"

@@ -299,6 +299,8 @@ static void test_errors(void **state) {
         {"  train.ctx: [[1, 2]]\n", "g.yaml:8: train.ctx: expected an integer, got a list"},
         {"  train.ctx: [[[1]]]\n", "g.yaml:8: train.ctx: expected a name in the list, got a list"},
         {"  train.lr: [1]\n", "g.yaml:8: train.lr: duplicate axis (first on line 6)"},
+        {"  train.ranks_per_trial: [2]\n", "g.yaml:8: train.ranks_per_trial: cannot be an axis: a sweep runs every "
+                                          "trial on the same number of ranks; set it in base"},
         {"  train.ctx: [128, 128.0]\n", "g.yaml:8: train.ctx: 128 is listed twice"},
         {"  train.ctx: [64, 128]\n  train.stride: [100]\n",
          "g.yaml:5: stage main (train.lr=0.0001 lora.rank=2 train.ctx=64 train.stride=100): train.stride: 100 is "

@@ -65,7 +65,7 @@ static void test_training_lowers_validation_loss(void **state) {
     double before = ls_train_evaluate(be, &model, &lora, &val, 3, 0, o.pad_id);
     ls_train_state st;
     ls_train_state_init(&st, &lora, &toy_config, o.max_steps);
-    assert_int_equal(ls_train_run(be, &model, &lora, &train, &val, &o, &st, NULL), LS_OK);
+    assert_int_equal(ls_train_run(be, &model, &lora, &train, &val, &o, &st, NULL, NULL), LS_OK);
     assert_int_equal(st.step, 100);
     assert_int_equal(st.n_evals, 21); /* step 0, then every 5 */
     assert_int_equal(st.eval_step[0], 0);
@@ -109,7 +109,7 @@ static void test_resume_is_exact(void **state) {
     fresh_lora(&straight);
     ls_train_state st;
     ls_train_state_init(&st, &straight, &toy_config, o.max_steps);
-    assert_int_equal(ls_train_run(be, &model, &straight, &train, &val, &o, &st, NULL), LS_OK);
+    assert_int_equal(ls_train_run(be, &model, &straight, &train, &val, &o, &st, NULL, NULL), LS_OK);
 
     char dir[512];
     snprintf(dir, sizeof dir, "%s/ckpt", temp_dir());
@@ -120,7 +120,7 @@ static void test_resume_is_exact(void **state) {
     fresh_lora(&first);
     ls_train_state st1;
     ls_train_state_init(&st1, &first, &toy_config, o.max_steps);
-    assert_int_equal(ls_train_run(be, &model, &first, &train, &val, &o, &st1, &hooks), LS_OK);
+    assert_int_equal(ls_train_run(be, &model, &first, &train, &val, &o, &st1, &hooks, NULL), LS_OK);
     assert_int_equal(st1.step, 7);
 
     ls_lora resumed;
@@ -131,7 +131,7 @@ static void test_resume_is_exact(void **state) {
     assert_int_equal(ls_train_checkpoint_load(dir, &st2, &resumed, &toy_config), LS_OK);
     assert_int_equal(st2.step, 7);
     sc.stop_at = 0;
-    assert_int_equal(ls_train_run(be, &model, &resumed, &train, &val, &o, &st2, &hooks), LS_OK);
+    assert_int_equal(ls_train_run(be, &model, &resumed, &train, &val, &o, &st2, &hooks, NULL), LS_OK);
     assert_int_equal(st2.step, 13);
     assert_memory_equal(resumed.arena, straight.arena, sizeof(float) * straight.arena_floats);
     assert_memory_equal(st2.m.arena, st.m.arena, sizeof(float) * st.m.arena_floats);
@@ -203,7 +203,7 @@ static void test_divergence_is_an_error(void **state) {
     ls_train_state_init(&st, &lora, &toy_config, o.max_steps);
     float keep = model.final_norm[3];
     model.final_norm[3] = NAN;
-    int rc = ls_train_run(be, &model, &lora, &train, NULL, &o, &st, NULL);
+    int rc = ls_train_run(be, &model, &lora, &train, NULL, &o, &st, NULL, NULL);
     model.final_norm[3] = keep;
     assert_int_equal(rc, LS_ERR);
     assert_string_equal(ls_last_error(), "step 1: the training loss is NaN (try a lower learning rate)");

@@ -91,6 +91,7 @@ typedef struct {
     int eval_every, val_max_windows, checkpoint_every;
     uint64_t seed;
     int threads;
+    int ranks_per_trial;       /* data parallel: MPI ranks (one GPU each under CUDA) per trial */
 } ls_config_train;
 
 typedef struct {

@@ -10,6 +10,14 @@
  * Stopping: a stop request on rank 0 (a signal, a wall-clock limit) stops handing out work and
  * tells the busy workers, which checkpoint their trial and report it as interrupted; a signal a
  * worker receives itself does the same. No MPI call is made from a signal handler.
+ *
+ * Data-parallel trials (train.ranks_per_trial = k > 1, one k per sweep): the workers form groups
+ * of k consecutive ranks (ranks 1..k, k+1..2k, ...; consecutive ranks usually share a node). The
+ * group's first rank, its leader, is the only one rank 0 knows: it asks for work, broadcasts each
+ * assignment to its group, and sends the heartbeats and the result; every rank of the group runs
+ * the trial (through an ls_train_group over the group's communicator). Workers left over when
+ * their count is not a multiple of k stay idle (ls_sweep_groups counts them); with fewer than k
+ * workers there is no group, and the caller refuses to start.
  */
 #ifndef LORASWEEP_SWEEP_H
 #define LORASWEEP_SWEEP_H
@@ -47,11 +55,16 @@ typedef struct {
     char *payload;                 /* text the worker's run function gets (the trial's YAML) */
 } ls_sweep_item;
 
+struct ls_train_group;
+
 /* Worker side: run one trial. `heartbeat` may be called at any time to report progress, and
- * `should_stop` polled (it also receives rank 0's stop message); both take `ctx`. */
-typedef int (*ls_sweep_run_fn)(void *user, const ls_sweep_item *item, int worker_rank, void (*heartbeat)(void *ctx,
-                               const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx), void *ctx,
-                               ls_trial_summary *out);
+ * `should_stop` polled (it also receives rank 0's stop message); both take `ctx`. `group` is NULL
+ * for a trial on one rank; in a data-parallel group every rank runs the trial with the group,
+ * only the leader's (group rank 0) heartbeats and result reach rank 0, and only the leader must
+ * write the trial's files. */
+typedef int (*ls_sweep_run_fn)(void *user, const ls_sweep_item *item, const struct ls_train_group *group,
+                               void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
+                               void *ctx, ls_trial_summary *out);
 
 /* Rank 0 side: what happened. Any hook may be NULL. */
 typedef struct {
@@ -82,11 +95,17 @@ void ls_sweep_mpi_finalize(void);
 /* Abort every rank (an infrastructure failure on one rank). */
 void ls_sweep_abort(int code);
 
-/* Rank 0: hand out items (sorted here, largest cost first) until done or stopped; returns when
- * every worker has been released. *stopped tells whether a stop cut it short. */
-int ls_sweep_schedule(ls_sweep_item *items, int n, const ls_sweep_hooks *hooks, int *stopped);
-/* Ranks >= 1: work until released. */
-int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place);
+/* Groups of ranks_per_trial among the size - 1 workers of a world of `size` ranks; *idle gets the
+ * workers left over. 0 groups: nothing can run. */
+int ls_sweep_groups(int size, int ranks_per_trial, int *idle);
+
+/* Rank 0: hand out items (sorted here, largest cost first) to groups of ranks_per_trial workers
+ * (1: every worker alone) until done or stopped; returns when every group has been released.
+ * *stopped tells whether a stop cut it short. Every rank must use the same ranks_per_trial, and
+ * ls_sweep_groups must find at least one group. The worker_rank of the hooks is the leader's. */
+int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped);
+/* Ranks >= 1: work until released (an idle rank returns at once). */
+int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place, int ranks_per_trial);
 
 /* The run function for real trials: the item's payload is the trial's resolved YAML (with
  * absolute paths); its files go to trials_dir/<id>/ (adapter, checkpoint, curves, metrics,
@@ -95,14 +114,16 @@ typedef struct {
     const char *trials_dir;
     int (*local_stop)(void); /* a signal this rank received; may be NULL */
 } ls_sweep_worker_options;
-int ls_sweep_run_trial(void *user, const ls_sweep_item *item, int worker_rank,
+int ls_sweep_run_trial(void *user, const ls_sweep_item *item, const struct ls_train_group *group,
                        void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                        void *ctx, ls_trial_summary *out);
 
 /* The same, handing the trial's full result to the caller (res_out, freed with
- * ls_trial_result_free) so that it can write it elsewhere (the results file). */
+ * ls_trial_result_free) so that it can write it elsewhere (the results file). In a group, only
+ * the leader writes the trial's directory and sends heartbeats. */
 struct ls_trial_result_s;
 int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_item *item,
+                            const struct ls_train_group *group,
                             void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                             void *ctx, ls_trial_summary *out, struct ls_trial_result_s *res_out);
 
@@ -120,6 +141,11 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place);
  * the node; writes the chosen entry into out (for the narrowed variable) and returns its position,
  * or -1 for the CPU. Pure: tested without MPI or GPUs. */
 int ls_sweep_pick_device(const char *visible, int local_worker, char *out, size_t cap);
+
+/* Every rank of the world as one data-parallel group (MPI_Allreduce, as a sweep's groups), for
+ * tests and tools that run one trial on every rank; freed with ls_sweep_group_free. */
+struct ls_train_group *ls_sweep_group_world(void);
+void ls_sweep_group_free(struct ls_train_group *g);
 
 /* Every rank: the same value of v everywhere, from rank 0 (for counts and flags). */
 void ls_sweep_broadcast_int(int *v);

@@ -11,6 +11,7 @@
 #ifndef LORASWEEP_TRAIN_H
 #define LORASWEEP_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lorasweep/backend.h"
@@ -115,19 +116,61 @@ typedef struct {
     void *ctx;
 } ls_train_hooks;
 
+/* ---- data parallel ------------------------------------------------------------------------ */
+
+/* The processes that train one adapter together (train.ranks_per_trial > 1). Every rank holds the
+ * whole model, adapter and optimiser state and the whole window set; each step, every rank picks
+ * the same global batch of batch_size windows and runs forward and backward on its own contiguous
+ * share of it (rank r: windows [r*B/size, (r+1)*B/size), so uneven shares are allowed); the
+ * gradients are summed over the group before clipping and the optimiser step. Each rank scales its
+ * loss by 1 / (target tokens of the whole global batch), so the sum is exactly the gradient of the
+ * global batch's mean loss, however the tokens fall to the ranks. The ranks then take identical
+ * steps and stay identical replicas. NULL everywhere means one process.
+ *
+ * Implementations: MPI_Allreduce over the group's communicator (sweep.c, CPU backend) and, for
+ * device memory, NCCL (reduce_nccl.h, CUDA builds). Each call is collective: every rank of the
+ * group makes the same calls in the same order, which is why the trainer agrees on every decision
+ * that one rank could take alone (stop, errors, a failed checkpoint). */
+typedef struct ls_train_group {
+    int rank, size;
+    /* Sum x (n floats of backend memory) over the group in place: the same bits on every rank,
+     * and the same bits on a rerun. LS_OK or LS_ERR. */
+    int (*sum_floats)(void *ctx, float *x, size_t n);
+    /* Sum x (n doubles of host memory) over the group in place: losses, counts, flags. */
+    int (*sum_doubles)(void *ctx, double *x, int n);
+    /* Every rank gets group rank 0's bytes (host memory): setting up NCCL's ncclUniqueId. */
+    int (*broadcast)(void *ctx, void *buf, size_t bytes);
+    void *ctx;
+} ls_train_group;
+
+/* Non-zero on every rank when ok is non-zero on every rank of the group (ok itself without one).
+ * A communication failure counts as not ok. */
+int ls_train_group_agree(const ls_train_group *g, int ok);
+
 /* Mean loss over the first max_windows windows (0 = all), batch_size at a time. m and lora are
  * in backend memory (ls_model_to_backend, ls_lora_to_backend; the host objects on the CPU).
  * NAN when the backend fails (be->check() then has the message). */
 double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
                          int batch_size, int max_windows, int32_t pad_id);
 
+/* The same with the windows shared by a group (each rank evaluates its contiguous share, the
+ * sums are reduced): the same value on every rank. NULL group: ls_train_evaluate. */
+double ls_train_evaluate_group(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                               int batch_size, int max_windows, int32_t pad_id, const ls_train_group *group);
+
 /* Train lora from st (fresh or loaded from a checkpoint) until max_steps or should_stop.
  * m is in backend memory (ls_model_to_backend); lora and st are host objects: on a device
  * backend they are copied there for the run and copied back before each checkpoint hook and at
  * the end (on the CPU they are used in place).
- * Returns LS_OK, or LS_ERR with a message (a non-finite loss, memory). */
+ * Returns LS_OK, or LS_ERR with a message (a non-finite loss, memory). With a group (data
+ * parallel, see above; NULL: one process) every rank must call it with the same options, windows,
+ * adapter and state; every rank gets the same losses and ends with the same adapter and the same
+ * return value. Hooks are called on every rank: the caller lets group rank 0 alone write files and
+ * report progress; should_stop counts when any rank asks, and a checkpoint hook failing on any rank
+ * fails the run everywhere. */
 int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const ls_window_set *train,
-                 const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks);
+                 const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks,
+                 const ls_train_group *group);
 
 /* Checkpoint files: DIR/state.safetensors (adapter, moments, curves; step, epoch, cursor in the
  * metadata). Save is atomic (temp + rename). Load checks it matches lora's layout. */

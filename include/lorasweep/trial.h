@@ -31,11 +31,19 @@ typedef struct {
     void *forecast_ctx;
     const char *checkpoint_dir;           /* where to checkpoint and resume from; NULL = nowhere */
     const char *adapter_dir;              /* start from this PEFT adapter instead of a fresh one */
+    const ls_train_group *group;          /* data parallel over these ranks (train.h); NULL: alone */
 } ls_trial_hooks;
 
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
  * memory); *out then holds what was done so far and must still be freed. A run stopped by
- * should_stop returns LS_OK with out->train.step < max_steps and no forecast. */
+ * should_stop returns LS_OK with out->train.step < max_steps and no forecast.
+ *
+ * With hooks->group, every rank of the group calls it with the same config: each loads the
+ * inputs (and the checkpoint) itself, they train together, and group rank 0 alone writes the
+ * checkpoints and forecasts (the others end with the same adapter and curves, and no forecast).
+ * Setup failing on any rank fails it on every rank: the first group call of the trial is one
+ * ls_train_group_agree, so a rank that cannot even start it calls ls_train_group_agree(group, 0)
+ * instead. train.ranks_per_trial must equal the group's size (1 without a group). */
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out);
 void ls_trial_result_free(ls_trial_result *r);
 

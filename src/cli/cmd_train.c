@@ -122,6 +122,13 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
         ls_config_free(cfg);
         return cli_fail();
     }
+    if (cfg->train.ranks_per_trial > 1) { /* data parallel needs the sweep's MPI groups */
+        ls_error("%s: train.ranks_per_trial: %d, but lorasweep %s runs on 1 rank (data parallel runs in a sweep: "
+                 "mpirun -np N lorasweep sweep run)", cfg->source ? cfg->source : "<config>",
+                 cfg->train.ranks_per_trial, cmd);
+        ls_config_free(cfg);
+        return cli_fail();
+    }
     if (out_opt) snprintf(out_dir, cap, "%s", out_opt);
     else if (cfg->name[0]) snprintf(out_dir, cap, "results/%s%s", cfg->name, suffix);
     else snprintf(out_dir, cap, "results/%016" PRIx64 "%s", ls_config_hash(cfg), suffix);
@@ -193,7 +200,7 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
         {"quiet", no_argument, 0, 'q'},     {"help", no_argument, 0, 'h'},      {0, 0, 0, 0},
     };
     const char *out_opt = NULL, *adapter = NULL;
-    char **sets = ls_calloc((size_t)argc + 1, sizeof(char *));
+    char **sets = ls_calloc((size_t)argc + 2, sizeof(char *));
     int n_sets = 0, quiet = 0, c, rc;
     while ((c = getopt_long(argc, argv, ":o:s:a:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -220,9 +227,11 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
     }
     ls_trial_config cfg;
     char out_dir[4096];
-    if (is_eval) { /* no training: the base model, or the given adapter, as it is */
-        static char zero[] = "train.max_steps=0";
+    if (is_eval) { /* no training: the base model, or the given adapter, as it is, in one process
+                    * (a data-parallel sweep trial's config.yaml evaluates as it is) */
+        static char zero[] = "train.max_steps=0", one[] = "train.ranks_per_trial=1";
         sets[n_sets++] = zero;
+        sets[n_sets++] = one;
     }
     rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", &cfg, out_dir, sizeof out_dir);
     free(sets);
