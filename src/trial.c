@@ -308,9 +308,13 @@ int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_con
     double windows_per_system = ceil(fmax(1.0, (100.0 * per_step - cfg->train.ctx) / ls_config_stride(cfg) + 1));
     double val_windows = val_systems * windows_per_system;
     if (cfg->train.val_max_windows > 0 && cfg->train.val_max_windows < val_windows) val_windows = cfg->train.val_max_windows;
+    /* Validation passes as the trainer runs them: the untrained adapter at step 0, then every
+     * eval_every steps and at the last step (max_steps 0: the one pass of an evaluation). */
     int evals = cfg->train.max_steps == 0 ? 1
-                : cfg->train.eval_every > 0 ? cfg->train.max_steps / cfg->train.eval_every + (cfg->train.max_steps % cfg->train.eval_every != 0)
-                                            : 1;
+                : 1 + (cfg->train.eval_every > 0 ? cfg->train.max_steps / cfg->train.eval_every +
+                                                       (cfg->train.max_steps % cfg->train.eval_every != 0)
+                                                 : 1);
+    if (val_systems < 1) evals = 0; /* no validation split, no passes */
     double validation = evals * val_windows * (fwd.total + loss), forecast = 0;
     if (cfg->eval.systems > 0) {
         ls_flops_gen g;

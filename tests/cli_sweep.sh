@@ -80,7 +80,7 @@ PY
 then ok "json: stages, trials, ids, estimates, run order"; else bad "json"; fi
 
 # a budget for three of the six: the costliest (rank 4) are admitted first, the rest skipped with a reason
-sed 's/budget_flops: 1e14/budget_flops: 3e13/' "$T/sweep/g.yaml" >"$T/sweep/small.yaml"
+sed 's/budget_flops: 1e14/budget_flops: 6e13/' "$T/sweep/g.yaml" >"$T/sweep/small.yaml"
 "$LS" sweep plan "$T/sweep/small.yaml" >"$T/small.txt"
 skipped=$(grep -c 'skipped: estimated' "$T/small.txt")
 [ "$skipped" = 3 ] && ok "budget: 3 of 6 skipped (the costliest first admitted)" || bad "budget: $skipped skipped"
