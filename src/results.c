@@ -391,6 +391,22 @@ static int check_existing(ls_results *r, uint64_t want_hash) {
         if (s >= 0) H5Sclose(s);
     }
     if (ok && rows > (hsize_t)1 << 24) FAIL(&ok, "%s: damaged results file: %llu trials", r->path, (unsigned long long)rows);
+    /* Readers allocate rows of these widths: a damaged or hostile file must not make them ask
+     * for terabytes (the limits are far beyond any sweep: 16M steps, 1M validations, 1M systems,
+     * 64K forecast steps). */
+    static const struct {
+        int dim;
+        hsize_t max;
+        const char *what;
+    } limits[] = {{D_STEPS, (hsize_t)1 << 24, "steps"}, {D_EVALS, (hsize_t)1 << 20, "validations"},
+                  {D_SYSTEMS, (hsize_t)1 << 20, "forecast systems"}, {D_HORIZON, (hsize_t)1 << 16, "forecast steps"}};
+    for (size_t k = 0; ok && k < sizeof limits / sizeof *limits; k++)
+        if (r->width[limits[k].dim] > limits[k].max)
+            FAIL(&ok, "%s: damaged results file: %llu %s per trial", r->path,
+                 (unsigned long long)r->width[limits[k].dim], limits[k].what);
+    if (ok && r->width[D_SYSTEMS] * r->width[D_HORIZON] > (hsize_t)1 << 26)
+        FAIL(&ok, "%s: damaged results file: %llu x %llu forecast values per trial", r->path,
+             (unsigned long long)r->width[D_SYSTEMS], (unsigned long long)r->width[D_HORIZON]);
     if (ok && rows > 0) {
         char *ids = ls_malloc((size_t)rows * LS_RESULTS_ID_LEN);
         hid_t t = str_type(LS_RESULTS_ID_LEN);

@@ -9,6 +9,7 @@
 #include "testing.h"
 
 #include <cjson/cJSON.h>
+#include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
 #include <sys/stat.h>
@@ -343,6 +344,17 @@ static void test_empty_file(void **state) {
     assert_non_null(strstr(log, "forecasts: none yet"));
     free(log);
     ls_report_free(&rep);
+
+    /* a file claiming 32M steps per trial is refused before anything is allocated for them */
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t d = H5Dopen2(file, "/curves/train_loss", H5P_DEFAULT);
+    hsize_t dims[2] = {0, (hsize_t)1 << 25};
+    assert_true(d >= 0 && H5Dset_extent(d, dims) >= 0);
+    H5Dclose(d);
+    H5Fclose(file);
+    assert_int_equal(ls_report_load(path, &rep), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "damaged results file: 33554432 steps per trial"));
 }
 
 static void test_figures(void **state) {
