@@ -13,22 +13,8 @@
 
 enum { CTX = 8 };
 
-/* A learnable stream: a repeating pattern of token ids, cut into windows like real text. */
-static void pattern_windows(ls_window_set *w, int n_tokens, int offset) {
-    memset(w, 0, sizeof *w);
-    w->ctx = CTX;
-    w->n_tokens = n_tokens;
-    w->tokens = malloc(sizeof(int32_t) * (size_t)n_tokens);
-    static const int32_t cycle[6] = {5, 17, 9, 30, 2, 21}; /* each token determines the next */
-    for (int i = 0; i < n_tokens; i++) w->tokens[i] = cycle[(i + offset) % 6];
-    w->n_windows = (n_tokens - 2) / (CTX / 2);
-    w->start = malloc(sizeof(int64_t) * (size_t)w->n_windows);
-    w->valid = malloc(sizeof(int) * (size_t)w->n_windows);
-    for (int k = 0; k < w->n_windows; k++) {
-        w->start[k] = (int64_t)k * (CTX / 2);
-        w->valid[k] = (int)(n_tokens - w->start[k] < CTX ? n_tokens - w->start[k] : CTX);
-    }
-}
+/* The learnable stream of toy_model.h, in windows of CTX. */
+static void pattern_windows(ls_window_set *w, int n_tokens, int offset) { toy_pattern_windows(w, CTX, n_tokens, offset); }
 
 static ls_train_options options(int steps) {
     return (ls_train_options){

@@ -2,7 +2,11 @@
 #ifndef LORASWEEP_TOY_MODEL_H
 #define LORASWEEP_TOY_MODEL_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "lorasweep/model.h"
+#include "lorasweep/train.h"
 
 static uint64_t toy_rng = 88172645463325252ull;
 static inline float toy_uniform(float lo, float hi) { /* xorshift64: deterministic, independent of libc */
@@ -24,6 +28,24 @@ static inline void toy_model(ls_model *m, const ls_model_config *c) {
     for (size_t i = 0; i < m->arena_floats; i++) m->arena[i] = toy_uniform(-0.5f, 0.5f);
     for (int l = 0; l < c->layers; l++)
         for (int j = 0; j < c->hidden; j++) m->layer[l].attn_norm[j] = 1.0f + 0.2f * m->layer[l].attn_norm[j];
+}
+
+/* A learnable stream: a repeating pattern of token ids (each token determines the next), cut into
+ * windows of ctx tokens with stride ctx/2 like real text. The caller frees tokens, start, valid. */
+static inline void toy_pattern_windows(ls_window_set *w, int ctx, int n_tokens, int offset) {
+    memset(w, 0, sizeof *w);
+    w->ctx = ctx;
+    w->n_tokens = n_tokens;
+    w->tokens = malloc(sizeof(int32_t) * (size_t)n_tokens);
+    static const int32_t cycle[6] = {5, 17, 9, 30, 2, 21};
+    for (int i = 0; i < n_tokens; i++) w->tokens[i] = cycle[(i + offset) % 6];
+    w->n_windows = (n_tokens - 2) / (ctx / 2);
+    w->start = malloc(sizeof(int64_t) * (size_t)w->n_windows);
+    w->valid = malloc(sizeof(int) * (size_t)w->n_windows);
+    for (int k = 0; k < w->n_windows; k++) {
+        w->start[k] = (int64_t)k * (ctx / 2);
+        w->valid[k] = (int)(n_tokens - w->start[k] < ctx ? n_tokens - w->start[k] : ctx);
+    }
 }
 
 #endif
