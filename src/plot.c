@@ -61,6 +61,11 @@ static double text_width(cairo_t *cr, double size, const char *text) {
 }
 
 void ls_plot_text(cairo_t *cr, double x, double y, int ha, int va, double size, int bold, const char *text) {
+    ls_plot_text_rgb(cr, x, y, ha, va, size, bold, (ls_rgb){0.1, 0.1, 0.1}, text);
+}
+
+void ls_plot_text_rgb(cairo_t *cr, double x, double y, int ha, int va, double size, int bold, ls_rgb color,
+                      const char *text) {
     cairo_text_extents_t e;
     cairo_font_extents_t fe;
     set_font(cr, size, bold);
@@ -70,24 +75,24 @@ void ls_plot_text(cairo_t *cr, double x, double y, int ha, int va, double size, 
     /* top and middle use the font's ascent, so that labels of one row line up */
     double dy = va < 0 ? fe.ascent : va == 0 ? (fe.ascent - fe.descent) / 2 : 0;
     cairo_move_to(cr, x + dx, y + dy);
-    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    cairo_set_source_rgb(cr, color.r, color.g, color.b);
     cairo_show_text(cr, text);
+}
+
+void ls_plot_format_e(double v, char *buf, size_t cap) {
+    /* "1e-05" rather than "1.0e-05"; two digits only where they say something */
+    char m[32];
+    snprintf(m, sizeof m, "%.1e", v);
+    if (strstr(m, ".0e")) snprintf(buf, cap, "%.0e", v);
+    else snprintf(buf, cap, "%s", m);
 }
 
 void ls_plot_format(double v, char *buf, size_t cap) {
     double a = fabs(v);
     if (!isfinite(v)) snprintf(buf, cap, "n/a");
     else if (a == 0) snprintf(buf, cap, "0");
-    else if (a >= 1e5 || a < 1e-3) {
-        snprintf(buf, cap, "%.2g", v);
-        /* "1e-05" rather than "1.0e-05"; keep two digits only where they say something */
-        char m[32];
-        snprintf(m, sizeof m, "%.1e", v);
-        if (strstr(m, ".0e")) snprintf(buf, cap, "%.0e", v);
-        else snprintf(buf, cap, "%s", m);
-    } else {
-        snprintf(buf, cap, "%.4g", v);
-    }
+    else if (a >= 1e5 || a < 1e-3) ls_plot_format_e(v, buf, cap);
+    else snprintf(buf, cap, "%.4g", v);
 }
 
 /* A tick label: as many decimals as the tick spacing needs, so that neighbours never read the

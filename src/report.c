@@ -18,6 +18,7 @@
 #include "lorasweep/common.h"
 #include "lorasweep/config.h"
 #include "lorasweep/grid.h"
+#include "lorasweep/plot.h"
 
 int ls_report_format_parse(const char *name, ls_report_format *out) {
     static const char *const names[] = {"table", "md", "csv", "json"};
@@ -120,13 +121,8 @@ static int read_trial(ls_results *res, uint64_t id, ls_report_trial *t) {
         return LS_ERR;
     t->config_yaml = ls_results_read_config(res, id);
     if (!t->config_yaml) return LS_ERR;
-    t->context_steps = 80;
-    ls_trial_config cfg;
-    if (ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &cfg) == LS_OK) {
-        t->context_steps = cfg.eval.context_steps;
-        t->samples = cfg.eval.samples;
-        ls_config_free(&cfg);
-    }
+    t->config_ok = ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &t->config) == LS_OK;
+    if (!t->config_ok) ls_config_defaults(&t->config);
     return LS_OK;
 }
 
@@ -170,6 +166,7 @@ static void summarise(ls_report *rep) {
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
         ensure_stage(rep, t->stage);
+        if (t->stage + 1 > rep->n_started) rep->n_started = t->stage + 1;
         t->stage_name = t->stage >= 0 && t->stage < rep->n_stages ? rep->stage_names[t->stage] : "?";
         if (t->status >= 0 && t->status <= 4) rep->counts[t->status]++;
         if (t->status == LS_RESULT_RUNNING) {
@@ -228,6 +225,7 @@ void ls_report_free(ls_report *rep) {
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
         free(t->message), free(t->config_yaml), free(t->train_loss), free(t->val_step), free(t->val_loss);
+        if (t->config_yaml) ls_config_free(&t->config); /* parsed or defaulted once the text was read */
         free(t->systems), free(t->fc_mean), free(t->fc_std), free(t->fc_truth);
     }
     free(rep->trials);
@@ -265,13 +263,6 @@ static void status_text(const ls_report_trial *t, char *buf, size_t cap) {
 static void num(char *buf, size_t cap, const char *fmt, double v) {
     if (isnan(v)) snprintf(buf, cap, "-");
     else snprintf(buf, cap, fmt, v);
-}
-
-static void lr_text(char *buf, size_t cap, double lr) {
-    char m[32];
-    snprintf(m, sizeof m, "%.1e", lr);
-    if (strstr(m, ".0e")) snprintf(buf, cap, "%.0e", lr);
-    else snprintf(buf, cap, "%s", m);
 }
 
 static void wall_text(char *buf, size_t cap, double s) {
@@ -382,16 +373,13 @@ static void print_header(FILE *out, const ls_report *rep, int markdown, int stag
             rep->counts[LS_RESULT_FAILED], rep->counts[LS_RESULT_SKIPPED]);
     if (stage >= 0) fprintf(out, "%sshowing stage %s only\n", li, rep->stage_names[stage]);
     /* what is unfinished, and why */
-    int max_stage = -1;
-    for (int i = 0; i < rep->n_trials; i++)
-        if (rep->trials[i].stage > max_stage) max_stage = rep->trials[i].stage;
     int open = rep->counts[LS_RESULT_RUNNING] + rep->counts[LS_RESULT_PENDING];
     if (rep->lock_owner[0])
         fprintf(out, "%sUNFINISHED: a sweep is writing this file now (%s); this is a snapshot\n", li, rep->lock_owner);
     else if (rep->interrupted || open)
         fprintf(out, "%sUNFINISHED: %d interrupted, %d pending; run the same `sweep run` again to resume\n", li,
                 rep->interrupted, rep->counts[LS_RESULT_PENDING]);
-    for (int s = max_stage + 1; s < rep->n_stages; s++)
+    for (int s = rep->n_started; s < rep->n_stages; s++)
         fprintf(out, "%sstage %s: not started yet\n", li, rep->stage_names[s]);
     if (rep->journal_note[0]) fprintf(out, "%snote: %s\n", li, rep->journal_note);
 }
@@ -412,7 +400,7 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
         snprintf(c[0], 64, "%d", k + 1);
         snprintf(c[1], 64, "%016" PRIx64 "%s", tr->row.id, idx[k] == rep->best ? " *" : "");
         snprintf(c[2], 64, "%s", tr->stage_name);
-        lr_text(c[3], 64, tr->row.lr);
+        ls_plot_format_e(tr->row.lr, c[3], 64);
         snprintf(c[4], 64, "%d", tr->row.lora_rank);
         if (tr->baseline) snprintf(c[3], 64, "-"), snprintf(c[4], 64, "-"); /* nothing trained */
         snprintf(c[5], 64, "%d", tr->row.ctx);
@@ -478,25 +466,24 @@ static void print_context(FILE *out, const ls_report *rep, int markdown, int sta
     for (int s = 0; s < rep->n_stages; s++) {
         if (stage >= 0 && s != stage) continue;
         int n = context_members(rep, s, members), varies = 0, lr_same = 1, rank_same = 1, own = 0;
+        int own_ctx = -1, own_vary = 0; /* the stage's own trials: do they differ in ctx? */
         for (int k = 0; k < n; k++) {
             const ls_results_row_data *r0 = &rep->trials[members[0]].row, *r = &rep->trials[members[k]].row;
             varies |= r->ctx != r0->ctx;
             lr_same &= r->lr == r0->lr;
             rank_same &= r->lora_rank == r0->lora_rank;
-            own += rep->trials[members[k]].stage == s;
+            if (rep->trials[members[k]].stage != s) continue;
+            own++;
+            if (own_ctx >= 0 && r->ctx != own_ctx) own_vary = 1;
+            own_ctx = r->ctx;
         }
         /* a stage is a context comparison when its grid varies train.ctx (without the grid: when
          * its own trials do) */
-        int own_vary = 0;
-        for (int k = 0; k < n; k++)
-            for (int j = 0; j < n; j++)
-                own_vary |= rep->trials[members[k]].stage == s && rep->trials[members[j]].stage == s &&
-                            rep->trials[members[k]].row.ctx != rep->trials[members[j]].row.ctx;
         int is_ctx_stage = rep->stage_ctx_axis[s] >= 0 ? rep->stage_ctx_axis[s] : own_vary;
         if (!varies || own < 1 || !is_ctx_stage) continue;
         const ls_results_row_data *r0 = &rep->trials[members[0]].row;
         char title[256], lr[32];
-        lr_text(lr, sizeof lr, r0->lr);
+        ls_plot_format_e(r0->lr, lr, sizeof lr);
         if (lr_same && rank_same)
             snprintf(title, sizeof title, "Context length (stage %s: lr %s, rank %d)", rep->stage_names[s], lr,
                      r0->lora_rank);
@@ -513,7 +500,7 @@ static void print_context(FILE *out, const ls_report *rep, int markdown, int sta
             char c[11][64];
             snprintf(c[0], 64, "%d", tr->row.ctx);
             snprintf(c[1], 64, "%s", tr->stage_name);
-            lr_text(c[2], 64, tr->row.lr);
+            ls_plot_format_e(tr->row.lr, c[2], 64);
             snprintf(c[3], 64, "%d", tr->row.lora_rank);
             num(c[4], 64, "%.4f", m->final_val_loss);
             num(c[5], 64, "%.4g", m->mse[LS_METRIC_BOTH]);
@@ -633,7 +620,7 @@ static void print_best(FILE *out, const ls_report *rep, int markdown) {
     snprintf(c[2], 64, "%s", u ? u->stage_name : "-");
     table_row(&t, row);
     char lr[32];
-    lr_text(lr, sizeof lr, b->row.lr);
+    ls_plot_format_e(b->row.lr, lr, sizeof lr);
     snprintf(c[0], 64, "lr / rank / ctx");
     snprintf(c[1], 64, "%s / %d / %d", lr, b->row.lora_rank, b->row.ctx);
     snprintf(c[2], 64, "-");
@@ -653,7 +640,7 @@ static void print_best(FILE *out, const ls_report *rep, int markdown) {
         memcpy(uv, tmp, sizeof uv);
     }
     for (int k = 0; k < 8; k++) {
-        metric_cells((char(*)[64])c, names[k], bv[k], uv[k], k == 0 ? "%.4f" : "%.4g");
+        metric_cells(c, names[k], bv[k], uv[k], k == 0 ? "%.4f" : "%.4g");
         if (k < 7 && !isnan(uv[k]) && bv[k] > 0) snprintf(c[3], 64, "%.2fx", uv[k] / bv[k]);
         else c[3][0] = 0;
         table_row(&t, row);
@@ -784,13 +771,11 @@ static cJSON *trial_json(const ls_report *rep, int i) {
     cJSON_AddItemToObject(mj, "tokens_per_s", json_num(m->tokens_per_s));
     cJSON_AddStringToObject(o, "message", t->message);
     /* the whole resolved config, as the trial ran it */
-    ls_trial_config cfg;
     cJSON *cj = NULL;
-    if (ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &cfg) == LS_OK) {
-        char *text = ls_config_to_json(&cfg);
+    if (t->config_ok) {
+        char *text = ls_config_to_json(&t->config);
         cj = cJSON_Parse(text);
         free(text);
-        ls_config_free(&cfg);
     }
     cJSON_AddItemToObject(o, "config", cj ? cj : cJSON_CreateNull());
     return o;
@@ -806,10 +791,7 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
     cJSON_AddStringToObject(root, "data_path", rep->info.data_path);
     cJSON_AddStringToObject(root, "data_checksum", rep->info.data_checksum);
     int open = rep->counts[LS_RESULT_RUNNING] + rep->counts[LS_RESULT_PENDING];
-    int max_stage = -1;
-    for (int i = 0; i < rep->n_trials; i++)
-        if (rep->trials[i].stage > max_stage) max_stage = rep->trials[i].stage;
-    cJSON_AddBoolToObject(root, "complete", open == 0 && max_stage + 1 >= rep->n_stages);
+    cJSON_AddBoolToObject(root, "complete", open == 0 && rep->n_started >= rep->n_stages);
     cJSON_AddBoolToObject(root, "being_written", rep->lock_owner[0] != 0);
     cJSON_AddBoolToObject(root, "journal", rep->have_journal);
     cJSON *counts = cJSON_AddObjectToObject(root, "counts");
@@ -824,7 +806,7 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
         cJSON_AddNumberToObject(o, "trials", n);
         cJSON_AddNumberToObject(o, "done", done);
         cJSON_AddNumberToObject(o, "flops", f);
-        cJSON_AddBoolToObject(o, "started", s <= max_stage);
+        cJSON_AddBoolToObject(o, "started", s < rep->n_started);
         cJSON_AddItemToArray(stages, o);
     }
     cJSON *fl = cJSON_AddObjectToObject(root, "flops");

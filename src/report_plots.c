@@ -255,36 +255,11 @@ static void draw_heatmap(cairo_t *cr, double W, double H, void *vctx) {
                 continue;
             }
             snprintf(buf, sizeof buf, "%.4f", v);
-            double t = (v - lo) / (hi - lo);
-            cairo_save(cr);
-            ls_plot_text(cr, x + cw / 2, y + ch / 2 - 9, 0, 0, 16, 1, buf);
-            if (t < 0.6) { /* light text on the dark end: redraw it white */
-                cairo_set_source_rgb(cr, 1, 1, 1);
-                cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
-                cairo_set_font_size(cr, 16);
-                cairo_text_extents_t e;
-                cairo_font_extents_t fe;
-                cairo_text_extents(cr, buf, &e);
-                cairo_font_extents(cr, &fe);
-                cairo_move_to(cr, x + cw / 2 - e.x_advance / 2, y + ch / 2 - 9 + (fe.ascent - fe.descent) / 2);
-                cairo_show_text(cr, buf);
-            }
-            cairo_restore(cr);
-            const ls_result_metrics *m = &rep->trials[ti].row.metrics;
-            snprintf(buf, sizeof buf, "MSE %.3g", m->mse[2]);
-            if (t < 0.6) {
-                cairo_save(cr);
-                cairo_set_source_rgb(cr, 1, 1, 1);
-                cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-                cairo_set_font_size(cr, 12);
-                cairo_text_extents_t e;
-                cairo_text_extents(cr, buf, &e);
-                cairo_move_to(cr, x + cw / 2 - e.x_advance / 2, y + ch / 2 + 18);
-                cairo_show_text(cr, buf);
-                cairo_restore(cr);
-            } else {
-                ls_plot_text(cr, x + cw / 2, y + ch / 2 + 18, 0, 1, 12, 0, buf);
-            }
+            /* light text on the dark end of the colour map */
+            ls_rgb ink = (v - lo) / (hi - lo) < 0.6 ? (ls_rgb){1, 1, 1} : (ls_rgb){0.1, 0.1, 0.1};
+            ls_plot_text_rgb(cr, x + cw / 2, y + ch / 2 - 9, 0, 0, 16, 1, ink, buf);
+            snprintf(buf, sizeof buf, "MSE %.3g", rep->trials[ti].row.metrics.mse[2]);
+            ls_plot_text_rgb(cr, x + cw / 2, y + ch / 2 + 18, 0, 1, 12, 0, ink, buf);
             if (ti == rep->best || (rep->best >= 0 && v == lo)) {
                 cairo_set_source_rgb(cr, 0.85, 0.1, 0.1);
                 cairo_set_line_width(cr, 3);
@@ -337,46 +312,43 @@ static void draw_forecasts(cairo_t *cr, double W, double H, void *vctx) {
     ls_plot_text(cr, 20, 12, -1, -1, 16, 1, title);
     char sub[300];
     snprintf(sub, sizeof sub, "solid: true series; dashed: mean of %d sampled forecasts; shaded: +-1 standard deviation; "
-             "MSE of the mean forecast in each title", t->samples);
+             "MSE of the mean forecast in each title", t->config.eval.samples);
     ls_plot_text(cr, 20, 36, -1, -1, 12, 0, sub);
     double pw = (W - 20) / f->n_systems;
     ls_rgb col[2] = {ls_plot_color(0), ls_plot_color(1)};
-    int C = t->context_steps;
+    int C = t->config.eval.context_steps;
     for (int p = 0; p < f->n_systems; p++) {
         int s = f->systems[p], sys = t->systems[s];
         ls_axes ax;
         ls_axes_place(&ax, 10 + p * pw, 62, pw, H - 62 - 46);
         int have_ctx = f->data && sys >= 0 && sys < f->data->systems && C <= f->data->steps;
-        int n = (have_ctx ? C : 0) + t->H;
-        double *x = ls_malloc((size_t)n * sizeof *x), *y = ls_malloc((size_t)n * sizeof *y);
+        int first = have_ctx ? 0 : C, n = C + t->H - first; /* the true series: context (if known) + horizon */
+        double *x = ls_malloc((size_t)n * sizeof *x), *truth[2];
         double *hx = ls_malloc((size_t)t->H * sizeof *hx), *m = ls_malloc((size_t)t->H * sizeof *m);
         double *lo = ls_malloc((size_t)t->H * sizeof *lo), *hi = ls_malloc((size_t)t->H * sizeof *hi);
-        double *all = ls_malloc((size_t)(4 * n + 4 * t->H) * sizeof *all);
+        double *all = ls_malloc((size_t)(2 * n + 4 * t->H) * sizeof *all); /* every value the axis must show */
         size_t na = 0;
+        double tmax = 0;
+        for (int i = 0; i < n; i++) x[i] = first + i;
         for (int v = 0; v < 2; v++) {
-            int k = 0;
-            if (have_ctx)
-                for (int i = 0; i < C; i++) all[na++] = f->data->traj[((size_t)sys * (size_t)f->data->steps + (size_t)i) * 2 + (size_t)v];
+            truth[v] = ls_malloc((size_t)n * sizeof *truth[v]);
+            for (int i = 0; i < n; i++) {
+                int step = first + i;
+                truth[v][i] = step < C ? f->data->traj[((size_t)sys * (size_t)f->data->steps + (size_t)step) * 2 + (size_t)v]
+                                       : t->fc_truth[((size_t)s * (size_t)t->H + (size_t)(step - C)) * 2 + (size_t)v];
+                tmax = fmax(tmax, truth[v][i]);
+                all[na++] = truth[v][i];
+            }
             for (int h = 0; h < t->H; h++) {
                 size_t q = ((size_t)s * (size_t)t->H + (size_t)h) * 2 + (size_t)v;
-                all[na++] = t->fc_truth[q];
                 all[na++] = t->fc_mean[q] - t->fc_std[q];
                 all[na++] = t->fc_mean[q] + t->fc_std[q];
-                k++;
             }
         }
-        for (int i = 0; i < n; i++) x[i] = i + (have_ctx ? 0 : C);
-        ls_axes_fit_x(&ax, x, (size_t)n, 0, 0);
         ax.xmin = have_ctx ? 0 : C - 1, ax.xmax = C + t->H;
         /* a forecast far off the true scale would flatten the truth to a line at 0: then log */
-        double tmax = 0, amax = 0;
+        double amax = 0;
         for (size_t i = 0; i < na; i++) amax = fmax(amax, all[i]);
-        for (int i = 0; i < n; i++) {
-            int step = i + (have_ctx ? 0 : C);
-            for (int v = 0; v < 2; v++)
-                tmax = fmax(tmax, step < C ? f->data->traj[((size_t)sys * (size_t)f->data->steps + (size_t)step) * 2 + (size_t)v]
-                                            : t->fc_truth[((size_t)s * (size_t)t->H + (size_t)(step - C)) * 2 + (size_t)v]);
-        }
         int log_y = tmax > 0 && amax > 10 * tmax;
         ls_axes_fit_y(&ax, all, na, log_y, 0);
         if (!log_y && ax.ymin < 0 && ax.ymin > -0.2 * ax.ymax) ax.ymin = 0; /* populations: 0 as the floor when near */
@@ -392,19 +364,14 @@ static void draw_forecasts(cairo_t *cr, double W, double H, void *vctx) {
                 if (ax.ylog && lo[h] <= ax.ymin) lo[h] = ax.ymin; /* the band runs off the bottom of a log axis */
             }
             ls_plot_band(cr, &ax, hx, lo, hi, (size_t)t->H, col[v], 0.2);
-            for (int i = 0; i < n; i++) {
-                int step = i + (have_ctx ? 0 : C);
-                y[i] = step < C ? f->data->traj[((size_t)sys * (size_t)f->data->steps + (size_t)step) * 2 + (size_t)v]
-                                : t->fc_truth[((size_t)s * (size_t)t->H + (size_t)(step - C)) * 2 + (size_t)v];
-            }
-            ls_style truth = {.color = col[v], .width = 1.8};
-            ls_plot_line(cr, &ax, x, y, (size_t)n, &truth);
+            ls_style solid = {.color = col[v], .width = 1.8};
+            ls_plot_line(cr, &ax, x, truth[v], (size_t)n, &solid);
             ls_style mean = {.color = col[v], .width = 2.2, .dashed = 1};
             ls_plot_line(cr, &ax, hx, m, (size_t)t->H, &mean);
         }
         ls_plot_vline(cr, &ax, C - 0.5, (ls_rgb){0.35, 0.35, 0.35}, 1,
                       have_ctx ? "context | forecast" : "forecast (context not drawn)");
-        free(x), free(y), free(hx), free(m), free(lo), free(hi), free(all);
+        free(x), free(truth[0]), free(truth[1]), free(hx), free(m), free(lo), free(hi), free(all);
     }
     ls_legend_entry le[5] = {
         {"prey (true)", {.color = col[0], .width = 1.8}, 0},

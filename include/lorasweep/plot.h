@@ -86,11 +86,16 @@ double ls_plot_legend_width(cairo_t *cr, const ls_legend_entry *e, size_t n, dou
 
 /* Text at (x, y) in figure pixels; ha -1 left, 0 centre, 1 right; va -1 top, 0 middle, 1 baseline. */
 void ls_plot_text(cairo_t *cr, double x, double y, int ha, int va, double size, int bold, const char *text);
+/* The same in a colour (ls_plot_text draws in near-black). */
+void ls_plot_text_rgb(cairo_t *cr, double x, double y, int ha, int va, double size, int bold, ls_rgb color,
+                      const char *text);
 
 /* A vertical colour bar for the range [lo, hi] of a colormap (viridis), with ticks and label. */
 void ls_plot_colorbar(cairo_t *cr, double x, double y, double w, double h, double lo, double hi, const char *label);
 
 /* "1e-05", "0.003", "12.5", "3.2e+16": short number text for ticks and cells. */
 void ls_plot_format(double v, char *buf, size_t cap);
+/* Always e-notation, two significant digits at most: "1e-02", "3.2e+16" (learning rates). */
+void ls_plot_format_e(double v, char *buf, size_t cap);
 
 #endif

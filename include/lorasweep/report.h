@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 
+#include "lorasweep/config.h"
 #include "lorasweep/results.h"
 
 typedef enum { LS_REPORT_TABLE, LS_REPORT_MARKDOWN, LS_REPORT_CSV, LS_REPORT_JSON } ls_report_format;
@@ -33,9 +34,9 @@ typedef struct {
     int attempts;                /* starts the journal saw */
     int baseline;                /* max_steps == 0: the untrained model, evaluated */
     char *message;               /* error of a failed trial, reason of a skipped one ("" none) */
-    char *config_yaml;           /* the resolved config */
-    int context_steps;           /* eval.context_steps of the config (80) */
-    int samples;                 /* eval.samples of the config */
+    char *config_yaml;           /* the resolved config, as stored */
+    ls_trial_config config;      /* parsed (the defaults when the text does not parse: config_ok 0) */
+    int config_ok;
     /* curves: train loss per step (NaN where not written), validation points */
     float *train_loss;
     int n_train;
@@ -55,6 +56,7 @@ typedef struct {
     int n_stages;                /* stages of the grid (at least those seen in the file) */
     char **stage_names;
     int *stage_ctx_axis;         /* 1: the grid's stage has a train.ctx axis (a context comparison) */
+    int n_started;               /* stages 0..n_started-1 have trials in the file */
     int have_journal;            /* 1 when the journal was read */
     char journal_note[512];      /* why it was not, or what replay said ("" nothing) */
     char lock_owner[256];        /* "job J pid P host H" of the sweep writing it now ("" none) */
