@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 #include "lorasweep/grid.h"
 #include "lorasweep/journal.h"
 #include "lorasweep/results.h"
@@ -80,6 +81,7 @@ static void on_start(void *user, const ls_sweep_item *item, int worker, int devi
     gethostname(host, sizeof host - 1);
     if (ls_journal_trial_start(s->journal, item->id, jt ? jt->attempts + 1 : 1, worker, host, device) != LS_OK)
         s->io_error = 1;
+    ls_fault("trial_start"); /* tests: a crash with the start journalled, the trial not begun */
     s->running++;
     char event[128];
     if (device >= 0) snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d, GPU %d", item->id, worker, device);
@@ -118,12 +120,14 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
                  r->final_val_loss, r->mse, r->wall_seconds);
     } else if (r->status == LS_TRIAL_FAILED) {
         rc = ls_journal_trial_failed(s->journal, item->id, r->message);
-        snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s", item->id, r->message);
+        snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s (sweep run --retry-failed runs it again)", item->id,
+                 r->message);
     } else {
         rc = ls_journal_trial_checkpoint(s->journal, item->id, r->steps);
         snprintf(event, sizeof event, "trial %016" PRIx64 " stopped at step %d (checkpointed)", item->id, r->steps);
     }
     if (rc != LS_OK) s->io_error = 1;
+    if (r->status == LS_TRIAL_DONE) ls_fault("trial_done"); /* tests: a crash just after a trial counts */
     status_line(s, event);
 }
 
@@ -243,6 +247,48 @@ static int run_and_record(void *user, const ls_sweep_item *item, const ls_train_
     }
     ls_trial_result_free(&res);
     return LS_OK;
+}
+
+/* Is `id` a trial of a stage before `stage`? (Stages may share trials: one runs once.) */
+static int seen_in_earlier_stage(ls_grid_trial *const *stage_trials, const size_t *stage_n, int stage, uint64_t id) {
+    for (int e = 0; e < stage; e++)
+        for (size_t k = 0; k < stage_n[e]; k++)
+            if (stage_trials[e][k].id == id) return 1;
+    return 0;
+}
+
+/* Trials of a stage that did not end: neither done, failed by their own fault, nor skipped. */
+static int stage_unfinished(const ls_journal_state *js, const ls_grid_trial *trials, size_t n) {
+    int left = 0;
+    for (size_t i = 0; i < n; i++) {
+        ls_result_status st = ls_journal_status(js, trials[i].id);
+        left += st != LS_RESULT_DONE && st != LS_RESULT_FAILED && st != LS_RESULT_SKIPPED;
+    }
+    return left;
+}
+
+/* The budget plan of a stage, made when the stage starts: its trials largest estimate first,
+ * admitted while they fit in what the earlier stages left of the budget. It is a pure function
+ * of the grid and of the earlier stages' finished trials, never of how far this stage got, so a
+ * sweep resumed at any point (however often) admits and skips exactly the trials an
+ * uninterrupted one did: trials of this stage already done are charged their estimate like the
+ * rest, not their spend on top of it. A trial an earlier stage had is settled there (0 here). */
+static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *trials, size_t n,
+                       ls_grid_trial *const *stage_trials, const size_t *stage_n, const ls_journal_state *js,
+                       ls_grid_budget_entry *plan) {
+    double left = grid->budget_flops > 0 ? grid->budget_flops : INFINITY;
+    for (int k = 0; k < js->n_trials; k++) { /* what the earlier stages spent, each trial once */
+        const ls_journal_trial *jt = &js->trials[k];
+        if (jt->status == LS_RESULT_DONE && isfinite(jt->metrics.flops_total) &&
+            seen_in_earlier_stage(stage_trials, stage_n, stage, jt->id))
+            left -= jt->metrics.flops_total;
+    }
+    double *cost = ls_calloc(n ? n : 1, sizeof *cost);
+    for (size_t i = 0; i < n; i++)
+        if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id)) cost[i] = 0;
+        else if (ls_trial_estimate_flops(&trials[i].config, &cost[i]) != LS_OK) cost[i] = 0; /* it fails on its own */
+    ls_grid_budget_plan(cost, n, &left, plan);
+    free(cost);
 }
 
 /* ---- the sweep ------------------------------------------------------------------------------ */
@@ -366,9 +412,15 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             const ls_trial_config *winner = NULL;
             int f = gs->select_from;
             size_t best;
-            if (f >= 0 && ls_grid_select(stage_trials[f], stage_n[f], stage_done[f], stage_n_done[f], gs->metric, &best) == LS_OK)
+            int unfinished = f >= 0 ? stage_unfinished(ls_journal_current(journal), stage_trials[f], stage_n[f]) : 0;
+            if (f >= 0 && !unfinished &&
+                ls_grid_select(stage_trials[f], stage_n[f], stage_done[f], stage_n_done[f], gs->metric, &best) == LS_OK)
                 winner = &stage_trials[f][best].config;
-            if (f >= 0 && !winner) {
+            if (unfinished) { /* a winner of some of its trials is not the stage's winner */
+                ls_error("stage %s: stage %s did not finish (%d of its %zu trials neither done, failed nor skipped "
+                         "by the budget), so it hands on no winner", gs->name, grid.stages[f].name, unfinished, stage_n[f]);
+                go = 0;
+            } else if (f >= 0 && !winner) {
                 ls_error("stage %s: stage %s has no finished trial to start from", gs->name, grid.stages[f].name);
                 go = 0;
             } else if (ls_grid_expand(&grid, (size_t)stage, winner, &trials, &n_trials) != LS_OK) {
@@ -407,41 +459,41 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             /* Pending and interrupted trials, within the budget, largest estimate first. */
             const ls_journal_state *js = ls_journal_current(journal);
             ls_sweep_item *items = ls_calloc(n_trials ? n_trials : 1, sizeof *items);
-            double *cost = ls_calloc(n_trials ? n_trials : 1, sizeof *cost);
-            int n_items = 0;
-            for (size_t i = 0; i < n_trials; i++)
-                if (ls_trial_estimate_flops(&trials[i].config, &cost[i]) != LS_OK) cost[i] = 0;
             ls_grid_budget_entry *plan = ls_calloc(n_trials ? n_trials : 1, sizeof *plan);
-            double left = grid.budget_flops > 0 ? grid.budget_flops : INFINITY;
-            for (int k = 0; k < js->n_trials; k++) /* what earlier jobs already spent */
-                if (js->trials[k].status == LS_RESULT_DONE && isfinite(js->trials[k].metrics.flops_total))
-                    left -= js->trials[k].metrics.flops_total;
-            ls_grid_budget_plan(cost, n_trials, &left, plan);
-            for (size_t i = 0; i < n_trials; i++) { /* a trial an earlier stage had is counted once */
-                int seen = 0;
-                for (int e = 0; e < stage && !seen; e++)
-                    for (size_t k = 0; k < stage_n[e] && !seen; k++) seen = stage_trials[e][k].id == trials[i].id;
-                sched.total += !seen;
-            }
+            plan_stage(&grid, stage, trials, n_trials, stage_trials, stage_n, js, plan);
+            int n_items = 0, n_skip = 0, n_before = 0;
+            size_t *skip = ls_calloc(n_trials ? n_trials : 1, sizeof *skip); /* plan entries to skip now */
+            for (size_t i = 0; i < n_trials; i++) sched.total += !seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id);
             for (size_t k = 0; k < n_trials; k++) {
                 size_t i = plan[k].trial;
                 ls_result_status st = ls_journal_status(js, trials[i].id);
-                if (st == LS_RESULT_DONE || st == LS_RESULT_FAILED || st == LS_RESULT_SKIPPED) continue;
-                if (plan[k].skipped) {
-                    ls_journal_trial_skipped(journal, trials[i].id, plan[k].reason);
-                    ls_results_write_status(res, trials[i].id, LS_RESULT_SKIPPED, plan[k].reason);
-                    continue;
+                int retry = st == LS_RESULT_FAILED && opt->retry_failed;
+                if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id) || st == LS_RESULT_DONE ||
+                    (st == LS_RESULT_FAILED && !retry)) {
+                    n_before++; /* settled by an earlier stage or an earlier run */
+                } else if (plan[k].skipped) {
+                    if (st != LS_RESULT_SKIPPED) skip[n_skip++] = k;
+                    else n_before++; /* decided by an earlier run of this same plan */
+                } else { /* pending, interrupted, retried, or skipped by an earlier plan this one affords */
+                    items[n_items++] = (ls_sweep_item){trials[i].id, (int)i, plan[k].flops, worker_payload(&trials[i].config)};
                 }
-                items[n_items++] = (ls_sweep_item){trials[i].id, (int)i, cost[i], worker_payload(&trials[i].config)};
             }
-            char event[200];
-            snprintf(event, sizeof event, "stage %s: %zu trials, %d to run", grid.stages[stage].name, n_trials, n_items);
+            char event[300];
+            snprintf(event, sizeof event, "stage %s: %zu trials: %d to run, %d skipped by the budget, %d settled before",
+                     grid.stages[stage].name, n_trials, n_items, n_skip, n_before);
             status_line(&sched, event);
+            for (int k = 0; k < n_skip; k++) {
+                const ls_grid_budget_entry *e = &plan[skip[k]];
+                if (ls_journal_trial_skipped(journal, trials[e->trial].id, e->reason) != LS_OK) sched.io_error = 1;
+                ls_results_write_status(res, trials[e->trial].id, LS_RESULT_SKIPPED, e->reason);
+                snprintf(event, sizeof event, "trial %016" PRIx64 " skipped: %s", trials[e->trial].id, e->reason);
+                status_line(&sched, event);
+            }
+            free(skip);
             ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &sched};
             ls_sweep_schedule(items, n_items, ranks_per_trial, &hooks, &stopped);
             for (int k = 0; k < n_items; k++) free(items[k].payload);
             free(items);
-            free(cost);
             free(plan);
             /* This stage's finished results: later stages pick their winner from them. */
             js = ls_journal_current(journal);
@@ -468,11 +520,11 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     if (is_root) {
         if (sched.tty && !opt->quiet) fputc('\n', stderr);
         const ls_journal_state *js = ls_journal_current(journal);
-        if (!opt->quiet)
-            fprintf(stderr, "lorasweep sweep: %s: %d done, %d failed, %d skipped%s; results in %s\n", grid.name,
-                    ls_journal_count(js, LS_RESULT_DONE), ls_journal_count(js, LS_RESULT_FAILED),
-                    ls_journal_count(js, LS_RESULT_SKIPPED),
-                    stopped ? " (stopped: run the same command to continue)" : "", path);
+        int n_failed = ls_journal_count(js, LS_RESULT_FAILED);
+        fprintf(stderr, "lorasweep sweep: %s: %d done, %d failed, %d skipped%s%s; results in %s\n", grid.name,
+                ls_journal_count(js, LS_RESULT_DONE), n_failed, ls_journal_count(js, LS_RESULT_SKIPPED),
+                stopped ? " (stopped: run the same command to continue)" : "",
+                n_failed && !stopped ? " (add --retry-failed to run the failed ones again)" : "", path);
         if (exit_status == 0) exit_status = stopped ? 3 : ls_journal_count(js, LS_RESULT_FAILED) > 0 ? 1 : 0;
         ls_journal_close(journal);
     }

@@ -134,6 +134,7 @@ typedef struct {
     const char *out_path;  /* the results file; NULL: the grid's results/<name>.h5 */
     double walltime_s;     /* stop handing out work and checkpoint after this long; 0 = no limit */
     int quiet;
+    int retry_failed;      /* run failed trials again (each a new attempt) */
 } ls_sweep_run_options;
 int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place);
 

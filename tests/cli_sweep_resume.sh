@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# cli_sweep_resume.sh LORASWEEP SHARED_DIR: a sweep under a FLOPS budget that binds, cut short at
+# several exact points (kill -9 of the scheduler right after the N-th trial is journalled done,
+# and a clean stop right after a trial starts: LS_FAULT fault sites, no sleeps) and resumed each
+# time, must run exactly the trials, skip exactly the trials and pick exactly the winners of the
+# uninterrupted sweep: compared trial by trial (status, stage, skip reason, losses, forecast
+# metrics, FLOPS) and adapter by adapter.
+source "$(dirname "$0")/cli_lib.sh"
+TOK=$SHARED/qwen/tokenizer.json
+[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
+need_shared "$TOK"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=detect_leaks=0 # as cli_sweep_run.sh: whole sweeps under mpirun
+MPIRUN="mpirun --oversubscribe -np 3"
+
+"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
+"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+# Three stages; the budget admits all of lr_rank, part of ctx and none of final (each stage is
+# planned when it starts, from what the earlier ones spent).
+cat >"$T/grid.yaml" <<YAML
+name: ci-budget-resume
+budget_flops: 1.0e12
+base:
+  model: {path: tiny}
+  data: {path: lv.h5}
+  lora: {rank: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: 6, lr: 1.0e-3, eval_every: 2, val_max_windows: 4, checkpoint_every: 2}
+  eval: {systems: 1, samples: 2}
+stages:
+  - name: lr_rank
+    grid: {train.lr: [1.0e-3, 3.0e-3, 1.0e-2], lora.rank: [2, 4]}
+  - name: ctx
+    select: {from: lr_rank, metric: final_val_loss, keep: [train.lr, lora.rank]}
+    grid: {train.ctx: [48, 64, 96]}
+  - name: final
+    select: {from: ctx, metric: final_val_loss, keep: [train.lr, lora.rank, train.ctx]}
+    grid: {train.max_steps: [10]}
+YAML
+
+# journal_count FILE TYPE: records of one type in a journal (5 done, 7 skipped), by its format
+journal_count() {
+  $PY - "$1" "$2" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+at, n = 8, 0
+while at + 8 <= len(d):
+    length, = struct.unpack_from("<I", d, at)
+    if at + 8 + length > len(d): break
+    n += d[at + 8] == int(sys.argv[2])
+    at += 8 + length
+print(n)
+PY
+}
+
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/ref/s.h5" 2>"$T/ref.err" || { bad "reference sweep: $(tail -3 "$T/ref.err")"; finish; }
+ref_skipped=$(journal_count "$T/ref/s.h5.journal" 7)
+[ "$ref_skipped" -ge 2 ] && ok "the budget binds: $ref_skipped trials skipped in the uninterrupted sweep" \
+  || bad "the budget does not bind: $ref_skipped skipped"
+
+# run NAME LS_FAULT WANT_RC WANT_DONE: one cut-short run; WANT_RC kill = killed by the fault (not
+# 0, 1 or 3); WANT_DONE: trials the journal must have done by then (proves where it stopped).
+run() {
+  LS_FAULT=$2 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/k/s.h5" >>"$T/k.err" 2>&1; local rc=$?
+  local done; done=$(journal_count "$T/k/s.h5.journal" 5)
+  local why=""
+  case $3 in
+    kill) { [ $rc = 0 ] || [ $rc = 1 ] || [ $rc = 3 ]; } && why="exit $rc: the fault did not kill it" ;;
+    *) [ $rc = "$3" ] || why="exit $rc, want $3" ;;
+  esac
+  [ -z "$why" ] && [ "$done" != "$4" ] && why="$done trials done, want $4"
+  if [ -z "$why" ]; then ok "$1: exit $rc with $done trials done"; else bad "$1: $why; $(tail -3 "$T/k.err")"; fi
+}
+run "killed after the 2nd trial of lr_rank" trial_done:2 kill 2
+run "killed after the 4th trial of lr_rank (4 of its 6 done)" trial_done:2 kill 4
+run "stopped cleanly as the first trial of ctx starts" trial_start:3:stop 3 6
+run "killed after the trial of ctx finishes" trial_done:1 kill 7
+run "the rest" "" 0 7
+grep -q "skipped: estimated" "$T/k.err" && ok "a skipped trial has a log line of its own" || bad "no skip line in the log"
+
+if $PY - "$T/ref/s.h5" "$T/k/s.h5" "$T/ref/s.trials" "$T/k/s.trials" <<'PY'
+import sys, os, h5py, filecmp, math
+def rows(path):
+    t = h5py.File(path, "r")["trials"]
+    keys = ("status", "stage", "steps", "final_train_loss", "final_val_loss", "mse_both", "mae_both",
+            "flops_total", "error")
+    cols = {k: t[k][:] for k in keys}
+    return {i: tuple(cols[k][n] for k in keys) for n, i in enumerate(t["id"][:])}
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert sorted(a) == sorted(b), ("different trials", sorted(a), sorted(b))
+def same(x, y): return x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+for i in a:
+    assert all(same(x, y) for x, y in zip(a[i], b[i])), ("trial", i, a[i], b[i])
+ran = [d for d in os.listdir(sys.argv[3]) if os.path.exists(os.path.join(sys.argv[3], d, "adapter"))]
+for d in ran:
+    assert filecmp.cmp(os.path.join(sys.argv[3], d, "adapter/adapter_model.safetensors"),
+                       os.path.join(sys.argv[4], d, "adapter/adapter_model.safetensors"), shallow=False), d
+print("%d trials (%d skipped) and %d adapters as in the uninterrupted sweep" %
+      (len(a), sum(r[0] == 4 for r in a.values()), len(ran)))
+PY
+then ok "cut short four times and resumed: the same trials, skips, winners and metrics"
+else bad "the resumed sweep differs from the uninterrupted one"; fi
+finish
