@@ -8,7 +8,7 @@
 #include <string.h>
 
 enum { MAX_RULES = 16, MAX_SITE = 48 };
-typedef enum { ACT_KILL, ACT_STOP, ACT_ENOSPC } fault_action;
+typedef enum { ACT_KILL, ACT_STOP, ACT_ENOSPC, ACT_FAIL } fault_action;
 typedef struct {
     char site[MAX_SITE];
     long at, seen;
@@ -29,14 +29,15 @@ static void parse_rules(void) {
         fault_rule r = {0};
         char action[16] = "kill";
         if (sscanf(tok, "%47[^:]:%ld:%15s", r.site, &r.at, action) < 2 || r.at < 1) {
-            fprintf(stderr, "lorasweep: LS_FAULT: '%s' is not site:N[:kill|stop|enospc]; ignored\n", tok);
+            fprintf(stderr, "lorasweep: LS_FAULT: '%s' is not site:N[:kill|stop|enospc|fail]; ignored\n", tok);
             continue;
         }
         if (!strcmp(action, "kill")) r.action = ACT_KILL;
         else if (!strcmp(action, "stop")) r.action = ACT_STOP;
         else if (!strcmp(action, "enospc")) r.action = ACT_ENOSPC;
+        else if (!strcmp(action, "fail")) r.action = ACT_FAIL;
         else {
-            fprintf(stderr, "lorasweep: LS_FAULT: unknown action '%s' (kill, stop, enospc); ignored\n", action);
+            fprintf(stderr, "lorasweep: LS_FAULT: unknown action '%s' (kill, stop, enospc, fail); ignored\n", action);
             continue;
         }
         rules[n_rules++] = r;
@@ -52,6 +53,7 @@ int ls_fault(const char *site) {
         case ACT_KILL: raise(SIGKILL); break;
         case ACT_STOP: raise(SIGUSR1); break;
         case ACT_ENOSPC: errno = ENOSPC; return -1;
+        case ACT_FAIL: errno = EIO; return -1;
         }
     }
     return 0;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 #include "lorasweep/flops.h"
 #include "lorasweep/qwen2.h"
 
@@ -139,6 +140,10 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     ls_model_config mc; /* the model directory first: its absence is the likeliest mistake */
     char config_path[4200];
     snprintf(config_path, sizeof config_path, "%s/config.json", cfg->resolved.model_path);
+    if (ls_fault("trial_run")) { /* tests: a trial that fails by its own fault */
+        ls_error("a failure injected by LS_FAULT at trial_run");
+        goto done;
+    }
     if (cfg->train.ranks_per_trial != (group ? group->size : 1)) {
         ls_error("train.ranks_per_trial: %d, but this trial runs on %d rank%s (more than one needs a sweep: "
                  "lorasweep sweep run under mpirun)", cfg->train.ranks_per_trial, group ? group->size : 1,

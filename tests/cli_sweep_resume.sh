@@ -99,4 +99,19 @@ print("%d trials (%d skipped) and %d adapters as in the uninterrupted sweep" %
 PY
 then ok "cut short four times and resumed: the same trials, skips, winners and metrics"
 else bad "the resumed sweep differs from the uninterrupted one"; fi
+
+# Failed trials are kept as failed until --retry-failed runs them again (a new attempt each).
+sed -e 's/^budget_flops.*//' -e 's/^name: .*/name: ci-retry/' "$T/grid.yaml" | head -n 11 >"$T/retry.yaml"
+LS_FAULT=trial_run:1:fail $MPIRUN "$LS" sweep run "$T/retry.yaml" --out "$T/r/s.h5" --quiet 2>"$T/r.err"; rc=$?
+failed=$(journal_count "$T/r/s.h5.journal" 6)
+[ $rc = 1 ] && [ "$failed" -ge 1 ] && grep -q "add --retry-failed" "$T/r.err" \
+  && ok "failures recorded, exit 1, the summary says how to retry: $(grep '^lorasweep sweep' "$T/r.err")" \
+  || bad "failed trials: rc=$rc failed=$failed $(cat "$T/r.err")"
+$MPIRUN "$LS" sweep run "$T/retry.yaml" --out "$T/r/s.h5" 2>"$T/r2.err"; rc=$?
+[ $rc = 1 ] && ! grep -q started "$T/r2.err" && ok "a plain rerun leaves failed trials alone" || bad "plain rerun: rc=$rc $(cat "$T/r2.err")"
+$MPIRUN "$LS" sweep run "$T/retry.yaml" --out "$T/r/s.h5" --retry-failed 2>"$T/r3.err"; rc=$?
+started=$(grep -c "started on rank" "$T/r3.err")
+[ $rc = 0 ] && [ "$started" = "$failed" ] && [ "$(journal_count "$T/r/s.h5.journal" 5)" = 6 ] \
+  && ok "--retry-failed runs the $failed failed trials again, and only them: $(grep '^lorasweep sweep' "$T/r3.err")" \
+  || bad "--retry-failed: rc=$rc started=$started $(cat "$T/r3.err")"
 finish

@@ -8,13 +8,14 @@
  * makes the N-th pass through `site` in this process (counted from 1) do `action`:
  *   kill   SIGKILL this process, as `kill -9` would (the default);
  *   stop   SIGUSR1 this process: a clean stop request (checkpoint, exit 3);
- *   enospc the site fails as a write to a full disk would (errno ENOSPC), once.
+ *   enospc the site fails as a write to a full disk would (errno ENOSPC), once;
+ *   fail   the site fails with an error of its own (errno EIO), once.
  * Without LS_FAULT a site costs one branch on a cached flag.
  */
 #ifndef LORASWEEP_FAULT_H
 #define LORASWEEP_FAULT_H
 
-/* Pass through `site`. Returns 0, or -1 with errno = ENOSPC when the site is told to fail;
+/* Pass through `site`. Returns 0, or -1 (errno ENOSPC or EIO) when the site is told to fail;
  * kill and stop act before returning (kill does not return). */
 int ls_fault(const char *site);
 
