@@ -114,4 +114,16 @@ started=$(grep -c "started on rank" "$T/r3.err")
 [ $rc = 0 ] && [ "$started" = "$failed" ] && [ "$(journal_count "$T/r/s.h5.journal" 5)" = 6 ] \
   && ok "--retry-failed runs the $failed failed trials again, and only them: $(grep '^lorasweep sweep' "$T/r3.err")" \
   || bad "--retry-failed: rc=$rc started=$started $(cat "$T/r3.err")"
+
+# Ctrl-C is a stop (exit 3), not a failure: `sweep run --ranks 3` starts mpirun itself and turns
+# the first SIGINT into a clean stop. The signal is sent once a trial has started (journal).
+"$LS" sweep run "$T/retry.yaml" --out "$T/i/s.h5" --ranks 3 >"$T/i.err" 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -f "$T/i/s.h5.journal" ] && [ "$(journal_count "$T/i/s.h5.journal" 2)" -ge 1 ] && break; sleep 0.1; done
+kill -INT $pid; wait $pid; rc=$?
+[ $rc = 3 ] && [ "$(journal_count "$T/i/s.h5.journal" 5)" -lt 6 ] && grep -q "stopped: run the same command" "$T/i.err" \
+  && ok "Ctrl-C under --ranks: a clean stop, exit 3" || bad "Ctrl-C under --ranks: rc=$rc $(tail -5 "$T/i.err")"
+"$LS" sweep run "$T/retry.yaml" --out "$T/i/s.h5" --ranks 3 --quiet 2>"$T/i2.err" && grep -q "6 done" "$T/i2.err" \
+  && ok "and the same command finishes it" || bad "resume after Ctrl-C: $(cat "$T/i2.err")"
+EXPECT_PATTERN="drop it" OMPI_COMM_WORLD_SIZE=3 expect_error "--ranks under mpirun" sweep run "$T/retry.yaml" --ranks 3
 finish
