@@ -68,8 +68,8 @@ static void status_line(scheduler *s, const char *event) {
         fprintf(stderr, "\r\033[Kdone %d  running %d  failed %d  skipped %d  left %d | best val %s | %.0fs, ETA %s",
                 done, s->running, failed, skipped, left, best, elapsed, eta);
     } else if (event) {
-        fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s\n",
-                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best);
+        fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s | ETA %s\n",
+                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best, eta);
     }
     s->last_line = now;
 }
@@ -379,6 +379,15 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     }
 
     scheduler sched = {.opt = opt, .journal = journal, .results = res, .t_start = ls_now()};
+    if (is_root) { /* the best so far counts the trials earlier runs finished */
+        const ls_journal_state *js = ls_journal_current(journal);
+        for (int k = 0; k < js->n_trials; k++) {
+            const ls_journal_trial *jt = &js->trials[k];
+            if (jt->status == LS_RESULT_DONE && isfinite(jt->metrics.final_val_loss) &&
+                (!sched.best_id || jt->metrics.final_val_loss < sched.best))
+                sched.best = jt->metrics.final_val_loss, sched.best_id = jt->id;
+        }
+    }
     sched.deadline = opt->walltime_s > 0 ? sched.t_start + opt->walltime_s : 0;
     sched.tty = isatty(2);
     /* Data parallel: one group size for the whole sweep (the grid refuses it as an axis). */

@@ -76,6 +76,10 @@ run "stopped cleanly as the first trial of ctx starts" trial_start:3:stop 3 6
 run "killed after the trial of ctx finishes" trial_done:1 kill 7
 run "the rest" "" 0 7
 grep -q "skipped: estimated" "$T/k.err" && ok "a skipped trial has a log line of its own" || bad "no skip line in the log"
+grep "trial .* done: " "$T/k.err" | grep -qE "\| ETA [0-9]+s$" && ok "event lines carry the ETA" || bad "no ETA in the log lines"
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/k/s.h5" 2>"$T/again.err"
+best=$(grep -m1 "stage lr_rank" "$T/again.err" | sed 's/.*best val \([^ ]*\).*/\1/')
+[ "$best" != "-" ] && [ -n "$best" ] && ok "a rerun's best val counts the trials done before: $best" || bad "best val on rerun: $(head -2 "$T/again.err")"
 
 if $PY - "$T/ref/s.h5" "$T/k/s.h5" "$T/ref/s.trials" "$T/k/s.trials" <<'PY'
 import sys, os, h5py, filecmp, math
