@@ -47,8 +47,10 @@ static void read_grid(ls_report *rep) {
     rep->n_stages = (int)g.n_stages;
     rep->stage_names = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_names);
     rep->stage_ctx_axis = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_ctx_axis);
+    rep->stage_from = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_from);
     for (size_t i = 0; i < g.n_stages; i++) {
         rep->stage_names[i] = ls_strdup(g.stages[i].name);
+        rep->stage_from[i] = g.stages[i].select_from;
         for (size_t a = 0; a < g.stages[i].n_axes; a++)
             rep->stage_ctx_axis[i] |= !strcmp(g.stages[i].axes[a].key->key, "train.ctx");
     }
@@ -60,8 +62,10 @@ static void ensure_stage(ls_report *rep, int stage) {
     if (stage < rep->n_stages || stage < 0 || stage > 1000) return;
     rep->stage_names = ls_realloc(rep->stage_names, (size_t)(stage + 1) * sizeof *rep->stage_names);
     rep->stage_ctx_axis = ls_realloc(rep->stage_ctx_axis, (size_t)(stage + 1) * sizeof *rep->stage_ctx_axis);
+    rep->stage_from = ls_realloc(rep->stage_from, (size_t)(stage + 1) * sizeof *rep->stage_from);
     for (int i = rep->n_stages; i <= stage; i++) {
         rep->stage_ctx_axis[i] = -1; /* unknown: decided by its trials */
+        rep->stage_from[i] = -1;
         char buf[32];
         snprintf(buf, sizeof buf, "stage %d", i);
         rep->stage_names[i] = ls_strdup(buf);
@@ -161,7 +165,52 @@ static void apply_journal(ls_report *rep, const char *journal_path) {
     ls_journal_state_free(&st);
 }
 
+/* Keys whose values differ between the file's trials, besides those with columns of their own:
+ * a stage whose axis is lora.alpha must not show trials that look identical. */
+static void find_varying(ls_report *rep) {
+    static const char *const own_columns[] = {"name", "train.lr", "lora.rank", "train.ctx", "train.max_steps"};
+    size_t n_keys;
+    const ls_config_key *keys = ls_config_keys(&n_keys);
+    rep->n_varying = 0;
+    for (size_t k = 0; k < n_keys && rep->n_varying < LS_REPORT_MAX_VARYING; k++) {
+        int own = 0;
+        for (size_t c = 0; c < sizeof own_columns / sizeof *own_columns; c++) own |= !strcmp(keys[k].key, own_columns[c]);
+        if (own) continue;
+        char *first = NULL;
+        int differs = 0;
+        for (int i = 0; i < rep->n_trials && !differs; i++) {
+            if (!rep->trials[i].config_ok) continue;
+            char *v = ls_config_value_yaml(&rep->trials[i].config, &keys[k]);
+            if (!first) first = v;
+            else differs = strcmp(first, v) != 0, free(v);
+        }
+        free(first);
+        if (differs) rep->varying[rep->n_varying++] = &keys[k];
+    }
+}
+
+int ls_report_stage_unfinished(const ls_report *rep, int s) {
+    int left = 0;
+    for (int i = 0; i < rep->n_trials; i++)
+        left += rep->trials[i].stage == s &&
+                (rep->trials[i].status == LS_RESULT_PENDING || rep->trials[i].status == LS_RESULT_RUNNING);
+    return left;
+}
+
+void ls_report_value(const ls_report_trial *t, const ls_config_key *key, char *buf, size_t cap) {
+    if (!t->config_ok) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    char *v = ls_config_value_yaml(&t->config, key);
+    size_t n = strlen(v);
+    int quoted = n >= 2 && v[0] == '"' && v[n - 1] == '"'; /* a string: its text */
+    snprintf(buf, cap, "%.*s", (int)(quoted ? n - 2 : n), quoted ? v + 1 : v);
+    free(v);
+}
+
 static void summarise(ls_report *rep) {
+    find_varying(rep);
     rep->best = rep->baseline = -1;
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
@@ -232,6 +281,7 @@ void ls_report_free(ls_report *rep) {
     for (int i = 0; i < rep->n_stages; i++) free(rep->stage_names[i]);
     free(rep->stage_names);
     free(rep->stage_ctx_axis);
+    free(rep->stage_from);
     ls_results_info_free(&rep->info);
     memset(rep, 0, sizeof *rep);
     rep->best = rep->baseline = -1;
@@ -273,7 +323,7 @@ static void wall_text(char *buf, size_t cap, double s) {
 }
 
 /* A table of strings printed aligned (text) or as a pipe table (markdown). */
-#define TABLE_MAX_COLS 16
+#define TABLE_MAX_COLS (16 + LS_REPORT_MAX_VARYING)
 typedef struct {
     int cols, rows, cap;
     const char *head[TABLE_MAX_COLS];
@@ -379,24 +429,39 @@ static void print_header(FILE *out, const ls_report *rep, int markdown, int stag
     else if (rep->interrupted || open)
         fprintf(out, "%sUNFINISHED: %d interrupted, %d pending; run the same `sweep run` again to resume\n", li,
                 rep->interrupted, rep->counts[LS_RESULT_PENDING]);
-    for (int s = rep->n_started; s < rep->n_stages; s++)
-        fprintf(out, "%sstage %s: not started yet\n", li, rep->stage_names[s]);
+    for (int s = rep->n_started; s < rep->n_stages; s++) {
+        int from = rep->stage_from[s], left = from >= 0 ? ls_report_stage_unfinished(rep, from) : 0;
+        if (left) /* a stage hands on a winner only once all its trials ended */
+            fprintf(out, "%sstage %s: not started yet: stage %s has no winner while %d of its trials %s unfinished\n",
+                    li, rep->stage_names[s], rep->stage_names[from], left, left == 1 ? "is" : "are");
+        else fprintf(out, "%sstage %s: not started yet\n", li, rep->stage_names[s]);
+    }
     if (rep->journal_note[0]) fprintf(out, "%snote: %s\n", li, rep->journal_note);
 }
 
 static void print_trials(FILE *out, const ls_report *rep, int markdown, int stage) {
     heading(out, markdown, "Trials by final validation loss");
-    static const char *const head[] = {"#",   "id",  "stage", "lr",    "rank",     "ctx",  "steps",
-                                       "train loss", "val loss", "MSE", "MAE", "FLOPS", "wall", "status"};
-    static const int right[] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+    /* the fixed columns, with the varying keys after ctx */
+    enum { FIXED = 14, AFTER_CTX = 6 };
+    static const char *const fixed[FIXED] = {"#",   "id",  "stage", "lr",    "rank",     "ctx",  "steps",
+                                             "train loss", "val loss", "MSE", "MAE", "FLOPS", "wall", "status"};
+    static const int fixed_right[FIXED] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+    int nv = rep->n_varying, cols = FIXED + nv;
+    const char *head[TABLE_MAX_COLS];
+    int right[TABLE_MAX_COLS];
+    for (int c = 0; c < cols; c++) {
+        int f = c < AFTER_CTX ? c : c < AFTER_CTX + nv ? -1 : c - nv;
+        head[c] = f >= 0 ? fixed[f] : rep->varying[c - AFTER_CTX]->key;
+        right[c] = f >= 0 ? fixed_right[f] : 1;
+    }
     table t;
-    table_init(&t, 14, head, right);
+    table_init(&t, cols, head, right);
     int n;
     int *idx = sorted_trials(rep, stage, &n);
     for (int k = 0; k < n; k++) {
         const ls_report_trial *tr = &rep->trials[idx[k]];
         const ls_result_metrics *m = &tr->row.metrics;
-        char c[14][64];
+        char c[FIXED][64], v[LS_REPORT_MAX_VARYING][64];
         snprintf(c[0], 64, "%d", k + 1);
         snprintf(c[1], 64, "%016" PRIx64 "%s", tr->row.id, idx[k] == rep->best ? " *" : "");
         snprintf(c[2], 64, "%s", tr->stage_name);
@@ -414,8 +479,9 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
         wall_text(c[12], 64, m->wall_seconds);
         status_text(tr, c[13], 64);
         if (tr->baseline) snprintf(c[13] + strlen(c[13]), 64 - strlen(c[13]), " (untrained baseline)");
-        const char *row[14];
-        for (int i = 0; i < 14; i++) row[i] = c[i];
+        for (int j = 0; j < nv; j++) ls_report_value(tr, rep->varying[j], v[j], 64);
+        const char *row[TABLE_MAX_COLS];
+        for (int i = 0; i < cols; i++) row[i] = i < AFTER_CTX ? c[i] : i < AFTER_CTX + nv ? v[i - AFTER_CTX] : c[i - nv];
         table_row(&t, row);
     }
     if (n == 0) fprintf(out, "(no trials)\n");
@@ -701,8 +767,11 @@ static void csv_number(FILE *out, double v) {
 static void print_csv(FILE *out, const ls_report *rep, int stage) {
     fputs("id,stage,status,lr,rank,ctx,batch_size,max_steps,steps,final_train_loss,final_val_loss,"
           "mse_prey,mse_predator,mse_both,mae_prey,mae_predator,mae_both,"
-          "flops_train,flops_validation,flops_forecast,flops_total,wall_seconds,tokens_per_s,baseline,best,message\n",
+          "flops_train,flops_validation,flops_forecast,flops_total,wall_seconds,tokens_per_s,baseline,best,message",
           out);
+    for (int j = 0; j < rep->n_varying; j++) /* keys that differ between trials, besides the columns above */
+        if (strcmp(rep->varying[j]->key, "train.batch_size")) fprintf(out, ",%s", rep->varying[j]->key);
+    fputc('\n', out);
     int n;
     int *idx = sorted_trials(rep, stage, &n);
     for (int k = 0; k < n; k++) {
@@ -721,6 +790,13 @@ static void print_csv(FILE *out, const ls_report *rep, int stage) {
         }
         fprintf(out, ",%d,%d,", t->baseline, idx[k] == rep->best);
         csv_string(out, t->message);
+        for (int j = 0; j < rep->n_varying; j++) {
+            if (!strcmp(rep->varying[j]->key, "train.batch_size")) continue;
+            char value[256];
+            ls_report_value(t, rep->varying[j], value, sizeof value);
+            fputc(',', out);
+            csv_string(out, value);
+        }
         fputc('\n', out);
     }
     free(idx);
@@ -797,6 +873,8 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
     cJSON *counts = cJSON_AddObjectToObject(root, "counts");
     for (int s = 0; s <= LS_RESULT_SKIPPED; s++) cJSON_AddNumberToObject(counts, ls_result_status_name(s), rep->counts[s]);
     cJSON_AddNumberToObject(counts, "interrupted", rep->interrupted);
+    cJSON *varying = cJSON_AddArrayToObject(root, "varying_keys"); /* besides lr, rank, ctx, max_steps */
+    for (int j = 0; j < rep->n_varying; j++) cJSON_AddItemToArray(varying, cJSON_CreateString(rep->varying[j]->key));
     cJSON *stages = cJSON_AddArrayToObject(root, "stages");
     for (int s = 0; s < rep->n_stages; s++) {
         int n, done;
@@ -807,6 +885,7 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
         cJSON_AddNumberToObject(o, "done", done);
         cJSON_AddNumberToObject(o, "flops", f);
         cJSON_AddBoolToObject(o, "started", s < rep->n_started);
+        cJSON_AddNumberToObject(o, "unfinished", ls_report_stage_unfinished(rep, s));
         cJSON_AddItemToArray(stages, o);
     }
     cJSON *fl = cJSON_AddObjectToObject(root, "flops");

@@ -22,8 +22,16 @@ static void trial_label(const ls_report *rep, int i, char *buf, size_t cap) {
     const ls_report_trial *t = &rep->trials[i];
     char lr[32];
     lr_short(lr, sizeof lr, t->row.lr);
+    char extra[256] = ""; /* the other keys that vary in the file: ", alpha 8.0" */
+    for (int j = 0; j < rep->n_varying; j++) {
+        const char *key = rep->varying[j]->key, *dot = strrchr(key, '.');
+        char v[64];
+        ls_report_value(t, rep->varying[j], v, sizeof v);
+        size_t at = strlen(extra);
+        snprintf(extra + at, sizeof extra - at, ", %s %s", dot ? dot + 1 : key, v);
+    }
     if (t->baseline) snprintf(buf, cap, "untrained baseline (validation loss %.4f)", t->row.metrics.final_val_loss);
-    else snprintf(buf, cap, "lr %s, rank %d, ctx %d, %d steps (%s%s)%s", lr, t->row.lora_rank, t->row.ctx,
+    else snprintf(buf, cap, "lr %s, rank %d, ctx %d%s, %d steps (%s%s)%s", lr, t->row.lora_rank, t->row.ctx, extra,
                   t->row.max_steps, t->stage_name,
                   t->status == LS_RESULT_DONE      ? ""
                   : t->status == LS_RESULT_RUNNING ? (t->live ? ", running" : ", interrupted")
@@ -47,6 +55,16 @@ typedef struct {
 } figure;
 
 #define MAX_CURVES 24
+
+/* Something to draw: a finite training loss or a validation point (rows of trials that never ran
+ * are NaN). */
+static int has_curve(const ls_report_trial *t) {
+    for (int i = 0; i < t->n_val; i++)
+        if (isfinite(t->val_loss[i])) return 1;
+    for (int i = 0; i < t->n_train; i++)
+        if (isfinite(t->train_loss[i])) return 1;
+    return 0;
+}
 
 /* Up to cap of the trials in idx: the baseline and the lowest final validation losses, in
  * their original order (the legend then reads like the table). */
@@ -542,20 +560,23 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
     /* loss curves: one line per trial stays readable up to MAX_CURVES; beyond, the best ones by
      * validation loss (and the baseline) are drawn and the title says how many of how many */
     int curves = 0;
-    for (int k = 0; k < f.n_shown; k++) curves += rep->trials[f.shown[k]].n_train > 0 || rep->trials[f.shown[k]].n_val > 0;
+    int *with_curve = ls_malloc((size_t)(f.n_shown ? f.n_shown : 1) * sizeof *with_curve); /* no legend entry without a line */
+    for (int k = 0; k < f.n_shown; k++)
+        if (has_curve(&rep->trials[f.shown[k]])) with_curve[curves++] = f.shown[k];
     if (curves) {
         figure lf = f;
-        lf.shown = ls_malloc((size_t)(f.n_shown ? f.n_shown : 1) * sizeof *lf.shown);
-        lf.n_shown = best_curves(rep, f.shown, f.n_shown, lf.shown, MAX_CURVES);
-        lf.of_total = f.n_shown;
+        lf.shown = ls_malloc((size_t)curves * sizeof *lf.shown);
+        lf.n_shown = best_curves(rep, with_curve, curves, lf.shown, MAX_CURVES);
+        lf.of_total = curves;
         snprintf(base, sizeof base, "%s/loss_curves", dir);
         double h = fmax(620, 140 + lf.n_shown * LEGEND_FONT * 1.55 / 2);
         if (rc == LS_OK && (rc = ls_plot_save(base, 1700, h, draw_losses, &lf)) == LS_OK)
-            fprintf(log, "  %-34s %s.png\n", lf.n_shown < f.n_shown ? "loss curves of the best trials:" : "loss curves of every trial:", base);
+            fprintf(log, "  %-34s %s.png\n", lf.n_shown < curves ? "loss curves of the best trials:" : "loss curves of every trial:", base);
         free(lf.shown);
     } else {
         fprintf(log, "  loss curves: none yet (no trial has reported a loss)\n");
     }
+    free(with_curve);
 
     double lrs[64], ranks[64];
     int n_lr, n_rank;

@@ -72,6 +72,9 @@ run() {
 }
 run "killed after the 2nd trial of lr_rank" trial_done:2 kill 2
 run "killed after the 4th trial of lr_rank (4 of its 6 done)" trial_done:2 kill 4
+"$LS" report "$T/k/s.h5" >"$T/k.report" 2>&1
+grep -q "stage ctx: not started yet: stage lr_rank has no winner while 2 of its trials are unfinished" "$T/k.report" \
+  && ok "report: the next stage waits for the unfinished one" || bad "report of the cut sweep: $(head -12 "$T/k.report")"
 run "stopped cleanly as the first trial of ctx starts" trial_start:3:stop 3 6
 run "killed after the trial of ctx finishes" trial_done:1 kill 7
 run "the rest" "" 0 7
@@ -129,5 +132,17 @@ kill -INT $pid; wait $pid; rc=$?
   && ok "Ctrl-C under --ranks: a clean stop, exit 3" || bad "Ctrl-C under --ranks: rc=$rc $(tail -5 "$T/i.err")"
 "$LS" sweep run "$T/retry.yaml" --out "$T/i/s.h5" --ranks 3 --quiet 2>"$T/i2.err" && grep -q "6 done" "$T/i2.err" \
   && ok "and the same command finishes it" || bad "resume after Ctrl-C: $(cat "$T/i2.err")"
+# The report shows every key that varies between trials: an alpha axis is not two identical rows.
+sed -e 's/^name: .*/name: ci-alpha/' -e 's/max_steps: 6/max_steps: 2/' -e 's/grid: {train.lr: .*/grid: {lora.alpha: [4.0, 16.0]}/' \
+  "$T/retry.yaml" >"$T/alpha.yaml"
+$MPIRUN "$LS" sweep run "$T/alpha.yaml" --out "$T/al/s.h5" --quiet 2>/dev/null || bad "alpha sweep"
+"$LS" report "$T/al/s.h5" >"$T/al.txt" 2>&1
+"$LS" report "$T/al/s.h5" --format csv >"$T/al.csv" 2>&1
+if grep -q "lora.alpha" "$T/al.txt" && $PY - "$T/al.csv" "$T/al/s.h5" <<'PY'
+import csv, sys, subprocess
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert sorted(float(r["lora.alpha"]) for r in rows) == [4.0, 16.0], rows
+PY
+then ok "report: the lora.alpha axis is a column of the table and the CSV"; else bad "report without lora.alpha: $(cat "$T/al.txt")"; fi
 EXPECT_PATTERN="drop it" OMPI_COMM_WORLD_SIZE=3 expect_error "--ranks under mpirun" sweep run "$T/retry.yaml" --ranks 3
 finish

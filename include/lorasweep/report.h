@@ -49,6 +49,8 @@ typedef struct {
     float *fc_mean, *fc_std, *fc_truth;
 } ls_report_trial;
 
+enum { LS_REPORT_MAX_VARYING = 8 };
+
 typedef struct {
     char path[4096];
     ls_results_info info;
@@ -56,6 +58,7 @@ typedef struct {
     int n_stages;                /* stages of the grid (at least those seen in the file) */
     char **stage_names;
     int *stage_ctx_axis;         /* 1: the grid's stage has a train.ctx axis (a context comparison) */
+    int *stage_from;             /* the stage whose winner it starts from (select.from), or -1 */
     int n_started;               /* stages 0..n_started-1 have trials in the file */
     int have_journal;            /* 1 when the journal was read */
     char journal_note[512];      /* why it was not, or what replay said ("" nothing) */
@@ -64,6 +67,9 @@ typedef struct {
     ls_report_trial *trials;     /* in file order */
     int counts[5];               /* by ls_result_status */
     int interrupted;             /* running trials with no live sweep */
+    const ls_config_key *varying[LS_REPORT_MAX_VARYING]; /* keys besides lr, rank, ctx and steps whose
+                                  * values differ between trials (a stage's lora.alpha axis): shown too */
+    int n_varying;
     int best;                    /* index of the best trained trial (lowest final validation loss), -1 */
     int baseline;                /* index of the untrained baseline, -1 */
 } ls_report;
@@ -75,6 +81,13 @@ void ls_report_free(ls_report *rep);
 
 /* Index of the stage named name, or -1. */
 int ls_report_stage_find(const ls_report *rep, const char *name);
+
+/* Trials of stage s not yet ended (pending or running): while there are any, stage s hands on no
+ * winner and the stages that select from it wait. */
+int ls_report_stage_unfinished(const ls_report *rep, int s);
+
+/* A varying key's value in trial t, for a table cell or a legend ("8.0", "[q_proj, v_proj]"). */
+void ls_report_value(const ls_report_trial *t, const ls_config_key *key, char *buf, size_t cap);
 
 /* Whether a trial is shown when the report is limited to one stage (stage < 0: every trial). */
 static inline int ls_report_shows(const ls_report_trial *t, int stage) { return stage < 0 || t->stage == stage; }
