@@ -585,6 +585,37 @@ static void make_canonical(ls_grid *g) {
     g->hash = fnv1a(b.p, b.n);
 }
 
+/* ---- growing a grid ------------------------------------------------------------------------- */
+
+static int has_value(const ls_grid_axis *a, const char *v) {
+    for (size_t i = 0; i < a->n_values; i++)
+        if (!strcmp(a->values[i], v)) return 1;
+    return 0;
+}
+
+int ls_grid_extends(const ls_grid *old, const ls_grid *g) {
+    if (!ls_config_equal(&old->base, &g->base)) return ls_error("base differs");
+    if (g->n_stages < old->n_stages)
+        return ls_error("stage %s was removed", old->stages[g->n_stages].name);
+    for (size_t i = 0; i < old->n_stages; i++) {
+        const ls_grid_stage *a = &old->stages[i], *b = &g->stages[i];
+        if (strcmp(a->name, b->name)) return ls_error("stage %zu was %s and is now %s (stages may only be added at the end)", i + 1, a->name, b->name);
+        if (a->select_from != b->select_from || a->metric != b->metric || a->n_keep != b->n_keep)
+            return ls_error("stage %s: its select changed", a->name);
+        for (size_t k = 0; k < a->n_keep; k++)
+            if (a->keep[k] != b->keep[k]) return ls_error("stage %s: its select.keep changed", a->name);
+        if (a->n_axes != b->n_axes) return ls_error("stage %s: its axes changed (values may be added, not axes)", a->name);
+        for (size_t x = 0; x < a->n_axes; x++) {
+            if (a->axes[x].key != b->axes[x].key)
+                return ls_error("stage %s: axis %s is now %s", a->name, a->axes[x].key->key, b->axes[x].key->key);
+            for (size_t v = 0; v < a->axes[x].n_values; v++)
+                if (!has_value(&b->axes[x], a->axes[x].values[v]))
+                    return ls_error("stage %s: %s lost the value %s", a->name, a->axes[x].key->key, a->axes[x].values[v]);
+        }
+    }
+    return LS_OK;
+}
+
 /* ---- expansion ------------------------------------------------------------------------------ */
 
 void ls_grid_trials_free(ls_grid_trial *trials, size_t n) {

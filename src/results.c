@@ -158,6 +158,7 @@ static void hex_id(uint64_t id, char *buf) { snprintf(buf, LS_RESULTS_ID_LEN, "%
 
 /* A scalar string attribute. Collective. */
 static void put_attr_str(hid_t obj, const char *name, const char *value, int *ok, const char *path) {
+    if (H5Aexists(obj, name) > 0 && H5Adelete(obj, name) < 0) FAIL(ok, "%s: cannot replace the attribute %s", path, name);
     hid_t t = str_type(strlen(value) + 1), s = H5Screate(H5S_SCALAR), a = H5I_INVALID_HID;
     if (t < 0 || s < 0 || (a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0 || H5Awrite(a, t, value) < 0)
         FAIL(ok, "%s: cannot write the attribute %s", path, name);
@@ -307,6 +308,28 @@ static void create_datasets(ls_results *r, int *ok) {
     }
 }
 
+/* /grid: the grid file's text (replaced when a sweep grows its grid). Collective. */
+static void write_grid_text(ls_results *r, const char *text, int *ok) {
+    if (H5Lexists(r->file, "/grid", H5P_DEFAULT) > 0 && H5Ldelete(r->file, "/grid", H5P_DEFAULT) < 0)
+        FAIL(ok, "%s: cannot replace /grid", r->path);
+    hid_t type = str_type(strlen(text) + 1), space = H5Screate(H5S_SCALAR), d = H5I_INVALID_HID;
+    if (type < 0 || space < 0 || (d = H5Dcreate2(r->file, "/grid", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        FAIL(ok, "%s: cannot create /grid", r->path);
+    /* Raw data: one rank writes, the others select nothing and still take part. */
+    if (d >= 0) {
+        hid_t fs = H5Dget_space(d);
+        if (fs >= 0 && r->rank != 0) H5Sselect_none(fs);
+        hid_t ms = H5Scopy(fs);
+        if (fs < 0 || ms < 0 || H5Dwrite(d, type, ms, fs, r->dxpl, text) < 0) FAIL(ok, "%s: cannot write /grid", r->path);
+        if (ms >= 0) H5Sclose(ms);
+        if (fs >= 0) H5Sclose(fs);
+        put_attr_str(d, "doc", "the grid file's text", ok, r->path);
+        H5Dclose(d);
+    }
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+}
+
 /* Root attributes and /grid. Collective. */
 static void write_meta(ls_results *r, const ls_results_meta *m, int *ok) {
     char buf[128];
@@ -326,23 +349,7 @@ static void write_meta(ls_results *r, const ls_results_meta *m, int *ok) {
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     put_attr_str(r->file, "created", buf, ok, r->path);
 
-    const char *text = m->grid_text ? m->grid_text : "";
-    hid_t type = str_type(strlen(text) + 1), space = H5Screate(H5S_SCALAR), d = H5I_INVALID_HID;
-    if (type < 0 || space < 0 || (d = H5Dcreate2(r->file, "/grid", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
-        FAIL(ok, "%s: cannot create /grid", r->path);
-    /* Raw data: one rank writes, the others select nothing and still take part. */
-    if (d >= 0) {
-        hid_t fs = H5Dget_space(d);
-        if (fs >= 0 && r->rank != 0) H5Sselect_none(fs);
-        hid_t ms = H5Scopy(fs);
-        if (fs < 0 || ms < 0 || H5Dwrite(d, type, ms, fs, r->dxpl, text) < 0) FAIL(ok, "%s: cannot write /grid", r->path);
-        if (ms >= 0) H5Sclose(ms);
-        if (fs >= 0) H5Sclose(fs);
-        put_attr_str(d, "doc", "the grid file's text", ok, r->path);
-        H5Dclose(d);
-    }
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
+    write_grid_text(r, m->grid_text ? m->grid_text : "", ok);
 }
 
 /* Open every dataset, read widths, /trials/id, and check the grid hash. Returns 0 ok,
@@ -1018,4 +1025,18 @@ int ls_results_read_info(ls_results *r, ls_results_info *out) {
 void ls_results_info_free(ls_results_info *info) {
     free(info->grid_text);
     info->grid_text = NULL;
+}
+
+int ls_results_set_grid(ls_results *r, const ls_results_meta *m) {
+    int ok = 1;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%016" PRIx64, m->grid_hash);
+    put_attr_str(r->file, "sweep_name", m->sweep_name ? m->sweep_name : "", &ok, r->path);
+    put_attr_str(r->file, "grid_hash", buf, &ok, r->path);
+    write_grid_text(r, m->grid_text ? m->grid_text : "", &ok);
+    if (ok && H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) FAIL(&ok, "%s: cannot flush (disk full?)", r->path);
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, r->comm);
+    if (ok && !all) ls_error("%s: another rank could not record the grid", r->path);
+    return all ? LS_OK : LS_ERR;
 }

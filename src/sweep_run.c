@@ -291,10 +291,63 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     free(cost);
 }
 
+/* A resumed sweep checks the results file it goes on with, as rank 0 alone reads it: the data it
+ * was computed on must be the data named now (an unfinished trial must not continue on other
+ * data), and when the journal has another grid, this grid must grow the one the file holds
+ * (ls_grid_extends: stages added, axis values added). *grown tells the second case. A file that
+ * cannot be read is left to the rebuild (ls_results_open), unless the grids differ. */
+static int check_resumed(const char *results_path, const char *trials_dir, const char *grid_path, const ls_grid *grid,
+                         uint64_t journal_grid, int *grown) {
+    *grown = 0;
+    ls_results *r = NULL;
+    ls_results_info info = {0};
+    int readable = access(results_path, F_OK) == 0 &&
+                   ls_results_open(MPI_COMM_SELF, results_path, NULL, LS_RESULTS_READONLY, &r, NULL) == LS_OK &&
+                   ls_results_read_info(r, &info) == LS_OK;
+    if (r) ls_results_close(r);
+    int rc = LS_OK;
+    if (!readable) {
+        if (journal_grid != grid->hash)
+            rc = ls_error("%s: the journal belongs to another grid and the results file cannot tell which (%s); "
+                          "choose another --out", results_path, ls_last_error());
+        ls_results_info_free(&info);
+        return rc;
+    }
+    uint64_t now = 0;
+    char want[64] = "";
+    if (grid->base.resolved.data_path[0] && ls_results_file_checksum(grid->base.resolved.data_path, &now) == LS_OK)
+        snprintf(want, sizeof want, "fnv1a64:%016" PRIx64, now);
+    if (want[0] && info.data_checksum[0] && strcmp(want, info.data_checksum)) {
+        rc = ls_error("%s: data.path %s changed since these results were computed (%s then, %s now): restore it, "
+                      "or choose another --out", results_path, grid->base.resolved.data_path, info.data_checksum, want);
+    } else if (journal_grid != grid->hash) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", grid_path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+        ls_grid old = {0};
+        if (ls_grid_load_string(info.grid_text, strlen(info.grid_text), "the results' grid", dir, &old) != LS_OK ||
+            ls_grid_extends(&old, grid) != LS_OK) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", ls_last_error());
+            rc = ls_error("%s holds the results of another grid (%s): a sweep may grow (stages added at the end, "
+                          "values added to an axis, budget_flops changed) but not change; choose another --out, or "
+                          "move %s, %s.journal and %s aside to start again",
+                          results_path, why, results_path, results_path, trials_dir);
+        } else {
+            *grown = 1;
+        }
+        ls_grid_free(&old);
+    }
+    ls_results_info_free(&info);
+    return rc;
+}
+
 /* ---- the sweep ------------------------------------------------------------------------------ */
 
 int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
-    int is_root = place->rank == 0, ok = 1, exit_status = 0;
+    int is_root = place->rank == 0, ok = 1, exit_status = 0, grown = 0;
     ls_grid grid = {0};
     ls_journal *journal = NULL;
     char results_path[4096] = "", trials_dir[4200] = "";
@@ -332,14 +385,10 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         ok = ok && ls_journal_open(results_path, job ? job : "", &journal) == LS_OK;
         if (ok) {
             const ls_journal_state *js = ls_journal_current(journal);
-            if (js->grid_hash && js->grid_hash != grid.hash) {
-                ls_error("%s: the journal belongs to another grid (%016" PRIx64 ", this one is %016" PRIx64
-                         "); choose another --out",
-                         results_path, js->grid_hash, grid.hash);
-                ok = 0;
-            } else {
-                ok = ls_journal_sweep_start(journal, grid.hash, job ? job : "") == LS_OK;
-            }
+            if (js->grid_hash) /* a resumed sweep */
+                ok = check_resumed(results_path, trials_dir, opt->grid_path, &grid, js->grid_hash, &grown) == LS_OK;
+            /* a grown grid: the journal learns it once the results file has it (below) */
+            if (ok && !grown) ok = ls_journal_sweep_start(journal, grid.hash, job ? job : "") == LS_OK;
         }
         if (!ok) fprintf(stderr, "lorasweep: %s\n", ls_last_error());
     }
@@ -369,7 +418,23 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     MPI_Bcast(&meta.data_checksum, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     ls_results *res = NULL;
     ls_results_how how;
-    ok = ls_results_open(MPI_COMM_WORLD, path, &meta, LS_RESULTS_REBUILD, &res, &how) == LS_OK;
+    ls_sweep_broadcast_int(&grown);
+    ls_results_meta open_meta = meta;
+    if (grown) open_meta.grid_hash = 0; /* the file has the grid this one grows: checked above */
+    ok = ls_results_open(MPI_COMM_WORLD, path, &open_meta, LS_RESULTS_REBUILD, &res, &how) == LS_OK;
+    if (ok && grown) { /* the results file first: a crash before the journal's record repeats this */
+        ok = ls_results_set_grid(res, &meta) == LS_OK;
+        if (ok && is_root) {
+            const char *job = getenv("SLURM_JOB_ID");
+            ok = ls_journal_sweep_start(journal, grid.hash, job ? job : "") == LS_OK;
+            if (ok) fprintf(stderr, "lorasweep: %s: the grid grew; the trials done so far are kept\n", path);
+        }
+        ls_sweep_broadcast_int(&ok);
+        if (!ok) {
+            ls_results_close(res);
+            res = NULL;
+        }
+    }
     if (!ok) {
         if (is_root) fprintf(stderr, "lorasweep: %s\n", ls_last_error());
         if (journal) ls_journal_close(journal);

@@ -122,6 +122,30 @@ started=$(grep -c "started on rank" "$T/r3.err")
   && ok "--retry-failed runs the $failed failed trials again, and only them: $(grep '^lorasweep sweep' "$T/r3.err")" \
   || bad "--retry-failed: rc=$rc started=$started $(cat "$T/r3.err")"
 
+# A grid may grow on its results (values added to an axis, a stage added): only the new trials run.
+sed -e 's/grid: {train.lr: \[1.0e-3, 3.0e-3, 1.0e-2\]/grid: {train.lr: [1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2]/' "$T/retry.yaml" >"$T/grown.yaml"
+cat >>"$T/grown.yaml" <<'YAML'
+  - name: ctx
+    select: {from: lr_rank, metric: final_val_loss, keep: [train.lr, lora.rank]}
+    grid: {train.ctx: [48, 64]}
+YAML
+$MPIRUN "$LS" sweep run "$T/grown.yaml" --out "$T/r/s.h5" 2>"$T/g.err"; rc=$?
+started=$(grep -c "started on rank" "$T/g.err")
+[ $rc = 0 ] && [ "$started" = 3 ] && grep -q "the grid grew" "$T/g.err" && [ "$(journal_count "$T/r/s.h5.journal" 5)" = 9 ] \
+  && ok "a grown grid runs only its 3 new trials: $(grep '^lorasweep sweep' "$T/g.err")" || bad "grown grid: rc=$rc started=$started $(tail -3 "$T/g.err")"
+$PY - "$T/r/s.h5" <<'PY' && ok "the results file records the grown grid" || bad "the results file kept the old grid"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+assert b"3.0e-2" in f["grid"][()] and len(f["trials"]["id"]) == 9, f["grid"][()]
+PY
+EXPECT_PATTERN="stage ctx was removed.*another --out" expect_error "a grid that shrank is refused" sweep run "$T/retry.yaml" --out "$T/r/s.h5" --ranks 3
+# The data changed under a sweep: refused before anything runs (an unfinished trial must not go on on other data).
+cp "$T/lv.h5" "$T/lv2.h5"
+sed -e 's/^name: .*/name: ci-data/' -e "s/path: lv.h5/path: lv2.h5/" -e "s/max_steps: 6/max_steps: 2/" "$T/retry.yaml" >"$T/data.yaml"
+$MPIRUN "$LS" sweep run "$T/data.yaml" --out "$T/d/s.h5" --quiet 2>/dev/null || bad "data sweep"
+"$LS" data generate --out "$T/lv2.h5" --seed 6 >/dev/null
+EXPECT_PATTERN="data.path .*lv2.h5 changed since" expect_error "a resumed sweep on changed data is refused" sweep run "$T/data.yaml" --out "$T/d/s.h5" --ranks 3
+
 # Ctrl-C is a stop (exit 3), not a failure: `sweep run --ranks 3` starts mpirun itself and turns
 # the first SIGINT into a clean stop. The signal is sent once a trial has started (journal).
 "$LS" sweep run "$T/retry.yaml" --out "$T/i/s.h5" --ranks 3 >"$T/i.err" 2>&1 &

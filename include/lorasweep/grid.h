@@ -132,6 +132,14 @@ int ls_grid_select(const ls_grid_trial *trials, size_t n, const ls_grid_result *
  * (512)"). Loading cannot do this: the model need not exist then. */
 int ls_grid_check_model(const ls_grid *g, int max_positions);
 
+/* Whether grid g only grows `old`: the same base; old's stages first, in order, each with the same
+ * select clause and axes, every old axis value still there (values may be added, and stages after
+ * the old ones). Then the trials old's stages had stay trials of g (a stage whose added values
+ * change its winner starts later stages elsewhere), so g can go on with old's results file.
+ * LS_ERR with the first difference ("stage lr: train.lr lost the value 1.0e-05"). budget_flops
+ * and name are not compared. */
+int ls_grid_extends(const ls_grid *old, const ls_grid *g);
+
 /* ---- budget --------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -86,6 +86,9 @@ typedef enum { LS_RESULTS_OPENED, LS_RESULTS_CREATED, LS_RESULTS_REBUILT } ls_re
 int ls_results_open(MPI_Comm comm, const char *path, const ls_results_meta *meta, int flags, ls_results **out,
                     ls_results_how *how);
 
+/* Record a grown grid (ls_grid_extends): its hash, name and text replace the file's. Collective. */
+int ls_results_set_grid(ls_results *r, const ls_results_meta *m);
+
 /* COLLECTIVE. Give the trials rows (the same list on every rank). Trials already in the file are
  * left as they are (their rows never change); new ones are appended in list order. 2-D and 4-D
  * datasets grow when a trial needs more steps, evaluations, systems or forecast steps. New cells
