@@ -1,5 +1,6 @@
 /* common.c: the error message of the current thread, allocation that cannot fail, small helpers. */
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +14,10 @@
 #include <unistd.h>
 
 static _Thread_local char error_message[1024];
+static _Thread_local int error_machine; /* the last error is the machine's fault (ls_error_io) */
 
 int ls_error(const char *fmt, ...) {
+    error_machine = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(error_message, sizeof error_message, fmt, ap);
@@ -41,6 +44,23 @@ int ls_error_prefix(const char *fmt, ...) {
 }
 
 const char *ls_last_error(void) { return error_message; }
+
+int ls_errno_is_machine(int errnum) {
+    return errnum == ENOSPC || errnum == EDQUOT || errnum == EIO || errnum == EROFS || errnum == ESTALE;
+}
+
+int ls_error_io(int errnum, const char *fmt, ...) {
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ls_error("%s: %s", what, strerror(errnum ? errnum : EIO));
+    error_machine = ls_errno_is_machine(errnum ? errnum : EIO);
+    return LS_ERR;
+}
+
+int ls_error_is_machine(void) { return error_machine; }
 
 static void out_of_memory(size_t size, const char *file, int line) {
     fprintf(stderr, "lorasweep: out of memory allocating %zu bytes at %s:%d\n", size, file, line);
@@ -139,7 +159,7 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len) {
     snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (fd < 0) {
-        ls_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
+        ls_error_io(errno, "%s: cannot create %s", path, tmp);
         free(tmp);
         return LS_ERR;
     }
@@ -151,13 +171,14 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len) {
         if (w <= 0) ok = 0;
         else done += (size_t)w;
     }
-    if (ok && fsync(fd) != 0) ok = 0;
-    int e = errno;
+    int e = ok ? 0 : errno;
+    if (ok && ls_fault_write(path) != 0) ok = 0, e = errno; /* tests: this write meets a full disk */
+    if (ok && fsync(fd) != 0) ok = 0, e = errno;
     if (close(fd) != 0 && ok) ok = 0, e = errno;
     if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
     if (!ok) {
         unlink(tmp);
-        ls_error("%s: write failed: %s", path, strerror(e ? e : EIO));
+        ls_error_io(e, "%s: write failed", path);
     }
     free(tmp);
     return ok ? LS_OK : LS_ERR;

@@ -58,3 +58,11 @@ int ls_fault(const char *site) {
     }
     return 0;
 }
+
+int ls_fault_write(const char *path) {
+    if (n_rules == 0) return 0; /* the common case without LS_FAULT: no string work */
+    const char *base = strrchr(path, '/');
+    char site[MAX_SITE + 8];
+    snprintf(site, sizeof site, "write@%s", base ? base + 1 : path);
+    return ls_fault(site);
+}

@@ -31,6 +31,7 @@
 #include <zlib.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 
 #define PAYLOAD_VERSION 1
 #define FRAME_HEADER 8
@@ -519,12 +520,13 @@ int ls_journal_append(ls_journal *j, const ls_journal_record *rec) {
     }
     size_t n = ls_journal_encode(&r, buf, sizeof buf);
     if (n == 0) return ls_error("%s: cannot encode a record of type %d", j->path, (int)rec->type);
-    if (write_all(j->fd, buf, n) != 0 || fsync(j->fd) != 0) {
+    int failed = ls_fault("journal_append") != 0 || write_all(j->fd, buf, n) != 0 || fsync(j->fd) != 0;
+    if (failed) {
         int e = errno;
         j->broken = 1;
         /* Take the partial record back if we can; replay would discard it anyway. */
         if (ftruncate(j->fd, (off_t)j->state.valid_bytes) == 0) (void)fsync(j->fd);
-        return ls_error("%s: cannot append a record: %s", j->path, strerror(e ? e : EIO));
+        return ls_error_io(e, "%s: cannot append a record", j->path);
     }
     j->state.valid_bytes += n;
     apply(&j->state, &r);

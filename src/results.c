@@ -35,10 +35,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 
 /* What a dimension after the first (the trial row) follows. */
 enum { D_NONE, D_STEPS, D_EVALS, D_SYSTEMS, D_HORIZON, D_VARS };
@@ -542,6 +545,24 @@ int ls_results_open(MPI_Comm comm, const char *path, const ls_results_meta *meta
 
 /* ---------------------------------------------------------------- adding trials */
 
+/* A write to the results file failed: that is never a trial's fault but the machine's. The cause,
+ * as well as the system tells it: errno when it names a machine fault, else a file system with no
+ * room left (statvfs: HDF5 and MPI-IO do not always pass errno on), else an I/O error. */
+static int write_failed(ls_results *r, const char *fmt, ...) LS_PRINTF(2, 3);
+static int write_failed(ls_results *r, const char *fmt, ...) {
+    int e = errno;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (!ls_errno_is_machine(e)) {
+        struct statvfs vfs;
+        e = statvfs(r->path, &vfs) == 0 && (double)vfs.f_bavail * (double)vfs.f_frsize < 1048576.0 ? ENOSPC : EIO;
+    }
+    return ls_error_io(e, "%s: %s", r->path, what);
+}
+
 /* Read or write the (start, count) block of dataset i between the file and dense memory. */
 static int transfer_cells(ls_results *r, int i, int row, const hsize_t *start, const hsize_t *count, void *mem,
                           int write) {
@@ -551,9 +572,12 @@ static int transfer_cells(ls_results *r, int i, int row, const hsize_t *start, c
     hid_t fs = H5Dget_space(r->ds[i]), ms = H5Screate_simple(d->ndims, count, NULL);
     hid_t mt = d->kind == K_STR ? str_type(d->strlen_) : mem_type(d->kind);
     int rc = LS_OK;
-    if (fs < 0 || ms < 0 || mt < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        (write ? H5Dwrite(r->ds[i], mt, ms, fs, r->dxpl, mem) : H5Dread(r->ds[i], mt, ms, fs, r->dxpl, mem)) < 0)
-        rc = write ? ls_error("%s: cannot write %s row %d (disk full?)", r->path, d->name, row)
+    errno = 0;
+    if (write && ls_fault("results_write") != 0) /* tests: this write meets a full disk */
+        rc = write_failed(r, "cannot write %s row %d", d->name, row);
+    else if (fs < 0 || ms < 0 || mt < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+             (write ? H5Dwrite(r->ds[i], mt, ms, fs, r->dxpl, mem) : H5Dread(r->ds[i], mt, ms, fs, r->dxpl, mem)) < 0)
+        rc = write ? write_failed(r, "cannot write %s row %d", d->name, row)
                    : ls_error("%s: cannot read %s row %d (damaged file?)", r->path, d->name, row);
     if (d->kind == K_STR && mt >= 0) H5Tclose(mt);
     if (ms >= 0) H5Sclose(ms);

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 
 #define MAX_EXACT_INT 9007199254740992.0 /* 2^53 */
 
@@ -573,28 +574,29 @@ int ls_safetensors_write(const char *path, const ls_st_write *tensors, int n, co
         int e = errno;
         if (fd >= 0) close(fd);
         free(header);
-        ls_error("%s: cannot create %s: %s", path, tmp, strerror(e));
+        ls_error_io(e, "%s: cannot create %s", path, tmp);
         free(tmp);
         return LS_ERR;
     }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hlen >> (8 * i));
+    errno = 0;
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
     free(header);
     float *scratch = ls_malloc(CHUNK * sizeof(float));
     uint8_t *bytes = ls_malloc(CHUNK * 4);
     for (int i = 0; ok && i < n; i++) ok = write_tensor(f, &tensors[i], scratch, bytes) == LS_OK;
+    int e = ok ? 0 : errno; /* the cause of a failed fwrite (a full disk), before anything else runs */
     free(scratch);
     free(bytes);
-    errno = 0;
-    if (ok) ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
+    if (ok && ls_fault_write(path) != 0) ok = 0, e = errno; /* tests: this write meets a full disk */
+    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) ok = 0, e = errno;
     if (fclose(f) != 0 && ok) ok = 0, e = errno;
     if (ok && rename(tmp, path) != 0) {
         ok = 0;
-        ls_error("%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+        ls_error_io(errno, "%s: cannot rename %s to it", path, tmp);
     } else if (!ok) {
-        ls_error("%s: write failed: %s", path, e ? strerror(e) : "I/O error");
+        ls_error_io(e, "%s: write failed", path);
     }
     if (!ok) unlink(tmp);
     free(tmp);

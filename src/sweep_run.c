@@ -47,7 +47,15 @@ typedef struct {
     int tty;
     double last_line;
     int io_error;              /* the journal could not be written: stop */
+    char machine[600];         /* the first fault of the machine (a full disk): stop, exit 4 */
 } scheduler;
+
+/* A fault of the machine, not of a trial: the first one is kept (said at the end) and the sweep
+ * stops: running trials checkpoint, nothing is recorded as failed, no later stage starts. */
+static void machine_fault(scheduler *s, const char *message) {
+    if (!s->machine[0]) snprintf(s->machine, sizeof s->machine, "%s", message);
+    s->io_error = 1;
+}
 
 static void status_line(scheduler *s, const char *event) {
     if (s->opt->quiet) return;
@@ -80,7 +88,7 @@ static void on_start(void *user, const ls_sweep_item *item, int worker, int devi
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     if (ls_journal_trial_start(s->journal, item->id, jt ? jt->attempts + 1 : 1, worker, host, device) != LS_OK)
-        s->io_error = 1;
+        machine_fault(s, ls_last_error());
     ls_fault("trial_start"); /* tests: a crash with the start journalled, the trial not begun */
     s->running++;
     char event[128];
@@ -92,14 +100,14 @@ static void on_start(void *user, const ls_sweep_item *item, int worker, int devi
 static void on_heartbeat(void *user, const ls_sweep_item *item, int worker, const ls_trial_heartbeat *hb) {
     scheduler *s = user;
     if (!isnan(hb->val_loss) && ls_journal_trial_progress(s->journal, item->id, hb->step, hb->loss, hb->val_loss) != LS_OK)
-        s->io_error = 1;
+        machine_fault(s, ls_last_error());
     status_line(s, NULL);
 }
 
 static void on_result(void *user, const ls_sweep_item *item, int worker, const ls_trial_summary *r) {
     scheduler *s = user;
     s->running--;
-    if (r->status != LS_TRIAL_INTERRUPTED) s->finished_now++;
+    if (r->status == LS_TRIAL_DONE || r->status == LS_TRIAL_FAILED) s->finished_now++;
     char event[700];
     int rc = LS_OK;
     if (r->status == LS_TRIAL_DONE) {
@@ -122,11 +130,14 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
         rc = ls_journal_trial_failed(s->journal, item->id, r->message);
         snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s (sweep run --retry-failed runs it again)", item->id,
                  r->message);
+    } else if (r->status == LS_TRIAL_MACHINE) { /* nothing journalled: it resumes from its checkpoint */
+        machine_fault(s, r->message);
+        snprintf(event, sizeof event, "trial %016" PRIx64 " stopped by the machine: %s", item->id, r->message);
     } else {
         rc = ls_journal_trial_checkpoint(s->journal, item->id, r->steps);
         snprintf(event, sizeof event, "trial %016" PRIx64 " stopped at step %d (checkpointed)", item->id, r->steps);
     }
-    if (rc != LS_OK) s->io_error = 1;
+    if (rc != LS_OK) machine_fault(s, ls_last_error());
     if (r->status == LS_TRIAL_DONE) ls_fault("trial_done"); /* tests: a crash just after a trial counts */
     status_line(s, event);
 }
@@ -236,13 +247,13 @@ static int run_and_record(void *user, const ls_sweep_item *item, const ls_train_
     int rc = ls_sweep_run_trial_keep(&w->opt, item, group, record_heartbeat, record_should_stop, &rw, out, &res);
     free(rw.loss), free(rw.val_loss), free(rw.val_step);
     int leader = !group || group->rank == 0; /* a group's rows are written once, by its leader */
-    if (rc == LS_OK && leader && out->status != LS_TRIAL_INTERRUPTED) {
+    if (rc == LS_OK && leader && (out->status == LS_TRIAL_DONE || out->status == LS_TRIAL_FAILED)) {
         ls_result_status st = out->status == LS_TRIAL_DONE ? LS_RESULT_DONE : LS_RESULT_FAILED;
         int wrote = out->status == LS_TRIAL_DONE ? ls_results_write_trial(w->results, &res, st, NULL)
                                                   : ls_results_write_status(w->results, item->id, st, out->message);
-        if (wrote != LS_OK && out->status == LS_TRIAL_DONE) { /* not durable: not done */
-            out->status = LS_TRIAL_FAILED;
-            snprintf(out->message, sizeof out->message, "writing the results: %s", ls_last_error());
+        if (wrote != LS_OK) { /* not durable, so not done; and the results file's fault, not the trial's */
+            out->status = LS_TRIAL_MACHINE;
+            snprintf(out->message, sizeof out->message, "%s", ls_last_error());
         }
     }
     ls_trial_result_free(&res);
@@ -514,11 +525,12 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             break;
         }
         if (add_stage_trials(res, stage, trials, is_root ? (int)n_trials : 0) != LS_OK) {
-            if (is_root) fprintf(stderr, "lorasweep: %s\n", ls_last_error());
+            if (is_root) machine_fault(&sched, ls_last_error()); /* our own file, not a trial */
             ls_grid_trials_free(trials, n_trials);
-            exit_status = 1;
+            stopped = 1;
             break;
         }
+        ls_fault("stage_added"); /* tests: a crash with a stage's rows just added */
         if (!is_root) ls_grid_trials_free(trials, n_trials);
         if (is_root) {
             if (how == LS_RESULTS_REBUILT) { /* a damaged file was set aside: refill what is known */
@@ -558,8 +570,11 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             status_line(&sched, event);
             for (int k = 0; k < n_skip; k++) {
                 const ls_grid_budget_entry *e = &plan[skip[k]];
-                if (ls_journal_trial_skipped(journal, trials[e->trial].id, e->reason) != LS_OK) sched.io_error = 1;
-                ls_results_write_status(res, trials[e->trial].id, LS_RESULT_SKIPPED, e->reason);
+                if (ls_journal_trial_skipped(journal, trials[e->trial].id, e->reason) != LS_OK ||
+                    ls_results_write_status(res, trials[e->trial].id, LS_RESULT_SKIPPED, e->reason) != LS_OK) {
+                    machine_fault(&sched, ls_last_error());
+                    break;
+                }
                 snprintf(event, sizeof event, "trial %016" PRIx64 " skipped: %s", trials[e->trial].id, e->reason);
                 status_line(&sched, event);
             }
@@ -586,7 +601,10 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             stage_done[stage] = done, stage_n_done[stage] = n_done;
         }
         if (!is_root) ls_sweep_work(run_and_record, &ws, place, ranks_per_trial);
-        ls_results_flush(res);
+        if (ls_results_flush(res) != LS_OK && is_root) {
+            machine_fault(&sched, ls_last_error());
+            stopped = 1;
+        }
         ls_sweep_broadcast_int(&stopped);
         if (stopped) break;
     }
@@ -599,6 +617,12 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                 ls_journal_count(js, LS_RESULT_DONE), n_failed, ls_journal_count(js, LS_RESULT_SKIPPED),
                 stopped ? " (stopped: run the same command to continue)" : "",
                 n_failed && !stopped ? " (add --retry-failed to run the failed ones again)" : "", path);
+        if (sched.machine[0]) { /* the one line that says what happened, last */
+            fprintf(stderr, "lorasweep: stopped by a fault of the machine, not of a trial: %s (no trial was marked "
+                            "failed for it: fix it, e.g. free space, and run the same command to continue)\n",
+                    sched.machine);
+            exit_status = 4;
+        }
         if (exit_status == 0) exit_status = stopped ? 3 : ls_journal_count(js, LS_RESULT_FAILED) > 0 ? 1 : 0;
         ls_journal_close(journal);
     }

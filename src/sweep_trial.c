@@ -61,8 +61,8 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
     else ls_train_group_agree(group, 0); /* in place of the trial: its group learns (trial.h) */
     res.id = item->id; /* the sweep's id (the config here carries absolute paths) */
     if (rc == LS_OK && leader) rc = ls_trial_write_outputs(dir, &cfg, &res, 1);
-    if (rc != LS_OK) {
-        out->status = LS_TRIAL_FAILED;
+    if (rc != LS_OK) { /* a full disk is not the trial's fault: the sweep stops instead */
+        out->status = ls_error_is_machine() ? LS_TRIAL_MACHINE : LS_TRIAL_FAILED;
         snprintf(out->message, sizeof out->message, "%s", ls_last_error());
     } else {
         out->status = res.train.step < cfg.train.max_steps ? LS_TRIAL_INTERRUPTED : LS_TRIAL_DONE;

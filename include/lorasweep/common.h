@@ -32,6 +32,15 @@ int ls_error_prefix(const char *fmt, ...) LS_PRINTF(1, 2);
 /* The last recorded message of this thread ("" if none). */
 const char *ls_last_error(void);
 
+/* A failed system call on a file: records "<what>: <strerror(errnum)>" and remembers whether the
+ * cause is the machine's (ls_errno_is_machine: a full disk, a quota, an I/O error, a read-only or
+ * stale file system) rather than the input's. A sweep stops on a machine fault instead of blaming
+ * the trial that met it. ls_error clears the mark, ls_error_prefix keeps it. Returns LS_ERR. */
+int ls_error_io(int errnum, const char *fmt, ...) LS_PRINTF(2, 3);
+int ls_error_is_machine(void);
+/* ENOSPC, EDQUOT, EIO, EROFS, ESTALE. */
+int ls_errno_is_machine(int errnum);
+
 /* Allocation that cannot fail: aborts with file:line when the system is out of memory. */
 void *ls_malloc_at(size_t size, const char *file, int line);
 void *ls_calloc_at(size_t count, size_t size, const char *file, int line);

@@ -18,5 +18,7 @@
 /* Pass through `site`. Returns 0, or -1 (errno ENOSPC or EIO) when the site is told to fail;
  * kill and stop act before returning (kill does not return). */
 int ls_fault(const char *site);
+/* The site of a file write: "write@<basename of path>" (write@state.safetensors, write@curves.csv). */
+int ls_fault_write(const char *path);
 
 #endif

@@ -30,6 +30,9 @@ typedef enum {
     LS_TRIAL_DONE,        /* finished: metrics valid */
     LS_TRIAL_FAILED,      /* stopped by an error: message set */
     LS_TRIAL_INTERRUPTED, /* stopped on request after a checkpoint: to be continued */
+    LS_TRIAL_MACHINE,     /* stopped by a fault of the machine (a full disk, an I/O error: message
+                           * set), not of the trial: not recorded as failed; the sweep stops and a
+                           * later run continues it from its last checkpoint */
 } ls_trial_status;
 
 /* The numbers a result carries back to rank 0 (the bulk data is written by the worker itself). */
@@ -128,7 +131,8 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
                             void *ctx, ls_trial_summary *out, struct ls_trial_result_s *res_out);
 
 /* `lorasweep sweep run`: every rank calls it after ls_sweep_mpi_init (see sweep_run.c). Returns
- * the exit status: 0 done, 1 failures, 3 stopped with everything checkpointed. */
+ * the exit status: 0 done, 1 failures, 3 stopped with everything checkpointed, 4 stopped by a
+ * fault of the machine (a full disk, an I/O error) with what could be checkpointed checkpointed. */
 typedef struct {
     const char *grid_path;
     const char *out_path;  /* the results file; NULL: the grid's results/<name>.h5 */

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# cli_sweep_faults.sh LORASWEEP SHARED_DIR: a full disk is the machine's fault, not the trial's.
+# A sweep whose writes meet ENOSPC (the checkpoint, the adapter, the curves, the journal, the
+# results file: LS_FAULT fault sites; and a real tmpfs filled up while the sweep runs) must stop
+# with exit 4 and one line naming the file and "No space left on device", mark no trial failed,
+# start no later stage, and, once the same command runs again with room, end exactly as an
+# undisturbed sweep: the same trials, skips, winners and metrics (a budget that binds included).
+source "$(dirname "$0")/cli_lib.sh"
+TOK=$SHARED/qwen/tokenizer.json
+[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
+need_shared "$TOK"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=detect_leaks=0 # as cli_sweep_run.sh: whole sweeps under mpirun
+MPIRUN="mpirun --oversubscribe -np 3"
+
+"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
+"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+cat >"$T/grid.yaml" <<YAML
+name: ci-full-disk
+budget_flops: 6.0e11
+base:
+  model: {path: $T/tiny}
+  data: {path: $T/lv.h5}
+  lora: {rank: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: 6, lr: 1.0e-3, eval_every: 2, val_max_windows: 4, checkpoint_every: 2}
+  eval: {systems: 1, samples: 2}
+stages:
+  - name: lr
+    grid: {train.lr: [1.0e-3, 3.0e-3, 1.0e-2]}
+  - name: ctx
+    select: {from: lr, metric: final_val_loss, keep: [train.lr]}
+    grid: {train.ctx: [48, 96]}
+YAML
+
+# journal_count FILE TYPE: records of one type in a journal (5 done, 6 failed)
+journal_count() {
+  $PY - "$1" "$2" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+at, n = 8, 0
+while at + 8 <= len(d):
+    length, = struct.unpack_from("<I", d, at)
+    if at + 8 + length > len(d): break
+    n += d[at + 8] == int(sys.argv[2])
+    at += 8 + length
+print(n)
+PY
+}
+# same_as_ref OUT: every trial of the sweep at OUT equals the reference's
+same_as_ref() {
+  $PY - "$T/ref/s.h5" "$1" <<'PY'
+import sys, h5py, math
+def rows(path):
+    t = h5py.File(path, "r")["trials"]
+    keys = ("status", "stage", "steps", "final_train_loss", "final_val_loss", "mse_both", "mae_both",
+            "flops_total", "error")
+    cols = {k: t[k][:] for k in keys}
+    return {i: tuple(cols[k][n] for k in keys) for n, i in enumerate(t["id"][:])}
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+assert sorted(a) == sorted(b), ("different trials", sorted(a), sorted(b))
+same = lambda x, y: x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+for i in a:
+    assert all(same(x, y) for x, y in zip(a[i], b[i])), ("trial", i, a[i], b[i])
+PY
+}
+
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/ref/s.h5" --quiet 2>"$T/ref.err" || { bad "reference sweep: $(tail -3 "$T/ref.err")"; finish; }
+[ "$(journal_count "$T/ref/s.h5.journal" 7)" -ge 1 ] && ok "reference sweep (the budget skips a trial)" || bad "the budget does not bind"
+
+# full_disk NAME OUT: the run just made (rc, log in $T/run.err) stopped as a full disk must stop
+full_disk() {
+  local name=$1 out=$2 why=""
+  local line; line=$(grep "^lorasweep: stopped by a fault of the machine" "$T/run.err")
+  [ "$rc" = 4 ] || why="exit $rc, want 4"
+  [ -z "$why" ] && { [ "$(printf '%s' "$line" | grep -c .)" = 1 ] && [[ "$line" == *"No space left on device"* ]]; } \
+    || why="${why:-no single line naming the cause}"
+  [ -z "$why" ] && [ "$(journal_count "$out.journal" 6)" != 0 ] && why="a trial was marked failed"
+  [ -z "$why" ] && grep -q " FAILED: " "$T/run.err" && why="a FAILED line in the log"
+  if [ -z "$why" ]; then ok "$name: exit 4, ${line#lorasweep: }"; else bad "$name: $why; $(grep -v '^\[' "$T/run.err" | tail -4)"; fi
+}
+
+# Every kind of write, failing as on a full disk (LS_FAULT ... :enospc), then the same command
+for fault in write@state.safetensors:3:enospc write@adapter_model.safetensors:1:enospc \
+             write@curves.csv:1:enospc write@metrics.json:2:enospc journal_append:7:enospc results_write:40:enospc; do
+  out="$T/${fault%%:*}/s.h5"
+  LS_FAULT=$fault $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$out" 2>"$T/run.err"; rc=$?
+  full_disk "$fault" "$out"
+  $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$out" --quiet 2>"$T/again.err"; rc=$?
+  if [ $rc = 0 ] && same_as_ref "$out"; then ok "$fault: the same command then ends as the undisturbed sweep"
+  else bad "$fault: after the fault: rc=$rc $(tail -3 "$T/again.err")"; fi
+done
+
+# A real full disk: the results on a 24 MB tmpfs that fills up once two trials are done.
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/disk" && mount -t tmpfs -o size=24m tmpfs "$T/disk" 2>"$T/mount.err"; then
+  trap 'umount "$T/disk" 2>/dev/null; rm -rf "$T"' EXIT
+  $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/disk/s.h5" >"$T/run.err" 2>&1 &
+  pid=$!
+  for _ in $(seq 1200); do
+    [ -f "$T/disk/s.h5.journal" ] && [ "$(journal_count "$T/disk/s.h5.journal" 5)" -ge 2 ] && break; sleep 0.1
+  done
+  dd if=/dev/zero of="$T/disk/ballast" bs=64k 2>/dev/null # until the disk is full
+  wait $pid; rc=$?
+  [ "$(journal_count "$T/disk/s.h5.journal" 5)" -lt 7 ] && full_disk "a real full tmpfs" "$T/disk/s.h5" \
+    || bad "the tmpfs filled too late: the sweep had finished"
+  rm -f "$T/disk/ballast"
+  $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/disk/s.h5" --quiet 2>"$T/again.err"; rc=$?
+  if [ $rc = 0 ] && same_as_ref "$T/disk/s.h5"; then ok "room made: the same command ends as the undisturbed sweep"
+  else bad "after the full tmpfs: rc=$rc $(tail -3 "$T/again.err")"; fi
+  umount "$T/disk"
+else
+  echo "note: no tmpfs could be mounted here ($(cat "$T/mount.err" 2>/dev/null)): the full disk was met through the fault sites only"
+fi
+finish
