@@ -20,7 +20,7 @@
 enum { SYSTEMS = 10, HORIZON = 20, EVALS = 10 };
 
 static int make_file(const char *path, int n, int steps) {
-    ls_results_meta meta = {"bench", "", 0xbe7c, "", 0};
+    ls_results_meta meta = {"bench", "", 0xbe7c, "", 0, 0};
     ls_results *r;
     remove(path);
     if (ls_results_open(MPI_COMM_SELF, path, &meta, 0, &r, NULL) != LS_OK) return LS_ERR;

@@ -153,7 +153,17 @@ uint64_t ls_rng_next(uint64_t *state) {
 
 double ls_rng_uniform(uint64_t *state) { return (double)(ls_rng_next(state) >> 11) * 0x1.0p-53; }
 
+int ls_check_replaceable(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return LS_OK; /* missing, or a plain file */
+    const char *what = S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : "not a regular file";
+    return ls_error("%s is %s: refusing to replace it (give the path of a regular file)", path, what);
+}
+
 int ls_write_file_atomic(const char *path, const void *data, size_t len) {
+    if (ls_check_replaceable(path) != LS_OK) return LS_ERR;
     size_t n = strlen(path) + 32;
     char *tmp = ls_malloc(n);
     snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());

@@ -458,8 +458,7 @@ int ls_dataset_write(const char *path, const ls_dataset *ds) {
         return ls_error("%s: %d systems x %d steps is too large", path, ds->systems, ds->steps);
     if (check_time(path, ds->time, ds->steps) != LS_OK) return LS_ERR;
     if (check_traj(path, ds->traj, ds->systems, ds->steps) != LS_OK) return LS_ERR;
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ls_error("%s: is a directory", path);
+    if (ls_check_replaceable(path) != LS_OK) return LS_ERR;
 
     size_t n = strlen(path) + 32;
     char *tmp = ls_malloc(n);

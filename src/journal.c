@@ -293,7 +293,7 @@ static ls_journal_trial *trial_entry(ls_journal_state *st, uint64_t id) {
 
 /* The state machine: the same for replay and for appends. */
 static void apply(ls_journal_state *st, const ls_journal_record *r) {
-    st->n_records++;
+    if (st->n_records++ == 0) st->first_time = r->time;
     if (r->type == LS_JREC_SWEEP_START) {
         st->n_sweep_starts++;
         st->grid_hash = r->grid_hash;

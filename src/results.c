@@ -113,6 +113,7 @@ struct ls_results {
     int n_trials, cap;
     uint64_t *ids;
     hsize_t width[D_VARS + 1]; /* current size of each D_* dimension */
+    char set_aside[4200];      /* rank 0, after a rebuild: where the damaged file went */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -336,7 +337,7 @@ static void write_grid_text(ls_results *r, const char *text, int *ok) {
 /* Root attributes and /grid. Collective. */
 static void write_meta(ls_results *r, const ls_results_meta *m, int *ok) {
     char buf[128];
-    long long created = (long long)time(NULL);
+    long long created = m->created > 0 ? m->created : (long long)time(NULL); /* rank 0's counts */
     MPI_Bcast(&created, 1, MPI_LONG_LONG, 0, r->comm);
     put_attr_int(r->file, "format_version", LS_RESULTS_FORMAT, ok, r->path);
     put_attr_str(r->file, "sweep_name", m->sweep_name ? m->sweep_name : "", ok, r->path);
@@ -507,9 +508,19 @@ int ls_results_open(MPI_Comm comm, const char *path, const ls_results_meta *meta
         if (code == 2) {
             if ((flags & LS_RESULTS_REBUILD) && !r->readonly) {
                 char aside[4200];
-                snprintf(aside, sizeof aside, "%s.damaged-%lld", path, (long long)time(NULL));
                 int moved = 1;
-                if (r->rank == 0 && rename(path, aside) != 0) moved = 0;
+                if (r->rank == 0) { /* a name not taken yet (two rebuilds in one second), kept by link */
+                    moved = 0;
+                    for (int k = 0; k < 1000 && !moved; k++) {
+                        if (k == 0) snprintf(aside, sizeof aside, "%s.damaged-%lld", path, (long long)time(NULL));
+                        else snprintf(aside, sizeof aside, "%s.damaged-%lld-%d", path, (long long)time(NULL), k);
+                        if (link(path, aside) == 0) moved = unlink(path) == 0;
+                        else if (errno == EPERM || errno == ENOTSUP) /* no hard links here */
+                            moved = access(aside, F_OK) != 0 && rename(path, aside) == 0;
+                        else if (errno != EEXIST) break;
+                    }
+                    if (moved) snprintf(r->set_aside, sizeof r->set_aside, "%s", aside);
+                }
                 MPI_Bcast(&moved, 1, MPI_INT, 0, comm);
                 if (!moved) FAIL(&ok, "%s: damaged, and cannot be moved aside to rebuild it: %s", path, strerror(errno));
                 exists = 0;
@@ -1064,3 +1075,5 @@ int ls_results_set_grid(ls_results *r, const ls_results_meta *m) {
     if (ok && !all) ls_error("%s: another rank could not record the grid", r->path);
     return all ? LS_OK : LS_ERR;
 }
+
+const char *ls_results_set_aside(const ls_results *r) { return r->set_aside; }

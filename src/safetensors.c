@@ -562,7 +562,7 @@ static int write_tensor(FILE *f, const ls_st_write *t, float *scratch, uint8_t *
 
 int ls_safetensors_write(const char *path, const ls_st_write *tensors, int n, const ls_st_meta *meta, int n_meta) {
     if (n < 0 || n_meta < 0) return ls_error("%s: negative tensor or metadata count", path);
-    if (check_write(path, tensors, n, meta, n_meta) != LS_OK) return LS_ERR;
+    if (check_write(path, tensors, n, meta, n_meta) != LS_OK || ls_check_replaceable(path) != LS_OK) return LS_ERR;
     uint64_t hlen, data_size;
     char *header = build_header(tensors, n, meta, n_meta, &hlen, &data_size);
     size_t tn = strlen(path) + 32;

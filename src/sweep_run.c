@@ -111,21 +111,12 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
     char event[700];
     int rc = LS_OK;
     if (r->status == LS_TRIAL_DONE) {
-        ls_result_metrics m;
-        ls_result_metrics_init(&m);
-        m.steps = r->steps;
-        m.final_train_loss = r->final_train_loss;
-        m.final_val_loss = r->final_val_loss;
-        m.mse[LS_METRIC_BOTH] = r->mse;
-        m.mae[LS_METRIC_BOTH] = r->mae;
-        m.flops_total = r->flops_total;
-        m.wall_seconds = r->wall_seconds;
-        m.tokens_per_s = r->tokens_per_s;
-        rc = ls_journal_trial_done(s->journal, item->id, &m);
-        if (isfinite(r->final_val_loss) && (!s->best_id || r->final_val_loss < s->best))
-            s->best = r->final_val_loss, s->best_id = item->id;
+        const ls_result_metrics *m = &r->metrics;
+        rc = ls_journal_trial_done(s->journal, item->id, m);
+        if (isfinite(m->final_val_loss) && (!s->best_id || m->final_val_loss < s->best))
+            s->best = m->final_val_loss, s->best_id = item->id;
         snprintf(event, sizeof event, "trial %016" PRIx64 " done: val %.4f, MSE %.4g, %.0fs", item->id,
-                 r->final_val_loss, r->mse, r->wall_seconds);
+                 m->final_val_loss, m->mse[LS_METRIC_BOTH], m->wall_seconds);
     } else if (r->status == LS_TRIAL_FAILED) {
         rc = ls_journal_trial_failed(s->journal, item->id, r->message);
         snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s (sweep run --retry-failed runs it again)", item->id,
@@ -134,8 +125,8 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
         machine_fault(s, r->message);
         snprintf(event, sizeof event, "trial %016" PRIx64 " stopped by the machine: %s", item->id, r->message);
     } else {
-        rc = ls_journal_trial_checkpoint(s->journal, item->id, r->steps);
-        snprintf(event, sizeof event, "trial %016" PRIx64 " stopped at step %d (checkpointed)", item->id, r->steps);
+        rc = ls_journal_trial_checkpoint(s->journal, item->id, r->metrics.steps);
+        snprintf(event, sizeof event, "trial %016" PRIx64 " stopped at step %d (checkpointed)", item->id, r->metrics.steps);
     }
     if (rc != LS_OK) machine_fault(s, ls_last_error());
     if (r->status == LS_TRIAL_DONE) ls_fault("trial_done"); /* tests: a crash just after a trial counts */
@@ -302,6 +293,13 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     free(cost);
 }
 
+/* The results path holds a file no journal speaks for: not ours to rebuild or overwrite. */
+static int foreign_results(const char *results_path) {
+    ls_error("%s already exists and no journal beside it says a sweep wrote it (not a lorasweep results file, or "
+             "its %s.journal is gone): refusing to touch it; choose another --out", results_path, results_path);
+    return 0;
+}
+
 /* A resumed sweep checks the results file it goes on with, as rank 0 alone reads it: the data it
  * was computed on must be the data named now (an unfinished trial must not continue on other
  * data), and when the journal has another grid, this grid must grow the one the file holds
@@ -358,7 +356,7 @@ static int check_resumed(const char *results_path, const char *trials_dir, const
 /* ---- the sweep ------------------------------------------------------------------------------ */
 
 int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
-    int is_root = place->rank == 0, ok = 1, exit_status = 0, grown = 0;
+    int is_root = place->rank == 0, ok = 1, exit_status = 0, grown = 0, had_journal = 0;
     ls_grid grid = {0};
     ls_journal *journal = NULL;
     char results_path[4096] = "", trials_dir[4200] = "";
@@ -385,8 +383,14 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             char *dot = strrchr(dir, '.');
             if (dot && !strcmp(dot, ".h5")) *dot = '\0';
             snprintf(trials_dir, sizeof trials_dir, "%s.trials", dir);
+            /* nothing is created next to a file that is not ours */
+            ok = ls_check_replaceable(results_path) == LS_OK; /* not a symlink, FIFO or device */
+            char journal_path[4200], lock_path[4200];
+            ls_journal_paths(results_path, journal_path, sizeof journal_path, lock_path, sizeof lock_path);
+            if (ok && access(results_path, F_OK) == 0 && access(journal_path, F_OK) != 0)
+                ok = foreign_results(results_path);
             char *slash = strrchr(dir, '/');
-            if (slash) {
+            if (ok && slash) {
                 *slash = '\0';
                 ok = ls_mkdirs(dir) == LS_OK;
             }
@@ -394,6 +398,10 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         }
         const char *job = getenv("SLURM_JOB_ID");
         ok = ok && ls_journal_open(results_path, job ? job : "", &journal) == LS_OK;
+        if (ok) { /* a results file no journal speaks for is someone else's (or lost its journal) */
+            had_journal = ls_journal_current(journal)->n_records > 0;
+            if (!had_journal && access(results_path, F_OK) == 0) ok = foreign_results(results_path);
+        }
         if (ok) {
             const ls_journal_state *js = ls_journal_current(journal);
             if (js->grid_hash) /* a resumed sweep */
@@ -419,8 +427,9 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     char hash_hex[32];
     snprintf(hash_hex, sizeof hash_hex, "%016" PRIx64, grid.hash);
     char *hash_text = ls_sweep_broadcast_string(is_root ? hash_hex : "");
-    ls_results_meta meta = {name, text, strtoull(hash_text, NULL, 16), "", 0};
+    ls_results_meta meta = {name, text, strtoull(hash_text, NULL, 16), "", 0, 0};
     if (is_root) {
+        meta.created = (long long)ls_journal_current(journal)->first_time; /* a rebuilt file keeps it */
         meta.data_path = grid.base.resolved.data_path;
         ls_results_file_checksum(grid.base.resolved.data_path, &meta.data_checksum);
     }
@@ -432,7 +441,12 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     ls_sweep_broadcast_int(&grown);
     ls_results_meta open_meta = meta;
     if (grown) open_meta.grid_hash = 0; /* the file has the grid this one grows: checked above */
-    ok = ls_results_open(MPI_COMM_WORLD, path, &open_meta, LS_RESULTS_REBUILD, &res, &how) == LS_OK;
+    ls_sweep_broadcast_int(&had_journal);
+    /* rebuild a damaged file only when the journal can refill it (a sweep wrote it) */
+    ok = ls_results_open(MPI_COMM_WORLD, path, &open_meta, had_journal ? LS_RESULTS_REBUILD : 0, &res, &how) == LS_OK;
+    if (ok && is_root && how == LS_RESULTS_REBUILT)
+        fprintf(stderr, "lorasweep: %s was damaged (%s): moved to %s; rebuilding it from the journal and the trial "
+                        "directories\n", path, ls_last_error(), ls_results_set_aside(res));
     if (ok && grown) { /* the results file first: a crash before the journal's record repeats this */
         ok = ls_results_set_grid(res, &meta) == LS_OK;
         if (ok && is_root) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/results.h"
 #include "lorasweep/sweep.h"
 #include "lorasweep/trial.h"
 
@@ -37,7 +38,7 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
                             const ls_train_group *group, void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                             void *ctx, ls_trial_summary *out, ls_trial_result *res_out) {
     memset(out, 0, sizeof *out);
-    out->final_train_loss = out->final_val_loss = out->mse = out->mae = NAN;
+    ls_result_metrics_init(&out->metrics);
     ls_trial_config cfg;
     char name[64], dir[4200], ckpt[4300];
     snprintf(name, sizeof name, "trial %016" PRIx64, item->id);
@@ -66,16 +67,7 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
         snprintf(out->message, sizeof out->message, "%s", ls_last_error());
     } else {
         out->status = res.train.step < cfg.train.max_steps ? LS_TRIAL_INTERRUPTED : LS_TRIAL_DONE;
-        out->steps = res.train.step;
-        out->final_train_loss = res.final_train_loss;
-        out->final_val_loss = res.final_val_loss;
-        if (res.has_forecast) {
-            out->mse = res.forecast.mse_mean[LS_METRIC_BOTH];
-            out->mae = res.forecast.mae_mean[LS_METRIC_BOTH];
-        }
-        out->flops_total = res.flops_total;
-        out->wall_seconds = res.wall_seconds;
-        out->tokens_per_s = res.train.train_seconds > 0 ? res.train.train_tokens / res.train.train_seconds : NAN;
+        ls_results_metrics_from_trial(&res, &out->metrics);
     }
     if (res_out) *res_out = res;
     else ls_trial_result_free(&res);

@@ -90,6 +90,48 @@ for fault in write@state.safetensors:3:enospc write@adapter_model.safetensors:1:
   else bad "$fault: after the fault: rc=$rc $(tail -3 "$T/again.err")"; fi
 done
 
+# A damaged results file at start (truncated at several offsets, bytes flipped): set aside, rebuilt
+# from the journal and the trial directories, and the report of the rebuilt file is the report of
+# the original, value for value (JSON); nothing finished runs again.
+"$LS" report "$T/ref/s.h5" --format json >"$T/ref.json"
+size=$(stat -c %s "$T/ref/s.h5")
+for damage in "truncate 2" "truncate 5" "truncate 50" "flip 3" "flip 2"; do
+  set -- $damage
+  d="$T/dmg-$1-$2"; cp -a "$T/ref" "$d"
+  if [ "$1" = truncate ]; then truncate -s $((size / $2)) "$d/s.h5"
+  else printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' | dd of="$d/s.h5" bs=1 seek=$((size / $2)) conv=notrunc 2>/dev/null; fi
+  $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$d/s.h5" 2>"$T/run.err"; rc=$?
+  "$LS" report "$d/s.h5" --format json >"$T/dmg.json" 2>&1
+  if [ $rc = 0 ] && ! grep -q "started on rank" "$T/run.err" && $PY - "$T/ref.json" "$T/dmg.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+a.pop("file"); b.pop("file")
+assert a == b, [(k, a[k], b.get(k)) for k in a if a[k] != b.get(k)][:3]
+PY
+  then ok "results $damage: $(grep -o 'was damaged.*moved to [^;]*' "$T/run.err" | head -c 90)...; report equal, nothing rerun"
+  else bad "results $damage: rc=$rc $(grep -v '^\[' "$T/run.err" | tail -3)"; fi
+done
+# ... and a damaged file in the middle of a sweep: rebuilt, and the sweep goes on to the same end
+LS_FAULT=trial_done:2 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/mid/s.h5" 2>/dev/null
+truncate -s 4000 "$T/mid/s.h5"
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/mid/s.h5" 2>"$T/run.err"; rc=$?
+[ $rc = 0 ] && grep -q "was damaged" "$T/run.err" && same_as_ref "$T/mid/s.h5" \
+  && ok "damaged mid-sweep: rebuilt and finished as the undisturbed sweep" || bad "damaged mid-sweep: rc=$rc $(tail -3 "$T/run.err")"
+
+# Files that are not ours are never replaced: a text file, someone's HDF5, a symlink, a FIFO as --out.
+echo "my notes" >"$T/notes.h5"
+cp "$T/lv.h5" "$T/theirs.h5"
+ln -s "$T/notes.h5" "$T/link.h5"
+mkfifo "$T/fifo.h5"
+sum_before=$(md5sum "$T/notes.h5" "$T/theirs.h5")
+for out in notes theirs link fifo; do
+  EXPECT_PATTERN="refusing" expect_error "--out $out.h5 is refused" sweep run "$T/grid.yaml" --out "$T/$out.h5" --ranks 3
+done
+[ "$sum_before" = "$(md5sum "$T/notes.h5" "$T/theirs.h5")" ] && [ -L "$T/link.h5" ] && [ -p "$T/fifo.h5" ] \
+  && ! ls "$T" | grep -q "damaged\|notes.trials\|theirs.h5.journal" && ok "and left as they were, nothing created beside them" \
+  || bad "a foreign --out was touched: $(ls "$T")"
+EXPECT_PATTERN="symbolic link: refusing" expect_error "report --out a symlink is refused" report "$T/ref/s.h5" --format csv --out "$T/link.h5"
+
 # A real full disk: the results on a 24 MB tmpfs that fills up once two trials are done.
 if [ "$(id -u)" = 0 ] && mkdir -p "$T/disk" && mount -t tmpfs -o size=24m tmpfs "$T/disk" 2>"$T/mount.err"; then
   trap 'umount "$T/disk" 2>/dev/null; rm -rf "$T"' EXIT

@@ -42,7 +42,7 @@ static int rank, n_checks;
 #define N_H 3
 
 static const ls_results_meta meta = {"test-sweep", "base: {}\ngrid:\n  train.lr: [1e-4, 1e-3]\n", GRID_HASH,
-                                     "data/lv.h5", 0x1122334455667788ull};
+                                     "data/lv.h5", 0x1122334455667788ull, 0};
 
 static void make_specs(ls_results_trial_spec *s, int n, uint64_t first_id, int stage, int max_steps) {
     for (int i = 0; i < n; i++) {

@@ -51,7 +51,7 @@ static int run_trivial(void *user, const ls_sweep_item *item, const ls_train_gro
     for (int s = 1; s <= steps; s++) {
         if (!ls_train_group_agree(group, !should_stop(ctx))) {
             out->status = LS_TRIAL_INTERRUPTED;
-            out->steps = s - 1;
+            out->metrics.steps = s - 1;
             return LS_OK;
         }
         sleep_us(stop_round ? 1000 : 200);
@@ -60,8 +60,8 @@ static int run_trivial(void *user, const ls_sweep_item *item, const ls_train_gro
     }
     if (!stop_round && item->index == 7) return ls_error("trial 7 fails on purpose");
     out->status = LS_TRIAL_DONE;
-    out->steps = steps;
-    out->mse = atof(item->payload); /* the payload travels intact */
+    out->metrics.steps = steps;
+    out->metrics.mse[LS_METRIC_BOTH] = atof(item->payload); /* the payload travels intact */
     return LS_OK;
 }
 
@@ -84,7 +84,7 @@ static void on_heartbeat(void *u, const ls_sweep_item *it, int w, const ls_trial
 static void on_result(void *u, const ls_sweep_item *it, int w, const ls_trial_summary *s) {
     record *r = u;
     r->results[it->index]++;
-    r->mse[it->index] = s->mse;
+    r->mse[it->index] = s->metrics.mse[LS_METRIC_BOTH];
     if (s->status == LS_TRIAL_FAILED) r->failed++, snprintf(r->message, sizeof r->message, "%s", s->message);
     if (s->status == LS_TRIAL_INTERRUPTED) r->interrupted++;
 }

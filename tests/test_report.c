@@ -93,7 +93,7 @@ static ls_result_metrics metrics_of(int i) {
 static int make_results(void **state) {
     (void)state;
     snprintf(results_path, sizeof results_path, "%s/sweep.h5", temp_dir());
-    ls_results_meta meta = {"t", grid_text, 0x1234, "/nonexistent/d.h5", 0};
+    ls_results_meta meta = {"t", grid_text, 0x1234, "/nonexistent/d.h5", 0, 0};
     ls_results *r;
     assert_int_equal(ls_results_open(MPI_COMM_SELF, results_path, &meta, 0, &r, NULL), LS_OK);
     ls_results_trial_spec specs[N_TRIALS];
@@ -320,7 +320,7 @@ static void test_empty_file(void **state) {
     char path[4300], dir[4300];
     snprintf(path, sizeof path, "%s/empty.h5", temp_dir());
     snprintf(dir, sizeof dir, "%s/empty-figs", temp_dir());
-    ls_results_meta meta = {"t", grid_text, 0x99, "", 0};
+    ls_results_meta meta = {"t", grid_text, 0x99, "", 0, 0};
     ls_results *r;
     assert_int_equal(ls_results_open(MPI_COMM_SELF, path, &meta, 0, &r, NULL), LS_OK);
     assert_int_equal(ls_results_close(r), LS_OK);

@@ -54,8 +54,14 @@ char *ls_strdup_at(const char *s, const char *file, int line);
 /* Read a whole file into a NUL-terminated buffer; NULL and an error naming the path on failure. */
 char *ls_read_file(const char *path, size_t *size);
 
+/* LS_OK when path is missing or a regular file; else (a symlink, a FIFO, a device, a directory)
+ * LS_ERR with one line. Writers that rename a temporary file over path call it first, so that
+ * `--out /dev/sda` or a symlink to someone's file is refused rather than replaced. */
+int ls_check_replaceable(const char *path);
+
 /* Write a whole file atomically: a temporary file beside path, synced, renamed over path. On
- * failure nothing at path changes and the error names path and the reason. */
+ * failure nothing at path changes and the error names path and the reason. A path that is not a
+ * regular file is refused (ls_check_replaceable). */
 int ls_write_file_atomic(const char *path, const void *data, size_t len);
 /* mkdir -p: create dir and its parents as needed; an existing directory is fine. */
 int ls_mkdirs(const char *dir);

@@ -108,6 +108,7 @@ typedef struct {
     size_t valid_bytes;     /* magic + valid records */
     size_t discarded_bytes; /* torn tail after them (truncated by ls_journal_open) */
     int n_sweep_starts;     /* one per (re)started sweep job */
+    double first_time;      /* unix time of the first record: when the sweep began; 0 none */
     uint64_t grid_hash;     /* of the last sweep_start; 0 if none */
     char job_id[LS_JOURNAL_TEXT_MAX]; /* of the last sweep_start */
     int n_trials, cap_trials;

@@ -46,6 +46,7 @@ typedef struct {
     uint64_t grid_hash;          /* identifies the grid: a file with another hash is refused */
     const char *data_path;       /* the data file as given ("" if none) */
     uint64_t data_checksum;      /* ls_results_file_checksum of the data file (0 if none) */
+    long long created;           /* unix time the sweep began (a rebuilt file keeps it); 0: now */
 } ls_results_meta;
 
 /* One trial as ls_results_add_trials creates its rows. */
@@ -80,11 +81,15 @@ typedef enum { LS_RESULTS_OPENED, LS_RESULTS_CREATED, LS_RESULTS_REBUILT } ls_re
  * (unless READONLY). An existing file whose grid hash differs from meta->grid_hash is refused
  * (LS_ERR naming both hashes); meta->grid_hash 0 accepts any (readers). An existing file that
  * is not a readable results file (truncated, garbage, a damaged header) is an LS_ERR naming it,
- * or with LS_RESULTS_REBUILD is renamed to "<path>.damaged-<unix time>" by rank 0 and a fresh
+ * or with LS_RESULTS_REBUILD is renamed to "<path>.damaged-<unix time>[-k]" (a name not taken) by rank 0 and a fresh
  * file is created (*how = LS_RESULTS_REBUILT): the caller adds the trials again and refills the
  * summary from the journal (ls_results_fill_from_journal). */
 int ls_results_open(MPI_Comm comm, const char *path, const ls_results_meta *meta, int flags, ls_results **out,
                     ls_results_how *how);
+
+/* After an open that rebuilt the file (LS_RESULTS_REBUILT): the name the damaged file was moved
+ * to, on rank 0 ("" elsewhere and otherwise). */
+const char *ls_results_set_aside(const ls_results *r);
 
 /* Record a grown grid (ls_grid_extends): its hash, name and text replace the file's. Collective. */
 int ls_results_set_grid(ls_results *r, const ls_results_meta *m);

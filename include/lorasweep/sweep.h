@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lorasweep/journal.h"
+
 /* What a worker reports about its trial. */
 typedef enum {
     LS_TRIAL_DONE,        /* finished: metrics valid */
@@ -38,10 +40,9 @@ typedef enum {
 /* The numbers a result carries back to rank 0 (the bulk data is written by the worker itself). */
 typedef struct {
     ls_trial_status status;
-    int steps;
-    double final_train_loss, final_val_loss;
-    double mse, mae;               /* forecast, both variables; NaN without a forecast */
-    double flops_total, wall_seconds, tokens_per_s;
+    ls_result_metrics metrics;     /* everything the journal keeps of a done trial (so that a
+                                    * rebuilt results file loses nothing); steps also when
+                                    * interrupted; NaN for what was not measured */
     char message[512];             /* the error of a failed trial */
 } ls_trial_summary;
 
