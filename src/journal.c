@@ -261,14 +261,17 @@ static int decode_payload(const unsigned char *p, size_t n, ls_journal_record *r
     return b.bad || b.at != n ? LS_ERR : LS_OK;
 }
 
-/* Is there a complete, valid frame at data[at..n)? Its total size in *size. */
+/* Is there a complete frame at data[at..n)? 0 no (torn or damaged), 1 a valid record (its total
+ * size in *size), FRAME_UNREADABLE an intact frame (its CRC matches) whose payload this version
+ * cannot decode: a newer version's record, never to be mistaken for a torn tail. */
+enum { FRAME_UNREADABLE = 2 };
 static int frame_at(const unsigned char *data, size_t n, size_t at, ls_journal_record *rec, size_t *size) {
     if (n - at < FRAME_HEADER) return 0;
     uint32_t len = rd_u32(data + at), crc = rd_u32(data + at + 4);
     if (len < 18 || len > LS_JOURNAL_RECORD_MAX || len > n - at - FRAME_HEADER) return 0;
     if (crc_of(data + at + FRAME_HEADER, len) != crc) return 0;
-    if (decode_payload(data + at + FRAME_HEADER, len, rec) != LS_OK) return 0;
     *size = FRAME_HEADER + len;
+    if (decode_payload(data + at + FRAME_HEADER, len, rec) != LS_OK) return FRAME_UNREADABLE;
     return 1;
 }
 
@@ -369,13 +372,21 @@ static int replay_bytes(const char *path, const unsigned char *data, size_t n, l
         return ls_error("%s: not a lorasweep journal (no %s header)", path, LS_JOURNAL_MAGIC);
     size_t at = LS_JOURNAL_MAGIC_LEN, size = 0;
     ls_journal_record *rec = ls_malloc(sizeof *rec);
-    while (frame_at(data, n, at, rec, &size)) {
+    int frame;
+    while ((frame = frame_at(data, n, at, rec, &size)) == 1) {
         apply(st, rec);
         at += size;
     }
     st->valid_bytes = at;
     st->discarded_bytes = n - at;
     int rc = LS_OK;
+    if (frame == FRAME_UNREADABLE) { /* acknowledged by someone: refuse rather than truncate it away */
+        free(rec);
+        ls_journal_state_free(st);
+        return ls_error("%s: the record at byte %zu is intact but of a kind this version cannot read (type %u, "
+                        "payload version %u; written by a newer lorasweep?): refusing to discard it",
+                        path, at, data[at + FRAME_HEADER], data[at + FRAME_HEADER + 1]);
+    }
     for (size_t k = at + 1; k < n && rc == LS_OK; k++)
         if (frame_at(data, n, k, rec, &size))
             rc = ls_error("%s: damaged record at byte %zu followed by a valid record at byte %zu: the journal was "

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "lorasweep/common.h"
 #include "lorasweep/journal.h"
@@ -225,6 +226,37 @@ static void test_bit_flips(void **state) {
     free(full);
 }
 
+/* A complete record with a valid CRC that this version cannot decode (a newer type, a newer
+ * payload version) is not a torn tail: replay and open refuse, and nothing is truncated. */
+static void test_unknown_record(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 2; variant++) {
+        char path[512], jpath[600];
+        fresh_path(path, sizeof path);
+        size_t total;
+        write_sample(path, &total);
+        ls_journal_paths(path, jpath, sizeof jpath, NULL, 0);
+        unsigned char frame[8 + 18] = {0};
+        unsigned char *p = frame + 8;
+        p[0] = variant == 0 ? 99 : LS_JREC_TRIAL_CHECKPOINT; /* an unknown type, or a known one ... */
+        p[1] = variant == 0 ? 1 : 7;                         /* ... with a payload version from the future */
+        uLong crc = crc32(0L, p, 18);
+        for (int i = 0; i < 4; i++) frame[i] = (unsigned char)(18 >> (8 * i)), frame[4 + i] = (unsigned char)(crc >> (8 * i));
+        FILE *f = fopen(jpath, "ab");
+        assert_non_null(f);
+        assert_int_equal(fwrite(frame, 1, sizeof frame, f), sizeof frame);
+        fclose(f);
+        ls_journal_state st;
+        assert_int_equal(ls_journal_replay(jpath, &st), LS_ERR);
+        assert_non_null(strstr(ls_last_error(), "cannot read"));
+        ls_journal *j;
+        assert_int_equal(ls_journal_open(path, "job-1", &j), LS_ERR);
+        struct stat sb;
+        assert_int_equal(stat(jpath, &sb), 0);
+        assert_int_equal((size_t)sb.st_size, total + sizeof frame); /* nothing truncated */
+    }
+}
+
 static void test_lock(void **state) {
     (void)state;
     char path[512], lpath[600];
@@ -400,6 +432,7 @@ int main(void) {
         cmocka_unit_test(test_bit_flips),        cmocka_unit_test(test_lock),
         cmocka_unit_test(test_state_machine),    cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_disk_full),        cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_unknown_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
