@@ -64,6 +64,21 @@ void ls_result_metrics_init(ls_result_metrics *m) {
     m->wall_seconds = m->tokens_per_s = NAN;
 }
 
+int ls_result_metrics_take(ls_result_metrics *row, const ls_result_metrics *journal) {
+    double *dst[] = {&row->final_train_loss, &row->final_val_loss, &row->mse[0], &row->mse[1], &row->mse[2],
+                     &row->mae[0], &row->mae[1], &row->mae[2], &row->flops_train, &row->flops_validation,
+                     &row->flops_forecast, &row->flops_total, &row->wall_seconds, &row->tokens_per_s};
+    const double src[] = {journal->final_train_loss, journal->final_val_loss, journal->mse[0], journal->mse[1],
+                          journal->mse[2], journal->mae[0], journal->mae[1], journal->mae[2], journal->flops_train,
+                          journal->flops_validation, journal->flops_forecast, journal->flops_total,
+                          journal->wall_seconds, journal->tokens_per_s};
+    int changed = 0;
+    for (size_t i = 0; i < sizeof src / sizeof *src; i++)
+        if (!isnan(src[i]) && memcmp(dst[i], &src[i], sizeof src[i]) != 0) *dst[i] = src[i], changed++;
+    if (journal->steps > 0 && row->steps != journal->steps) row->steps = journal->steps, changed++;
+    return changed;
+}
+
 void ls_journal_paths(const char *results_path, char *journal, size_t journal_cap, char *lock, size_t lock_cap) {
     if (journal) snprintf(journal, journal_cap, "%s.journal", results_path);
     if (lock) snprintf(lock, lock_cap, "%s.lock", results_path);

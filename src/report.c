@@ -144,6 +144,7 @@ static void apply_journal(ls_report *rep, const char *journal_path) {
         return;
     }
     rep->have_journal = 1;
+    int disagree = 0;
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
         const ls_journal_trial *j = ls_journal_find(&st, t->row.id);
@@ -155,13 +156,16 @@ static void apply_journal(ls_report *rep, const char *journal_path) {
             free(t->message);
             t->message = ls_strdup(j->message);
         }
-        /* a done trial whose row was never filled (the file was rebuilt): the journal's summary */
-        if (j->status == LS_RESULT_DONE && isnan(t->row.metrics.final_val_loss) && !isnan(j->metrics.final_val_loss))
-            t->row.metrics = j->metrics;
+        /* a done trial's summary is the journal's (CRC-checked) wherever the file's copy differs */
+        if (j->status == LS_RESULT_DONE && ls_result_metrics_take(&t->row.metrics, &j->metrics) > 0) disagree++;
     }
     if (st.discarded_bytes)
         snprintf(rep->journal_note, sizeof rep->journal_note, "the journal ends in %zu bytes of an unfinished record",
                  st.discarded_bytes);
+    else if (disagree)
+        snprintf(rep->journal_note, sizeof rep->journal_note,
+                 "the results file disagrees with its journal on %d done trial%s: the journal's values are shown; "
+                 "run the same `sweep run` again to repair the file", disagree, disagree == 1 ? "" : "s");
     ls_journal_state_free(&st);
 }
 

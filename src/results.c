@@ -356,6 +356,11 @@ static void write_meta(ls_results *r, const ls_results_meta *m, int *ok) {
     write_grid_text(r, m->grid_text ? m->grid_text : "", ok);
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Open every dataset, read widths, /trials/id, and check the grid hash. Returns 0 ok,
  * 1 wrong grid, 2 damaged / not ours (message set). All ranks make the same HDF5 calls. */
 static int check_existing(ls_results *r, uint64_t want_hash) {
@@ -434,6 +439,16 @@ static int check_existing(ls_results *r, uint64_t want_hash) {
                                               (unsigned long long)i, s);
         }
         free(ids);
+        if (ok && rows > 1) { /* one row per trial: a repeated id would have its rows silently merged */
+            uint64_t *sorted = ls_malloc((size_t)rows * sizeof *sorted);
+            memcpy(sorted, r->ids, (size_t)rows * sizeof *sorted);
+            qsort(sorted, (size_t)rows, sizeof *sorted, cmp_u64);
+            for (hsize_t i = 1; ok && i < rows; i++)
+                if (sorted[i] == sorted[i - 1])
+                    FAIL(&ok, "%s: damaged results file: trial %016" PRIx64 " has more than one row in /trials/id",
+                         r->path, sorted[i]);
+            free(sorted);
+        }
     }
     if (!ok) return 2;
     return code;

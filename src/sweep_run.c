@@ -293,6 +293,26 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     free(cost);
 }
 
+/* The journal is the truth: a done trial whose row in the results file says otherwise (a flipped
+ * bit, an update cut short) gets the journal's summary and status written back. Rank 0. */
+static void repair_rows(ls_results *res, const ls_journal_state *js) {
+    int repaired = 0;
+    for (int k = 0; k < js->n_trials; k++) {
+        const ls_journal_trial *jt = &js->trials[k];
+        ls_results_row_data row;
+        if (jt->status != LS_RESULT_DONE || ls_results_row(res, jt->id) < 0 ||
+            ls_results_read_row(res, jt->id, &row) != LS_OK)
+            continue;
+        if (ls_result_metrics_take(&row.metrics, &jt->metrics) == 0 && row.status == LS_RESULT_DONE) continue;
+        if (ls_results_write_metrics(res, jt->id, &row.metrics) == LS_OK &&
+            ls_results_write_status(res, jt->id, LS_RESULT_DONE, "") == LS_OK)
+            repaired++;
+    }
+    if (repaired)
+        fprintf(stderr, "lorasweep: the results file disagreed with its journal on %d done trial%s: rewritten from "
+                        "the journal\n", repaired, repaired == 1 ? "" : "s");
+}
+
 /* The results path holds a file no journal speaks for: not ours to rebuild or overwrite. */
 static int foreign_results(const char *results_path) {
     ls_error("%s already exists and no journal beside it says a sweep wrote it (not a lorasweep results file, or "
@@ -468,6 +488,7 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         return 1;
     }
 
+    if (is_root && how != LS_RESULTS_REBUILT) repair_rows(res, ls_journal_current(journal));
     scheduler sched = {.opt = opt, .journal = journal, .results = res, .t_start = ls_now()};
     if (is_root) { /* the best so far counts the trials earlier runs finished */
         const ls_journal_state *js = ls_journal_current(journal);

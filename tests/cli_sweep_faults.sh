@@ -111,6 +111,45 @@ PY
   then ok "results $damage: $(grep -o 'was damaged.*moved to [^;]*' "$T/run.err" | head -c 90)...; report equal, nothing rerun"
   else bad "results $damage: rc=$rc $(grep -v '^\[' "$T/run.err" | tail -3)"; fi
 done
+# A flipped bit in a done trial's row: the CRC-checked journal wins, in the report and in the file.
+cp -a "$T/ref" "$T/flip"
+$PY - "$T/flip/s.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    at = f["trials/final_val_loss"].id.get_chunk_info(0).byte_offset + 6  # row 0, a high byte
+with open(sys.argv[1], "r+b") as g:
+    g.seek(at); b = g.read(1); g.seek(at); g.write(bytes([b[0] ^ 0x10]))
+PY
+"$LS" report "$T/flip/s.h5" >"$T/flip.txt" 2>&1
+"$LS" report "$T/flip/s.h5" --format json >"$T/dmg.json" 2>&1
+if grep -q "disagrees with its journal on 1 done trial" "$T/flip.txt" && $PY - "$T/ref.json" "$T/dmg.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+a.pop("file"); b.pop("file")
+assert a == b
+PY
+then ok "a flipped bit in /trials/final_val_loss: the report shows the journal's values and says so"
+else bad "report of a flipped row: $(grep note "$T/flip.txt")"; fi
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/flip/s.h5" 2>"$T/run.err"; rc=$?
+[ $rc = 0 ] && grep -q "disagreed with its journal on 1 done trial" "$T/run.err" && ! grep -q "started on" "$T/run.err" \
+  && $PY - "$T/ref/s.h5" "$T/flip/s.h5" <<'PY' && ok "and sweep run rewrites the row from the journal" || bad "repair: rc=$rc $(tail -2 "$T/run.err")"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["trials/final_val_loss"][:] for p in sys.argv[1:3])
+assert np.array_equal(a, b, equal_nan=True), (a, b)
+PY
+
+# Two rows with one id are damage, not two trials to merge silently: the report refuses, the sweep rebuilds.
+cp -a "$T/ref" "$T/dup"
+$PY - "$T/dup/s.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    ids = f["trials/id"]; ids[1] = ids[0]
+PY
+EXPECT_PATTERN="more than one row" expect_error "report: a repeated /trials/id" report "$T/dup/s.h5"
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/dup/s.h5" 2>"$T/run.err"; rc=$?
+[ $rc = 0 ] && grep -q "was damaged" "$T/run.err" && same_as_ref "$T/dup/s.h5" && ok "sweep run: a repeated id is rebuilt away" \
+  || bad "repeated id: rc=$rc $(tail -2 "$T/run.err")"
+
 # ... and a damaged file in the middle of a sweep: rebuilt, and the sweep goes on to the same end
 LS_FAULT=trial_done:2 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/mid/s.h5" 2>/dev/null
 truncate -s 4000 "$T/mid/s.h5"

@@ -65,6 +65,9 @@ typedef struct {
 
 /* All NaN, steps 0. */
 void ls_result_metrics_init(ls_result_metrics *m);
+/* The journal wins: every value the journal's summary has (not NaN) that differs from row's, bit
+ * for bit, is copied into row. Returns how many differed (0: the row agrees with the journal). */
+int ls_result_metrics_take(ls_result_metrics *row, const ls_result_metrics *journal);
 
 typedef enum {
     LS_JREC_SWEEP_START = 1,      /* grid_hash, text = job id */
