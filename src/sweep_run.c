@@ -246,6 +246,7 @@ static int run_and_record(void *user, const ls_sweep_item *item, const ls_train_
             out->status = LS_TRIAL_MACHINE;
             snprintf(out->message, sizeof out->message, "%s", ls_last_error());
         }
+        ls_fault("trial_written"); /* tests: a crash with the rows written and the journal not yet told */
     }
     ls_trial_result_free(&res);
     return LS_OK;

@@ -90,6 +90,31 @@ for fault in write@state.safetensors:3:enospc write@adapter_model.safetensors:1:
   else bad "$fault: after the fault: rc=$rc $(tail -3 "$T/again.err")"; fi
 done
 
+# A crash inside a write (kill -9 of the process at the fault site): in the middle of a results
+# row, with a trial's rows written and the journal not yet told, inside a checkpoint and an adapter
+# write (data written, not yet renamed into place), as a stage's rows are added. Resumed, every trial
+# is done exactly once (one done record each) and every row equals the undisturbed sweep's.
+for fault in results_write:9:kill trial_written:2:kill write@state.safetensors:4:kill \
+             write@adapter_model.safetensors:2:kill stage_added:2:kill; do
+  out="$T/kill-${fault%%:*}/s.h5"
+  LS_FAULT=$fault $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$out" >"$T/run.err" 2>&1; rc=$?
+  done_before=$(journal_count "$out.journal" 5)
+  $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$out" --quiet 2>"$T/again.err"; rc2=$?
+  done_ids=$($PY - "$out.journal" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(); at = 8; ids = []
+while at + 8 <= len(d):
+    n, = struct.unpack_from("<I", d, at)
+    if d[at + 8] == 5: ids.append(d[at + 8 + 10:at + 8 + 18])
+    at += 8 + n
+print(len(ids), len(set(ids)))
+PY
+)
+  if [ $rc != 0 ] && [ $rc != 1 ] && [ $rc != 3 ] && [ "$done_before" -lt 5 ] && [ $rc2 = 0 ] && [ "${done_ids% *}" = "${done_ids#* }" ] \
+     && same_as_ref "$out"; then ok "killed at $fault (exit $rc, $done_before done): resumed, each trial done once ($done_ids), rows as undisturbed"
+  else bad "killed at $fault: rc=$rc done_before=$done_before rc2=$rc2 done records/ids=$done_ids $(tail -2 "$T/again.err")"; fi
+done
+
 # A damaged results file at start (truncated at several offsets, bytes flipped): set aside, rebuilt
 # from the journal and the trial directories, and the report of the rebuilt file is the report of
 # the original, value for value (JSON); nothing finished runs again.
