@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
         text[payload] = '\0';
         ls_sweep_item *items = ls_malloc(sizeof *items * (size_t)n);
         for (int i = 0; i < n; i++) items[i] = (ls_sweep_item){(uint64_t)i, i, (double)(i % 97), text};
-        ls_sweep_hooks hooks = {NULL, NULL, count, NULL, NULL};
+        ls_sweep_hooks hooks = {NULL, NULL, count, NULL, NULL, 0, NULL};
         ls_sweep_schedule(items, n, 1, &hooks, NULL);
         double s = ls_now() - t0;
         printf("{\"ranks\": %d, \"workers\": %d, \"trials\": %d, \"payload_bytes\": %d, \"seconds\": %.4f,\n"

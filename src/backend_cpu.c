@@ -184,6 +184,22 @@ static void cpu_rope_backward(float *dx, int rows, int T, int pos0, int heads, i
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
+void ls_cpu_threads_set(int n) {
+    if (n < 1) n = 1;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    if (openblas_get_parallel() != 2) openblas_set_num_threads(n); /* the OpenMP build follows OpenMP */
+}
+
+int ls_cpu_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return openblas_get_num_threads();
+#endif
+}
+
 /* OpenBLAS to one thread while OpenMP runs heads in parallel; restored afterwards. The OpenMP
  * build of OpenBLAS already runs single-threaded inside a parallel region, and there
  * openblas_set_num_threads would change the program's OpenMP thread count: leave it alone. */

@@ -1,4 +1,5 @@
 /* common.c: the error message of the current thread, allocation that cannot fail, small helpers. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "lorasweep/common.h"
 #include "lorasweep/fault.h"
 
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -152,6 +154,23 @@ uint64_t ls_rng_next(uint64_t *state) {
 }
 
 double ls_rng_uniform(uint64_t *state) { return (double)(ls_rng_next(state) >> 11) * 0x1.0p-53; }
+
+int ls_cpus_allowed(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int ls_thread_count(int sharing) {
+    long n;
+    const char *env = getenv("OMP_NUM_THREADS"); /* the user's word first ("4", or "4,2": the outer level) */
+    if (env && ls_parse_long(env, 1, 4096, &n) == LS_OK) return (int)n;
+    if (env && env[0] >= '1' && env[0] <= '9' && strchr(env, ',')) return atoi(env);
+    int share = ls_cpus_allowed() / (sharing > 0 ? sharing : 1);
+    return share > 0 ? share : 1;
+}
 
 int ls_check_replaceable(const char *path) {
     struct stat st;

@@ -458,16 +458,35 @@ static int read_stages(loader *L) {
     return LS_OK;
 }
 
+/* A top-level number (budget_flops, max_attempts): plain, finite, > 0 (>= 1 when at_least_one). */
+static int read_top_number(ls_yaml_reader *r, const char *key, int line, const char *want, int at_least_one,
+                           double *out) {
+    if (ls_yaml_check_plain(r, key) != LS_OK) return LS_ERR;
+    const yaml_event_t *e = &r->ev;
+    if (e->type != YAML_SCALAR_EVENT || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || ls_yaml_is_null(e))
+        return ls_yaml_wrong(r, key, want);
+    const char *s = (const char *)e->data.scalar.value;
+    char shown[64];
+    ls_yaml_show(shown, sizeof shown, s, e->data.scalar.length);
+    if (strlen(s) != e->data.scalar.length || !ls_yaml_number_syntax(s))
+        return ls_yaml_fail(r, line, key, "'%s' is not a number", shown);
+    double v = strtod(s, NULL);
+    if (!isfinite(v) || v <= 0 || (at_least_one && v < 1))
+        return ls_yaml_fail(r, line, key, "%s is out of range %s", shown, at_least_one ? "[1, inf)" : "(0, inf)");
+    *out = v;
+    return LS_OK;
+}
+
 static int read_document(loader *L) {
     ls_yaml_reader *r = &L->r;
     ls_grid *g = L->g;
-    static const char *const top[] = {"name", "budget_flops", "base", "grid", "stages", NULL};
-    int seen[5] = {0};
+    static const char *const top[] = {"name", "budget_flops", "base", "grid", "stages", "max_attempts", NULL};
+    int seen[6] = {0};
     if (ls_yaml_next(r, NULL) != LS_OK || ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
     if (r->ev.type == YAML_STREAM_END_EVENT) return ls_yaml_fail(r, 1, NULL, "the file is empty");
     if (ls_yaml_next(r, NULL) != LS_OK || ls_yaml_check_plain(r, NULL) != LS_OK) return LS_ERR;
     if (r->ev.type != YAML_MAPPING_START_EVENT)
-        return ls_yaml_wrong(r, NULL, "a mapping (name, budget_flops, base, grid or stages)");
+        return ls_yaml_wrong(r, NULL, "a mapping (name, budget_flops, max_attempts, base, grid or stages)");
     for (;;) {
         if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
         if (r->ev.type == YAML_MAPPING_END_EVENT) break;
@@ -477,7 +496,7 @@ static int read_document(loader *L) {
         for (int i = 0; exact && top[i]; i++)
             if (!strcmp(top[i], key)) which = i;
         if (which < 0)
-            return ls_yaml_fail(r, line, key, "unknown key (expected name, budget_flops, base, grid, stages)");
+            return ls_yaml_fail(r, line, key, "unknown key (expected name, budget_flops, max_attempts, base, grid, stages)");
         if (seen[which]) return ls_yaml_fail(r, line, key, "duplicate key (first on line %d)", seen[which]);
         seen[which] = line;
         if (ls_yaml_next(r, key) != LS_OK) return LS_ERR;
@@ -485,19 +504,15 @@ static int read_document(loader *L) {
         case 0:
             if (read_name(r, "name", &g->name) != LS_OK) return LS_ERR;
             break;
-        case 1: {
-            if (ls_yaml_check_plain(r, key) != LS_OK) return LS_ERR;
-            const yaml_event_t *e = &r->ev;
-            if (e->type != YAML_SCALAR_EVENT || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || ls_yaml_is_null(e))
-                return ls_yaml_wrong(r, key, "a number of FLOPS (such as 1e17)");
-            const char *s = (const char *)e->data.scalar.value;
-            char shown[64];
-            ls_yaml_show(shown, sizeof shown, s, e->data.scalar.length);
-            if (strlen(s) != e->data.scalar.length || !ls_yaml_number_syntax(s))
-                return ls_yaml_fail(r, line, key, "'%s' is not a number", shown);
-            double v = strtod(s, NULL);
-            if (!isfinite(v) || v <= 0) return ls_yaml_fail(r, line, key, "%s is out of range (0, inf)", shown);
-            g->budget_flops = v;
+        case 1:
+            if (read_top_number(r, key, line, "a number of FLOPS (such as 1e17)", 0, &g->budget_flops) != LS_OK)
+                return LS_ERR;
+            break;
+        case 5: {
+            double v;
+            if (read_top_number(r, key, line, "a whole number of attempts (such as 3)", 1, &v) != LS_OK) return LS_ERR;
+            if (v != floor(v) || v > 1000) return ls_yaml_fail(r, line, key, "%g is not a whole number in [1, 1000]", v);
+            g->max_attempts = (int)v;
             break;
         }
         case 2:
@@ -768,6 +783,7 @@ static int load_with(const char *yaml, size_t len, const char *name, char *base_
         return ls_error("%s: too large (%zu bytes, a grid file has at most %d)", name, len, LS_CONFIG_MAX_BYTES);
     }
     g->source = ls_strdup(name);
+    g->max_attempts = 3;
     ls_config_defaults(&g->base);
     free(g->base.source);
     free(g->base.base_dir);

@@ -327,6 +327,8 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
     case LS_JREC_TRIAL_START:
         t->status = LS_RESULT_RUNNING;
         t->attempts++;
+        t->crashes++; /* counted now (an open attempt before it stays counted); its end takes it back */
+        t->open_attempt = 1;
         t->rank = r->rank;
         t->device = r->device;
         t->message[0] = '\0';
@@ -336,14 +338,19 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
         t->last_loss = r->loss;
         if (!isnan(r->val_loss)) t->last_val_loss = r->val_loss;
         break;
-    case LS_JREC_TRIAL_CHECKPOINT: t->checkpoint_step = r->step; break;
+    case LS_JREC_TRIAL_CHECKPOINT:
+        t->checkpoint_step = r->step;
+        if (t->open_attempt) t->crashes--, t->open_attempt = 0; /* a clean stop */
+        break;
     case LS_JREC_TRIAL_DONE:
+        if (t->open_attempt) t->crashes--, t->open_attempt = 0;
         t->status = LS_RESULT_DONE;
         t->metrics = r->metrics;
         t->message[0] = '\0';
         break;
     case LS_JREC_TRIAL_FAILED:
     case LS_JREC_TRIAL_SKIPPED:
+        if (t->open_attempt) t->crashes--, t->open_attempt = 0;
         t->status = r->type == LS_JREC_TRIAL_FAILED ? LS_RESULT_FAILED : LS_RESULT_SKIPPED;
         snprintf(t->message, sizeof t->message, "%s", r->text);
         break;

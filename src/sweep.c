@@ -11,6 +11,7 @@
  * 0 and idle workers take no color); the leader relays rank 0's assignments to its group, and
  * the group's ls_train_group sums with MPI_Allreduce over that communicator.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "lorasweep/sweep.h"
 
 #include <cblas.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lorasweep/backend.h"
 #include "lorasweep/common.h"
 #include "lorasweep/train.h"
 
@@ -49,6 +51,8 @@ typedef struct {
     ls_trial_heartbeat hb;
 } heartbeat_msg;
 
+typedef ls_sweep_worker_info request_msg; /* rank 0 names the host in the journal and in a hang */
+
 typedef struct {
     int index;
     ls_trial_summary summary;
@@ -75,6 +79,17 @@ int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place) {
         MPI_Comm_rank(workers, &place->local_worker);
         MPI_Comm_free(&workers);
     }
+    /* Workers bound to their own cores (mpirun --bind-to core, srun --cpu-bind) use them all;
+     * workers given one cpuset together (a Slurm allocation, taskset) share it. */
+    cpu_set_t mask;
+    CPU_ZERO(&mask);
+    sched_getaffinity(0, sizeof mask, &mask);
+    uint64_t mine = is_scheduler ? 0 : 1469598103934665603ULL, *all = ls_malloc((size_t)place->local_size * sizeof *all);
+    for (size_t b = 0; !is_scheduler && b < sizeof mask; b++) mine = (mine ^ ((unsigned char *)&mask)[b]) * 1099511628211ULL;
+    MPI_Allgather(&mine, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, node);
+    place->cpu_sharers = 0;
+    for (int i = 0; i < place->local_size; i++) place->cpu_sharers += !is_scheduler && all[i] == mine;
+    free(all);
     MPI_Comm_free(&node);
     place->device = -1;
     if (!is_scheduler) {
@@ -171,15 +186,29 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
     int leaders = ls_sweep_groups(size, ranks_per_trial, NULL);
     qsort(items, (size_t)n, sizeof *items, by_cost_desc);
     int *running = ls_malloc(sizeof(int) * (size_t)size); /* item of each worker, -1 when idle */
-    int *devices = ls_malloc(sizeof(int) * (size_t)size);  /* each worker's GPU, -1 for CPU */
-    for (int r = 0; r < size; r++) running[r] = devices[r] = -1;
+    request_msg *workers = ls_calloc((size_t)size, sizeof *workers); /* each worker's GPU and host */
+    double *heard = ls_calloc((size_t)size, sizeof *heard);         /* when each worker last spoke */
+    for (int r = 0; r < size; r++) running[r] = -1, workers[r].device = -1;
     int next = 0, released = 0, stopping = 0, idle_rounds = 0;
+    double timeout = hooks ? hooks->hang_timeout_s : 0;
     while (released < leaders) {
-        if (!stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->user)) {
+        int stop_now = !stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->user);
+        if (timeout > 0) { /* a worker with a trial that went silent: hung; the others checkpoint */
+            double now = MPI_Wtime();
+            for (int r = 1; r < size; r++) {
+                if (running[r] < 0 || now - heard[r] <= timeout) continue;
+                if (hooks->on_hung) hooks->on_hung(hooks->user, &items[running[r]], r, workers[r].host, now - heard[r]);
+                running[r] = -1;
+                released++; /* never waited for again */
+                stop_now = !stopping;
+            }
+        }
+        if (stop_now) {
             stopping = 1;
             for (int r = 1; r < size; r++)
                 if (running[r] >= 0) MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
         }
+        if (released >= leaders) break;
         int flag;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
@@ -189,14 +218,15 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
         }
         idle_rounds = 0;
         int src = st.MPI_SOURCE;
+        heard[src] = MPI_Wtime();
         if (st.MPI_TAG == TAG_REQUEST) {
-            int device = -1;
-            MPI_Recv(&device, 1, MPI_INT, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            devices[src] = device;
+            MPI_Recv(&workers[src], sizeof workers[src], MPI_BYTE, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            workers[src].host[sizeof workers[src].host - 1] = '\0';
             if (!stopping && next < n) {
                 running[src] = next;
                 send_assignment(&items[next], src);
-                if (hooks && hooks->on_start) hooks->on_start(hooks->user, &items[next], src, devices[src]);
+                if (hooks && hooks->on_start)
+                    hooks->on_start(hooks->user, &items[next], src, &workers[src]);
                 next++;
             } else {
                 MPI_Send(NULL, 0, MPI_BYTE, src, TAG_RELEASE, MPI_COMM_WORLD);
@@ -219,7 +249,8 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
         }
     }
     free(running);
-    free(devices);
+    free(workers);
+    free(heard);
     if (stopped) *stopped = stopping;
     return LS_OK;
 }
@@ -247,16 +278,9 @@ static int worker_should_stop(void *ctx) {
     return w->stop;
 }
 
-/* A worker's share of the node's cores: the others run beside it. */
-static void set_threads(const ls_sweep_place *place) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int share = place->workers_on_node > 0 ? (int)(cores / place->workers_on_node) : (int)cores;
-    if (share < 1) share = 1;
-#ifdef _OPENMP
-    omp_set_num_threads(share);
-#endif
-    if (openblas_get_parallel() != 2) openblas_set_num_threads(share);
-}
+/* A worker's share of the CPUs it may use (its affinity, not the machine's core count): the
+ * workers with the same CPUs run beside it. OMP_NUM_THREADS, when set, decides. */
+static void set_threads(const ls_sweep_place *place) { ls_cpu_threads_set(ls_thread_count(place->cpu_sharers)); }
 
 /* A group member other than the leader: its heartbeats would repeat the leader's, and only the
  * leader hears rank 0 (the trainer makes the group stop together, train.c). */
@@ -266,7 +290,9 @@ static int member_should_stop(void *ctx) { return 0; }
 /* A leader's (or lone worker's) request to rank 0: the assignment (header + payload, malloc'ed,
  * *len bytes), or NULL when released. */
 static char *request_work(const ls_sweep_place *place, int *len) {
-    MPI_Send(&place->device, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);
+    request_msg req = {place->device, ls_cpu_threads(), ""};
+    gethostname(req.host, sizeof req.host - 1);
+    MPI_Send(&req, sizeof req, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD);
     MPI_Status st;
     do { /* a stop that arrived after the last trial ended is stale: skip it */
         MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);

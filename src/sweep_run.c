@@ -48,6 +48,7 @@ typedef struct {
     double last_line;
     int io_error;              /* the journal could not be written: stop */
     char machine[600];         /* the first fault of the machine (a full disk): stop, exit 4 */
+    char hung[400];            /* a worker that stopped answering: stop, exit 5 */
 } scheduler;
 
 /* A fault of the machine, not of a trial: the first one is kept (said at the end) and the sweep
@@ -82,18 +83,20 @@ static void status_line(scheduler *s, const char *event) {
     s->last_line = now;
 }
 
-static void on_start(void *user, const ls_sweep_item *item, int worker, int device) {
+static void on_start(void *user, const ls_sweep_item *item, int worker, const ls_sweep_worker_info *w) {
     scheduler *s = user;
     const ls_journal_trial *jt = ls_journal_find(ls_journal_current(s->journal), item->id);
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
-    if (ls_journal_trial_start(s->journal, item->id, jt ? jt->attempts + 1 : 1, worker, host, device) != LS_OK)
+    int attempt = jt ? jt->attempts + 1 : 1;
+    if (ls_journal_trial_start(s->journal, item->id, attempt, worker, w->host, w->device) != LS_OK)
         machine_fault(s, ls_last_error());
     ls_fault("trial_start"); /* tests: a crash with the start journalled, the trial not begun */
     s->running++;
-    char event[128];
-    if (device >= 0) snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d, GPU %d", item->id, worker, device);
-    else snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d", item->id, worker);
+    char event[256], where[96], again[32] = "";
+    if (w->device >= 0) snprintf(where, sizeof where, "GPU %d", w->device);
+    else snprintf(where, sizeof where, "%d thread%s", w->threads, w->threads == 1 ? "" : "s");
+    if (attempt > 1) snprintf(again, sizeof again, ", attempt %d", attempt);
+    snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d (%s, %s%s)", item->id, worker, w->host, where,
+             again);
     status_line(s, event);
 }
 
@@ -121,8 +124,9 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
         rc = ls_journal_trial_failed(s->journal, item->id, r->message);
         snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s (sweep run --retry-failed runs it again)", item->id,
                  r->message);
-    } else if (r->status == LS_TRIAL_MACHINE) { /* nothing journalled: it resumes from its checkpoint */
+    } else if (r->status == LS_TRIAL_MACHINE) { /* not failed: it resumes from its checkpoint */
         machine_fault(s, r->message);
+        ls_journal_trial_checkpoint(s->journal, item->id, r->metrics.steps); /* a stop, not a crash (if it can) */
         snprintf(event, sizeof event, "trial %016" PRIx64 " stopped by the machine: %s", item->id, r->message);
     } else {
         rc = ls_journal_trial_checkpoint(s->journal, item->id, r->metrics.steps);
@@ -130,6 +134,18 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
     }
     if (rc != LS_OK) machine_fault(s, ls_last_error());
     if (r->status == LS_TRIAL_DONE) ls_fault("trial_done"); /* tests: a crash just after a trial counts */
+    status_line(s, event);
+}
+
+/* A worker that went silent: nothing it holds can be checkpointed; the others are (sweep.c). */
+static void on_hung(void *user, const ls_sweep_item *item, int worker, const char *host, double silent_s) {
+    scheduler *s = user;
+    s->running--;
+    snprintf(s->hung, sizeof s->hung,
+             "rank %d on %s sent nothing for %.0f s while running trial %016" PRIx64 " (stopped, swapped out or "
+             "deadlocked?)", worker, host[0] ? host : "?", silent_s, item->id);
+    char event[700];
+    snprintf(event, sizeof event, "HUNG: %s", s->hung);
     status_line(s, event);
 }
 
@@ -589,6 +605,22 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             for (size_t k = 0; k < n_trials; k++) {
                 size_t i = plan[k].trial;
                 ls_result_status st = ls_journal_status(js, trials[i].id);
+                const ls_journal_trial *jt = ls_journal_find(js, trials[i].id);
+                if (st == LS_RESULT_RUNNING && jt->crashes >= grid.max_attempts &&
+                    !seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id)) {
+                    /* it took the job down with it every time: do not loop through every requeue */
+                    char why[300];
+                    snprintf(why, sizeof why, "gave up after %d attempts that each ended with the job dying while it "
+                             "ran (max_attempts: %d in the grid)", jt->crashes, grid.max_attempts);
+                    if (ls_journal_trial_failed(journal, trials[i].id, why) != LS_OK ||
+                        ls_results_write_status(res, trials[i].id, LS_RESULT_FAILED, why) != LS_OK)
+                        machine_fault(&sched, ls_last_error());
+                    char event[400];
+                    snprintf(event, sizeof event, "trial %016" PRIx64 " FAILED: %s (sweep run --retry-failed runs it again)",
+                             trials[i].id, why);
+                    status_line(&sched, event);
+                    st = LS_RESULT_FAILED;
+                }
                 int retry = st == LS_RESULT_FAILED && opt->retry_failed;
                 if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id) || st == LS_RESULT_DONE ||
                     (st == LS_RESULT_FAILED && !retry)) {
@@ -615,8 +647,16 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                 status_line(&sched, event);
             }
             free(skip);
-            ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &sched};
+            ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &sched, opt->hang_timeout_s, on_hung};
             ls_sweep_schedule(items, n_items, ranks_per_trial, &hooks, &stopped);
+            if (sched.hung[0]) { /* its rank will never reach another collective call: end the job */
+                fprintf(stderr, "lorasweep: a worker stopped answering: %s; the other trials were checkpointed; "
+                                "run the same command to continue (the hung trial resumes from its last checkpoint)\n",
+                        sched.hung);
+                ls_journal_close(journal);
+                fflush(NULL);
+                ls_sweep_abort(5);
+            }
             for (int k = 0; k < n_items; k++) free(items[k].payload);
             free(items);
             free(plan);

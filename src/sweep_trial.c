@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/fault.h"
 #include "lorasweep/results.h"
 #include "lorasweep/sweep.h"
 #include "lorasweep/trial.h"
@@ -26,6 +27,15 @@ static void relay_progress(void *ctx, const ls_train_progress *p) {
     relay *r = ctx;
     if (!r->leader) return; /* the same numbers as the leader's: reported once */
     ls_trial_heartbeat hb = {p->step, p->max_steps, p->loss, p->val_loss, p->tokens_per_s, p->eta_s};
+    r->heartbeat(r->ctx, &hb);
+}
+
+/* Generation sends no training progress: a heartbeat per system forecast keeps the worker heard. */
+static void relay_forecast(void *ctx, int done, int total) {
+    relay *r = ctx;
+    if (!r->leader) return;
+    ls_trial_heartbeat hb = {-1, -1, NAN, NAN, NAN, NAN};
+    (void)done, (void)total;
     r->heartbeat(r->ctx, &hb);
 }
 
@@ -47,12 +57,17 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
         snprintf(out->message, sizeof out->message, "%s", ls_last_error());
         return LS_OK;
     }
+    char site[64]; /* tests: a trial that takes its worker down (LS_FAULT=trial@<id>:1:kill) */
+    snprintf(site, sizeof site, "trial@%016" PRIx64, item->id);
+    ls_fault(site);
     snprintf(dir, sizeof dir, "%s/%016" PRIx64, opt->trials_dir, item->id);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint", dir);
     int leader = !group || group->rank == 0;
     relay r = {heartbeat, should_stop, ctx, opt, leader};
     ls_trial_hooks hooks = {
         .train = {relay_progress, NULL, relay_stop, &r},
+        .forecast_progress = relay_forecast,
+        .forecast_ctx = &r,
         .checkpoint_dir = ckpt, /* every rank resumes from it; the trial lets the leader write it */
         .group = group,
     };

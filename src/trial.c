@@ -120,12 +120,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     int writer = !group || group->rank == 0, agreed = 0;
     const ls_backend *be = backend_of(cfg);
     if (!be) return LS_ERR; /* the same config on every rank: all return here together */
-    if (cfg->train.threads > 0) {
-#ifdef _OPENMP
-        omp_set_num_threads(cfg->train.threads);
-#endif
-        openblas_set_num_threads(cfg->train.threads);
-    }
+    if (cfg->train.threads > 0) ls_cpu_threads_set(cfg->train.threads);
 
     int rc = LS_ERR;
     ls_tokenizer *tok = NULL;

@@ -72,7 +72,8 @@ typedef struct {
     char message[512];
 } record;
 
-static void on_start(void *u, const ls_sweep_item *it, int w, int device) {
+static void on_start(void *u, const ls_sweep_item *it, int w, const ls_sweep_worker_info *info) {
+    int device = info->device;
     record *r = u;
     r->devices_seen |= 1 << (device + 1); /* bit 0: CPU (-1) */
     r->order[r->started++] = it->index;
@@ -119,7 +120,7 @@ int main(int argc, char **argv) {
             }
             record r = {0};
             r.stop_after = round % 2 == 1 ? 3 - k : 0; /* stop once every group is busy */
-            ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &r};
+            ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &r, 0, NULL};
             int stopped = -1;
             ls_sweep_schedule(items, N_ITEMS, k, &hooks, &stopped);
             if (round % 2 == 0) {

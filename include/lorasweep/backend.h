@@ -101,6 +101,10 @@ typedef struct ls_backend {
 
 /* The CPU backend: OpenBLAS for matrix products, OpenMP for the rest. */
 const ls_backend *ls_backend_cpu(void);
+/* Its threads (OpenMP and OpenBLAS together): set (n >= 1) and read. Processes start with
+ * ls_thread_count(1): their CPU affinity, or OMP_NUM_THREADS. */
+void ls_cpu_threads_set(int n);
+int ls_cpu_threads(void);
 
 /* The CUDA backend (backend_cuda.cu), in builds with LS_HAVE_CUDA only. ls_cuda_available says
  * whether a usable device exists (1, device 0's name in why), or why not (0, the reason in

@@ -87,6 +87,13 @@ uint64_t ls_rng_next(uint64_t *state);
 /* Uniform in [0, 1) with 53 random bits. */
 double ls_rng_uniform(uint64_t *state);
 
+/* The CPUs this process may run on: its affinity mask (a Slurm cpuset, taskset, mpirun's binding),
+ * not the machine's core count. */
+int ls_cpus_allowed(void);
+/* Compute threads for this process: OMP_NUM_THREADS when set, else its allowed CPUs shared among
+ * `sharing` processes that have the same CPUs (at least 1). */
+int ls_thread_count(int sharing);
+
 /* Seconds since an arbitrary point, monotonic. */
 double ls_now(void);
 

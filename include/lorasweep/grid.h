@@ -4,6 +4,7 @@
  *
  *   name: coursework                      # the sweep; results go to results/<name>.h5
  *   budget_flops: 1e17                    # optional FLOPS cap of the whole sweep
+ *   max_attempts: 3                       # optional: crashes a trial may cause before it is failed
  *   base: {model: {path: ...}, ...}       # a trial config: exactly the keys of `lorasweep train`
  *   stages:                               # or, for one stage named "main", a top-level `grid:`
  *     - name: lr_rank
@@ -70,6 +71,8 @@ typedef struct {
     char *source;             /* the file as given (or load_string's name) */
     char *results_path;       /* "results/<name>.h5" (relative to the current directory) */
     double budget_flops;      /* 0: no budget */
+    int max_attempts;         /* a trial whose attempts ended with the job dying this many times is
+                               * marked failed instead of started again (default 3; not in the hash) */
     ls_trial_config base;     /* defaults + base; relative paths resolve against the file's directory */
     size_t n_stages;
     ls_grid_stage *stages;

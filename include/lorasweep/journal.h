@@ -97,6 +97,10 @@ typedef struct {
     uint64_t id;
     ls_result_status status;
     int attempts;           /* trial_start records seen */
+    int crashes;            /* attempts that ended with no word at all (the job died while the trial
+                             * ran), the last one included when it is still open: a clean stop
+                             * journals a checkpoint, an end journals done or failed */
+    int open_attempt;       /* the last start has had no checkpoint, done or failed record since */
     int checkpoint_step;    /* last trial_checkpoint's step; 0 = none */
     int progress_step;      /* last trial_progress's step; 0 = none */
     double last_loss, last_val_loss;

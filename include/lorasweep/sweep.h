@@ -71,13 +71,27 @@ typedef int (*ls_sweep_run_fn)(void *user, const ls_sweep_item *item, const stru
                                void *ctx, ls_trial_summary *out);
 
 /* Rank 0 side: what happened. Any hook may be NULL. */
+/* What a worker says of itself when it asks for work. */
 typedef struct {
-    void (*on_start)(void *user, const ls_sweep_item *item, int worker_rank, int device);
+    int device;      /* its GPU, -1 for the CPU */
+    int threads;     /* its compute threads (ls_cpu_threads) */
+    char host[64];   /* its host name */
+} ls_sweep_worker_info;
+
+typedef struct {
+    void (*on_start)(void *user, const ls_sweep_item *item, int worker_rank, const ls_sweep_worker_info *worker);
     void (*on_heartbeat)(void *user, const ls_sweep_item *item, int worker_rank, const ls_trial_heartbeat *hb);
     void (*on_result)(void *user, const ls_sweep_item *item, int worker_rank, const ls_trial_summary *s);
     /* Polled between messages: non-zero asks for a clean stop (signal, wall-clock limit). */
     int (*should_stop)(void *user);
     void *user;
+    /* A worker with a trial that has sent nothing for hang_timeout_s seconds (0: never) is taken
+     * for hung (stopped, swapped out, deadlocked): on_hung is told, the other workers are asked
+     * to checkpoint and stop, and ls_sweep_schedule returns without waiting for the hung one
+     * (whose rank then never reaches a collective call: the caller must end with
+     * ls_sweep_abort). */
+    double hang_timeout_s;
+    void (*on_hung)(void *user, const ls_sweep_item *item, int worker_rank, const char *host, double silent_s);
 } ls_sweep_hooks;
 
 typedef struct {
@@ -85,6 +99,8 @@ typedef struct {
     int local_rank, local_size;    /* on this node */
     int workers_on_node;           /* ranks >= 1 on this node */
     int local_worker;              /* this worker's index among them (0-based); -1 on rank 0 */
+    int cpu_sharers;               /* workers on this node allowed the same CPUs as this one (itself
+                                    * included): they share them (ls_thread_count) */
     int device;                    /* the GPU this worker owns (an index into the node's devices as
                                     * CUDA_VISIBLE_DEVICES listed them), or -1: CPU */
 } ls_sweep_place;
@@ -133,13 +149,15 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
 
 /* `lorasweep sweep run`: every rank calls it after ls_sweep_mpi_init (see sweep_run.c). Returns
  * the exit status: 0 done, 1 failures, 3 stopped with everything checkpointed, 4 stopped by a
- * fault of the machine (a full disk, an I/O error) with what could be checkpointed checkpointed. */
+ * fault of the machine (a full disk, an I/O error) with what could be checkpointed checkpointed,
+ * 5 a worker stopped answering (the job is aborted once the others checkpointed). */
 typedef struct {
     const char *grid_path;
     const char *out_path;  /* the results file; NULL: the grid's results/<name>.h5 */
     double walltime_s;     /* stop handing out work and checkpoint after this long; 0 = no limit */
     int quiet;
     int retry_failed;      /* run failed trials again (each a new attempt) */
+    double hang_timeout_s; /* a worker silent this long is hung: stop, exit 5 (0: never) */
 } ls_sweep_run_options;
 int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place);
 

@@ -166,10 +166,7 @@ int cmd_bench(int argc, char **argv) {
      * forward + one more forward's worth (the input gradients). Both rates are reported. */
     double executed = flops * 2.0 / 3.0;
     double gflops = flops / step_s / 1e9, gflops_exec = executed / step_s / 1e9, peak = sgemm_gflops((int)n_sgemm, 3);
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    int threads = ls_cpu_threads();
     printf("{\"model\": \"%s\", \"backend\": \"%s\", \"batch\": %ld, \"ctx\": %ld, \"rank\": %ld, \"steps\": %ld, \"threads\": %d,\n"
            " \"tokens_per_s\": %.1f, \"step_seconds\": %.4f,\n"
            " \"forward_seconds\": %.4f, \"backward_seconds\": %.4f, \"optimizer_seconds\": %.5f,\n"

@@ -26,11 +26,14 @@ static const char usage[] =
     "  --out FILE     the results file\n"
     "  --walltime S   stop handing out trials and checkpoint after S seconds (a batch job's limit)\n"
     "  --retry-failed run the trials that failed again (each run is a new attempt)\n"
+    "  --hang-timeout S  a worker silent for S seconds while it runs a trial is hung: the others\n"
+    "                 checkpoint and the job ends with exit status 5 (default 1800; 0: never)\n"
     "  --ranks N      run mpirun -np N here (N >= 2); Ctrl-C then stops cleanly (exit 3), a\n"
     "                 second Ctrl-C aborts. Under a plain mpirun, Ctrl-C makes mpirun exit 1\n"
     "                 whatever the sweep did: stop it with kill -USR1 MPIRUN_PID instead\n"
     "  --quiet        only the summary line\n"
-    "Exit status: 0 all done, 1 some trials failed, 2 bad command line, 3 stopped (run again).\n"
+    "Exit status: 0 all done, 1 some trials failed, 2 bad command line, 3 stopped (run again),\n"
+    "4 stopped by a fault of the machine (a full disk: one line names it), 5 a worker hung.\n"
     "As root, Open MPI needs OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; with more\n"
     "ranks than cores, mpirun --oversubscribe (--ranks adds it itself).\n";
 
@@ -115,10 +118,12 @@ int cmd_sweep_run(int argc, char **argv) {
     static const struct option opts[] = {
         {"out", required_argument, 0, 'o'}, {"walltime", required_argument, 0, 'w'},
         {"quiet", no_argument, 0, 'q'},     {"retry-failed", no_argument, 0, 'r'},
-        {"ranks", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'},
+        {"ranks", required_argument, 0, 'n'}, {"hang-timeout", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     ls_sweep_run_options opt = {0};
+    opt.hang_timeout_s = 1800;
     long ranks = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":o:w:qrh", opts, NULL)) != -1) {
@@ -129,6 +134,9 @@ int cmd_sweep_run(int argc, char **argv) {
             break;
         case 'q': opt.quiet = 1; break;
         case 'r': opt.retry_failed = 1; break;
+        case 't':
+            if (cli_double("sweep run", "hang-timeout", optarg, 0, 1e9, &opt.hang_timeout_s)) return CLI_EXIT_USAGE;
+            break;
         case 'n':
             if (cli_long("sweep run", "ranks", optarg, 2, 100000, &ranks)) return CLI_EXIT_USAGE;
             break;

@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lorasweep/backend.h"
 #include "lorasweep/cli.h"
+#include "lorasweep/common.h"
 
 static const cli_command commands[] = {
     {"data", cmd_data, "generate, inspect and encode Lotka-Volterra data sets"},
@@ -25,5 +27,6 @@ int main(int argc, char **argv) {
         printf("lorasweep %s\n", LS_VERSION);
         return 0;
     }
+    ls_cpu_threads_set(ls_thread_count(1)); /* the CPUs this process may use, not the machine's */
     return cli_dispatch("lorasweep", commands, argc, argv);
 }
