@@ -80,11 +80,36 @@ printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.ya
 expect_error "train: bad value" train "$T/bad.yaml"
 expect_error "train: another trial in the directory" train "$T/trial.yaml" --out "$T/a" --set train.lr=1e-2
 expect_error "train: bad --set" train "$T/trial.yaml" --set nokey=1
+
+# Every file the trial opens, and what must fit the model and the data, is checked before any
+# work: one line naming the key, the path as the file wrote it, and no output directory.
+sed 's|path: lv.h5|path: data/none.h5|' "$T/trial.yaml" >"$T/nodata.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="nodata.yaml: data.path: data/none.h5: No such file or directory$" \
+  expect_error "train: missing data file" train "$T/nodata.yaml" --out "$T/nodata"
+check "train: a missing data file creates nothing" "no" "$([ -e "$T/nodata" ] && echo yes || echo no)"
+EXPECT_RC=1 EXPECT_PATTERN="nodata.yaml: data.path: data/none.h5: No such file or directory$" \
+  expect_error "eval: missing data file" eval "$T/nodata.yaml" --out "$T/nodata"
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: model.tokenizer: tok.json: No such file or directory$" \
+  expect_error "train: missing model.tokenizer" train "$T/trial.yaml" --out "$T/notok" --set model.tokenizer=tok.json
+# a model of 256 positions: the forecast's prompts of 80 steps take 960 tokens, refused before training
+cp -r "$T/tiny" "$T/short"
+$PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_embeddings"]=256; c["sliding_window"]=256; json.dump(c, open(p,"w"))' "$T/short/config.json"
+long="eval.context_steps \+ eval.forecast_steps: a forecast prompt of 960 tokens \(80 steps at 3 decimals\) plus 368 new tokens \(20 steps\) needs 1328 positions, more than the model's 256: lower eval.context_steps or eval.forecast_steps"
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: $long" expect_error "train: forecast prompt beyond the model's positions" train "$T/trial.yaml" --out "$T/long" --set model.path=short
+check "train: a prompt too long creates nothing" "no" "$([ -e "$T/long" ] && echo yes || echo no)"
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: $long" expect_error "eval: forecast prompt beyond the model's positions" eval "$T/trial.yaml" --out "$T/long" --set model.path=short
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: train.ctx: 300 is more than the model's 256 positions" \
+  expect_error "train: train.ctx beyond the model's positions" train "$T/trial.yaml" --out "$T/long" --set model.path=short --set train.ctx=300
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: eval.context_steps \+ eval.forecast_steps: 90 \+ 20 steps, more than the 100 steps of each system in data.path$" \
+  expect_error "train: forecast steps beyond the data's" train "$T/trial.yaml" --out "$T/long" --set eval.context_steps=90
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: split.test_systems: 1000 test systems leave none of data.path's 1000 systems for training \(at most 999\)$" \
+  expect_error "train: a split without training systems" train "$T/trial.yaml" --out "$T/long" --set split.test_systems=1000
 # a CUDA backend where none can run (no device here, or a build without it): one line, nothing trained
 EXPECT_RC=1 EXPECT_PATTERN="model.backend: cuda was asked for, but (this build has no CUDA backend|no CUDA device is usable)" \
   expect_error "train: model.backend cuda without a GPU" train "$T/trial.yaml" --out "$T/cuda" --quiet --set model.backend=cuda
 sed 's/path: tiny/path: nowhere/' "$T/trial.yaml" >"$T/nomodel.yaml"
-expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
+EXPECT_RC=1 EXPECT_PATTERN="nomodel.yaml: model.path: nowhere: No such file or directory$" \
+  expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
 expect_error "eval: bad adapter" eval "$T/trial.yaml" --adapter "$T/none" --out "$T/y" --quiet
 expect_error "train: unknown option" train "$T/trial.yaml" --epochs 3
 

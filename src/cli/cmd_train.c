@@ -12,6 +12,7 @@
  *   metrics.json       losses, MSE/MAE per variable and system, FLOPS, tokens/s, wall time
  * Exit status 0 done, 1 failed, 2 bad command line, 3 stopped by a signal (checkpointed).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lorasweep/check.h"
 #include "lorasweep/cli.h"
 #include "lorasweep/common.h"
 #include "lorasweep/trial.h"
@@ -99,9 +101,18 @@ static void on_forecast_progress(void *ctx, int done, int total) {
 
 /* ---- the commands ------------------------------------------------------------------------- */
 
+/* eval --adapter DIR: a PEFT adapter directory (its shapes are checked against the model when it
+ * is loaded, before the weights are). */
+static int check_adapter(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    if (access(path, R_OK) != 0) return ls_error("--adapter: %s: %s", path, strerror(errno));
+    return LS_OK;
+}
+
 /* Load, override and check the config; pick and prepare the output directory. */
 static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, const char *out_opt, const char *suffix,
-                   ls_trial_config *cfg, char *out_dir, size_t cap) {
+                   const char *adapter, ls_trial_config *cfg, char *out_dir, size_t cap) {
     if (ls_config_load_file(yaml, cfg) != LS_OK) return cli_fail();
     for (int i = 0; i < n_sets; i++) {
         char *eq = strchr(sets[i], '=');
@@ -126,6 +137,16 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
         ls_error("%s: train.ranks_per_trial: %d, but lorasweep %s runs on 1 rank (data parallel runs in a sweep: "
                  "mpirun -np N lorasweep sweep run)", cfg->source ? cfg->source : "<config>",
                  cfg->train.ranks_per_trial, cmd);
+        ls_config_free(cfg);
+        return cli_fail();
+    }
+    /* Before anything is created: the files the trial opens, and train.ctx, the split and the
+     * forecast against the model and the data (check.h); eval's adapter too. */
+    ls_check *k = ls_check_new(NULL);
+    int checked = ls_check_trial(k, cfg);
+    ls_check_free(k);
+    if (checked == LS_OK && adapter) checked = check_adapter(adapter);
+    if (checked != LS_OK) {
         ls_config_free(cfg);
         return cli_fail();
     }
@@ -233,7 +254,8 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
         sets[n_sets++] = zero;
         sets[n_sets++] = one;
     }
-    rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", &cfg, out_dir, sizeof out_dir);
+    rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", adapter, &cfg, out_dir,
+                 sizeof out_dir);
     free(sets);
     if (rc != CLI_EXIT_OK) return rc;
     rc = run_and_write(cmd, &cfg, out_dir, adapter, quiet, !is_eval);
