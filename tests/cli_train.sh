@@ -104,6 +104,14 @@ EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: eval.context_steps \+ eval.forecast_step
   expect_error "train: forecast steps beyond the data's" train "$T/trial.yaml" --out "$T/long" --set eval.context_steps=90
 EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: split.test_systems: 1000 test systems leave none of data.path's 1000 systems for training \(at most 999\)$" \
   expect_error "train: a split without training systems" train "$T/trial.yaml" --out "$T/long" --set split.test_systems=1000
+# A directory whose trial failed at start-up (here: weights that cannot be read, which only
+# loading finds) holds config.yaml alone; once the mistake is fixed, the next run takes it over.
+mkdir -p "$T/broken" && cp "$T/tiny/config.json" "$T/tiny/tokenizer.json" "$T/broken/" && echo junk >"$T/broken/model.safetensors"
+EXPECT_RC=1 expect_error "train: unreadable weights" train "$T/trial.yaml" --out "$T/reuse" --quiet --set model.path=broken \
+  --set train.max_steps=2 --set eval.systems=0 --set train.checkpoint_every=0
+check "train: the failed start left config.yaml alone" "config.yaml" "$(cd "$T/reuse" && echo *)"
+"$LS" train "$T/trial.yaml" --out "$T/reuse" --quiet --set train.max_steps=2 --set eval.systems=0 --set train.checkpoint_every=0 2>"$T/reuse.err"
+check "train: a directory whose trial never started is reused" "0:" "$?:$(cat "$T/reuse.err")"
 # a CUDA backend where none can run (no device here, or a build without it): one line, nothing trained
 EXPECT_RC=1 EXPECT_PATTERN="model.backend: cuda was asked for, but (this build has no CUDA backend|no CUDA device is usable)" \
   expect_error "train: model.backend cuda without a GPU" train "$T/trial.yaml" --out "$T/cuda" --quiet --set model.backend=cuda

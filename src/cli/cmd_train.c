@@ -110,6 +110,18 @@ static int check_adapter(const char *dir) {
     return LS_OK;
 }
 
+/* A directory whose trial never started: no checkpoint and none of the files a trial writes
+ * (a run that failed at start-up left config.yaml alone). Such a directory is taken over. */
+static int never_started(const char *dir) {
+    static const char *const written[] = {"checkpoint", "adapter", "metrics.json", "curves.csv", "forecasts.csv"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, written[i]);
+        if (access(path, F_OK) == 0) return 0;
+    }
+    return 1;
+}
+
 /* Load, override and check the config; pick and prepare the output directory. */
 static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, const char *out_opt, const char *suffix,
                    const char *adapter, ls_trial_config *cfg, char *out_dir, size_t cap) {
@@ -153,12 +165,12 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
     if (out_opt) snprintf(out_dir, cap, "%s", out_opt);
     else if (cfg->name[0]) snprintf(out_dir, cap, "results/%s%s", cfg->name, suffix);
     else snprintf(out_dir, cap, "results/%016" PRIx64 "%s", ls_config_hash(cfg), suffix);
-    /* An existing directory must hold this very trial. */
+    /* An existing directory must hold this very trial, unless its trial never started. */
     char path[4200];
     snprintf(path, sizeof path, "%s/config.yaml", out_dir);
     char *yaml_now = ls_config_to_yaml(cfg);
     int rc = CLI_EXIT_OK;
-    if (access(path, R_OK) == 0) {
+    if (access(path, R_OK) == 0 && !never_started(out_dir)) {
         ls_trial_config old;
         if (ls_config_load_file(path, &old) != LS_OK) rc = cli_fail();
         else {
