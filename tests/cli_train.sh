@@ -79,7 +79,12 @@ expect_error "train: missing file" train "$T/none.yaml"
 printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.yaml"
 expect_error "train: bad value" train "$T/bad.yaml"
 expect_error "train: another trial in the directory" train "$T/trial.yaml" --out "$T/a" --set train.lr=1e-2
-expect_error "train: bad --set" train "$T/trial.yaml" --set nokey=1
+# a bad --set is a bad command line (2), as in `config check`
+EXPECT_RC=2 EXPECT_PATTERN="^lorasweep train: --set nokey: unknown key" expect_error "train: bad --set key" train "$T/trial.yaml" --set nokey=1
+EXPECT_RC=2 EXPECT_PATTERN="^lorasweep train: --set train.lr: 'fast' is not a number" expect_error "train: bad --set value" train "$T/trial.yaml" --set train.lr=fast
+EXPECT_RC=2 EXPECT_PATTERN="--set train.learning_rate: unknown key \(did you mean train.lr\?\)" expect_error "train: --set suggests the key" train "$T/trial.yaml" --set train.learning_rate=1e-3
+EXPECT_RC=2 EXPECT_PATTERN="--set wants KEY=VALUE, got 'train.lr' \(did you mean --set train.lr=3e-3\?\)" \
+  expect_error "train: --set KEY VALUE" train "$T/trial.yaml" --set train.lr 3e-3
 
 # Every file the trial opens, and what must fit the model and the data, is checked before any
 # work: one line naming the key, the path as the file wrote it, and no output directory.
@@ -104,6 +109,7 @@ EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: eval.context_steps \+ eval.forecast_step
   expect_error "train: forecast steps beyond the data's" train "$T/trial.yaml" --out "$T/long" --set eval.context_steps=90
 EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: split.test_systems: 1000 test systems leave none of data.path's 1000 systems for training \(at most 999\)$" \
   expect_error "train: a split without training systems" train "$T/trial.yaml" --out "$T/long" --set split.test_systems=1000
+
 # A directory whose trial failed at start-up (here: weights that cannot be read, which only
 # loading finds) holds config.yaml alone; once the mistake is fixed, the next run takes it over.
 mkdir -p "$T/broken" && cp "$T/tiny/config.json" "$T/tiny/tokenizer.json" "$T/broken/" && echo junk >"$T/broken/model.safetensors"

@@ -126,19 +126,14 @@ static int never_started(const char *dir) {
 static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, const char *out_opt, const char *suffix,
                    const char *adapter, ls_trial_config *cfg, char *out_dir, size_t cap) {
     if (ls_config_load_file(yaml, cfg) != LS_OK) return cli_fail();
-    for (int i = 0; i < n_sets; i++) {
+    for (int i = 0; i < n_sets; i++) { /* each has its '=' (cli_set_arg) */
         char *eq = strchr(sets[i], '=');
-        if (!eq) {
-            ls_config_free(cfg);
-            return cli_usage_error(cmd, "--set wants KEY=VALUE, got '%s'", sets[i]);
-        }
         *eq = '\0';
         int rc = ls_config_set(cfg, sets[i], eq + 1);
         *eq = '=';
-        if (rc != LS_OK) {
-            ls_error_prefix("--set");
+        if (rc != LS_OK) { /* a bad command line, as in `config check` */
             ls_config_free(cfg);
-            return cli_fail();
+            return cli_usage_error(cmd, "--set %s", ls_last_error());
         }
     }
     if (ls_config_validate(cfg) != LS_OK) {
@@ -238,7 +233,13 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
     while ((c = getopt_long(argc, argv, ":o:s:a:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out_opt = optarg; break;
-        case 's': sets[n_sets++] = optarg; break;
+        case 's':
+            if ((rc = cli_set_arg(cmd, optarg, argc, argv)) != CLI_EXIT_OK) {
+                free(sets);
+                return rc;
+            }
+            sets[n_sets++] = optarg;
+            break;
         case 'a':
             if (!is_eval) {
                 free(sets);
