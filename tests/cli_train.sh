@@ -68,10 +68,13 @@ assert abs(m['alpha'] - 0.6) < 0.1, m['alpha']  # the 99th percentile of the rea
     && ok "real course data: train and forecast" || bad "real course data"
 elif [ "${LS_REQUIRE_SHARED:-0}" = 1 ]; then bad "missing $REAL"; fi
 
-# The untrained baseline through eval.
-"$LS" eval "$T/trial.yaml" --out "$T/base" --quiet && $PY -c "
+# The untrained baseline through eval; its summary line says only what was measured (no train loss).
+"$LS" eval "$T/trial.yaml" --out "$T/base" 2>"$T/base.err" && $PY -c "
 import json; m = json.load(open('$T/base/metrics.json')); assert m['steps'] == 0 and m['forecast']['systems'] == 2" \
   && ok "eval: baseline forecast" || bad "eval"
+done_line=$(grep '^lorasweep eval: done' "$T/base.err")
+contains "eval: the summary has the validation loss" ": val loss " "$done_line"
+check "eval: the summary has no train loss and no nan" "0" "$(echo "$done_line" | grep -ciE 'train loss|nan')"
 "$LS" eval "$T/trial.yaml" --adapter "$T/a/adapter" --out "$T/tuned" --quiet && ok "eval with an adapter" || bad "eval --adapter"
 
 expect_error "train: no file" train

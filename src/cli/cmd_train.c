@@ -209,13 +209,16 @@ static int run_and_write(const char *cmd, ls_trial_config *cfg, const char *out_
         fprintf(stderr, "lorasweep %s: stopped at step %d of %d (checkpointed); run the same command to continue\n",
                 cmd, r.train.step, cfg->train.max_steps);
         status = 3;
-    } else if (!quiet) {
-        fprintf(stderr, "lorasweep %s: done in %.1f s: train loss %.4f, val loss %.4f", cmd, r.wall_seconds,
-                r.final_train_loss, r.final_val_loss);
+    } else if (!quiet) { /* what was measured only: eval trains nothing, no validation split no val loss */
+        const char *sep = ": ";
+        fprintf(stderr, "lorasweep %s: done in %.1f s", cmd, r.wall_seconds);
+        if (isfinite(r.final_train_loss)) fprintf(stderr, "%strain loss %.4f", sep, r.final_train_loss), sep = ", ";
+        if (isfinite(r.final_val_loss)) fprintf(stderr, "%sval loss %.4f", sep, r.final_val_loss), sep = ", ";
         if (r.has_forecast)
-            fprintf(stderr, ", forecast MSE %.4g, MAE %.4g (%d failed samples)", r.forecast.mse_mean[LS_METRIC_BOTH],
-                    r.forecast.mae_mean[LS_METRIC_BOTH], r.forecast.failed_total);
-        fprintf(stderr, ", %.3g FLOPS\n", r.flops_total);
+            fprintf(stderr, "%sforecast MSE %.4g, MAE %.4g (%d failed samples)", sep,
+                    r.forecast.mse_mean[LS_METRIC_BOTH], r.forecast.mae_mean[LS_METRIC_BOTH], r.forecast.failed_total),
+                sep = ", ";
+        fprintf(stderr, "%s%.3g FLOPS\n", sep, r.flops_total);
     }
     ls_trial_result_free(&r);
     return status;
