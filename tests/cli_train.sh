@@ -23,7 +23,7 @@ for f in config.yaml curves.csv metrics.json forecasts.csv adapter/adapter_confi
          adapter/adapter_model.safetensors adapter/lm_head_bias.safetensors checkpoint/state.safetensors; do
   [ -s "$T/a/$f" ] || bad "missing $f"
 done
-if $PY - "$T/a/metrics.json" "$T/a/adapter/adapter_config.json" <<'PY'
+if $PY - "$T/a/metrics.json" "$T/a/adapter/adapter_config.json" "$T/tiny" <<'PY'
 import json, sys, math
 m = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2]))
 assert m["status"] == "done" and m["steps"] == 16, m
@@ -32,6 +32,9 @@ f = m["forecast"]
 assert f["systems"] == 2 and f["failed_samples"] == 0 and all(math.isfinite(f["mse"][k]) for k in f["mse"])
 assert m["flops"]["total"] > m["flops"]["train"] > 0
 assert a["peft_type"] == "LORA" and a["r"] == 4 and sorted(a["target_modules"]) == ["q_proj", "v_proj"]
+# the base model as the user named it (model.path: tiny, beside the trial file), made absolute:
+# a relative path would be read against wherever the adapter is loaded from
+assert a["base_model_name_or_path"] == sys.argv[3], a["base_model_name_or_path"]
 print("val loss %.4f -> %.4f" % (m["initial_val_loss"], m["final_val_loss"]))
 PY
 then ok "metrics: validation loss fell, forecast parsed, PEFT config"; else bad "metrics"; fi
