@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "lorasweep/common.h"
@@ -216,9 +217,69 @@ static int edit_distance(const char *a, const char *b) {
     return row[nb];
 }
 
-/* " (did you mean train.lr?)" for the closest key or section within 2 edits, else "". */
+/* What other tools call a key (PyTorch, transformers' TrainingArguments, PEFT's LoraConfig), and
+ * short forms: the last part of an unknown key is looked up here (case aside). */
+static const struct {
+    const char *name, *key;
+} key_aliases[] = {
+    {"learning_rate", "train.lr"},
+    {"learningrate", "train.lr"},
+    {"r", "lora.rank"},
+    {"lora_r", "lora.rank"},
+    {"lora_rank", "lora.rank"},
+    {"lora_alpha", "lora.alpha"},
+    {"target_modules", "lora.targets"},
+    {"target", "lora.targets"},
+    {"batch", "train.batch_size"},
+    {"bs", "train.batch_size"},
+    {"per_device_train_batch_size", "train.batch_size"},
+    {"steps", "train.max_steps"},
+    {"num_steps", "train.max_steps"},
+    {"training_steps", "train.max_steps"},
+    {"iterations", "train.max_steps"},
+    {"warmup", "train.warmup_steps"},
+    {"context", "train.ctx"},
+    {"context_length", "train.ctx"},
+    {"ctx_len", "train.ctx"},
+    {"seq_len", "train.ctx"},
+    {"max_length", "train.ctx"},
+    {"max_seq_length", "train.ctx"},
+    {"block_size", "train.ctx"},
+    {"max_grad_norm", "train.grad_clip"},
+    {"clip", "train.grad_clip"},
+    {"lr_scheduler_type", "train.schedule"},
+    {"scheduler", "train.schedule"},
+    {"optim", "train.optimizer"},
+    {"adam_beta1", "train.beta1"},
+    {"adam_beta2", "train.beta2"},
+    {"adam_epsilon", "train.eps"},
+    {"epsilon", "train.eps"},
+    {"num_samples", "eval.samples"},
+    {"horizon", "eval.forecast_steps"},
+    {"prediction_length", "eval.forecast_steps"},
+    {"model_name_or_path", "model.path"},
+    {"tokenizer_path", "model.tokenizer"},
+    {"data_path", "data.path"},
+    {"dataset", "data.path"},
+};
+
+static const char *leaf_of(const char *key) {
+    const char *dot = strrchr(key, '.');
+    return dot ? dot + 1 : key;
+}
+
+static int same_section(const char *a, const char *b) {
+    size_t na = (size_t)(leaf_of(a) - a), nb = (size_t)(leaf_of(b) - b);
+    return na == nb && !memcmp(a, b, na);
+}
+
+/* " (did you mean train.lr?)" for an unknown key, else "", the first of: the closest key (or
+ * section) within 1 edit; the key another tool's name stands for (learning_rate: train.lr); the
+ * keys whose last part is the unknown one's (lr: train.lr; seed: two of the seeds, those of the
+ * unknown key's own section first); the closest key or section within 2 edits; the keys whose
+ * last part is within 2 edits of the unknown one's (1 for short names). */
 static void suggest(char *dst, size_t cap, const char *unknown, int sections_too) {
-    const char *best = NULL;
+    const char *best = NULL, *second = NULL;
     int best_d = 3;
     for (size_t i = 0; i < KEY_COUNT; i++) {
         int d = edit_distance(unknown, config_keys[i].key);
@@ -228,7 +289,27 @@ static void suggest(char *dst, size_t cap, const char *unknown, int sections_too
         int d = edit_distance(unknown, sections[i]);
         if (d < best_d) best_d = d, best = sections[i];
     }
-    if (best) snprintf(dst, cap, " (did you mean %s?)", best);
+    const char *whole = best, *leaf = leaf_of(unknown);
+    if (best_d > 1) best = NULL;
+    for (size_t i = 0; !best && i < sizeof key_aliases / sizeof key_aliases[0]; i++)
+        if (!strcasecmp(leaf, key_aliases[i].name)) best = key_aliases[i].key;
+    size_t n = strlen(leaf);
+    for (int pass = 0; pass < 2 && !best; pass++) { /* exact last parts; then close ones */
+        int limit = pass == 0 ? 0 : n <= 3 ? 0 : n <= 5 ? 1 : 2, best_score = 1 << 20;
+        if (pass == 1 && whole) {
+            best = whole;
+            break;
+        }
+        for (size_t i = 0; i < KEY_COUNT; i++) {
+            int d = edit_distance(leaf, leaf_of(config_keys[i].key));
+            if (d > limit) continue;
+            int score = 2 * d + !same_section(unknown, config_keys[i].key);
+            if (score < best_score) best_score = score, best = config_keys[i].key, second = NULL;
+            else if (score == best_score && !second) second = config_keys[i].key;
+        }
+    }
+    if (best && second) snprintf(dst, cap, " (did you mean %s or %s?)", best, second);
+    else if (best) snprintf(dst, cap, " (did you mean %s?)", best);
     else dst[0] = '\0';
 }
 

@@ -19,6 +19,45 @@ int ls_forecast_token_budget(int steps, int decimals) {
     return steps * LS_LV_VARS * (4 + 1 + decimals + 1) + 8;
 }
 
+int ls_forecast_new_tokens(int max_new_tokens, int forecast_steps, int decimals) {
+    return max_new_tokens > 0 ? max_new_tokens : ls_forecast_token_budget(forecast_steps, decimals);
+}
+
+/* The prompt of system s: its first C steps as LLMTIME text at the system's alpha. */
+static char *prompt_text(const ls_dataset *ds, int s, int C, const ls_encoding *enc, double dataset_alpha,
+                         double *alpha, size_t *len) {
+    *alpha = ls_encoding_alpha(enc, ds, s, C, dataset_alpha);
+    ls_llmtime code = {*alpha, enc->decimals};
+    return ls_llmtime_encode(&code, ds->traj + (size_t)s * ds->steps * LS_LV_VARS, C, LS_LV_VARS, len);
+}
+
+int ls_forecast_longest_prompt(const ls_tokenizer *tok, const ls_dataset *ds, const int *systems, int n_systems,
+                               int context_steps, const ls_encoding *enc, double dataset_alpha, int *longest) {
+    *longest = 0;
+    if (context_steps < 1 || context_steps > ds->steps)
+        return ls_error("a prompt of %d steps, the data has %d", context_steps, ds->steps);
+    for (int i = 0; i < n_systems; i++) {
+        double alpha;
+        size_t len;
+        char *text = prompt_text(ds, systems[i], context_steps, enc, dataset_alpha, &alpha, &len);
+        if (!text) return LS_ERR;
+        long n = (long)len;
+        if (tok) {
+            ls_tokens t = {0};
+            int rc = ls_tokenizer_encode(tok, text, len, &t);
+            n = (long)t.n;
+            ls_tokens_free(&t);
+            if (rc != LS_OK) {
+                free(text);
+                return LS_ERR;
+            }
+        }
+        free(text);
+        if (n > *longest) *longest = n > 1 << 30 ? 1 << 30 : (int)n;
+    }
+    return LS_OK;
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
@@ -71,7 +110,7 @@ int ls_forecast_run(const ls_backend *be, const ls_model *m, const ls_lora *lora
     if (C < 1 || H < 1 || C + H > ds->steps)
         return ls_error("forecasting %d steps from %d needs %d steps, the data has %d", H, C, C + H, ds->steps);
     if (K < 1) return ls_error("forecasting needs at least one sample");
-    int max_new = o->max_new_tokens > 0 ? o->max_new_tokens : ls_forecast_token_budget(H, enc->decimals);
+    int max_new = ls_forecast_new_tokens(o->max_new_tokens, H, enc->decimals);
     ls_llmtime_grammar grammar;
     if (ls_grammar_init(&grammar, tok, LS_LV_VARS, enc->decimals) != LS_OK) return LS_ERR;
     double t_start = ls_now();
@@ -95,10 +134,8 @@ int ls_forecast_run(const ls_backend *be, const ls_model *m, const ls_lora *lora
     for (int i = 0; rc == LS_OK && i < n_systems; i++) {
         int s = systems[i];
         out->system[i] = s;
-        out->alpha[i] = ls_encoding_alpha(enc, ds, s, C, dataset_alpha);
-        ls_llmtime code = {out->alpha[i], enc->decimals};
         size_t len;
-        char *text = ls_llmtime_encode(&code, ds->traj + (size_t)s * ds->steps * LS_LV_VARS, C, LS_LV_VARS, &len);
+        char *text = prompt_text(ds, s, C, enc, dataset_alpha, &out->alpha[i], &len);
         rc = text ? ls_tokenizer_encode(tok, text, len, &prompts[i]) : LS_ERR;
         free(text);
         if ((int)prompts[i].n > longest) longest = (int)prompts[i].n;

@@ -831,19 +831,26 @@ int ls_grid_stage_find(const ls_grid *g, const char *name) {
     return -1;
 }
 
+/* Each stage's trials take train.ctx from its own axis, from the winner they start from (whose
+ * stage is checked in turn), or from base: base's value is checked only when a stage uses it. */
 int ls_grid_check_model(const ls_grid *g, int max_positions) {
-    if (g->base.train.ctx > max_positions)
-        return ls_error("%s: train.ctx: %d (base) is more than the model's max_position_embeddings (%d)", g->source,
-                        g->base.train.ctx, max_positions);
-    for (size_t i = 0; i < g->n_stages; i++)
-        for (size_t a = 0; a < g->stages[i].n_axes; a++) {
-            const ls_grid_axis *ax = &g->stages[i].axes[a];
-            if (strcmp(ax->key->key, "train.ctx")) continue;
-            for (size_t v = 0; v < ax->n_values; v++)
-                if (atol(ax->values[v]) > max_positions)
+    for (size_t i = 0; i < g->n_stages; i++) {
+        const ls_grid_stage *s = &g->stages[i];
+        const ls_grid_axis *ctx = NULL;
+        int kept = 0;
+        for (size_t a = 0; a < s->n_axes; a++)
+            if (!strcmp(s->axes[a].key->key, "train.ctx")) ctx = &s->axes[a];
+        for (size_t k = 0; k < s->n_keep; k++) kept |= !strcmp(s->keep[k]->key, "train.ctx");
+        if (ctx) {
+            for (size_t v = 0; v < ctx->n_values; v++)
+                if (atol(ctx->values[v]) > max_positions)
                     return ls_error("%s:%d: train.ctx: %s is more than the model's max_position_embeddings (%d)",
-                                    g->source, ax->line, ax->values[v], max_positions);
+                                    g->source, ctx->line, ctx->values[v], max_positions);
+        } else if (!kept && g->base.train.ctx > max_positions) {
+            return ls_error("%s: train.ctx: %d (base, which stage %s uses) is more than the model's "
+                            "max_position_embeddings (%d)", g->source, g->base.train.ctx, s->name, max_positions);
         }
+    }
     return LS_OK;
 }
 

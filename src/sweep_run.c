@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lorasweep/check.h"
 #include "lorasweep/common.h"
 #include "lorasweep/fault.h"
 #include "lorasweep/grid.h"
@@ -406,6 +407,7 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
     if (is_root) {
         size_t len;
         ok = ls_grid_load_file(opt->grid_path, &grid) == LS_OK && (grid_text = ls_read_file(opt->grid_path, &len));
+        ok = ok && ls_check_grid(&grid, NULL) == LS_OK; /* files and fits of every trial, before any work */
         if (ok && ls_sweep_groups(place->size, grid.base.train.ranks_per_trial, NULL) == 0) {
             ls_error("%s: train.ranks_per_trial: %d, but there %s only %d worker rank%s (run with at least %d "
                      "MPI ranks: rank 0 schedules)", opt->grid_path, grid.base.train.ranks_per_trial,

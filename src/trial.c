@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lorasweep/check.h"
 #include "lorasweep/common.h"
 #include "lorasweep/fault.h"
 #include "lorasweep/flops.h"
@@ -25,7 +26,7 @@
 #include <omp.h>
 #endif
 
-static ls_encoding encoding_of(const ls_trial_config *cfg) {
+ls_encoding ls_trial_encoding(const ls_trial_config *cfg) {
     return (ls_encoding){
         .alpha = cfg->encoding.alpha,
         .per_system = cfg->encoding.alpha_scope == LS_CONFIG_SCOPE_SYSTEM,
@@ -129,12 +130,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     ls_model model = {0}, dev_model = {0}; /* dev_*: in backend memory (aliases on the CPU) */
     ls_lora dev_adapter = {0};
     ls_window_set train_w = {0}, val_w = {0};
-    char tok_path[4096];
-    if (cfg->resolved.tokenizer[0]) snprintf(tok_path, sizeof tok_path, "%s", cfg->resolved.tokenizer);
-    else snprintf(tok_path, sizeof tok_path, "%s/tokenizer.json", cfg->resolved.model_path);
-    ls_model_config mc; /* the model directory first: its absence is the likeliest mistake */
-    char config_path[4200];
-    snprintf(config_path, sizeof config_path, "%s/config.json", cfg->resolved.model_path);
+    ls_model_config mc;
     if (ls_fault("trial_run")) { /* tests: a trial that fails by its own fault */
         ls_error("a failure injected by LS_FAULT at trial_run");
         goto done;
@@ -145,34 +141,39 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
                  group && group->size > 1 ? "s" : "");
         goto done;
     }
-    if (ls_model_config_load(config_path, &mc) != LS_OK) goto done;
-    if (!(tok = ls_tokenizer_load(tok_path))) goto done;
-    if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
-    if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
-        ls_error_prefix("%s: split", cfg->resolved.data_path);
+    /* Everything that can be checked before the weights are read and anything runs (check.h):
+     * the files, train.ctx, the split and the forecast against the model and the data. */
+    const char *src = cfg->source ? cfg->source : "<config>";
+    if (ls_check_files(cfg, NULL, &mc) != LS_OK || ls_check_ctx(cfg, &mc) != LS_OK) goto done;
+    if (!(tok = ls_tokenizer_load(cfg->resolved.tokenizer))) {
+        ls_error_prefix("%s: model.tokenizer", src);
         goto done;
     }
-    if (ls_model_load(cfg->resolved.model_path, &model) != LS_OK) goto done;
+    if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) {
+        ls_error_prefix("%s: data.path", src);
+        goto done;
+    }
+    if (ls_check_split(cfg, ds.systems) != LS_OK) goto done;
+    if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
+        ls_error_prefix("%s", src);
+        goto done;
+    }
+    ls_encoding enc = ls_trial_encoding(cfg);
+    out->alpha = ls_encoding_dataset_alpha(&enc, &ds, split.train, split.n_train);
+    if (ls_check_forecast(cfg, &mc, tok, &ds, &split, out->alpha) != LS_OK) goto done;
+    if (hooks && hooks->adapter_dir && ls_lora_load(hooks->adapter_dir, &mc, &out->adapter) != LS_OK) goto done;
+
+    if (ls_model_load(cfg->resolved.model_path, &model) != LS_OK) {
+        ls_error_prefix("%s: model.path", src);
+        goto done;
+    }
     if (ls_model_to_backend(be, &model, &dev_model) != LS_OK) goto done;
     out->model_cfg = model.cfg;
-    if (cfg->train.ctx > model.cfg.max_positions) {
-        ls_error("train.ctx: %d is longer than the model's %d positions", cfg->train.ctx, model.cfg.max_positions);
-        goto done;
-    }
-    if (cfg->eval.systems > split.n_test) {
-        ls_error("eval.systems: %d, but the test split has %d systems", cfg->eval.systems, split.n_test);
-        goto done;
-    }
-
-    if (hooks && hooks->adapter_dir) {
-        if (ls_lora_load(hooks->adapter_dir, &model.cfg, &out->adapter) != LS_OK) goto done;
-    } else {
+    if (!(hooks && hooks->adapter_dir)) {
         ls_lora_init(&out->adapter, &model.cfg, cfg->lora.rank, (float)ls_config_lora_alpha(cfg), cfg->lora.targets,
                      cfg->lora.head_bias);
         ls_lora_reset(&out->adapter, &model.cfg, cfg->lora.seed);
     }
-    ls_encoding enc = encoding_of(cfg);
-    out->alpha = ls_encoding_dataset_alpha(&enc, &ds, split.train, split.n_train);
     int32_t pad_id = model.cfg.eos_id >= 0 && model.cfg.eos_id < model.cfg.vocab_size ? model.cfg.eos_id : 0;
     if (ls_windows_build(&train_w, &ds, split.train, split.n_train, &enc, out->alpha, tok, cfg->train.ctx,
                          ls_config_stride(cfg)) != LS_OK ||

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lorasweep/common.h"
 #include "lorasweep/trial.h"
@@ -107,11 +108,43 @@ static char *metrics_json(const ls_trial_result *r, const ls_trial_config *cfg, 
     return b.p;
 }
 
+/* An absolute path without "." and "dir/.." parts, the parts kept where removing them would name
+ * another place (a ".." after a symbolic link): the same directory, tidied. */
+static char *tidy_path(const char *path) {
+    if (path[0] != '/') return ls_strdup(path);
+    size_t n = strlen(path), depth = 0;
+    size_t *start = ls_malloc((n + 1) * sizeof *start), *len = ls_malloc((n + 1) * sizeof *len);
+    for (size_t i = 0; i < n;) {
+        while (i < n && path[i] == '/') i++;
+        size_t j = i;
+        while (j < n && path[j] != '/') j++;
+        size_t l = j - i;
+        if (l == 2 && path[i] == '.' && path[i + 1] == '.') {
+            if (depth) depth--;
+        } else if (l && !(l == 1 && path[i] == '.')) {
+            start[depth] = i, len[depth++] = l;
+        }
+        i = j;
+    }
+    ls_strbuf b = {0};
+    for (size_t d = 0; d < depth; d++) ls_strbuf_printf(&b, "/%.*s", (int)len[d], path + start[d]);
+    if (!b.p) ls_strbuf_puts(&b, "/");
+    free(start), free(len);
+    struct stat a, t;
+    if (stat(path, &a) == 0 && stat(b.p, &t) == 0 && a.st_dev == t.st_dev && a.st_ino == t.st_ino) return b.p;
+    free(b.p);
+    return ls_strdup(path);
+}
+
 int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls_trial_result *r, int write_adapter) {
     char adapter_dir[4200];
     snprintf(adapter_dir, sizeof adapter_dir, "%s/adapter", dir);
     int stopped = r->train.step < cfg->train.max_steps, rc = LS_OK;
-    if (write_adapter) rc = ls_lora_save_for(adapter_dir, &r->adapter, &r->model_cfg, cfg->model.path);
+    if (write_adapter) { /* base_model_name_or_path: model.path made absolute, so it holds wherever the adapter goes */
+        char *base = tidy_path(cfg->resolved.model_path);
+        rc = ls_lora_save_for(adapter_dir, &r->adapter, &r->model_cfg, base);
+        free(base);
+    }
     if (rc == LS_OK && write_adapter) {
         char *curves = curves_csv(r, cfg);
         rc = write_text_file(dir, "curves.csv", curves);

@@ -55,6 +55,12 @@ static int syntax_error(const ls_yaml_reader *r, const char *key) {
         for (size_t i = 0; i < p->problem_offset && i < r->len; i++) line += r->text[i] == '\n';
     }
     const char *problem = p->problem ? p->problem : "cannot be parsed";
+    /* libyaml's words for a tab where indentation goes ("found character that cannot start any
+     * token") do not say what to change */
+    size_t at = p->problem_mark.index;
+    if ((p->error == YAML_SCANNER_ERROR && at < r->len && r->text[at] == '\t') || strstr(problem, "tab character"))
+        return ls_yaml_fail(r, (int)line + 1, key, "a tab character: YAML does not allow tabs for indentation "
+                                                   "(indent with spaces)");
     if (p->context) return ls_yaml_fail(r, (int)line + 1, key, "YAML syntax error: %s (%s)", problem, p->context);
     return ls_yaml_fail(r, (int)line + 1, key, "YAML syntax error: %s", problem);
 }

@@ -73,6 +73,19 @@ EXPECT_RC=1 EXPECT_PATTERN="cannot read" expect_error "a directory" config show 
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  lrr: 1\n' >"$T/unknown.yaml"
 EXPECT_RC=1 EXPECT_PATTERN="unknown.yaml:4: train.lrr: unknown key \(did you mean train.lr\?\)" expect_error "unknown key" config check "$T/unknown.yaml"
 EXPECT_RC=1 EXPECT_PATTERN="unknown.yaml:4: train.lrr" expect_error "unknown key (show)" config show "$T/unknown.yaml" --json
+# names other tools use, and a key's last part alone, get the key as a suggestion
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  learning_rate: 1e-4\n' >"$T/alias.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="alias.yaml:4: train.learning_rate: unknown key \(did you mean train.lr\?\)$" expect_error "learning_rate suggests train.lr" config check "$T/alias.yaml"
+printf 'model: {path: m}\ndata: {path: d}\nlr: 1e-4\n' >"$T/toplr.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="toplr.yaml:3: lr: unknown section \(did you mean train.lr\?\)$" expect_error "top-level lr suggests train.lr" config check "$T/toplr.yaml"
+EXPECT_RC=2 EXPECT_PATTERN="--set lr: unknown key \(did you mean train.lr\?\)" expect_error "--set lr= suggests train.lr" config check "$T/sweep/trial.yaml" --set lr=1e-4
+EXPECT_RC=2 EXPECT_PATTERN="--set lora_alpha: unknown key \(did you mean lora.alpha\?\)" expect_error "--set lora_alpha= suggests lora.alpha" config check "$T/sweep/trial.yaml" --set lora_alpha=8
+EXPECT_RC=2 EXPECT_PATTERN="--set seed: unknown key \(did you mean split.seed or lora.seed\?\)" expect_error "--set seed= names two seeds" config check "$T/sweep/trial.yaml" --set seed=1
+# a tab where YAML wants indentation: said so, at its line
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n\tlr: 0.1\n' >"$T/tab.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="tab.yaml:4: train: a tab character: YAML does not allow tabs for indentation \(indent with spaces\)$" expect_error "tab indentation" config check "$T/tab.yaml"
+printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  lr: 0.1\n\t  ctx: 64\n' >"$T/tab2.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="tab2.yaml:5: train.lr: a tab character: YAML does not allow tabs for indentation" expect_error "tab after a key" config check "$T/tab2.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: "512"\n' >"$T/type.yaml"
 EXPECT_RC=1 EXPECT_PATTERN='type.yaml:4: train.ctx: expected an integer, got the string "512"' expect_error "wrong type" config check "$T/type.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 512\n  lr: -1\n' >"$T/range.yaml"
@@ -99,7 +112,9 @@ EXPECT_RC=2 EXPECT_PATTERN="^lorasweep config show: unknown option '--frobnicate
 EXPECT_RC=2 EXPECT_PATTERN="unknown option '--json'" expect_error "--json on check" config check "$T/sweep/trial.yaml" --json
 EXPECT_RC=2 EXPECT_PATTERN="a trial file is required" expect_error "no file" config show
 EXPECT_RC=2 EXPECT_PATTERN="unexpected argument" expect_error "two files" config check "$T/sweep/trial.yaml" "$T/other.yaml"
-EXPECT_RC=2 EXPECT_PATTERN="--set wants KEY=VALUE" expect_error "--set without =" config show "$T/sweep/trial.yaml" --set train.lr
+EXPECT_RC=2 EXPECT_PATTERN="--set wants KEY=VALUE, got 'train.lr'" expect_error "--set without =" config show "$T/sweep/trial.yaml" --set train.lr
+EXPECT_RC=2 EXPECT_PATTERN="--set wants KEY=VALUE, got 'train.lr' \(did you mean --set train.lr=3e-3\?\)" \
+  expect_error "--set KEY VALUE" config check "$T/sweep/trial.yaml" --set train.lr 3e-3
 EXPECT_RC=2 EXPECT_PATTERN="--set train.lrr: unknown key" expect_error "--set unknown key" config show "$T/sweep/trial.yaml" --set train.lrr=1
 EXPECT_RC=2 EXPECT_PATTERN="--set train.lr: 'fast' is not a number" expect_error "--set bad value" config check "$T/sweep/trial.yaml" --set train.lr=fast
 EXPECT_RC=2 EXPECT_PATTERN="option '--set' needs a value" expect_error "--set missing value" config show "$T/sweep/trial.yaml" --set

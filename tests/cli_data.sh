@@ -65,7 +65,12 @@ expect_error "generate --t-end nan" data generate --out "$T/x.h5" --t-end nan
 expect_error "generate --model bad" data generate --out "$T/x.h5" --model quadratic
 expect_error "generate too large" data generate --out "$T/x.h5" --systems 10000000 --steps 1000000
 expect_error "generate stray argument" data generate --out "$T/x.h5" extra
-expect_error "generate into missing directory" data generate --out "$T/nodir/x.h5" --systems 5
+# a missing directory is created, as other commands create theirs
+"$LS" data generate --out "$T/nodir/deeper/x.h5" --systems 5 >/dev/null 2>"$T/err"
+check "generate into a missing directory creates it" "0:" "$?:$(cat "$T/err")"
+check "generate into a missing directory: the file is there" "yes" "$([ -s "$T/nodir/deeper/x.h5" ] && echo yes || echo no)"
+echo "a file" >"$T/plainfile"
+EXPECT_RC=1 expect_error "generate under a file" data generate --out "$T/plainfile/x.h5" --systems 5
 expect_error "generate onto a directory" data generate --out "$T/dir" --systems 5
 expect_error "unknown data command" data frobnicate
 check "no output file after failures" "absent" "$([ -e "$T/x.h5" ] && echo present || echo absent)"

@@ -63,5 +63,11 @@ expect_error "generate bad top-p" generate --model "$G" --prompt x --max-new-tok
 expect_error "generate bad grammar" generate --model "$G" --prompt x --max-new-tokens 3 --llmtime-grammar 2
 expect_error "generate too long" generate --model "$G" --prompt x --max-new-tokens 40000
 expect_error "generate unknown option" generate --model "$G" --prompt x --max-new-tokens 3 --beam 4
+# greedy decoding ignores the sampling options: refused, whichever order they come in
+for opt in "--temperature 0.5" "--top-p 0.9" "--top-k 5"; do
+  EXPECT_RC=2 EXPECT_PATTERN="--greedy takes the most likely token, so ${opt% *} \(a sampling option\) would do nothing" \
+    expect_error "generate --greedy $opt" generate --model "$G" --prompt x --max-new-tokens 3 --greedy $opt
+done
+EXPECT_RC=2 expect_error "generate --top-k before --greedy" generate --model "$G" --prompt x --max-new-tokens 3 --top-k 5 --greedy
 
 finish

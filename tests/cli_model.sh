@@ -74,6 +74,13 @@ expect_error "init stray argument" model init --preset tiny --out "$T/x" extra
 expect_error "init onto a file" model init --preset tiny --out "$T/afile"
 expect_error "init missing tokenizer" model init --preset tiny --out "$T/x" --tokenizer "$T/none.json"
 expect_error "init bad tokenizer" model init --preset tiny --out "$T/x" --tokenizer "$T/notatokenizer.json"
+# a failed init leaves nothing it created: neither the directory nor its new parents
+EXPECT_RC=1 EXPECT_PATTERN="^lorasweep: --tokenizer: .*notatokenizer.json" \
+  expect_error "init bad tokenizer, new parents" model init --preset tiny --out "$T/new/parents/m" --tokenizer "$T/notatokenizer.json"
+check "a bad tokenizer leaves no directory" "no x, no new" "$([ -e "$T/x" ] && echo x || echo no x), $([ -e "$T/new" ] && echo new || echo no new)"
+mkdir -p "$T/kept" && echo mine >"$T/kept/notes.txt"
+expect_error "init bad tokenizer into an existing directory" model init --preset tiny --out "$T/kept" --tokenizer "$T/notatokenizer.json"
+check "an existing directory keeps what it held, nothing added" "notes.txt" "$(cd "$T/kept" && echo *)"
 expect_error "info no directory" model info
 expect_error "info two directories" model info "$T/tiny" "$T/tiny2"
 expect_error "info missing directory" model info "$T/none"

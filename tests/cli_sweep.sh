@@ -1,19 +1,40 @@
 #!/usr/bin/env bash
 # cli_sweep.sh LORASWEEP SHARED_DIR: `lorasweep sweep plan` end to end: stages, trials, ids equal
 # to the equivalent trial files', the symbolic plan of later stages, FLOPS estimates and budget
-# skips, JSON, the shipped grid files, and one-line errors. Needs nothing from SHARED_DIR.
+# skips, JSON, the shipped grid files, the checks of every trial's files and fits before any
+# work, and one-line errors. Needs nothing from SHARED_DIR (a byte-level tokenizer is made here).
 source "$(dirname "$0")/cli_lib.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-mkdir -p "$T/sweep" "$T/models"
+mkdir -p "$T/sweep" "$T/models" "$T/data"
 "$LS" model init --preset tiny --out "$T/models/tiny" >/dev/null || { echo "FAIL model init"; exit 1; }
+"$LS" data generate --out "$T/data/lv.h5" --systems 200 --seed 1 >/dev/null || { echo "FAIL data generate"; exit 1; }
+# byte_tokenizer FILE: a tokenizer.json whose tokens are the 256 bytes (GPT-2's byte alphabet, no
+# merges): LLMTIME text is one token per character with it, as with Qwen's
+byte_tokenizer() {
+  $PY - "$1" <<'PY'
+import json, sys
+keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+cp, extra = {}, 0
+for b in range(256):
+    if b in keep: cp[b] = b
+    else: cp[b] = 256 + extra; extra += 1
+vocab = {chr(cp[b]): b for b in range(256)}
+split = {"type": "Split", "pattern": {"Regex": "\\p{N}| ?[^\\s\\p{L}\\p{N}]+|\\s+"}, "behavior": "Isolated", "invert": False}
+tok = {"model": {"type": "BPE", "vocab": vocab, "merges": []}, "added_tokens": [],
+       "pre_tokenizer": {"type": "Sequence", "pretokenizers": [split, {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+       "decoder": {"type": "ByteLevel"}}
+json.dump(tok, open(sys.argv[1], "w"))
+PY
+}
+byte_tokenizer "$T/models/tiny/tokenizer.json"
 cat >"$T/sweep/g.yaml" <<'EOF'
 # a small course-shaped grid
 name: cli-grid
 budget_flops: 1e14
 base:
   model: {path: ../models/tiny}
-  data: {path: ../data/lv.h5}     # need not exist for a plan
+  data: {path: ../data/lv.h5}     # the plan checks it is there
   train: {ctx: 64, max_steps: 20, batch_size: 2}
   eval: {systems: 2, samples: 2}
 stages:
@@ -87,14 +108,15 @@ skipped=$(grep -c 'skipped: estimated' "$T/small.txt")
 check "budget: the rank-2 trials are the skipped ones" "3" "$(grep 'skipped: estimated' "$T/small.txt" | grep -c 'lora.rank=2 ')"
 contains "budget: reason" "left of the budget]" "$(grep -m1 'skipped:' "$T/small.txt")"
 
-# without the model: estimates unknown, still a plan; --preset estimates anyway
+# without the model: refused, as `sweep run` would refuse it; --preset stands in for a model not
+# downloaded yet (its directory is not checked) and estimates with the preset
 sed 's|path: ../models/tiny|path: ../models/none|' "$T/sweep/g.yaml" >"$T/sweep/nomodel.yaml"
-"$LS" sweep plan "$T/sweep/nomodel.yaml" >"$T/nomodel.txt"
-check "no model: exit 0" "0" "$?"
-contains "no model: estimates unknown" "estimates: unknown (" "$(cat "$T/nomodel.txt")"
-check "no model: no skips" "0" "$(grep -c skipped "$T/nomodel.txt")"
+EXPECT_RC=1 EXPECT_PATTERN="nomodel.yaml: model.path: ../models/none: No such file or directory$" \
+  expect_error "no model: refused, naming model.path" sweep plan "$T/sweep/nomodel.yaml"
+"$LS" sweep plan "$T/sweep/nomodel.yaml" --preset tiny >"$T/nomodel.txt"
+check "no model, --preset: exit 0" "0" "$?"
 check "--preset tiny gives the model's estimates" "$(grep -E '^  3 ' "$T/plan.txt" | awk '{print $3}')" \
-  "$("$LS" sweep plan "$T/sweep/nomodel.yaml" --preset tiny | grep -E '^  3 ' | awk '{print $3}')"
+  "$(grep -E '^  3 ' "$T/nomodel.txt" | awk '{print $3}')"
 
 # a model with a shorter context than an axis asks for
 cp -r "$T/models/tiny" "$T/models/short"
@@ -102,15 +124,74 @@ $PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_em
 sed 's|path: ../models/tiny|path: ../models/short|' "$T/sweep/g.yaml" >"$T/sweep/short.yaml"
 EXPECT_RC=1 EXPECT_PATTERN="short.yaml:16: train.ctx: 128 is more than the model's max_position_embeddings \(96\)" expect_error "ctx beyond the model" sweep plan "$T/sweep/short.yaml"
 
-# the shipped grid files
-"$LS" sweep plan "$ROOT/sweep/coursework.yaml" --preset qwen2.5-0.5b >"$T/course.txt"
+# Every file a trial opens, and what must fit the model and the data, is checked before any work
+# (as `sweep run` checks it): one line naming the key, the path as the grid wrote it.
+sed 's|path: ../data/lv.h5|path: ../data/none.h5|' "$T/sweep/g.yaml" >"$T/sweep/nodata.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="nodata.yaml: data.path: ../data/none.h5: No such file or directory$" \
+  expect_error "missing data file" sweep plan "$T/sweep/nodata.yaml"
+cp -r "$T/models/tiny" "$T/models/notok" && rm "$T/models/notok/tokenizer.json"
+sed 's|path: ../models/tiny|path: ../models/notok|' "$T/sweep/g.yaml" >"$T/sweep/notok.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="notok.yaml: model.tokenizer: ../models/notok/tokenizer.json: No such file or directory \(model.tokenizer is not set" \
+  expect_error "missing tokenizer in the model" sweep plan "$T/sweep/notok.yaml"
+sed 's|model: {path: ../models/tiny}|model: {path: ../models/tiny, tokenizer: ../tok.json}|' "$T/sweep/g.yaml" >"$T/sweep/tok.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="tok.yaml: model.tokenizer: ../tok.json: No such file or directory$" \
+  expect_error "missing model.tokenizer" sweep plan "$T/sweep/tok.yaml"
+mkdir -p "$T/models/noweights" && cp "$T/models/tiny/config.json" "$T/models/tiny/tokenizer.json" "$T/models/noweights/"
+sed 's|path: ../models/tiny|path: ../models/noweights|' "$T/sweep/g.yaml" >"$T/sweep/noweights.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="noweights.yaml: model.path: ../models/noweights: neither model.safetensors nor model.safetensors.index.json" \
+  expect_error "missing weights" sweep plan "$T/sweep/noweights.yaml"
+# a file an axis names: the message names the trial's stage and overrides
+printf 'name: axis\nbase: {model.path: ../models/tiny, train.ctx: 64, eval.systems: 2}\ngrid: {data.path: [../data/lv.h5, ../data/two.h5]}\n' >"$T/sweep/axis.yaml"
+EXPECT_RC=1 EXPECT_PATTERN='axis.yaml:3: stage main \(data.path="../data/two.h5"\): data.path: ../data/two.h5: No such file or directory$' \
+  expect_error "missing file of one trial" sweep plan "$T/sweep/axis.yaml"
+# the forecast: its steps within the data's, its prompt plus its new tokens within the model's
+# positions (a model of 400 positions; the prompts of 80 steps take 960 tokens)
+cp -r "$T/models/tiny" "$T/models/mid"
+$PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_embeddings"]=400; c["sliding_window"]=400; json.dump(c, open(p,"w"))' "$T/models/mid/config.json"
+fit() { # fit FILE EXTRA-BASE-KEYS: a grid on the 400-position model whose every trial sets train.ctx
+  printf 'name: fit\nbase:\n  model: {path: ../models/mid}\n  data: {path: ../data/lv.h5}\n  train: {max_steps: 20, batch_size: 2}\n  eval: {systems: 2, samples: 2%s}\nstages:\n  - name: a\n    grid: {train.ctx: [64, 128]}\n  - name: b\n    select: {from: a, keep: [train.ctx]}\n    grid: {train.lr: [0.001, 0.01]}\n' "$2" >"$1"
+}
+fit "$T/sweep/fit.yaml" ""
+EXPECT_RC=1 EXPECT_PATTERN="fit.yaml:8: stage a \(train.ctx=64\): eval.context_steps \+ eval.forecast_steps: a forecast prompt of 960 tokens \(80 steps at 3 decimals\) plus 368 new tokens \(20 steps\) needs 1328 positions, more than the model's 400: lower eval.context_steps or eval.forecast_steps" \
+  expect_error "forecast prompt longer than the model's positions" sweep plan "$T/sweep/fit.yaml"
+fit "$T/sweep/fit-tokens.yaml" ", context_steps: 10, max_new_tokens: 380"
+EXPECT_RC=1 EXPECT_PATTERN="eval.context_steps \+ eval.max_new_tokens: a forecast prompt of 120 tokens \(10 steps at 3 decimals\) plus 380 new tokens \(eval.max_new_tokens\) needs 500 positions" \
+  expect_error "forecast prompt plus eval.max_new_tokens" sweep plan "$T/sweep/fit-tokens.yaml"
+fit "$T/sweep/fit-steps.yaml" ", context_steps: 90"
+EXPECT_RC=1 EXPECT_PATTERN="stage a \(train.ctx=64\): eval.context_steps \+ eval.forecast_steps: 90 \+ 20 steps, more than the 100 steps of each system in data.path" \
+  expect_error "forecast steps beyond the data's" sweep plan "$T/sweep/fit-steps.yaml"
+sed 's/  eval: {systems: 2, samples: 2}/  eval: {systems: 2, samples: 2}\n  split: {test_systems: 200}/' "$T/sweep/g.yaml" >"$T/sweep/split.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="split.test_systems: 200 test systems leave none of data.path's 200 systems for training \(at most 199\)$" \
+  expect_error "split without training systems" sweep plan "$T/sweep/split.yaml"
+# base's train.ctx (the default 512, more than 400) is no trial's here: the grid plans
+fit "$T/sweep/fit-ok.yaml" ", context_steps: 10, forecast_steps: 5"
+"$LS" sweep plan "$T/sweep/fit-ok.yaml" >"$T/fit-ok.txt" 2>"$T/err"
+check "every trial sets train.ctx: base's 512 is not held against the model (exit 0)" "0:" "$?:$(cat "$T/err")"
+check "every trial sets train.ctx: both stages planned" "2" "$(grep -c '^stage [12]/2' "$T/fit-ok.txt")"
+printf '  - name: c\n    grid: {train.lr: [0.1]}\n' >>"$T/sweep/fit-ok.yaml" # a stage that takes base's train.ctx
+EXPECT_RC=1 EXPECT_PATTERN="fit-ok.yaml: train.ctx: 512 \(base, which stage c uses\) is more than the model's max_position_embeddings \(400\)" \
+  expect_error "a stage on base's train.ctx is checked" sweep plan "$T/sweep/fit-ok.yaml"
+# a stage that waits for a winner is checked with each candidate standing in for it
+fit "$T/sweep/fit-late.yaml" ", context_steps: 10, forecast_steps: 5"
+sed -i 's/    grid: {train.lr: \[0.001, 0.01\]}/    grid: {eval.context_steps: [90]}/' "$T/sweep/fit-late.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="fit-late.yaml:10: stage b \(train.ctx=64 eval.context_steps=90\): eval.context_steps \+ eval.forecast_steps: a forecast prompt of 1080 tokens" \
+  expect_error "a later stage's trials are checked" sweep plan "$T/sweep/fit-late.yaml"
+
+# the shipped grid files, in a copy of the tree that has the data files they name (the models are
+# not downloaded: --preset)
+mkdir -p "$T/ship/sweep" "$T/ship/results/demo"
+cp "$ROOT/sweep/coursework.yaml" "$ROOT/sweep/demo.yaml" "$T/ship/sweep/"
+cp "$T/data/lv.h5" "$T/ship/results/lotka_volterra_data.h5"
+cp "$T/data/lv.h5" "$T/ship/results/demo/lv_sim.h5"
+"$LS" sweep plan "$T/ship/sweep/coursework.yaml" --preset qwen2.5-0.5b >"$T/course.txt"
 check "coursework.yaml plans" "0" "$?"
 check "coursework: 1 + 9 + 3 + 1 trials" "1" "$(grep -c '^total: 14 trials' "$T/course.txt")"
 pct=$(tail -1 "$T/course.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
 $PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework fits its budget ($pct%)" || bad "coursework uses $pct% of its budget"
-check "demo.yaml plans" "0" "$("$LS" sweep plan "$ROOT/sweep/demo.yaml" --preset tiny >/dev/null; echo $?)"
+check "demo.yaml plans" "0" "$("$LS" sweep plan "$T/ship/sweep/demo.yaml" --preset tiny >/dev/null; echo $?)"
 # the example in docs/sweep.md is a valid grid with the course's 14 trials (baseline included)
-mkdir -p "$T/doc/sweep"
+mkdir -p "$T/doc/sweep" "$T/doc/results"
+cp "$T/data/lv.h5" "$T/doc/results/lotka_volterra_data.h5"
 sed -n '/^```yaml/,/^```/p' "$ROOT/docs/sweep.md" | sed '1d;$d' >"$T/doc/sweep/course.yaml"
 check "docs/sweep.md example plans" "1" "$("$LS" sweep plan "$T/doc/sweep/course.yaml" --preset qwen2.5-0.5b | grep -c '^total: 14 trials')"
 check "sweep listed" "1" "$("$LS" --help | grep -c '^  sweep ')"

@@ -66,8 +66,14 @@ expect_error "sweep run without mpirun" sweep run "$T/grid.yaml" --out "$T/x/s.h
 expect_error "sweep run: no grid" sweep run
 printf 'name: bad\nbase: {train: {lr: -1}}\ngrid: {lora.rank: [2]}\n' >"$T/bad.yaml"
 mpi_error "a bad grid" "$T/bad.yaml" "$T/bad/s.h5" "out of range"
+# every trial's files are checked before any work: one line naming the key, nothing created
+sed 's|data: {path: lv.h5}|data: {path: none.h5}|' "$T/grid.yaml" >"$T/nodata.yaml"
+mpi_error "a missing data file, before any work" "$T/nodata.yaml" "$T/nodata/s.h5" "nodata.yaml: data.path: none.h5: No such file or directory$"
+check "a missing data file: no results, no journal" "no" "$([ -e "$T/nodata" ] && echo yes || echo no)"
 
-# A failing trial is recorded and the sweep goes on; the budget skips what it cannot afford.
+# A failing trial is recorded and the sweep goes on; the budget skips what it cannot afford. The
+# failure: weights that cannot be read (found at the start, read only by the trial).
+mkdir -p "$T/broken" && cp "$T/tiny/config.json" "$T/tiny/tokenizer.json" "$T/broken/" && echo junk >"$T/broken/model.safetensors"
 cat >"$T/budget.yaml" <<YAML
 name: ci-budget
 budget_flops: 2.0e11
@@ -79,7 +85,7 @@ base:
   eval: {systems: 1, samples: 2}
 grid:
   train.lr: [1.0e-3, 3.0e-3]
-  data.path: [lv.h5, missing.h5]
+  model.path: [tiny, broken]
 YAML
 $MPIRUN "$LS" sweep run "$T/budget.yaml" --out "$T/b/sweep.h5" 2>"$T/b.err"; rc=$?
 [ $rc = 1 ] && grep -q "1 done, 1 failed, 2 skipped" "$T/b.err" && ok "a failed trial and budget skips: exit 1, $(grep "^lorasweep sweep" "$T/b.err")" \
@@ -89,7 +95,7 @@ import sys, h5py
 t = h5py.File(sys.argv[1], "r")["trials"]
 st, err = list(t["status"][:]), [e.decode() for e in t["error"][:]]
 assert sorted(st) == [2, 3, 4, 4], st
-assert any("missing.h5" in e for s, e in zip(st, err) if s == 3), err
+assert any("broken" in e for s, e in zip(st, err) if s == 3), err
 assert all("budget" in e for s, e in zip(st, err) if s == 4), err
 PY
 

@@ -23,7 +23,7 @@ for f in config.yaml curves.csv metrics.json forecasts.csv adapter/adapter_confi
          adapter/adapter_model.safetensors adapter/lm_head_bias.safetensors checkpoint/state.safetensors; do
   [ -s "$T/a/$f" ] || bad "missing $f"
 done
-if $PY - "$T/a/metrics.json" "$T/a/adapter/adapter_config.json" <<'PY'
+if $PY - "$T/a/metrics.json" "$T/a/adapter/adapter_config.json" "$T/tiny" <<'PY'
 import json, sys, math
 m = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2]))
 assert m["status"] == "done" and m["steps"] == 16, m
@@ -32,6 +32,9 @@ f = m["forecast"]
 assert f["systems"] == 2 and f["failed_samples"] == 0 and all(math.isfinite(f["mse"][k]) for k in f["mse"])
 assert m["flops"]["total"] > m["flops"]["train"] > 0
 assert a["peft_type"] == "LORA" and a["r"] == 4 and sorted(a["target_modules"]) == ["q_proj", "v_proj"]
+# the base model as the user named it (model.path: tiny, beside the trial file), made absolute:
+# a relative path would be read against wherever the adapter is loaded from
+assert a["base_model_name_or_path"] == sys.argv[3], a["base_model_name_or_path"]
 print("val loss %.4f -> %.4f" % (m["initial_val_loss"], m["final_val_loss"]))
 PY
 then ok "metrics: validation loss fell, forecast parsed, PEFT config"; else bad "metrics"; fi
@@ -68,10 +71,13 @@ assert abs(m['alpha'] - 0.6) < 0.1, m['alpha']  # the 99th percentile of the rea
     && ok "real course data: train and forecast" || bad "real course data"
 elif [ "${LS_REQUIRE_SHARED:-0}" = 1 ]; then bad "missing $REAL"; fi
 
-# The untrained baseline through eval.
-"$LS" eval "$T/trial.yaml" --out "$T/base" --quiet && $PY -c "
+# The untrained baseline through eval; its summary line says only what was measured (no train loss).
+"$LS" eval "$T/trial.yaml" --out "$T/base" 2>"$T/base.err" && $PY -c "
 import json; m = json.load(open('$T/base/metrics.json')); assert m['steps'] == 0 and m['forecast']['systems'] == 2" \
   && ok "eval: baseline forecast" || bad "eval"
+done_line=$(grep '^lorasweep eval: done' "$T/base.err")
+contains "eval: the summary has the validation loss" ": val loss " "$done_line"
+check "eval: the summary has no train loss and no nan" "0" "$(echo "$done_line" | grep -ciE 'train loss|nan')"
 "$LS" eval "$T/trial.yaml" --adapter "$T/a/adapter" --out "$T/tuned" --quiet && ok "eval with an adapter" || bad "eval --adapter"
 
 expect_error "train: no file" train
@@ -79,12 +85,51 @@ expect_error "train: missing file" train "$T/none.yaml"
 printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.yaml"
 expect_error "train: bad value" train "$T/bad.yaml"
 expect_error "train: another trial in the directory" train "$T/trial.yaml" --out "$T/a" --set train.lr=1e-2
-expect_error "train: bad --set" train "$T/trial.yaml" --set nokey=1
+# a bad --set is a bad command line (2), as in `config check`
+EXPECT_RC=2 EXPECT_PATTERN="^lorasweep train: --set nokey: unknown key" expect_error "train: bad --set key" train "$T/trial.yaml" --set nokey=1
+EXPECT_RC=2 EXPECT_PATTERN="^lorasweep train: --set train.lr: 'fast' is not a number" expect_error "train: bad --set value" train "$T/trial.yaml" --set train.lr=fast
+EXPECT_RC=2 EXPECT_PATTERN="--set train.learning_rate: unknown key \(did you mean train.lr\?\)" expect_error "train: --set suggests the key" train "$T/trial.yaml" --set train.learning_rate=1e-3
+EXPECT_RC=2 EXPECT_PATTERN="--set wants KEY=VALUE, got 'train.lr' \(did you mean --set train.lr=3e-3\?\)" \
+  expect_error "train: --set KEY VALUE" train "$T/trial.yaml" --set train.lr 3e-3
+
+# Every file the trial opens, and what must fit the model and the data, is checked before any
+# work: one line naming the key, the path as the file wrote it, and no output directory.
+sed 's|path: lv.h5|path: data/none.h5|' "$T/trial.yaml" >"$T/nodata.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="nodata.yaml: data.path: data/none.h5: No such file or directory$" \
+  expect_error "train: missing data file" train "$T/nodata.yaml" --out "$T/nodata"
+check "train: a missing data file creates nothing" "no" "$([ -e "$T/nodata" ] && echo yes || echo no)"
+EXPECT_RC=1 EXPECT_PATTERN="nodata.yaml: data.path: data/none.h5: No such file or directory$" \
+  expect_error "eval: missing data file" eval "$T/nodata.yaml" --out "$T/nodata"
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: model.tokenizer: tok.json: No such file or directory$" \
+  expect_error "train: missing model.tokenizer" train "$T/trial.yaml" --out "$T/notok" --set model.tokenizer=tok.json
+# a model of 256 positions: the forecast's prompts of 80 steps take 960 tokens, refused before training
+cp -r "$T/tiny" "$T/short"
+$PY -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c["max_position_embeddings"]=256; c["sliding_window"]=256; json.dump(c, open(p,"w"))' "$T/short/config.json"
+long="eval.context_steps \+ eval.forecast_steps: a forecast prompt of 960 tokens \(80 steps at 3 decimals\) plus 368 new tokens \(20 steps\) needs 1328 positions, more than the model's 256: lower eval.context_steps or eval.forecast_steps"
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: $long" expect_error "train: forecast prompt beyond the model's positions" train "$T/trial.yaml" --out "$T/long" --set model.path=short
+check "train: a prompt too long creates nothing" "no" "$([ -e "$T/long" ] && echo yes || echo no)"
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: $long" expect_error "eval: forecast prompt beyond the model's positions" eval "$T/trial.yaml" --out "$T/long" --set model.path=short
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: train.ctx: 300 is more than the model's 256 positions" \
+  expect_error "train: train.ctx beyond the model's positions" train "$T/trial.yaml" --out "$T/long" --set model.path=short --set train.ctx=300
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: eval.context_steps \+ eval.forecast_steps: 90 \+ 20 steps, more than the 100 steps of each system in data.path$" \
+  expect_error "train: forecast steps beyond the data's" train "$T/trial.yaml" --out "$T/long" --set eval.context_steps=90
+EXPECT_RC=1 EXPECT_PATTERN="trial.yaml: split.test_systems: 1000 test systems leave none of data.path's 1000 systems for training \(at most 999\)$" \
+  expect_error "train: a split without training systems" train "$T/trial.yaml" --out "$T/long" --set split.test_systems=1000
+
+# A directory whose trial failed at start-up (here: weights that cannot be read, which only
+# loading finds) holds config.yaml alone; once the mistake is fixed, the next run takes it over.
+mkdir -p "$T/broken" && cp "$T/tiny/config.json" "$T/tiny/tokenizer.json" "$T/broken/" && echo junk >"$T/broken/model.safetensors"
+EXPECT_RC=1 expect_error "train: unreadable weights" train "$T/trial.yaml" --out "$T/reuse" --quiet --set model.path=broken \
+  --set train.max_steps=2 --set eval.systems=0 --set train.checkpoint_every=0
+check "train: the failed start left config.yaml alone" "config.yaml" "$(cd "$T/reuse" && echo *)"
+"$LS" train "$T/trial.yaml" --out "$T/reuse" --quiet --set train.max_steps=2 --set eval.systems=0 --set train.checkpoint_every=0 2>"$T/reuse.err"
+check "train: a directory whose trial never started is reused" "0:" "$?:$(cat "$T/reuse.err")"
 # a CUDA backend where none can run (no device here, or a build without it): one line, nothing trained
 EXPECT_RC=1 EXPECT_PATTERN="model.backend: cuda was asked for, but (this build has no CUDA backend|no CUDA device is usable)" \
   expect_error "train: model.backend cuda without a GPU" train "$T/trial.yaml" --out "$T/cuda" --quiet --set model.backend=cuda
 sed 's/path: tiny/path: nowhere/' "$T/trial.yaml" >"$T/nomodel.yaml"
-expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
+EXPECT_RC=1 EXPECT_PATTERN="nomodel.yaml: model.path: nowhere: No such file or directory$" \
+  expect_error "train: missing model" train "$T/nomodel.yaml" --out "$T/x" --quiet
 expect_error "eval: bad adapter" eval "$T/trial.yaml" --adapter "$T/none" --out "$T/y" --quiet
 expect_error "train: unknown option" train "$T/trial.yaml" --epochs 3
 

@@ -454,7 +454,22 @@ static void test_check_model(void **state) {
     assert_int_equal(ls_grid_check_model(&g, 600), LS_ERR);
     assert_string_equal(ls_last_error(), "g.yaml:18: train.ctx: 768 is more than the model's max_position_embeddings (600)");
     assert_int_equal(ls_grid_check_model(&g, 256), LS_ERR);
-    assert_string_equal(ls_last_error(), "g.yaml: train.ctx: 512 (base) is more than the model's max_position_embeddings (256)");
+    assert_string_equal(ls_last_error(), "g.yaml: train.ctx: 512 (base, which stage lr_rank uses) is more than "
+                                         "the model's max_position_embeddings (256)");
+    ls_grid_free(&g);
+    /* base's train.ctx (the default 512) is not the trials' when every stage sets or keeps its own */
+    static const char own_ctx[] = "name: c\n"
+                                  "base: {model.path: m, data.path: d.h5, eval.systems: 0}\n"
+                                  "stages:\n"
+                                  "  - name: a\n"
+                                  "    grid: {train.ctx: [64, 128]}\n"
+                                  "  - name: b\n"
+                                  "    select: {from: a, keep: [train.ctx]}\n"
+                                  "    grid: {train.lr: [1e-3]}\n";
+    load_ok(own_ctx, &g);
+    assert_int_equal(ls_grid_check_model(&g, 256), LS_OK);
+    assert_int_equal(ls_grid_check_model(&g, 100), LS_ERR);
+    assert_string_equal(ls_last_error(), "g.yaml:5: train.ctx: 128 is more than the model's max_position_embeddings (100)");
     ls_grid_free(&g);
 }
 

@@ -32,6 +32,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Report what getopt_long rejected (unknown option, missing argument) as a usage error.
  * Call it when getopt_long returns '?' or ':' (optstring must start with ':'). */
 int cli_bad_option(const char *cmd, char **argv);
+/* Check the argument of --set: KEY=VALUE gives CLI_EXIT_OK, anything else a usage error, with
+ * "did you mean --set KEY=VALUE?" when the value came as the next word ("--set train.lr 3e-3").
+ * Call it from the getopt_long loop, while optind still points after the argument. */
+int cli_set_arg(const char *cmd, const char *arg, int argc, char **argv);
 /* Parse an option's number strictly, or print a usage error naming the option. */
 int cli_long(const char *cmd, const char *opt, const char *arg, long min, long max, long *out);
 int cli_double(const char *cmd, const char *opt, const char *arg, double min, double max, double *out);

@@ -50,5 +50,15 @@ void ls_forecast_free(ls_forecast *f);
 
 /* Tokens a sample may need for `steps` steps under a grammar of `decimals` decimals. */
 int ls_forecast_token_budget(int steps, int decimals);
+/* The new tokens each sample may take: max_new_tokens, or (0) the budget of forecast_steps. */
+int ls_forecast_new_tokens(int max_new_tokens, int forecast_steps, int decimals);
+
+/* The length of the longest prompt ls_forecast_run builds for systems[0..n_systems): each
+ * system's first context_steps steps as LLMTIME text, at the alpha the forecast uses, tokenized
+ * with tok. tok NULL counts characters instead, which is the token count of Qwen's tokenizer
+ * (every digit and every separator of LLMTIME text is a token of its own). For checking that a
+ * forecast fits the model before anything runs; LS_ERR when context_steps is not in the data. */
+int ls_forecast_longest_prompt(const ls_tokenizer *tok, const ls_dataset *ds, const int *systems, int n_systems,
+                               int context_steps, const ls_encoding *enc, double dataset_alpha, int *longest);
 
 #endif

@@ -129,10 +129,12 @@ void ls_grid_trials_free(ls_grid_trial *trials, size_t n);
 int ls_grid_select(const ls_grid_trial *trials, size_t n, const ls_grid_result *results, size_t n_results,
                    ls_grid_metric metric, size_t *winner);
 
-/* Check the grid against the model it trains: train.ctx of base and every train.ctx axis value
- * must fit max_positions (ls_model_config.max_positions, from config.json or a preset). LS_ERR
- * with one line ("FILE:LINE: train.ctx: 768 is more than the model's max_position_embeddings
- * (512)"). Loading cannot do this: the model need not exist then. */
+/* Check the grid against the model it trains: the train.ctx its trials will have must fit
+ * max_positions (ls_model_config.max_positions, from config.json or a preset): every train.ctx
+ * axis value, and base's train.ctx when a stage neither has such an axis nor keeps train.ctx
+ * from a winner (base's default is not refused when every trial sets its own). LS_ERR with one
+ * line ("FILE:LINE: train.ctx: 768 is more than the model's max_position_embeddings (512)").
+ * Loading cannot do this: the model need not exist then. */
 int ls_grid_check_model(const ls_grid *g, int max_positions);
 
 /* Whether grid g only grows `old`: the same base; old's stages first, in order, each with the same

@@ -35,7 +35,7 @@ typedef struct {
 } ls_trial_hooks;
 
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
- * memory); *out then holds what was done so far and must still be freed. A run stopped by
+ * memory); what check.h checks is checked first, before the weights are read. *out then holds what was done so far and must still be freed. A run stopped by
  * should_stop returns LS_OK with out->train.step < max_steps and no forecast.
  *
  * With hooks->group, every rank of the group calls it with the same config: each loads the
@@ -46,6 +46,9 @@ typedef struct {
  * instead. train.ranks_per_trial must equal the group's size (1 without a group). */
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out);
 void ls_trial_result_free(ls_trial_result *r);
+
+/* The trial's encoding section as the trainer and the forecast take it. */
+ls_encoding ls_trial_encoding(const ls_trial_config *cfg);
 
 /* Write a trial's files into dir (which must exist): adapter/ (PEFT; only when write_adapter),
  * curves.csv (with the adapter), metrics.json, and forecasts.csv when there is a forecast. Each

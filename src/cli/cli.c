@@ -70,3 +70,13 @@ int cli_double(const char *cmd, const char *opt, const char *arg, double min, do
         return cli_usage_error(cmd, "--%s: %s", opt, ls_last_error());
     return CLI_EXIT_OK;
 }
+
+int cli_set_arg(const char *cmd, const char *arg, int argc, char **argv) {
+    if (strchr(arg, '=')) return CLI_EXIT_OK;
+    /* "--set train.lr 3e-3": the value went into the next word (getopt has not moved it yet) */
+    const char *next = optind < argc ? argv[optind] : NULL, *dot = next ? strrchr(next, '.') : NULL;
+    int is_file = dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml") || !strcmp(dot, ".json"));
+    if (next && next[0] != '-' && !is_file)
+        return cli_usage_error(cmd, "--set wants KEY=VALUE, got '%s' (did you mean --set %s=%s?)", arg, arg, next);
+    return cli_usage_error(cmd, "--set wants KEY=VALUE, got '%s'", arg);
+}

@@ -52,8 +52,7 @@ static int load_trial(const char *cmd, const char *usage, int allow_json, int ar
             else *json = 1;
             break;
         case 's':
-            if (!strchr(optarg, '=')) rc = cli_usage_error(cmd, "--set wants KEY=VALUE, got '%s'", optarg);
-            else sets[nsets++] = optarg;
+            if ((rc = cli_set_arg(cmd, optarg, argc, argv)) == CLI_EXIT_OK) sets[nsets++] = optarg;
             break;
         case 'h': fputs(usage, stdout); free(sets); return -1;
         default: rc = cli_bad_option(cmd, argv); break;

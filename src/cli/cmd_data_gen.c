@@ -27,7 +27,7 @@ static void print_generate_help(void) {
            "Simulates Lotka-Volterra systems with GSL's rk8pd solver and writes them as HDF5:\n"
            "/trajectories float32 (systems, steps, 2), /time, and the drawn /params and /initial.\n"
            "The file is written beside FILE under a temporary name and renamed, so a failed run\n"
-           "leaves an existing FILE as it was.\n"
+           "leaves an existing FILE as it was. FILE's directory is created when it is missing.\n"
            "\n"
            "  --out FILE       the HDF5 file to write (required)\n"
            "  --systems N      number of systems (default %d)\n"
@@ -94,7 +94,12 @@ int cmd_data_generate(int argc, char **argv) {
     double t0 = ls_now();
     ls_dataset ds;
     if (ls_lv_generate(&cfg, &ds) != LS_OK) return cli_fail();
-    rc = ls_dataset_write(out, &ds) == LS_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    /* the file's directory is created as needed, as other commands create theirs */
+    const char *slash = strrchr(out, '/');
+    char *dir = slash && slash != out ? ls_strdup(out) : NULL;
+    if (dir) dir[slash - out] = '\0';
+    rc = (!dir || ls_mkdirs(dir) == LS_OK) && ls_dataset_write(out, &ds) == LS_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    free(dir);
     if (rc == CLI_EXIT_OK)
         printf("%s: %d systems x %d steps, t 0..%g, %s model, seed %llu (%.2f s)\n", out, ds.systems, ds.steps,
                cfg.t_end, model, (unsigned long long)cfg.seed, ls_now() - t0);

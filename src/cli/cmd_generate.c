@@ -15,7 +15,7 @@ static const char usage[] =
     "\n"
     "Continues TEXT (tokenized without special tokens) and prints the new text, or with --ids\n"
     "{\"ids\": [...]}. Generation stops after N tokens or at the end-of-sequence token.\n"
-    "  --greedy                 always take the most likely token\n"
+    "  --greedy                 always take the most likely token (not with the sampling options)\n"
     "  --temperature T          sampling temperature (default 1.0)\n"
     "  --top-p P, --top-k K     nucleus and top-k truncation (defaults 1.0 and 0 = off)\n"
     "  --seed S                 sampling seed (default 0)\n"
@@ -37,6 +37,7 @@ int cmd_generate(int argc, char **argv) {
     long max_new = -1, top_k = 0, seed = 0;
     double temperature = 1.0, top_p = 1.0;
     int greedy = 0, print_ids = 0, c;
+    const char *sampling_opt = NULL; /* the last of --temperature, --top-p, --top-k given */
     while ((c = getopt_long(argc, argv, ":m:a:p:n:gT:P:K:s:ik:G:h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
@@ -45,9 +46,18 @@ int cmd_generate(int argc, char **argv) {
         case 'p': prompt = optarg; break;
         case 'n': bad = cli_long("generate", "max-new-tokens", optarg, 0, 1 << 20, &max_new); break;
         case 'g': greedy = 1; break;
-        case 'T': bad = cli_double("generate", "temperature", optarg, 1e-6, 1e6, &temperature); break;
-        case 'P': bad = cli_double("generate", "top-p", optarg, 1e-9, 1.0, &top_p); break;
-        case 'K': bad = cli_long("generate", "top-k", optarg, 0, 1 << 30, &top_k); break;
+        case 'T':
+            bad = cli_double("generate", "temperature", optarg, 1e-6, 1e6, &temperature);
+            sampling_opt = "--temperature";
+            break;
+        case 'P':
+            bad = cli_double("generate", "top-p", optarg, 1e-9, 1.0, &top_p);
+            sampling_opt = "--top-p";
+            break;
+        case 'K':
+            bad = cli_long("generate", "top-k", optarg, 0, 1 << 30, &top_k);
+            sampling_opt = "--top-k";
+            break;
         case 's': bad = cli_long("generate", "seed", optarg, 0, 0x7fffffffffffffffL, &seed); break;
         case 'i': print_ids = 1; break;
         case 'k': tok_path = optarg; break;
@@ -61,6 +71,9 @@ int cmd_generate(int argc, char **argv) {
     if (!model_dir) return cli_usage_error("generate", "--model DIR is required");
     if (!prompt) return cli_usage_error("generate", "--prompt TEXT is required");
     if (max_new < 0) return cli_usage_error("generate", "--max-new-tokens N is required");
+    if (greedy && sampling_opt) /* greedy decoding ignores them: say so rather than drop them */
+        return cli_usage_error("generate", "--greedy takes the most likely token, so %s (a sampling option) would "
+                                           "do nothing: give one or the other", sampling_opt);
     int g_vars = 0, g_decimals = 0;
     if (grammar_spec && (sscanf(grammar_spec, "%d,%d", &g_vars, &g_decimals) != 2 || g_vars < 1 || g_vars > 64 ||
                          g_decimals < 0 || g_decimals > 8))

@@ -33,7 +33,8 @@ static const char init_usage[] =
     "                    small         C 256, F 704,  L 4,  4 heads, 2 kv heads\n"
     "                    qwen2.5-0.5b  C 896, F 4864, L 24, 14 heads, 2 kv heads (~1 GB)\n"
     "                    all with the Qwen2.5 vocabulary (151936) and tied embeddings\n"
-    "  --out DIR         created (with its parents) if missing; files there are replaced\n"
+    "  --out DIR         created (with its parents) if missing; files there are replaced; a run\n"
+    "                    that fails leaves nothing it created\n"
     "  --seed S          random seed (default 0)\n"
     "  --tokenizer FILE  a tokenizer.json to check and copy into DIR\n";
 
@@ -62,14 +63,19 @@ static int cmp_tensor_name(const void *a, const void *b) {
     return strcmp(((const ls_model_tensor *)a)->name, ((const ls_model_tensor *)b)->name);
 }
 
-/* Check a tokenizer.json loads and fits the vocabulary, then copy it to dir/tokenizer.json. */
-static int copy_tokenizer(const char *src, const char *dir, const ls_model_config *cfg) {
+/* A tokenizer.json that loads and fits the vocabulary. */
+static int check_tokenizer(const char *src, const ls_model_config *cfg) {
     ls_tokenizer *tok = ls_tokenizer_load(src);
-    if (!tok) return LS_ERR;
+    if (!tok) return ls_error_prefix("--tokenizer");
     int n_ids = ls_tokenizer_n_ids(tok);
     ls_tokenizer_free(tok);
     if (n_ids > cfg->vocab_size)
-        return ls_error("%s: %d token ids do not fit the vocabulary of %d", src, n_ids, cfg->vocab_size);
+        return ls_error("--tokenizer: %s: %d token ids do not fit the vocabulary of %d", src, n_ids, cfg->vocab_size);
+    return LS_OK;
+}
+
+/* Copy a checked tokenizer.json to dir/tokenizer.json. */
+static int copy_tokenizer(const char *src, const char *dir) {
     size_t len;
     char *bytes = ls_read_file(src, &len);
     if (!bytes) return LS_ERR;
@@ -120,6 +126,47 @@ static int write_random_weights(const char *path, const ls_model_config *cfg, ui
 }
 
 
+/* The topmost directory of dir's path that does not exist (malloc'ed), or NULL when dir does. */
+static char *first_missing(const char *dir) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) return NULL;
+    char *top = ls_strdup(dir);
+    for (;;) {
+        char *slash = strrchr(top, '/');
+        while (slash && slash > top && slash[1] == '\0') { /* "a/b/" */
+            *slash = '\0';
+            slash = strrchr(top, '/');
+        }
+        if (!slash || slash == top) return top;
+        *slash = '\0';
+        if (stat(top, &sb) == 0) {
+            *slash = '/';
+            return top;
+        }
+    }
+}
+
+/* Undo a failed init: the files it writes in dir, then dir and its parents up to top, which this
+ * run created (rmdir leaves a directory that is not empty). */
+static void remove_created(const char *dir, const char *top) {
+    static const char *const files[] = {"tokenizer.json", "config.json", "model.safetensors"};
+    size_t n = strlen(dir) + 32;
+    char *path = ls_malloc(n);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, n, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, n, "%s", dir);
+    size_t keep = strlen(top);
+    while (strlen(path) >= keep) {
+        rmdir(path);
+        char *slash = strrchr(path, '/');
+        if (!slash) break;
+        *slash = '\0';
+    }
+    free(path);
+}
+
 static int cmd_model_init(int argc, char **argv) {
     static const struct option opts[] = {
         {"preset", required_argument, 0, 'p'}, {"out", required_argument, 0, 'o'},
@@ -152,16 +199,28 @@ static int cmd_model_init(int argc, char **argv) {
         ls_error("%s: exists and is not a directory", out);
         return cli_fail();
     }
-    if (stat(out, &sb) != 0 && ls_mkdirs(out) != LS_OK) return cli_fail();
-    if (tok && copy_tokenizer(tok, out, &cfg) != LS_OK) return cli_fail();
+    /* The tokenizer before anything is created; a failure later removes what this run created. */
+    if (tok && check_tokenizer(tok, &cfg) != LS_OK) return cli_fail();
+    char *created = first_missing(out); /* the topmost directory this run creates, or NULL */
+    if (created && ls_mkdirs(out) != LS_OK) {
+        free(created);
+        return cli_fail();
+    }
+    int rc = tok ? copy_tokenizer(tok, out) : LS_OK;
     size_t n = strlen(out) + 32;
     char *path = ls_malloc(n);
     snprintf(path, n, "%s/config.json", out);
-    int rc = ls_model_config_save(path, &cfg);
+    if (rc == LS_OK) rc = ls_model_config_save(path, &cfg);
     snprintf(path, n, "%s/model.safetensors", out);
     if (rc == LS_OK) rc = write_random_weights(path, &cfg, (uint64_t)seed);
     free(path);
-    if (rc != LS_OK) return cli_fail();
+    if (rc != LS_OK) {
+        cli_fail();
+        if (created) remove_created(out, created);
+        free(created);
+        return CLI_EXIT_FAIL;
+    }
+    free(created);
     printf("%s: preset %s, %zu parameters (bfloat16), seed %ld%s\n", out, preset, ls_model_n_params(&cfg), seed,
            tok ? ", tokenizer copied" : "; copy a tokenizer.json in before using it");
     return CLI_EXIT_OK;

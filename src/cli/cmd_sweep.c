@@ -6,10 +6,13 @@
  * symbolic plan of the stages that wait for an earlier stage's winner, and the total estimate
  * against budget_flops. Nothing is trained and no file is written.
  *
- * Estimates need the model's config.json (model.path of the trials, read once per path), which
- * also bounds train.ctx (max_position_embeddings); when it is not there, --preset estimates with
- * a built-in description instead, and without either the estimates are shown as unknown ("?",
- * null in JSON) and the plan is still printed.
+ * First every trial is checked as `sweep run` checks it before any work (ls_check_grid): the
+ * files it opens (model, tokenizer, data), train.ctx and the forecast's prompt against the
+ * model's positions, the split and the forecast's steps against the data. A mistake is one error
+ * line, exit 1. Estimates need the model's config.json (model.path of the trials, read once per
+ * path); --preset estimates with a built-in description instead, and stands in for a model
+ * directory that does not exist yet (its files, and a tokenizer.json expected in it, are then
+ * not checked; prompts are counted in characters, Qwen's tokens).
  */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lorasweep/check.h"
 #include "lorasweep/cli.h"
 #include "lorasweep/common.h"
 #include "lorasweep/grid.h"
@@ -31,9 +35,12 @@ static const char plan_usage[] =
     "made now with its id, overrides and estimated FLOPS, in index order, marking those the\n"
     "budget would skip (trials run largest estimate first); for stages that start from an earlier\n"
     "stage's winner, what they will run; the total estimate against budget_flops. Nothing is run.\n"
+    "Every trial is checked first as `sweep run` checks it: the files it opens (model.path,\n"
+    "the tokenizer, data.path), train.ctx and the forecast prompt against the model's positions.\n"
     "  --json          print JSON instead of text\n"
     "  --preset NAME   estimate FLOPS with a built-in model (tiny, small, qwen2.5-0.5b) instead of\n"
-    "                  the config.json under model.path (for a model not downloaded yet)\n";
+    "                  the config.json under model.path; a model.path that does not exist yet\n"
+    "                  (a model not downloaded yet) is then not checked\n";
 
 /* FLOPS estimates, reading each model.path's config.json once (or one preset for all). */
 typedef struct {
@@ -157,13 +164,9 @@ static int sweep_plan(int argc, char **argv) {
     }
     ls_grid g;
     if (ls_grid_load_file(argv[optind], &g) != LS_OK) return cli_fail();
-    /* contexts against the model's limit, when the model (or a preset) is known */
-    ls_model_config known;
-    char cfg_path[4200];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", g.base.resolved.model_path);
-    if (preset) known = est.preset;
-    if ((preset || ls_model_config_load(cfg_path, &known) == LS_OK) &&
-        ls_grid_check_model(&g, known.max_positions) != LS_OK) {
+    /* what every trial opens and what must fit the model and the data, as `sweep run` checks it
+     * before any work (check.h); --preset stands in for a model not downloaded yet */
+    if (ls_check_grid(&g, preset ? &est.preset : NULL) != LS_OK) {
         ls_grid_free(&g);
         return cli_fail();
     }

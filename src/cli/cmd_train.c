@@ -12,6 +12,7 @@
  *   metrics.json       losses, MSE/MAE per variable and system, FLOPS, tokens/s, wall time
  * Exit status 0 done, 1 failed, 2 bad command line, 3 stopped by a signal (checkpointed).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lorasweep/check.h"
 #include "lorasweep/cli.h"
 #include "lorasweep/common.h"
 #include "lorasweep/trial.h"
@@ -99,23 +101,39 @@ static void on_forecast_progress(void *ctx, int done, int total) {
 
 /* ---- the commands ------------------------------------------------------------------------- */
 
+/* eval --adapter DIR: a PEFT adapter directory (its shapes are checked against the model when it
+ * is loaded, before the weights are). */
+static int check_adapter(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    if (access(path, R_OK) != 0) return ls_error("--adapter: %s: %s", path, strerror(errno));
+    return LS_OK;
+}
+
+/* A directory whose trial never started: no checkpoint and none of the files a trial writes
+ * (a run that failed at start-up left config.yaml alone). Such a directory is taken over. */
+static int never_started(const char *dir) {
+    static const char *const written[] = {"checkpoint", "adapter", "metrics.json", "curves.csv", "forecasts.csv"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, written[i]);
+        if (access(path, F_OK) == 0) return 0;
+    }
+    return 1;
+}
+
 /* Load, override and check the config; pick and prepare the output directory. */
 static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, const char *out_opt, const char *suffix,
-                   ls_trial_config *cfg, char *out_dir, size_t cap) {
+                   const char *adapter, ls_trial_config *cfg, char *out_dir, size_t cap) {
     if (ls_config_load_file(yaml, cfg) != LS_OK) return cli_fail();
-    for (int i = 0; i < n_sets; i++) {
+    for (int i = 0; i < n_sets; i++) { /* each has its '=' (cli_set_arg) */
         char *eq = strchr(sets[i], '=');
-        if (!eq) {
-            ls_config_free(cfg);
-            return cli_usage_error(cmd, "--set wants KEY=VALUE, got '%s'", sets[i]);
-        }
         *eq = '\0';
         int rc = ls_config_set(cfg, sets[i], eq + 1);
         *eq = '=';
-        if (rc != LS_OK) {
-            ls_error_prefix("--set");
+        if (rc != LS_OK) { /* a bad command line, as in `config check` */
             ls_config_free(cfg);
-            return cli_fail();
+            return cli_usage_error(cmd, "--set %s", ls_last_error());
         }
     }
     if (ls_config_validate(cfg) != LS_OK) {
@@ -129,15 +147,25 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
         ls_config_free(cfg);
         return cli_fail();
     }
+    /* Before anything is created: the files the trial opens, and train.ctx, the split and the
+     * forecast against the model and the data (check.h); eval's adapter too. */
+    ls_check *k = ls_check_new(NULL);
+    int checked = ls_check_trial(k, cfg);
+    ls_check_free(k);
+    if (checked == LS_OK && adapter) checked = check_adapter(adapter);
+    if (checked != LS_OK) {
+        ls_config_free(cfg);
+        return cli_fail();
+    }
     if (out_opt) snprintf(out_dir, cap, "%s", out_opt);
     else if (cfg->name[0]) snprintf(out_dir, cap, "results/%s%s", cfg->name, suffix);
     else snprintf(out_dir, cap, "results/%016" PRIx64 "%s", ls_config_hash(cfg), suffix);
-    /* An existing directory must hold this very trial. */
+    /* An existing directory must hold this very trial, unless its trial never started. */
     char path[4200];
     snprintf(path, sizeof path, "%s/config.yaml", out_dir);
     char *yaml_now = ls_config_to_yaml(cfg);
     int rc = CLI_EXIT_OK;
-    if (access(path, R_OK) == 0) {
+    if (access(path, R_OK) == 0 && !never_started(out_dir)) {
         ls_trial_config old;
         if (ls_config_load_file(path, &old) != LS_OK) rc = cli_fail();
         else {
@@ -181,13 +209,16 @@ static int run_and_write(const char *cmd, ls_trial_config *cfg, const char *out_
         fprintf(stderr, "lorasweep %s: stopped at step %d of %d (checkpointed); run the same command to continue\n",
                 cmd, r.train.step, cfg->train.max_steps);
         status = 3;
-    } else if (!quiet) {
-        fprintf(stderr, "lorasweep %s: done in %.1f s: train loss %.4f, val loss %.4f", cmd, r.wall_seconds,
-                r.final_train_loss, r.final_val_loss);
+    } else if (!quiet) { /* what was measured only: eval trains nothing, no validation split no val loss */
+        const char *sep = ": ";
+        fprintf(stderr, "lorasweep %s: done in %.1f s", cmd, r.wall_seconds);
+        if (isfinite(r.final_train_loss)) fprintf(stderr, "%strain loss %.4f", sep, r.final_train_loss), sep = ", ";
+        if (isfinite(r.final_val_loss)) fprintf(stderr, "%sval loss %.4f", sep, r.final_val_loss), sep = ", ";
         if (r.has_forecast)
-            fprintf(stderr, ", forecast MSE %.4g, MAE %.4g (%d failed samples)", r.forecast.mse_mean[LS_METRIC_BOTH],
-                    r.forecast.mae_mean[LS_METRIC_BOTH], r.forecast.failed_total);
-        fprintf(stderr, ", %.3g FLOPS\n", r.flops_total);
+            fprintf(stderr, "%sforecast MSE %.4g, MAE %.4g (%d failed samples)", sep,
+                    r.forecast.mse_mean[LS_METRIC_BOTH], r.forecast.mae_mean[LS_METRIC_BOTH], r.forecast.failed_total),
+                sep = ", ";
+        fprintf(stderr, "%s%.3g FLOPS\n", sep, r.flops_total);
     }
     ls_trial_result_free(&r);
     return status;
@@ -205,7 +236,13 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
     while ((c = getopt_long(argc, argv, ":o:s:a:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out_opt = optarg; break;
-        case 's': sets[n_sets++] = optarg; break;
+        case 's':
+            if ((rc = cli_set_arg(cmd, optarg, argc, argv)) != CLI_EXIT_OK) {
+                free(sets);
+                return rc;
+            }
+            sets[n_sets++] = optarg;
+            break;
         case 'a':
             if (!is_eval) {
                 free(sets);
@@ -233,7 +270,8 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
         sets[n_sets++] = zero;
         sets[n_sets++] = one;
     }
-    rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", &cfg, out_dir, sizeof out_dir);
+    rc = prepare(cmd, argv[optind], sets, n_sets, out_opt, is_eval ? "-eval" : "", adapter, &cfg, out_dir,
+                 sizeof out_dir);
     free(sets);
     if (rc != CLI_EXIT_OK) return rc;
     rc = run_and_write(cmd, &cfg, out_dir, adapter, quiet, !is_eval);
