@@ -58,6 +58,7 @@ static void test_load_course(void **state) {
     assert_string_equal(g.name, "course");
     assert_string_equal(g.results_path, "results/course.h5");
     assert_true(g.budget_flops == 1e17);
+    assert_int_equal(g.max_attempts, 3); /* the default */
     assert_int_equal(g.n_stages, 3);
     assert_int_equal(g.n_trials, 13);
     assert_string_equal(g.stages[0].name, "lr_rank");
@@ -310,7 +311,10 @@ static void test_errors(void **state) {
         {"  train.ctx: &a [64]\n", "g.yaml:8: train.ctx: anchors (&a) are not supported"},
         {"  train.ctx: [!!int 64]\n", "g.yaml:8: train.ctx: tags (tag:yaml.org,2002:int) are not supported"},
         /* top level */
-        {"grdi: {}\n", "g.yaml:8: grdi: unknown key (expected name, budget_flops, base, grid, stages)"},
+        {"grdi: {}\n", "g.yaml:8: grdi: unknown key (expected name, budget_flops, max_attempts, base, grid, stages)"},
+        {"max_attempts: 0\n", "g.yaml:8: max_attempts: 0 is out of range [1, inf)"},
+        {"max_attempts: 2.5\n", "g.yaml:8: max_attempts: 2.5 is not a whole number in [1, 1000]"},
+        {"max_attempts: many\n", "g.yaml:8: max_attempts: 'many' is not a number"},
         {"name: again\n", "g.yaml:8: name: duplicate key (first on line 1)"},
         {"budget_flops: -1\n", "g.yaml:8: budget_flops: -1 is out of range (0, inf)"},
         {"budget_flops: lots\n", "g.yaml:8: budget_flops: 'lots' is not a number"},
@@ -329,7 +333,7 @@ static void test_errors(void **state) {
     /* whole files */
     static const char *const files[][2] = {
         {"", "g.yaml:1: the file is empty"},
-        {"- 1\n", "g.yaml:1: expected a mapping (name, budget_flops, base, grid or stages), got a list"},
+        {"- 1\n", "g.yaml:1: expected a mapping (name, budget_flops, max_attempts, base, grid or stages), got a list"},
         {"grid: {train.lr: [1e-4]}\n", "g.yaml:1: name: missing: the sweep's name (results go to results/<name>.h5)"},
         {"name: a\n", "g.yaml:1: grid: missing: give grid (axes) or stages"},
         {"name: a/b\ngrid: {}\n",
