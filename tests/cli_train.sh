@@ -46,6 +46,12 @@ base=$("$LS" score --model "$T/tiny" --text "$T/line.txt" | $PY -c 'import json,
 tuned=$("$LS" score --model "$T/tiny" --adapter "$T/a/adapter" --text "$T/line.txt" | $PY -c 'import json,sys; print(json.load(sys.stdin)["loss"])')
 $PY -c "import sys; sys.exit(0 if $tuned < $base else 1)" && ok "adapter loads and lowers loss ($base -> $tuned)" || bad "adapter loss $base -> $tuned"
 
+# The same command on a finished trial redoes nothing: no forecast again, metrics.json untouched.
+sum_before=$(md5sum "$T/a/metrics.json" "$T/a/forecasts.csv")
+"$LS" train "$T/trial.yaml" --out "$T/a" 2>"$T/again.err"; rc=$?
+[ $rc = 0 ] && grep -q "already done in $T/a" "$T/again.err" && [ "$sum_before" = "$(md5sum "$T/a/metrics.json" "$T/a/forecasts.csv")" ] \
+  && ok "a finished trial is not run again: $(cat "$T/again.err")" || bad "rerun of a finished trial: rc=$rc $(cat "$T/again.err")"
+
 # Bit for bit: the same trial again.
 "$LS" train "$T/trial.yaml" --out "$T/b" --quiet
 cmp -s "$T/a/adapter/adapter_model.safetensors" "$T/b/adapter/adapter_model.safetensors" && cmp -s "$T/a/curves.csv" "$T/b/curves.csv" \

@@ -13,6 +13,7 @@
  * Exit status 0 done, 1 failed, 2 bad command line, 3 stopped by a signal (checkpointed).
  */
 #include <errno.h>
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -34,7 +35,8 @@ static const char train_usage[] =
     "Trains a LoRA adapter as TRIAL.yaml says (keys: docs/config.md), then forecasts the test\n"
     "systems. Writes config.yaml, adapter/ (PEFT), checkpoint/, curves.csv, forecasts.csv and\n"
     "metrics.json into DIR (default results/<name or trial id>). Running the same command again\n"
-    "continues an interrupted run from its checkpoint. SIGINT/SIGTERM checkpoint and stop (exit 3).\n"
+    "continues an interrupted run from its checkpoint, and does nothing for a finished one.\n"
+    "SIGINT/SIGTERM checkpoint and stop (exit 3).\n"
     "  --set KEY=VALUE   override one key, e.g. --set train.lr=1e-4 (repeatable)\n"
     "  --quiet           no progress lines\n";
 
@@ -184,6 +186,32 @@ static int prepare(const char *cmd, const char *yaml, char **sets, int n_sets, c
     return rc;
 }
 
+/* A trial that finished in out_dir (metrics.json says done): its summary on stderr, and 1; a
+ * rerun of a finished `train` redoes nothing (and keeps the wall time it recorded). */
+static int already_done(const char *cmd, const char *out_dir, int quiet) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.json", out_dir);
+    if (access(path, R_OK) != 0) return 0;
+    size_t n;
+    char *text = ls_read_file(path, &n);
+    cJSON *m = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(m, "status");
+    int done = cJSON_IsString(status) && !strcmp(status->valuestring, "done");
+    if (done && !quiet) {
+        const cJSON *wall = cJSON_GetObjectItemCaseSensitive(m, "wall_seconds"),
+                    *val = cJSON_GetObjectItemCaseSensitive(m, "final_val_loss"),
+                    *fc = cJSON_GetObjectItemCaseSensitive(m, "forecast");
+        const cJSON *mse = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(fc, "mse"), "both");
+        fprintf(stderr, "lorasweep %s: already done in %s (%.1f s", cmd, out_dir, cJSON_IsNumber(wall) ? wall->valuedouble : NAN);
+        if (cJSON_IsNumber(val)) fprintf(stderr, ", val loss %.4f", val->valuedouble);
+        if (cJSON_IsNumber(mse)) fprintf(stderr, ", forecast MSE %.4g", mse->valuedouble);
+        fprintf(stderr, "); nothing to do (remove %s to run it again)\n", out_dir);
+    }
+    cJSON_Delete(m);
+    return done;
+}
+
 static int run_and_write(const char *cmd, ls_trial_config *cfg, const char *out_dir, const char *adapter_dir, int quiet,
                          int write_adapter) {
     char ckpt[4200];
@@ -274,7 +302,8 @@ static int train_or_eval(int argc, char **argv, int is_eval) {
                  sizeof out_dir);
     free(sets);
     if (rc != CLI_EXIT_OK) return rc;
-    rc = run_and_write(cmd, &cfg, out_dir, adapter, quiet, !is_eval);
+    if (!is_eval && already_done(cmd, out_dir, quiet)) rc = CLI_EXIT_OK;
+    else rc = run_and_write(cmd, &cfg, out_dir, adapter, quiet, !is_eval);
     ls_config_free(&cfg);
     return rc;
 }
