@@ -292,9 +292,28 @@ static int frame_at(const unsigned char *data, size_t n, size_t at, ls_journal_r
 
 /* ---------------------------------------------------------------- state */
 
+static size_t slot_of(uint64_t id, size_t n_slots) { return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 17) & (n_slots - 1); }
+
+/* The slot holding id, or the empty slot where it would go. */
+static size_t find_slot(const ls_journal_state *st, uint64_t id) {
+    size_t k = slot_of(id, st->n_slots);
+    while (st->slots[k] && st->trials[st->slots[k] - 1].id != id) k = (k + 1) & (st->n_slots - 1);
+    return k;
+}
+
+static void rehash(ls_journal_state *st, size_t n_slots) {
+    free(st->slots);
+    st->n_slots = n_slots;
+    st->slots = ls_calloc(n_slots, sizeof *st->slots);
+    for (int i = 0; i < st->n_trials; i++) st->slots[find_slot(st, st->trials[i].id)] = i + 1;
+}
+
 static ls_journal_trial *trial_entry(ls_journal_state *st, uint64_t id) {
-    for (int i = st->n_trials - 1; i >= 0; i--)
-        if (st->trials[i].id == id) return &st->trials[i];
+    if (st->n_slots) {
+        size_t k = find_slot(st, id);
+        if (st->slots[k]) return &st->trials[st->slots[k] - 1];
+    }
+    if ((size_t)(st->n_trials + 1) * 2 > st->n_slots) rehash(st, st->n_slots ? 2 * st->n_slots : 128);
     if (st->n_trials == st->cap_trials) {
         st->cap_trials = st->cap_trials ? 2 * st->cap_trials : 64;
         st->trials = ls_realloc(st->trials, (size_t)st->cap_trials * sizeof *st->trials);
@@ -302,6 +321,7 @@ static ls_journal_trial *trial_entry(ls_journal_state *st, uint64_t id) {
     ls_journal_trial *t = &st->trials[st->n_trials++];
     memset(t, 0, sizeof *t);
     t->id = id;
+    st->slots[find_slot(st, id)] = st->n_trials;
     t->status = LS_RESULT_PENDING;
     t->last_loss = t->last_val_loss = NAN;
     t->rank = t->device = -1;
@@ -359,9 +379,9 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
 }
 
 const ls_journal_trial *ls_journal_find(const ls_journal_state *st, uint64_t id) {
-    for (int i = 0; i < st->n_trials; i++)
-        if (st->trials[i].id == id) return &st->trials[i];
-    return NULL;
+    if (!st->n_slots) return NULL;
+    size_t k = find_slot(st, id);
+    return st->slots[k] ? &st->trials[st->slots[k] - 1] : NULL;
 }
 
 ls_result_status ls_journal_status(const ls_journal_state *st, uint64_t id) {
@@ -377,6 +397,7 @@ int ls_journal_count(const ls_journal_state *st, ls_result_status status) {
 
 void ls_journal_state_free(ls_journal_state *st) {
     free(st->trials);
+    free(st->slots);
     memset(st, 0, sizeof *st);
 }
 

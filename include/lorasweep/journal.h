@@ -120,6 +120,9 @@ typedef struct {
     char job_id[LS_JOURNAL_TEXT_MAX]; /* of the last sweep_start */
     int n_trials, cap_trials;
     ls_journal_trial *trials;
+    int *slots;             /* id -> 1 + index into trials (0 empty): open addressing, so that
+                             * replay and lookups stay linear in a sweep of many trials */
+    size_t n_slots;         /* a power of two, at least twice n_trials */
     int anomalies;          /* records that made no sense (a start after done, ...), ignored */
 } ls_journal_state;
 
