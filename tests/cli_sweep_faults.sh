@@ -6,15 +6,7 @@
 # start no later stage, and, once the same command runs again with room, end exactly as an
 # undisturbed sweep: the same trials, skips, winners and metrics (a budget that binds included).
 source "$(dirname "$0")/cli_lib.sh"
-TOK=$SHARED/qwen/tokenizer.json
-[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
-need_shared "$TOK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=detect_leaks=0 # as cli_sweep_run.sh: whole sweeps under mpirun
-MPIRUN="mpirun --oversubscribe -np 3"
-
-"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
-"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+source "$(dirname "$0")/sweep_lib.sh"
 cat >"$T/grid.yaml" <<YAML
 name: ci-full-disk
 budget_flops: 6.0e11
@@ -32,37 +24,7 @@ stages:
     grid: {train.ctx: [48, 96]}
 YAML
 
-# journal_count FILE TYPE: records of one type in a journal (5 done, 6 failed)
-journal_count() {
-  $PY - "$1" "$2" <<'PY'
-import struct, sys
-d = open(sys.argv[1], "rb").read()
-at, n = 8, 0
-while at + 8 <= len(d):
-    length, = struct.unpack_from("<I", d, at)
-    if at + 8 + length > len(d): break
-    n += d[at + 8] == int(sys.argv[2])
-    at += 8 + length
-print(n)
-PY
-}
-# same_as_ref OUT: every trial of the sweep at OUT equals the reference's
-same_as_ref() {
-  $PY - "$T/ref/s.h5" "$1" <<'PY'
-import sys, h5py, math
-def rows(path):
-    t = h5py.File(path, "r")["trials"]
-    keys = ("status", "stage", "steps", "final_train_loss", "final_val_loss", "mse_both", "mae_both",
-            "flops_total", "error")
-    cols = {k: t[k][:] for k in keys}
-    return {i: tuple(cols[k][n] for k in keys) for n, i in enumerate(t["id"][:])}
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-assert sorted(a) == sorted(b), ("different trials", sorted(a), sorted(b))
-same = lambda x, y: x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
-for i in a:
-    assert all(same(x, y) for x, y in zip(a[i], b[i])), ("trial", i, a[i], b[i])
-PY
-}
+same_as_ref() { same_trials "$T/ref/s.h5" "$1"; } # every row of the sweep at OUT as the reference's
 
 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/ref/s.h5" --quiet 2>"$T/ref.err" || { bad "reference sweep: $(tail -3 "$T/ref.err")"; finish; }
 [ "$(journal_count "$T/ref/s.h5.journal" 7)" -ge 1 ] && ok "reference sweep (the budget skips a trial)" || bad "the budget does not bind"

@@ -6,15 +6,7 @@
 # uninterrupted sweep: compared trial by trial (status, stage, skip reason, losses, forecast
 # metrics, FLOPS) and adapter by adapter.
 source "$(dirname "$0")/cli_lib.sh"
-TOK=$SHARED/qwen/tokenizer.json
-[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
-need_shared "$TOK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=detect_leaks=0 # as cli_sweep_run.sh: whole sweeps under mpirun
-MPIRUN="mpirun --oversubscribe -np 3"
-
-"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
-"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+source "$(dirname "$0")/sweep_lib.sh"
 # Three stages; the budget admits all of lr_rank, part of ctx and none of final (each stage is
 # planned when it starts, from what the earlier ones spent).
 cat >"$T/grid.yaml" <<YAML
@@ -37,20 +29,6 @@ stages:
     grid: {train.max_steps: [10]}
 YAML
 
-# journal_count FILE TYPE: records of one type in a journal (5 done, 7 skipped), by its format
-journal_count() {
-  $PY - "$1" "$2" <<'PY'
-import struct, sys
-d = open(sys.argv[1], "rb").read()
-at, n = 8, 0
-while at + 8 <= len(d):
-    length, = struct.unpack_from("<I", d, at)
-    if at + 8 + length > len(d): break
-    n += d[at + 8] == int(sys.argv[2])
-    at += 8 + length
-print(n)
-PY
-}
 
 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/ref/s.h5" 2>"$T/ref.err" || { bad "reference sweep: $(tail -3 "$T/ref.err")"; finish; }
 ref_skipped=$(journal_count "$T/ref/s.h5.journal" 7)
@@ -84,25 +62,13 @@ $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/k/s.h5" 2>"$T/again.err"
 best=$(grep -m1 "stage lr_rank" "$T/again.err" | sed 's/.*best val \([^ ]*\).*/\1/')
 [ "$best" != "-" ] && [ -n "$best" ] && ok "a rerun's best val counts the trials done before: $best" || bad "best val on rerun: $(head -2 "$T/again.err")"
 
-if $PY - "$T/ref/s.h5" "$T/k/s.h5" "$T/ref/s.trials" "$T/k/s.trials" <<'PY'
-import sys, os, h5py, filecmp, math
-def rows(path):
-    t = h5py.File(path, "r")["trials"]
-    keys = ("status", "stage", "steps", "final_train_loss", "final_val_loss", "mse_both", "mae_both",
-            "flops_total", "error")
-    cols = {k: t[k][:] for k in keys}
-    return {i: tuple(cols[k][n] for k in keys) for n, i in enumerate(t["id"][:])}
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-assert sorted(a) == sorted(b), ("different trials", sorted(a), sorted(b))
-def same(x, y): return x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
-for i in a:
-    assert all(same(x, y) for x, y in zip(a[i], b[i])), ("trial", i, a[i], b[i])
-ran = [d for d in os.listdir(sys.argv[3]) if os.path.exists(os.path.join(sys.argv[3], d, "adapter"))]
+if same_trials "$T/ref/s.h5" "$T/k/s.h5" && $PY - "$T/ref/s.trials" "$T/k/s.trials" <<'PY'
+import sys, os, filecmp
+ran = [d for d in os.listdir(sys.argv[1]) if os.path.exists(os.path.join(sys.argv[1], d, "adapter"))]
 for d in ran:
-    assert filecmp.cmp(os.path.join(sys.argv[3], d, "adapter/adapter_model.safetensors"),
-                       os.path.join(sys.argv[4], d, "adapter/adapter_model.safetensors"), shallow=False), d
-print("%d trials (%d skipped) and %d adapters as in the uninterrupted sweep" %
-      (len(a), sum(r[0] == 4 for r in a.values()), len(ran)))
+    assert filecmp.cmp(os.path.join(sys.argv[1], d, "adapter/adapter_model.safetensors"),
+                       os.path.join(sys.argv[2], d, "adapter/adapter_model.safetensors"), shallow=False), d
+print("the same trials, skips and rows; %d adapters bit for bit" % len(ran))
 PY
 then ok "cut short four times and resumed: the same trials, skips, winners and metrics"
 else bad "the resumed sweep differs from the uninterrupted one"; fi

@@ -5,15 +5,7 @@
 # silence); a second sweep on the same results; compute threads taken from the CPU affinity.
 # Every signal is aimed at a journal event, and every check asserts that the run was cut short.
 source "$(dirname "$0")/cli_lib.sh"
-TOK=$SHARED/qwen/tokenizer.json
-[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
-need_shared "$TOK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=detect_leaks=0 # as cli_sweep_run.sh: whole sweeps under mpirun
-MPIRUN="mpirun --oversubscribe -np 3"
-
-"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
-"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+source "$(dirname "$0")/sweep_lib.sh"
 grid() { # grid FILE NAME [EXTRA TRAIN KEYS]
   cat >"$1" <<YAML
 name: $2
@@ -28,21 +20,6 @@ YAML
 }
 grid "$T/grid.yaml" ci-workers
 
-# journal_count FILE TYPE: records of one type (2 start, 3 progress, 5 done, 6 failed)
-journal_count() {
-  [ -f "$1" ] || { echo 0; return; }
-  $PY - "$1" "$2" <<'PY'
-import struct, sys
-d = open(sys.argv[1], "rb").read()
-at, n = 8, 0
-while at + 8 <= len(d):
-    length, = struct.unpack_from("<I", d, at)
-    if at + 8 + length > len(d): break
-    n += d[at + 8] == int(sys.argv[2])
-    at += 8 + length
-print(n)
-PY
-}
 # wait_for FILE TYPE N: until the journal has N records of TYPE (at most 2 minutes)
 wait_for() { for _ in $(seq 1200); do [ "$(journal_count "$1" "$2")" -ge "$3" ] && return 0; sleep 0.1; done; return 1; }
 # rank_pid RANK: the pid of this test's lorasweep process of that MPI rank
@@ -50,17 +27,6 @@ rank_pid() {
   for p in $(pgrep -f "lorasweep sweep run $T"); do
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$p"; return; }
   done
-}
-same_as() { # same_as REF OUT: every trial's row equal
-  $PY - "$1" "$2" <<'PY'
-import sys, h5py, math
-def rows(path):
-    t = h5py.File(path, "r")["trials"]
-    keys = ("status", "steps", "final_train_loss", "final_val_loss", "mse_both", "flops_total")
-    return {i: tuple(t[k][n] for k in keys) for n, i in enumerate(t["id"][:])}
-a, b = rows(sys.argv[1]), rows(sys.argv[2])
-assert a == b, (a, b)
-PY
 }
 
 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/ref/s.h5" --quiet 2>"$T/ref.err" || { bad "reference: $(tail -3 "$T/ref.err")"; finish; }
@@ -74,7 +40,7 @@ wait $job; rc=$?
 done_then=$(journal_count "$T/a/s.h5.journal" 5)
 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/a/s.h5" 2>"$T/a2.err"; rc2=$?
 if [ $rc != 0 ] && [ $rc != 3 ] && [ "$done_then" -lt 3 ] && [ $rc2 = 0 ] && grep -q "attempt 2)" "$T/a2.err" \
-   && same_as "$T/ref/s.h5" "$T/a/s.h5"; then ok "kill -9 of a worker: the job ended (exit $rc), the rerun resumed as attempt 2, results as undisturbed"
+   && same_trials "$T/ref/s.h5" "$T/a/s.h5"; then ok "kill -9 of a worker: the job ended (exit $rc), the rerun resumed as attempt 2, results as undisturbed"
 else bad "kill -9 of a worker: rc=$rc done=$done_then rc2=$rc2 $(grep attempt "$T/a2.err" | head -2)"; fi
 
 # 2. kill -9 of a data-parallel group's member (rank 2 of the group 1-2)
@@ -88,7 +54,7 @@ wait $job; rc=$?
 done_then=$(journal_count "$T/dp/s.h5.journal" 5)
 $MPIRUN "$LS" sweep run "$T/dp.yaml" --out "$T/dp/s.h5" 2>"$T/dp2.err"; rc2=$?
 if [ $rc != 0 ] && [ $rc != 3 ] && [ "$done_then" = 0 ] && [ $rc2 = 0 ] && grep -q "attempt 2)" "$T/dp2.err" \
-   && same_as "$T/dpref/s.h5" "$T/dp/s.h5"; then ok "kill -9 of a group member: the job ended (exit $rc), resumed as attempt 2, results as undisturbed"
+   && same_trials "$T/dpref/s.h5" "$T/dp/s.h5"; then ok "kill -9 of a group member: the job ended (exit $rc), resumed as attempt 2, results as undisturbed"
 else bad "kill -9 of a group member: rc=$rc done=$done_then rc2=$rc2 $(tail -2 "$T/dp2.err")"; fi
 
 # 3. A trial that kills its worker every time it starts (a fault site for its id): after
@@ -113,7 +79,7 @@ wait $job; rc=$?
 line=$(grep "^lorasweep: a worker stopped answering" "$T/h.err")
 [ $rc = 5 ] && [[ "$line" == *"rank 1 on $(hostname)"* ]] && ok "a hung worker: exit 5, ${line#lorasweep: }" \
   || bad "a hung worker: rc=$rc $(grep -v '^\[' "$T/h.err" | tail -4)"
-$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/h/s.h5" --quiet 2>"$T/h2.err" && same_as "$T/ref/s.h5" "$T/h/s.h5" \
+$MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/h/s.h5" --quiet 2>"$T/h2.err" && same_trials "$T/ref/s.h5" "$T/h/s.h5" \
   && ok "and the same command then finishes it as undisturbed" || bad "after the hang: $(tail -3 "$T/h2.err")"
 
 # 5. Two sweeps on one results file from two processes: the second is refused, naming the first.
