@@ -1,6 +1,7 @@
 # cli_lib.sh: sourced by every tests/cli_*.sh (which ctest runs as `bash FILE LORASWEEP SHARED`).
 # Gives LS (the program), SHARED, PY, a temporary directory T (removed on exit), pass/fail
 # counters and the checks below; `finish` prints "N passed, M failed" and sets the exit status.
+# It is a helper, not a test: tests/CMakeLists.txt does not register it.
 set -uo pipefail
 LS=$1
 SHARED=${2:-}
