@@ -1,7 +1,9 @@
 # cli_lib.sh: sourced by every tests/cli_*.sh (which ctest runs as `bash FILE LORASWEEP SHARED`).
-# Gives LS (the program), SHARED, PY, a temporary directory T (removed on exit), pass/fail
-# counters and the checks below; `finish` prints "N passed, M failed" and sets the exit status.
-# It is a helper, not a test: tests/CMakeLists.txt does not register it.
+# Gives LS (the program), SHARED, PY, a temporary directory T (removed on exit), pass/fail/skip
+# counters and the checks below; `finish` prints "N passed, M failed" and sets the exit status:
+# 1 when a check failed, else 77 when a part was skipped (ctest's SKIP_RETURN_CODE: the test is
+# listed as skipped, not passed), else 0. It is a helper, not a test: tests/CMakeLists.txt does not
+# register it.
 set -uo pipefail
 LS=$1
 SHARED=${2:-}
@@ -10,6 +12,7 @@ T=$(mktemp -d /tmp/lorasweep-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 passes=0
 fails=0
+skips=0
 
 ok() { echo "ok   $1"; passes=$((passes + 1)); }
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
@@ -37,16 +40,25 @@ expect_error() {
   if [ -z "$why" ]; then ok "$name: $(cat "$T/err")"; else bad "$name: $why; stderr: $(cat "$T/err")"; fi
 }
 
-# need_shared PATH: true when the reference file exists. Otherwise the test is skipped (exit 0),
-# or fails under LS_REQUIRE_SHARED=1 (CI).
+# need_shared PATH: true when the reference file exists. Otherwise the whole test is skipped
+# (exit 77, which ctest reports as skipped), or fails under LS_REQUIRE_SHARED=1 (CI).
 need_shared() {
   [ -e "$1" ] && return 0
   if [ "${LS_REQUIRE_SHARED:-0}" = 1 ]; then echo "FAIL required reference file missing: $1"; exit 1; fi
-  echo "skipped: $1 missing"; exit 0
+  echo "SKIPPED: $1 missing"; exit 77
+}
+
+# skip_part WHAT: a part of the test cannot run (a reference file is missing): the rest goes on,
+# and `finish` then ends the test as skipped (77) unless a check failed. Under LS_REQUIRE_SHARED=1
+# a skipped part is a failure instead.
+skip_part() {
+  if [ "${LS_REQUIRE_SHARED:-0}" = 1 ]; then bad "required reference missing: $1"; return; fi
+  echo "SKIPPED: $1"; skips=$((skips + 1))
 }
 
 finish() {
-  echo "$passes passed, $fails failed"
-  [ $fails -eq 0 ]
-  exit
+  echo "$passes passed, $fails failed, $skips parts skipped"
+  [ $fails -eq 0 ] || exit 1
+  [ $skips -eq 0 ] || exit 77
+  exit 0
 }

@@ -908,5 +908,5 @@ int main(void) {
         cmocka_unit_test(test_doc_markdown),   cmocka_unit_test(test_paths),
         cmocka_unit_test(test_hostile),        cmocka_unit_test(test_fuzz_mutations),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

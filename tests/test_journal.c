@@ -401,5 +401,5 @@ int main(void) {
         cmocka_unit_test(test_state_machine),    cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_disk_full),        cmocka_unit_test(test_random_bytes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -207,5 +207,5 @@ int main(void) {
         cmocka_unit_test(test_optimiser_steps),
         cmocka_unit_test(test_divergence_is_an_error),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return test_exit_status(cmocka_run_group_tests(tests, setup, teardown));
 }
