@@ -230,6 +230,23 @@ double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora 
     return ls_train_evaluate_group(be, m, lora, w, batch_size, max_windows, pad_id, NULL);
 }
 
+/* ---- the optimiser step ------------------------------------------------------------------- */
+
+int ls_train_optimizer_step(const ls_backend *be, const ls_train_options *o, float *params, float *grads, float *m,
+                            float *v, size_t n, float lr, int step, float *norm_out) {
+    float norm = (float)sqrt(be->sum_squares(grads, n));
+    *norm_out = norm;
+    if (be->check() != LS_OK) return LS_ERR;
+    if (!isfinite(norm)) return ls_error("step %d: the gradient is not finite (try a lower learning rate)", step);
+    /* torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a tiny norm from dividing by zero */
+    if (o->grad_clip > 0 && norm > o->grad_clip) be->scale(grads, o->grad_clip / (norm + 1e-6f), n);
+    if (o->optimizer == LS_OPTIMIZER_ADAMW)
+        be->adamw(params, grads, m, v, n, lr, o->beta1, o->beta2, o->eps, o->weight_decay, step);
+    else
+        be->sgd(params, grads, m, n, lr, o->momentum, o->weight_decay, step);
+    return be->check();
+}
+
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 /* The adapter and the optimiser's tensors where the backend computes: aliases of the host ones
@@ -340,22 +357,10 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
             rc = ls_error("step %d: the group's gradient reduction failed", st->step + 1);
             break;
         }
-        float norm = (float)sqrt(be->sum_squares(grads->arena, grads->arena_floats));
-        if ((rc = be->check()) != LS_OK) break;
-        if (!isfinite(norm)) {
-            rc = ls_error("step %d: the gradient is not finite (try a lower learning rate)", st->step + 1);
+        float lr = ls_train_lr(o, st->step + 1), norm;
+        if ((rc = ls_train_optimizer_step(be, o, lora->arena, grads->arena, dev.m.arena, dev.v.arena,
+                                          lora->arena_floats, lr, st->step + 1, &norm)) != LS_OK)
             break;
-        }
-        if (o->grad_clip > 0 && norm > o->grad_clip)
-            be->scale(grads->arena, o->grad_clip / norm, grads->arena_floats);
-        float lr = ls_train_lr(o, st->step + 1);
-        if (o->optimizer == LS_OPTIMIZER_ADAMW)
-            be->adamw(lora->arena, grads->arena, dev.m.arena, dev.v.arena, lora->arena_floats, lr, o->beta1,
-                      o->beta2, o->eps, o->weight_decay, st->step + 1);
-        else
-            be->sgd(lora->arena, grads->arena, dev.m.arena, lora->arena_floats, lr, o->momentum, o->weight_decay,
-                    st->step + 1);
-        if ((rc = be->check()) != LS_OK) break;
         st->train_loss[st->step] = (float)(loss / (double)n_targets);
         st->step++;
         st->train_tokens += (double)n_targets;

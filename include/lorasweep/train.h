@@ -78,6 +78,14 @@ typedef struct {
 /* The learning rate of step (1-based). */
 float ls_train_lr(const ls_train_options *o, int step);
 
+/* One optimiser step as the training loop takes it, on n floats of backend memory: the gradient's
+ * global norm (*norm, before clipping), clipping as PyTorch's clip_grad_norm_ does (grads scaled
+ * by grad_clip / (norm + 1e-6) when norm > grad_clip > 0), then AdamW (m, v: the moments) or SGD
+ * (m: the momentum buffer; v unused) at learning rate lr for step (1-based). LS_ERR with a
+ * message when the norm is not finite (nothing is changed) or the backend failed. */
+int ls_train_optimizer_step(const ls_backend *be, const ls_train_options *o, float *params, float *grads, float *m,
+                            float *v, size_t n, float lr, int step, float *norm);
+
 /* ---- the run ------------------------------------------------------------------------------ */
 
 /* Everything a checkpoint holds besides the options: continue from here. */
