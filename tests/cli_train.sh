@@ -73,6 +73,13 @@ else skip_part "real course data ($REAL missing)"; fi
 import json; m = json.load(open('$T/base/metrics.json')); assert m['steps'] == 0 and m['forecast']['systems'] == 2" \
   && ok "eval: baseline forecast" || bad "eval"
 "$LS" eval "$T/trial.yaml" --adapter "$T/a/adapter" --out "$T/tuned" --quiet && ok "eval with an adapter" || bad "eval --adapter"
+# Without the grammar the untrained model writes no number at all: every sample decodes to no
+# step (an empty copy, once undefined behaviour the sanitizer build stopped on), every sample
+# failed, the scores are null rather than 0, and the command still succeeds.
+"$LS" eval "$T/trial.yaml" --out "$T/nogrammar" --quiet --set eval.grammar=false --set eval.max_new_tokens=300 && $PY -c "
+import json; f = json.load(open('$T/nogrammar/metrics.json'))['forecast']
+assert f['failed_samples'] == 4 and f['mse']['both'] is None and f['mae']['prey'] is None, f" \
+  && ok "eval: samples with no step are failed, scores null" || bad "eval: samples with no step"
 
 expect_error "train: no file" train
 expect_error "train: missing file" train "$T/none.yaml"
