@@ -16,7 +16,11 @@
 
 int ls_forecast_token_budget(int steps, int decimals) {
     /* per value: up to 4 integer digits, '.', the decimals, then ',' or ';' */
-    return steps * LS_LV_VARS * (4 + 1 + decimals + 1) + 8;
+    return ls_forecast_grammar_tokens(steps, decimals) + 8;
+}
+
+int ls_forecast_grammar_tokens(int steps, int decimals) {
+    return steps * LS_LV_VARS * (LS_GRAMMAR_MAX_INT_DIGITS + 1 + decimals + 1);
 }
 
 static int cmp_float(const void *a, const void *b) {

@@ -41,6 +41,10 @@ check "the demo sweep finishes" "0" "$?"
 [ -z "$live_bad" ] && [ $live_ok -ge 1 ] && ok "reports during the sweep: $live_ok read it live, $live_err clear errors" \
   || bad "reports during the sweep: $live_ok live, $live_err errors, $live_bad"
 
+# Every trial's recorded FLOPS against the budget's estimate (tests/flops_check.py, `sweep plan`).
+$PY "$(dirname "$0")/flops_check.py" "$LS" "$T/sweep" "$R" >"$T/flops.txt" 2>&1 \
+  && ok "demo: recorded FLOPS against the estimate: $(tail -1 "$T/flops.txt")" || bad "demo FLOPS: $(tail -3 "$T/flops.txt")"
+
 "$LS" report "$R" >"$T/report.txt" 2>"$T/report.err"
 check "report exits 0" "0" "$?"
 for section in "Trials by final validation loss" "Context length (stage ctx" "FLOPS (course rules" \

@@ -81,6 +81,16 @@ import json; f = json.load(open('$T/nogrammar/metrics.json'))['forecast']
 assert f['failed_samples'] == 4 and f['mse']['both'] is None and f['mae']['prey'] is None, f" \
   && ok "eval: samples with no step are failed, scores null" || bad "eval: samples with no step"
 
+# The FLOPS the trial recorded against the budget's estimate (tests/flops_check.py) on a data set
+# of another shape than the course's (60 systems of 50 steps, every validation window counted):
+# training and validation exact, the prompts exact, the samples estimated at their longest.
+"$LS" data generate --out "$T/lv60.h5" --systems 60 --steps 50 --seed 4 >/dev/null
+"$LS" train "$T/trial.yaml" --out "$T/shape" --quiet --set data.path=lv60.h5 --set train.max_steps=3 \
+  --set train.val_max_windows=0 --set split.test_systems=20 --set split.val_fraction=0.1 \
+  --set eval.context_steps=30 --set train.checkpoint_every=0 \
+  && $PY "$(dirname "$0")/flops_check.py" "$LS" "$T" "$T/shape" >"$T/flops.txt" 2>&1 \
+  && ok "recorded FLOPS against the estimate: $(tail -1 "$T/flops.txt")" || bad "FLOPS estimate: $(tail -3 "$T/flops.txt")"
+
 expect_error "train: no file" train
 expect_error "train: missing file" train "$T/none.yaml"
 printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.yaml"

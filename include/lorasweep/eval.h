@@ -59,5 +59,8 @@ void ls_forecast_score(ls_forecast *f);
 
 /* Tokens a sample may need for `steps` steps under a grammar of `decimals` decimals. */
 int ls_forecast_token_budget(int steps, int decimals);
+/* The most tokens a sample can write under the grammar before its `steps`-th ';' ends it: every
+ * number at its longest (LS_GRAMMAR_MAX_INT_DIGITS integer digits, '.', the decimals, ',' or ';'). */
+int ls_forecast_grammar_tokens(int steps, int decimals);
 
 #endif

@@ -52,12 +52,26 @@ void ls_trial_result_free(ls_trial_result *r);
  * file is written atomically. */
 int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls_trial_result *r, int write_adapter);
 
-/* Planned FLOPS of a config without running it (for budgets): training, validation and the
- * forecast, using token counts estimated from the encoding. LS_ERR if the model config cannot be
- * read. */
+/* Planned FLOPS of a config without running it (for budgets): training (exact), validation
+ * (every pass the trainer makes, over the validation windows of the data set the config names,
+ * split and encoded as the trial will: exact) and the forecast (its prompts exact, each sample at
+ * the most tokens it can write: an upper bound). Tokens are counted as characters of the LLMTIME
+ * text, exact for Qwen's tokenizer (one token per digit and per '.', ',' and ';'). Reads the
+ * model's config.json and the data file; LS_ERR if either cannot be read, or where the trial
+ * itself would fail on its data (a split or forecast the data set cannot hold). */
 int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops);
+/* An estimate by part, as a finished trial records them (flops_train, ...), and the forecast's
+ * tokens per sample: the prompt (the mean over the systems, rounded down, as the trial records
+ * it) and the most a sample can write (what the forecast is estimated at). */
+typedef struct {
+    double train, validation, forecast, total;
+    int prompt_tokens, new_tokens_max;
+} ls_trial_flops;
 /* The same with the model's description given (a preset, or one config.json read once for many
- * trials): nothing is read from disk. */
-int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, double *flops);
+ * trials) and the data set already read (ds, read once for many trials); nothing is read from
+ * disk. ds NULL: the course's shape stands in (1000 systems of 100 steps, one integer digit per
+ * value), for a plan made before the data exists. */
+int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
+                                  ls_trial_flops *out);
 
 #endif
