@@ -24,12 +24,13 @@ contains() { if [[ "$3" == *"$2"* ]]; then ok "$1"; else bad "$1: [$2] not in: $
 # expect_error NAME ARGS...: `lorasweep ARGS` must fail the way every command fails: exit status 1
 # or 2 (EXPECT_RC=n to demand one), exactly one stderr line starting with "lorasweep" (matching
 # the extended regex EXPECT_PATTERN when set), nothing on stdout. Standard input is INPUT when
-# set, else empty.
+# set, else empty. EXPECT_TIMEOUT=S stops a command that hangs after S seconds (exit 124: a failure).
 expect_error() {
   local name=$1; shift
-  local rc
-  if [ -n "${INPUT+x}" ]; then printf '%s' "$INPUT" | "$LS" "$@" >"$T/out" 2>"$T/err"; rc=$?
-  else "$LS" "$@" >"$T/out" 2>"$T/err" </dev/null; rc=$?; fi
+  local rc limit=()
+  [ -n "${EXPECT_TIMEOUT:-}" ] && limit=(timeout "$EXPECT_TIMEOUT")
+  if [ -n "${INPUT+x}" ]; then printf '%s' "$INPUT" | "${limit[@]}" "$LS" "$@" >"$T/out" 2>"$T/err"; rc=$?
+  else "${limit[@]}" "$LS" "$@" >"$T/out" 2>"$T/err" </dev/null; rc=$?; fi
   local why=""
   if [ -n "${EXPECT_RC:-}" ]; then [ $rc -eq "$EXPECT_RC" ] || why="exit $rc, want $EXPECT_RC"
   elif [ $rc -ne 1 ] && [ $rc -ne 2 ]; then why="exit $rc, want 1 or 2"; fi
