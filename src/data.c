@@ -132,6 +132,25 @@ typedef struct {
     hsize_t want[3];
 } ds_spec;
 
+/* A shape is only a claim: a file of a few kilobytes can declare a chunked dataset of 2^30 values
+ * and never store them (reading returns the fill value), which would have us allocate and fill
+ * gigabytes. So the values must be in the file: unfiltered, the dataset's storage holds every
+ * byte; compressed, at most LS_DATA_MAX_RATIO times fewer (deflate cannot do better than about
+ * 1032:1). */
+#define LS_DATA_MAX_RATIO 1100
+static int check_stored(hid_t dset, hid_t type, uint64_t values, const char *path, const char *name, const char *shape) {
+    uint64_t raw = values * (uint64_t)H5Tget_size(type), stored = (uint64_t)H5Dget_storage_size(dset);
+    hid_t dcpl = H5Dget_create_plist(dset);
+    int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (filters < 0) return ls_error("%s: cannot read how %s is stored", path, name);
+    if (filters == 0 ? stored < raw : stored < raw / LS_DATA_MAX_RATIO + 1)
+        return ls_error("%s: %s declares shape %s (%llu bytes) but the file stores %llu bytes of it: the values are "
+                        "not in the file (damaged, or written only in part)",
+                        path, name, shape, (unsigned long long)raw, (unsigned long long)stored);
+    return LS_OK;
+}
+
 /* Open a floating-point dataset and check its rank and sizes; dims receives the shape.
  * Returns the dataset id; 0 when it is absent and `optional`; H5I_INVALID_HID with an error. */
 static hid_t open_float_dataset(hid_t file, const char *path, const ds_spec *spec, int optional, hsize_t *dims) {
@@ -188,6 +207,7 @@ static hid_t open_float_dataset(hid_t file, const char *path, const ds_spec *spe
             goto done;
         }
     }
+    if (check_stored(dset, type, total, path, spec->name, shape_str(sbuf, sizeof sbuf, rank, dims)) != LS_OK) goto done;
     rc = LS_OK;
 done:
     if (type >= 0) H5Tclose(type);
@@ -257,7 +277,7 @@ static char *read_source(hid_t file) {
     } else {
         size_t n = H5Tget_size(type);
         if (n == 0 || n > LS_SOURCE_MAX) goto done;
-        H5Tset_size(mem, n);
+        H5Tset_size(mem, n + 1); /* a C string of n characters and its NUL: a null-padded n is kept whole */
         out = ls_calloc(n + 1, 1);
         if (H5Aread(attr, mem, out) < 0) {
             free(out);
