@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/grid.h"
 
 /* What a dimension after the first (the trial row) follows. */
 enum { D_NONE, D_STEPS, D_EVALS, D_SYSTEMS, D_HORIZON, D_VARS };
@@ -932,6 +933,14 @@ int ls_results_read_row(ls_results *r, uint64_t id, ls_results_row_data *out) {
     out->error[LS_RESULTS_ERROR_LEN - 1] = '\0';
     out->status = (ls_result_status)s;
     out->id = id;
+    /* Readers size buffers by max_steps and index stages by stage: a damaged or hostile row must
+     * not make them allocate gigabytes or overflow. The curves are as wide as the longest trial
+     * (max_steps <= the width, by construction); -1 is a cell not written yet. */
+    if (out->max_steps < -1 || out->max_steps > (int)r->width[D_STEPS] || out->stage < -1 ||
+        out->stage >= LS_GRID_MAX_STAGES)
+        return ls_error("%s: damaged results file: trial %016" PRIx64 " has stage %d and max_steps %d (at most %d "
+                        "stages and %llu steps)", r->path, id, out->stage, out->max_steps, LS_GRID_MAX_STAGES,
+                        (unsigned long long)r->width[D_STEPS]);
     return LS_OK;
 }
 
