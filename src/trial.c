@@ -147,6 +147,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     }
     if (ls_model_config_load(config_path, &mc) != LS_OK) goto done;
     if (!(tok = ls_tokenizer_load(tok_path))) goto done;
+    if (ls_model_check_tokenizer(&mc, ls_tokenizer_n_ids(tok), tok_path) != LS_OK) goto done;
     if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
     if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
         ls_error_prefix("%s: split", cfg->resolved.data_path);

@@ -91,6 +91,28 @@ assert f['failed_samples'] == 4 and f['mse']['both'] is None and f['mae']['prey'
   && $PY "$(dirname "$0")/flops_check.py" "$LS" "$T" "$T/shape" >"$T/flops.txt" 2>&1 \
   && ok "recorded FLOPS against the estimate: $(tail -1 "$T/flops.txt")" || bad "FLOPS estimate: $(tail -3 "$T/flops.txt")"
 
+# A tokenizer whose ids do not fit the model: the real one with the ten digits moved to ids
+# 200000-200009, beyond the tiny model's 151936 embedding rows (every LLMTIME text then uses them).
+# Every command that loads both refuses it before reading a row that is not there.
+$PY - "$TOK" "$T/wide.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1], encoding="utf-8"))
+for d in range(10):
+    t["model"]["vocab"][str(d)] = 200000 + d
+json.dump(t, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False)
+PY
+WIDE="wide.json: token ids go up to 200009, beyond the model's vocabulary of 151936"
+EXPECT_RC=1 EXPECT_PATTERN="$WIDE" expect_error "train: tokenizer beyond the vocabulary" \
+  train "$T/trial.yaml" --out "$T/wide" --quiet --set model.tokenizer=wide.json
+EXPECT_RC=1 EXPECT_PATTERN="$WIDE" expect_error "eval: tokenizer beyond the vocabulary" \
+  eval "$T/trial.yaml" --out "$T/wide-eval" --quiet --set model.tokenizer=wide.json
+EXPECT_RC=1 EXPECT_PATTERN="$WIDE" expect_error "score: tokenizer beyond the vocabulary" \
+  score --model "$T/tiny" --tokenizer "$T/wide.json" --text "$T/line.txt"
+EXPECT_RC=1 EXPECT_PATTERN="$WIDE" expect_error "generate: tokenizer beyond the vocabulary" \
+  generate --model "$T/tiny" --tokenizer "$T/wide.json" --prompt "1.9,2.0;" --max-new-tokens 4
+EXPECT_RC=1 EXPECT_PATTERN="$WIDE" expect_error "model init: tokenizer beyond the vocabulary" \
+  model init --preset tiny --out "$T/tinywide" --tokenizer "$T/wide.json"
+
 expect_error "train: no file" train
 expect_error "train: missing file" train "$T/none.yaml"
 printf 'model: {path: tiny}\ndata: {path: lv.h5}\ntrain: {lr: -1}\n' >"$T/bad.yaml"

@@ -68,8 +68,7 @@ static int copy_tokenizer(const char *src, const char *dir, const ls_model_confi
     if (!tok) return LS_ERR;
     int n_ids = ls_tokenizer_n_ids(tok);
     ls_tokenizer_free(tok);
-    if (n_ids > cfg->vocab_size)
-        return ls_error("%s: %d token ids do not fit the vocabulary of %d", src, n_ids, cfg->vocab_size);
+    if (ls_model_check_tokenizer(cfg, n_ids, src) != LS_OK) return LS_ERR;
     size_t len;
     char *bytes = ls_read_file(src, &len);
     if (!bytes) return LS_ERR;
