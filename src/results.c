@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/data.h"
 #include "lorasweep/grid.h"
 
 /* What a dimension after the first (the trial row) follows. */
@@ -199,20 +200,7 @@ static int get_attr_str(hid_t obj, const char *name, char *buf, size_t cap) {
 
 /* ---------------------------------------------------------------- helpers used by callers */
 
-int ls_results_file_checksum(const char *path, uint64_t *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ls_error("%s: cannot open: %s", path, strerror(errno));
-    uint64_t h = 0xcbf29ce484222325ull;
-    unsigned char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return ls_error("%s: read error", path);
-    *out = h;
-    return LS_OK;
-}
+int ls_results_file_checksum(const char *path, uint64_t *out) { return ls_data_file_checksum(path, out); }
 
 void ls_results_spec_from_config(const ls_trial_config *cfg, int stage, ls_results_trial_spec *spec) {
     memset(spec, 0, sizeof *spec);

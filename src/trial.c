@@ -110,6 +110,26 @@ static const ls_backend *backend_of(const ls_trial_config *cfg) {
     return be;
 }
 
+/* Load the checkpoint in dir and check it belongs to this data: made from the same bytes (its
+ * data_checksum; a checkpoint without one, from before the field, is taken on its position alone),
+ * and its position in the data order inside the training windows (order[cursor] is read next). */
+static int resume(const char *dir, const char *state_path, const ls_trial_config *cfg, const ls_model_config *mc,
+                  ls_trial_result *out, int n_windows) {
+    if (ls_train_checkpoint_load(dir, &out->train, &out->adapter, mc) != LS_OK) return LS_ERR;
+    char was[32], now[32];
+    ls_data_checksum_text(out->train.data_checksum, was, sizeof was);
+    ls_data_checksum_text(out->data_checksum, now, sizeof now);
+    if (out->train.data_checksum && out->train.data_checksum != out->data_checksum)
+        return ls_error("%s: the data file changed since this checkpoint was made (%s, checkpoint %s): put the "
+                        "original data back to resume, or delete %s to train from the start",
+                        cfg->resolved.data_path, now, was, dir);
+    if (out->train.cursor > n_windows)
+        return ls_error("%s: the checkpoint is at window %d of an epoch, but %s has %d training windows: it was made "
+                        "from other data; delete %s to train from the start",
+                        state_path, out->train.cursor, cfg->resolved.data_path, n_windows, dir);
+    return LS_OK;
+}
+
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out) {
     memset(out, 0, sizeof *out);
     double t_start = ls_now();
@@ -148,6 +168,9 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     if (ls_model_config_load(config_path, &mc) != LS_OK) goto done;
     if (!(tok = ls_tokenizer_load(tok_path))) goto done;
     if (ls_model_check_tokenizer(&mc, ls_tokenizer_n_ids(tok), tok_path) != LS_OK) goto done;
+    /* the data's identity first (before its bytes are parsed): a checkpoint is only resumed on the
+     * same bytes */
+    if (ls_data_file_checksum(cfg->resolved.data_path, &out->data_checksum) != LS_OK) goto done;
     if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
     if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
         ls_error_prefix("%s: split", cfg->resolved.data_path);
@@ -190,9 +213,10 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     char state_path[4096];
     if (ckpt) {
         snprintf(state_path, sizeof state_path, "%s/state.safetensors", ckpt);
-        if (access(state_path, R_OK) == 0 && ls_train_checkpoint_load(ckpt, &out->train, &out->adapter, &model.cfg) != LS_OK)
+        if (access(state_path, R_OK) == 0 && resume(ckpt, state_path, cfg, &model.cfg, out, train_w.n_windows) != LS_OK)
             goto done;
     }
+    out->train.data_checksum = out->data_checksum; /* what every checkpoint of this run records */
     /* From here a group works together: every rank must have set up, from the same checkpoint. */
     agreed = 1;
     if (!ls_train_group_agree(group, 1)) {

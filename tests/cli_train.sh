@@ -57,6 +57,50 @@ if [ $rc = 3 ] || [ $rc = 0 ]; then ok "SIGINT: exit $rc, $(tail -1 "$T/c.err")"
 "$LS" train "$T/trial.yaml" --out "$T/c" --quiet && cmp -s "$T/a/adapter/adapter_model.safetensors" "$T/c/adapter/adapter_model.safetensors" \
   && cmp -s "$T/a/curves.csv" "$T/c/curves.csv" && ok "resumed run equals the uninterrupted one" || bad "resume differs"
 
+# Resume after the data changed. Interrupted after a checkpoint, the data file regenerated at the
+# same path with other settings (103 systems of 8 steps: fewer training windows than the position
+# the checkpoint holds): the resume once read order[cursor] past the end (SIGSEGV). Now it refuses
+# with one line naming the data file; a checkpoint without the data's checksum (an older one) is
+# refused on its position; values read from a checkpoint are bounded; with the original data back
+# the run resumes and ends as the uninterrupted one did.
+cp "$T/lv.h5" "$T/lvr.h5" && sed 's/path: lv.h5/path: lvr.h5/' "$T/trial.yaml" >"$T/rtrial.yaml"
+"$LS" train "$T/rtrial.yaml" --out "$T/r" --quiet 2>/dev/null &
+pid=$!
+for _ in $(seq 1 400); do [ -f "$T/r/checkpoint/state.safetensors" ] && break; sleep 0.025; done
+kill -INT $pid; wait $pid
+cp "$T/r/checkpoint/state.safetensors" "$T/state.keep"
+"$LS" data generate --out "$T/lvr.h5" --systems 103 --steps 8 --seed 9 >/dev/null
+EXPECT_RC=1 EXPECT_PATTERN="lvr.h5: the data file changed since this checkpoint was made \(fnv1a64:[0-9a-f]{16}, checkpoint fnv1a64:[0-9a-f]{16}\): put the original data back to resume, or delete .*/r/checkpoint to train from the start" \
+  expect_error "resume on changed data: refused" train "$T/rtrial.yaml" --out "$T/r" --quiet
+# edit_meta KEY VALUE: the kept checkpoint with one metadata value changed (None: removed)
+edit_meta() {
+  $PY - "$T/state.keep" "$T/r/checkpoint/state.safetensors" "$1" "$2" <<'PY'
+import json, struct, sys
+src, dst, key, value = sys.argv[1:]
+b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+if value == "None": del h["__metadata__"][key]
+else: h["__metadata__"][key] = value
+t = json.dumps(h).encode(); t += b" " * (-len(t) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+}
+edit_meta data_checksum None
+EXPECT_RC=1 EXPECT_PATTERN="state.safetensors: the checkpoint is at window [0-9]+ of an epoch, but .*lvr.h5 has [0-9] training windows: it was made from other data" \
+  expect_error "resume on changed data, checkpoint without a checksum: refused on its position" train "$T/rtrial.yaml" --out "$T/r" --quiet
+cp "$T/lv.h5" "$T/lvr.h5"
+for kv in "cursor 99999999999" "step 1000" "epoch -1" "n_evals 2.5" "train_tokens nan" "data_checksum fnv1a64:xyz"; do
+  edit_meta $kv
+  EXPECT_RC=1 EXPECT_PATTERN="state.safetensors: metadata '${kv%% *}' is '${kv#* }', not .*\(a damaged checkpoint\)" \
+    expect_error "a checkpoint with $kv: refused" train "$T/rtrial.yaml" --out "$T/r" --quiet
+done
+cp "$T/state.keep" "$T/r/checkpoint/state.safetensors"
+"$LS" train "$T/rtrial.yaml" --out "$T/r" --quiet && cmp -s "$T/a/adapter/adapter_model.safetensors" "$T/r/adapter/adapter_model.safetensors" \
+  && ok "the original data back: the resume ends as the uninterrupted run" || bad "resume with the original data"
+$PY -c "
+import json, sys; m = json.load(open('$T/r/metrics.json'))
+assert m['data_checksum'].startswith('fnv1a64:') and len(m['data_checksum']) == 24, m['data_checksum']" \
+  && ok "metrics.json records the data's checksum" || bad "metrics.json data_checksum"
+
 # The course's real data set trains and forecasts the same way.
 REAL=$SHARED/data/lotka_volterra_data.h5
 if [ -f "$REAL" ]; then

@@ -23,6 +23,7 @@ typedef struct ls_trial_result_s {
     double wall_seconds;
     ls_lora adapter;           /* the trained adapter */
     ls_model_config model_cfg;
+    uint64_t data_checksum;    /* ls_data_file_checksum of the data file the trial ran on */
 } ls_trial_result;
 
 typedef struct {
@@ -37,6 +38,10 @@ typedef struct {
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
  * memory); *out then holds what was done so far and must still be freed. A run stopped by
  * should_stop returns LS_OK with out->train.step < max_steps and no forecast.
+ *
+ * Resuming from hooks->checkpoint_dir: the checkpoint must have been made from the same data file
+ * (its bytes' checksum, recorded in every checkpoint) and its position must lie inside the
+ * training windows; otherwise one line naming the data file and what to do, and nothing runs.
  *
  * With hooks->group, every rank of the group calls it with the same config: each loads the
  * inputs (and the checkpoint) itself, they train together, and group rank 0 alone writes the
