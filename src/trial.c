@@ -168,10 +168,9 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     if (ls_model_config_load(config_path, &mc) != LS_OK) goto done;
     if (!(tok = ls_tokenizer_load(tok_path))) goto done;
     if (ls_model_check_tokenizer(&mc, ls_tokenizer_n_ids(tok), tok_path) != LS_OK) goto done;
-    /* the data's identity first (before its bytes are parsed): a checkpoint is only resumed on the
-     * same bytes */
-    if (ls_data_file_checksum(cfg->resolved.data_path, &out->data_checksum) != LS_OK) goto done;
     if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) goto done;
+    /* the data's identity: a checkpoint is only resumed on the same bytes */
+    if (ls_data_file_checksum(cfg->resolved.data_path, &out->data_checksum) != LS_OK) goto done;
     if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
         ls_error_prefix("%s: split", cfg->resolved.data_path);
         goto done;
@@ -315,19 +314,19 @@ int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
     snprintf(path, sizeof path, "%s/config.json", cfg->resolved.model_path);
     ls_model_config mc;
     if (ls_model_config_load(path, &mc) != LS_OK) return LS_ERR;
+    /* a data file that cannot be read: the course's shape stands in (the trial itself will fail) */
     ls_dataset ds;
-    if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) return LS_ERR;
+    int have_data = ls_dataset_read(cfg->resolved.data_path, &ds) == LS_OK;
     ls_trial_flops f;
-    int rc = ls_trial_estimate_flops_model(cfg, &mc, &ds, &f);
-    ls_dataset_free(&ds);
+    int rc = ls_trial_estimate_flops_model(cfg, &mc, have_data ? &ds : NULL, &f);
+    if (have_data) ls_dataset_free(&ds);
     if (rc == LS_OK) *flops = f.total;
     return rc;
 }
 
 /* What the FLOPS of a trial depend on in its data. */
 typedef struct {
-    int n_val;            /* validation systems */
-    double val_windows;   /* their windows at the trial's ctx and stride */
+    double val_windows;   /* the validation systems' windows at the trial's ctx and stride */
     int prompt_tokens;    /* per forecast system: the mean, rounded down as the trial records it */
 } data_costs;
 
@@ -358,7 +357,6 @@ static int data_costs_of(const ls_trial_config *cfg, const ls_dataset *ds, data_
         rc = ls_error("forecasting %d steps from %d needs %d steps, the data has %d", H, C, C + H, ds->steps);
     ls_encoding enc = encoding_of(cfg);
     double alpha = rc == LS_OK ? ls_encoding_dataset_alpha(&enc, ds, split.train, split.n_train) : 0;
-    out->n_val = split.n_val;
     for (int i = 0; rc == LS_OK && i < split.n_val; i++) {
         size_t tokens;
         ls_windows w;
@@ -382,9 +380,9 @@ static int data_costs_of(const ls_trial_config *cfg, const ls_dataset *ds, data_
 static void nominal_data_costs(const ls_trial_config *cfg, data_costs *out) {
     int per_step = 2 * (3 + cfg->encoding.decimals);
     double systems = 1000;
-    out->n_val = (int)lround((systems - cfg->split.test_systems) * cfg->split.val_fraction);
+    double n_val = lround((systems - cfg->split.test_systems) * cfg->split.val_fraction);
     double windows_per_system = ceil(fmax(1.0, (100.0 * per_step - cfg->train.ctx) / ls_config_stride(cfg) + 1));
-    out->val_windows = out->n_val * windows_per_system;
+    out->val_windows = n_val * windows_per_system;
     out->prompt_tokens = cfg->eval.context_steps * per_step;
 }
 

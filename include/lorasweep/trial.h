@@ -62,8 +62,9 @@ int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls
  * split and encoded as the trial will: exact) and the forecast (its prompts exact, each sample at
  * the most tokens it can write: an upper bound). Tokens are counted as characters of the LLMTIME
  * text, exact for Qwen's tokenizer (one token per digit and per '.', ',' and ';'). Reads the
- * model's config.json and the data file; LS_ERR if either cannot be read, or where the trial
- * itself would fail on its data (a split or forecast the data set cannot hold). */
+ * model's config.json (LS_ERR if it cannot be read) and the data file (one that cannot be read is
+ * estimated as the course's shape, as below: the trial will fail on it anyway); LS_ERR where the
+ * trial would fail on its data (a split or a forecast the data set cannot hold). */
 int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops);
 /* An estimate by part, as a finished trial records them (flops_train, ...), and the forecast's
  * tokens per sample: the prompt (the mean over the systems, rounded down, as the trial records
