@@ -94,31 +94,77 @@ char *ls_strdup_at(const char *s, const char *file, int line) {
     return p;
 }
 
-char *ls_read_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+char *ls_read_file_max(const char *path, size_t max, size_t *size) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         ls_error("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = ls_malloc(cap);
-    for (;;) {
-        if (len + 1 >= cap) buf = ls_realloc(buf, cap *= 2);
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        ls_error("%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
     }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
+    if (!S_ISREG(sb.st_mode)) {
+        ls_error("%s: not a regular file (%s)", path,
+                 S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO" : S_ISCHR(sb.st_mode) ? "a character device"
+                 : S_ISBLK(sb.st_mode) ? "a block device" : S_ISSOCK(sb.st_mode) ? "a socket" : "not a plain file");
+        close(fd);
+        return NULL;
+    }
+    if ((uint64_t)sb.st_size > (uint64_t)max) {
+        ls_error("%s: too large (%lld bytes, more than the %zu this file may have)", path, (long long)sb.st_size, max);
+        close(fd);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    /* the size is a hint (the file may change while it is read): read to the end, up to max + 1 */
+    size_t cap = (size_t)sb.st_size + 1, len = 0;
+    char *buf = malloc(cap + 1); /* not ls_malloc: the size comes from the file, so no abort */
+    if (!buf) {
+        ls_error("%s: out of memory reading %zu bytes", path, cap);
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap > max) break;
+            size_t grown = cap * 2 < max + 1 ? cap * 2 : max + 1;
+            char *more = realloc(buf, grown + 1);
+            if (!more) {
+                free(buf);
+                close(fd);
+                ls_error("%s: out of memory reading %zu bytes", path, grown);
+                return NULL;
+            }
+            buf = more, cap = grown;
+        }
+        ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            ls_error("%s: read error: %s", path, strerror(e));
+            return NULL;
+        }
+        if (got == 0) break;
+        len += (size_t)got;
+    }
+    close(fd);
+    if (len > max) {
         free(buf);
-        ls_error("%s: read error", path);
+        ls_error("%s: grew past the %zu bytes this file may have while it was read", path, max);
         return NULL;
     }
     buf[len] = '\0';
     if (size) *size = len;
     return buf;
 }
+
+char *ls_read_file(const char *path, size_t *size) { return ls_read_file_max(path, LS_READ_FILE_MAX, size); }
 
 int ls_parse_long(const char *s, long min, long max, long *out) {
     char *end;
@@ -240,6 +286,28 @@ const char *ls_printable(const char *s, char *buf, size_t cap) {
     if (i < n) memcpy(buf + i, "...", 3), i += 3;
     buf[i] = '\0';
     return buf;
+}
+
+char *ls_escape_controls(const char *s) {
+    ls_strbuf b = {0};
+    ls_strbuf_add(&b, "", 0);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char e[8];
+        switch (*p) {
+        case '\n': ls_strbuf_add(&b, "\\n", 2); break;
+        case '\t': ls_strbuf_add(&b, "\\t", 2); break;
+        case '\r': ls_strbuf_add(&b, "\\r", 2); break;
+        case '\\': ls_strbuf_add(&b, "\\\\", 2); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f) {
+                snprintf(e, sizeof e, "\\x%02x", *p);
+                ls_strbuf_add(&b, e, 4);
+            } else {
+                ls_strbuf_add(&b, (const char *)p, 1);
+            }
+        }
+    }
+    return b.p;
 }
 
 void ls_strbuf_add(ls_strbuf *b, const char *s, size_t n) {

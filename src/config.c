@@ -460,14 +460,20 @@ static int read_name(const ls_yaml_reader *r, const ls_config_key *k, int *out) 
     return LS_OK;
 }
 
-/* A list of names (a flow or block list, one name alone, or empty) into a bit mask. */
+/* An empty lora.targets would train the head bias alone into an adapter without a LoRA branch,
+ * which PEFT (and `lorasweep eval --adapter`) cannot load: refused where it is written. */
+static int empty_flags(ls_yaml_reader *r, const ls_config_key *k, int line) {
+    char names[256];
+    list_names(names, sizeof names, k->names);
+    return ls_yaml_fail(r, line, k->key, "the list is empty: name at least one of %s (an adapter without a LoRA "
+                        "branch could not be loaded back as a PEFT adapter)", names);
+}
+
+/* A list of names (a flow or block list, or one name alone; not empty) into a bit mask. */
 static int read_flags(ls_yaml_reader *r, const ls_config_key *k, unsigned *out) {
     unsigned mask = 0;
-    int one = r->ev.type == YAML_SCALAR_EVENT;
-    if (one && ls_yaml_is_null(&r->ev)) {
-        *out = 0;
-        return LS_OK;
-    }
+    int one = r->ev.type == YAML_SCALAR_EVENT, line = ls_yaml_line(r);
+    if (one && ls_yaml_is_null(&r->ev)) return empty_flags(r, k, line);
     if (!one && r->ev.type != YAML_SEQUENCE_START_EVENT) return wrong_type(r, k);
     for (;;) {
         if (!one) {
@@ -487,6 +493,7 @@ static int read_flags(ls_yaml_reader *r, const ls_config_key *k, unsigned *out) 
         mask |= 1u << i;
         if (one) break;
     }
+    if (!mask) return empty_flags(r, k, line);
     *out = mask;
     return LS_OK;
 }

@@ -132,6 +132,25 @@ typedef struct {
     hsize_t want[3];
 } ds_spec;
 
+/* A shape is only a claim: a file of a few kilobytes can declare a chunked dataset of 2^30 values
+ * and never store them (reading returns the fill value), which would have us allocate and fill
+ * gigabytes. So the values must be in the file: unfiltered, the dataset's storage holds every
+ * byte; compressed, at most LS_DATA_MAX_RATIO times fewer (deflate cannot do better than about
+ * 1032:1). */
+#define LS_DATA_MAX_RATIO 1100
+static int check_stored(hid_t dset, hid_t type, uint64_t values, const char *path, const char *name, const char *shape) {
+    uint64_t raw = values * (uint64_t)H5Tget_size(type), stored = (uint64_t)H5Dget_storage_size(dset);
+    hid_t dcpl = H5Dget_create_plist(dset);
+    int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (filters < 0) return ls_error("%s: cannot read how %s is stored", path, name);
+    if (filters == 0 ? stored < raw : stored < raw / LS_DATA_MAX_RATIO + 1)
+        return ls_error("%s: %s declares shape %s (%llu bytes) but the file stores %llu bytes of it: the values are "
+                        "not in the file (damaged, or written only in part)",
+                        path, name, shape, (unsigned long long)raw, (unsigned long long)stored);
+    return LS_OK;
+}
+
 /* Open a floating-point dataset and check its rank and sizes; dims receives the shape.
  * Returns the dataset id; 0 when it is absent and `optional`; H5I_INVALID_HID with an error. */
 static hid_t open_float_dataset(hid_t file, const char *path, const ds_spec *spec, int optional, hsize_t *dims) {
@@ -188,6 +207,7 @@ static hid_t open_float_dataset(hid_t file, const char *path, const ds_spec *spe
             goto done;
         }
     }
+    if (check_stored(dset, type, total, path, spec->name, shape_str(sbuf, sizeof sbuf, rank, dims)) != LS_OK) goto done;
     rc = LS_OK;
 done:
     if (type >= 0) H5Tclose(type);
@@ -257,7 +277,7 @@ static char *read_source(hid_t file) {
     } else {
         size_t n = H5Tget_size(type);
         if (n == 0 || n > LS_SOURCE_MAX) goto done;
-        H5Tset_size(mem, n);
+        H5Tset_size(mem, n + 1); /* a C string of n characters and its NUL: a null-padded n is kept whole */
         out = ls_calloc(n + 1, 1);
         if (H5Aread(attr, mem, out) < 0) {
             free(out);
@@ -345,6 +365,48 @@ done:
     if (H5Fclose(file) < 0 && rc == LS_OK) rc = ls_error("%s: cannot close the file", path);
     if (rc != LS_OK) ls_dataset_free(out);
     return rc;
+}
+
+int ls_data_file_checksum(const char *path, uint64_t *out) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO is refused below, not waited on */
+    if (fd < 0) return ls_error("%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return ls_error("%s: not a regular file", path);
+    }
+    uint64_t h = 0xcbf29ce484222325ull;
+    unsigned char buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return ls_error("%s: read error: %s", path, strerror(e));
+        }
+        if (n == 0) break;
+        for (ssize_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
+    }
+    close(fd);
+    *out = h;
+    return LS_OK;
+}
+
+void ls_data_checksum_text(uint64_t checksum, char *buf, size_t cap) {
+    snprintf(buf, cap, "fnv1a64:%016llx", (unsigned long long)checksum);
+}
+
+int ls_data_checksum_parse(const char *text, uint64_t *out) {
+    if (strncmp(text, "fnv1a64:", 8) != 0 || strlen(text) != 24) return LS_ERR;
+    uint64_t v = 0;
+    for (const char *p = text + 8; *p; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (d < 0) return LS_ERR;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return LS_OK;
 }
 
 void ls_dataset_free(ls_dataset *ds) {

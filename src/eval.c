@@ -16,7 +16,11 @@
 
 int ls_forecast_token_budget(int steps, int decimals) {
     /* per value: up to 4 integer digits, '.', the decimals, then ',' or ';' */
-    return steps * LS_LV_VARS * (4 + 1 + decimals + 1) + 8;
+    return ls_forecast_grammar_tokens(steps, decimals) + 8;
+}
+
+int ls_forecast_grammar_tokens(int steps, int decimals) {
+    return steps * LS_LV_VARS * (LS_GRAMMAR_MAX_INT_DIGITS + 1 + decimals + 1);
 }
 
 int ls_forecast_new_tokens(int max_new_tokens, int forecast_steps, int decimals) {
@@ -63,12 +67,18 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Per-step statistics of one system over its samples, then its errors. */
-static void score_system(ls_forecast *f, int s) {
+/* Per-step statistics of one system over its samples, then its errors and failed samples. */
+static void score_system(ls_forecast *f, int s, float *vals) {
     int H = f->steps, K = f->samples;
-    float *vals = ls_malloc(sizeof(float) * (size_t)K);
     double se[LS_METRIC_COUNT] = {0}, ae[LS_METRIC_COUNT] = {0};
     int counted[LS_METRIC_COUNT] = {0};
+    f->failed[s] = 0;
+    for (int k = 0; k < K; k++) { /* a sample without a value at some step stopped short */
+        const float *x = f->sample_values + ((size_t)s * K + k) * H * LS_LV_VARS;
+        int short_of = 0;
+        for (int j = 0; j < H * LS_LV_VARS; j++) short_of |= isnan(x[j]);
+        f->failed[s] += short_of;
+    }
     for (int h = 0; h < H; h++)
         for (int v = 0; v < LS_LV_VARS; v++) {
             int n = 0;
@@ -98,7 +108,27 @@ static void score_system(ls_forecast *f, int s) {
         f->mse[(size_t)s * LS_METRIC_COUNT + m] = counted[m] ? se[m] / counted[m] : NAN;
         f->mae[(size_t)s * LS_METRIC_COUNT + m] = counted[m] ? ae[m] / counted[m] : NAN;
     }
+}
+
+void ls_forecast_score(ls_forecast *f) {
+    float *vals = ls_malloc(sizeof(float) * (size_t)(f->samples > 0 ? f->samples : 1));
+    f->failed_total = 0;
+    for (int s = 0; s < f->n_systems; s++) {
+        score_system(f, s, vals);
+        f->failed_total += f->failed[s];
+    }
     free(vals);
+    for (int mi = 0; mi < LS_METRIC_COUNT; mi++) {
+        double se = 0, ae = 0;
+        int n = 0;
+        for (int s = 0; s < f->n_systems; s++) {
+            double e = f->mse[(size_t)s * LS_METRIC_COUNT + mi];
+            if (isnan(e)) continue;
+            se += e, ae += f->mae[(size_t)s * LS_METRIC_COUNT + mi], n++;
+        }
+        f->mse_mean[mi] = n ? se / n : NAN;
+        f->mae_mean[mi] = n ? ae / n : NAN;
+    }
 }
 
 int ls_forecast_run(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_tokenizer *tok,
@@ -161,32 +191,16 @@ int ls_forecast_run(const ls_backend *be, const ls_model *m, const ls_lora *lora
             out->generated_tokens += gen.n[k];
             size_t len;
             char *text = ls_tokenizer_decode(tok, gen.ids + (size_t)k * max_new, (size_t)gen.n[k], &len);
-            if (!text) { /* cannot happen for ids the model produced; counted as a failure */
-                out->failed[i]++;
-                continue;
-            }
+            if (!text) continue; /* cannot happen for ids the model produced; no values: a failed sample */
             ls_llmtime_decoded d = ls_llmtime_decode(&code, text, len, LS_LV_VARS, H);
-            memcpy(dst, d.values, sizeof(float) * (size_t)d.steps * LS_LV_VARS);
-            if (d.steps < H) out->failed[i]++;
+            if (d.steps > 0) memcpy(dst, d.values, sizeof(float) * (size_t)d.steps * LS_LV_VARS); /* none: NULL */
             ls_llmtime_decoded_free(&d);
             free(text);
         }
         ls_generation_free(&gen);
-        score_system(out, i);
-        out->failed_total += out->failed[i];
         if (progress) progress(ctx, i + 1, n_systems);
     }
-    for (int mi = 0; mi < LS_METRIC_COUNT; mi++) {
-        double se = 0, ae = 0;
-        int n = 0;
-        for (int i = 0; rc == LS_OK && i < n_systems; i++) {
-            double e = out->mse[(size_t)i * LS_METRIC_COUNT + mi];
-            if (isnan(e)) continue;
-            se += e, ae += out->mae[(size_t)i * LS_METRIC_COUNT + mi], n++;
-        }
-        out->mse_mean[mi] = n ? se / n : NAN;
-        out->mae_mean[mi] = n ? ae / n : NAN;
-    }
+    if (rc == LS_OK) ls_forecast_score(out);
     out->seconds = ls_now() - t_start;
     ls_kv_free(&kv, be);
     for (int i = 0; i < n_systems; i++) ls_tokens_free(&prompts[i]);

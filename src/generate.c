@@ -94,7 +94,7 @@ int ls_grammar_init(ls_llmtime_grammar *g, const ls_tokenizer *tok, int vars, in
         return ls_error("the tokenizer lacks one of the tokens '.', ',' and ';'");
     g->vars = vars;
     g->decimals = decimals;
-    g->max_int_digits = 4;
+    g->max_int_digits = LS_GRAMMAR_MAX_INT_DIGITS;
     return LS_OK;
 }
 

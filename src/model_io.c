@@ -459,6 +459,12 @@ static int check_tensor(const ls_safetensors *st, const ls_st_tensor *t, int ran
     return LS_OK;
 }
 
+int ls_model_check_tokenizer(const ls_model_config *cfg, int n_ids, const char *tok_path) {
+    if (n_ids <= cfg->vocab_size) return LS_OK;
+    return ls_error("%s: token ids go up to %d, beyond the model's vocabulary of %d (its embedding has no row for "
+                    "them): use the tokenizer that came with the model", tok_path, n_ids - 1, cfg->vocab_size);
+}
+
 int ls_model_load(const char *dir, ls_model *out) {
     memset(out, 0, sizeof *out);
     struct stat sb;

@@ -219,7 +219,7 @@ static void summarise(ls_report *rep) {
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
         ensure_stage(rep, t->stage);
-        if (t->stage + 1 > rep->n_started) rep->n_started = t->stage + 1;
+        if (t->stage >= rep->n_started && t->stage < LS_GRID_MAX_STAGES) rep->n_started = t->stage + 1; /* no overflow */
         t->stage_name = t->stage >= 0 && t->stage < rep->n_stages ? rep->stage_names[t->stage] : "?";
         if (t->status >= 0 && t->status <= 4) rep->counts[t->status]++;
         if (t->status == LS_RESULT_RUNNING) {

@@ -41,7 +41,9 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/data.h"
 #include "lorasweep/fault.h"
+#include "lorasweep/grid.h"
 
 /* What a dimension after the first (the trial row) follows. */
 enum { D_NONE, D_STEPS, D_EVALS, D_SYSTEMS, D_HORIZON, D_VARS };
@@ -203,20 +205,7 @@ static int get_attr_str(hid_t obj, const char *name, char *buf, size_t cap) {
 
 /* ---------------------------------------------------------------- helpers used by callers */
 
-int ls_results_file_checksum(const char *path, uint64_t *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ls_error("%s: cannot open: %s", path, strerror(errno));
-    uint64_t h = 0xcbf29ce484222325ull;
-    unsigned char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return ls_error("%s: read error", path);
-    *out = h;
-    return LS_OK;
-}
+int ls_results_file_checksum(const char *path, uint64_t *out) { return ls_data_file_checksum(path, out); }
 
 void ls_results_spec_from_config(const ls_trial_config *cfg, int stage, ls_results_trial_spec *spec) {
     memset(spec, 0, sizeof *spec);
@@ -989,6 +978,14 @@ int ls_results_read_row(ls_results *r, uint64_t id, ls_results_row_data *out) {
     out->error[LS_RESULTS_ERROR_LEN - 1] = '\0';
     out->status = (ls_result_status)s;
     out->id = id;
+    /* Readers size buffers by max_steps and index stages by stage: a damaged or hostile row must
+     * not make them allocate gigabytes or overflow. The curves are as wide as the longest trial
+     * (max_steps <= the width, by construction); -1 is a cell not written yet. */
+    if (out->max_steps < -1 || out->max_steps > (int)r->width[D_STEPS] || out->stage < -1 ||
+        out->stage >= LS_GRID_MAX_STAGES)
+        return ls_error("%s: damaged results file: trial %016" PRIx64 " has stage %d and max_steps %d (at most %d "
+                        "stages and %llu steps)", r->path, id, out->stage, out->max_steps, LS_GRID_MAX_STAGES,
+                        (unsigned long long)r->width[D_STEPS]);
     return LS_OK;
 }
 

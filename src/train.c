@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/data.h"
 #include "lorasweep/qwen2.h"
 #include "lorasweep/safetensors.h"
 
@@ -230,6 +231,23 @@ double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora 
     return ls_train_evaluate_group(be, m, lora, w, batch_size, max_windows, pad_id, NULL);
 }
 
+/* ---- the optimiser step ------------------------------------------------------------------- */
+
+int ls_train_optimizer_step(const ls_backend *be, const ls_train_options *o, float *params, float *grads, float *m,
+                            float *v, size_t n, float lr, int step, float *norm_out) {
+    float norm = (float)sqrt(be->sum_squares(grads, n));
+    *norm_out = norm;
+    if (be->check() != LS_OK) return LS_ERR;
+    if (!isfinite(norm)) return ls_error("step %d: the gradient is not finite (try a lower learning rate)", step);
+    /* torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a tiny norm from dividing by zero */
+    if (o->grad_clip > 0 && norm > o->grad_clip) be->scale(grads, o->grad_clip / (norm + 1e-6f), n);
+    if (o->optimizer == LS_OPTIMIZER_ADAMW)
+        be->adamw(params, grads, m, v, n, lr, o->beta1, o->beta2, o->eps, o->weight_decay, step);
+    else
+        be->sgd(params, grads, m, n, lr, o->momentum, o->weight_decay, step);
+    return be->check();
+}
+
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 /* The adapter and the optimiser's tensors where the backend computes: aliases of the host ones
@@ -274,6 +292,12 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
                  const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks,
                  const ls_train_group *group) {
     if (train->n_windows == 0) return ls_error("the training split has no windows");
+    /* a state from a checkpoint: its position must be inside these windows (order[cursor]) */
+    if (st->step < 0 || st->step > st->capacity || st->step > o->max_steps || st->epoch < 0 || st->cursor < 0 ||
+        st->cursor > train->n_windows)
+        return ls_error("the training state (step %d, epoch %d, window %d) does not fit this run (%d steps, %d "
+                        "training windows): it was made with other data or settings", st->step, st->epoch, st->cursor,
+                        o->max_steps, train->n_windows);
     if (group && group->size > o->batch_size)
         return ls_error("train.batch_size: %d windows cannot be shared by %d ranks", o->batch_size, group->size);
     /* This rank's share [lo, hi) of every global batch of B windows. */
@@ -340,22 +364,10 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
             rc = ls_error("step %d: the group's gradient reduction failed", st->step + 1);
             break;
         }
-        float norm = (float)sqrt(be->sum_squares(grads->arena, grads->arena_floats));
-        if ((rc = be->check()) != LS_OK) break;
-        if (!isfinite(norm)) {
-            rc = ls_error("step %d: the gradient is not finite (try a lower learning rate)", st->step + 1);
+        float lr = ls_train_lr(o, st->step + 1), norm;
+        if ((rc = ls_train_optimizer_step(be, o, lora->arena, grads->arena, dev.m.arena, dev.v.arena,
+                                          lora->arena_floats, lr, st->step + 1, &norm)) != LS_OK)
             break;
-        }
-        if (o->grad_clip > 0 && norm > o->grad_clip)
-            be->scale(grads->arena, o->grad_clip / norm, grads->arena_floats);
-        float lr = ls_train_lr(o, st->step + 1);
-        if (o->optimizer == LS_OPTIMIZER_ADAMW)
-            be->adamw(lora->arena, grads->arena, dev.m.arena, dev.v.arena, lora->arena_floats, lr, o->beta1,
-                      o->beta2, o->eps, o->weight_decay, st->step + 1);
-        else
-            be->sgd(lora->arena, grads->arena, dev.m.arena, lora->arena_floats, lr, o->momentum, o->weight_decay,
-                    st->step + 1);
-        if ((rc = be->check()) != LS_OK) break;
         st->train_loss[st->step] = (float)(loss / (double)n_targets);
         st->step++;
         st->train_tokens += (double)n_targets;
@@ -419,16 +431,22 @@ int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls
         {.name = "eval_step", .dtype = LS_ST_F32, .rank = 1, .shape = {n_ev}, .data = eval_step},
         {.name = "val_loss", .dtype = LS_ST_F32, .rank = 1, .shape = {n_ev}, .data = st->val_loss},
     };
-    ls_st_meta meta[] = {{"step", step}, {"epoch", epoch}, {"cursor", cursor}, {"train_tokens", tokens},
-                         {"train_seconds", seconds}, {"n_evals", n_evals}};
-    int rc = ls_safetensors_write(path, t, 6, meta, 6);
+    char checksum[32];
+    ls_data_checksum_text(st->data_checksum, checksum, sizeof checksum);
+    ls_st_meta meta[] = {{"step", step},       {"epoch", epoch},   {"cursor", cursor},          {"train_tokens", tokens},
+                         {"train_seconds", seconds}, {"n_evals", n_evals}, {"data_checksum", checksum}};
+    int rc = ls_safetensors_write(path, t, 6, meta, st->data_checksum ? 7 : 6);
     free(eval_step);
     return rc;
 }
 
-static int meta_double(const ls_safetensors *f, const char *key, double *out) {
+/* A metadata number of the checkpoint, in [min, max]; whole when `whole`. */
+static int meta_number(const ls_safetensors *f, const char *key, double min, double max, int whole, double *out) {
     const char *v = ls_safetensors_meta(f, key);
-    if (!v || ls_parse_double(v, 0, 1e300, out) != LS_OK) return ls_error("%s: metadata '%s' is missing or bad", f->name, key);
+    if (!v) return ls_error("%s: metadata '%s' is missing (not a checkpoint of this program?)", f->name, key);
+    if (ls_parse_double(v, -1e300, 1e300, out) != LS_OK || *out < min || *out > max || (whole && *out != floor(*out)))
+        return ls_error("%s: metadata '%s' is '%.40s', not %s in [%.15g, %.15g] (a damaged checkpoint)", f->name, key, v,
+                        whole ? "a whole number" : "a number", min, max);
     return LS_OK;
 }
 
@@ -446,35 +464,48 @@ int ls_train_checkpoint_load(const char *dir, ls_train_state *st, ls_lora *lora,
     snprintf(path, sizeof path, "%s/state.safetensors", dir);
     ls_safetensors f;
     if (ls_safetensors_open(path, &f) != LS_OK) return LS_ERR;
-    double step, epoch, cursor, n_evals;
+    double step, epoch, cursor, n_evals, tokens, seconds;
+    uint64_t checksum = 0;
+    const char *sum_text = ls_safetensors_meta(&f, "data_checksum");
     int rc = LS_OK;
-    if (meta_double(&f, "step", &step) || meta_double(&f, "epoch", &epoch) || meta_double(&f, "cursor", &cursor) ||
-        meta_double(&f, "n_evals", &n_evals) || meta_double(&f, "train_tokens", &st->train_tokens) ||
-        meta_double(&f, "train_seconds", &st->train_seconds))
+    /* every value bounded before it is used: a step beyond the curves, a position beyond an int, a
+     * count beyond the validation slots would index past what this run allocated */
+    if (meta_number(&f, "step", 0, st->capacity, 1, &step) || meta_number(&f, "epoch", 0, 1e9, 1, &epoch) ||
+        meta_number(&f, "cursor", 0, 2e9, 1, &cursor) || meta_number(&f, "n_evals", 0, st->capacity + 2, 1, &n_evals) ||
+        meta_number(&f, "train_tokens", 0, 1e300, 0, &tokens) || meta_number(&f, "train_seconds", 0, 1e300, 0, &seconds))
         rc = LS_ERR;
-    if (rc == LS_OK && (step > st->capacity || n_evals > st->capacity + 2))
-        rc = ls_error("%s: the checkpoint is at step %.0f, beyond this run's %d steps", path, step, st->capacity);
+    if (rc == LS_OK && sum_text && ls_data_checksum_parse(sum_text, &checksum) != LS_OK)
+        rc = ls_error("%s: metadata 'data_checksum' is '%.40s', not fnv1a64:<16 hex digits> (a damaged checkpoint)",
+                      path, sum_text);
     const ls_st_tensor *losses = ls_safetensors_find(&f, "train_loss");
-    if (rc == LS_OK && (!losses || (double)losses->numel < step))
+    if (rc == LS_OK && (!losses || losses->dtype != LS_ST_F32 || (double)losses->numel < step))
         rc = ls_error("%s: the loss curve is shorter than the step count", path);
-    int ne = (int)n_evals > 0 ? (int)n_evals : 1;
+    int ne = rc == LS_OK && (int)n_evals > 0 ? (int)n_evals : 1;
     float *eval_step = ls_calloc((size_t)ne, sizeof(float));
     if (rc == LS_OK) rc = read_vector(&f, "lora", lora->arena, lora->arena_floats);
     if (rc == LS_OK) rc = read_vector(&f, "optimizer.m", st->m.arena, st->m.arena_floats);
     if (rc == LS_OK) rc = read_vector(&f, "optimizer.v", st->v.arena, st->v.arena_floats);
     if (rc == LS_OK && step > 0) {
-        float *tl = ls_malloc(sizeof(float) * losses->numel);
+        float *tl = ls_malloc(sizeof(float) * losses->numel); /* numel: inside the mapped file */
         rc = ls_safetensors_read_f32(&f, losses, tl);
-        memcpy(st->train_loss, tl, sizeof(float) * (size_t)step);
+        if (rc == LS_OK) memcpy(st->train_loss, tl, sizeof(float) * (size_t)step);
         free(tl);
     }
     if (rc == LS_OK && n_evals > 0) rc = read_vector(&f, "eval_step", eval_step, (size_t)ne);
     if (rc == LS_OK && n_evals > 0) rc = read_vector(&f, "val_loss", st->val_loss, (size_t)ne);
+    for (int i = 0; rc == LS_OK && i < (int)n_evals; i++) /* 0 <= eval_step[0] < eval_step[1] < ... <= step */
+        if (!(eval_step[i] >= 0 && eval_step[i] <= step && eval_step[i] == floorf(eval_step[i]) &&
+              (i == 0 || eval_step[i] > eval_step[i - 1])))
+            rc = ls_error("%s: validation %d is at step %g, not a step in 0..%.0f after the one before (a damaged "
+                          "checkpoint)", path, i, (double)eval_step[i], step);
     if (rc == LS_OK) {
         st->step = (int)step;
         st->epoch = (int)epoch;
         st->cursor = (int)cursor;
         st->n_evals = (int)n_evals;
+        st->train_tokens = tokens;
+        st->train_seconds = seconds;
+        st->data_checksum = checksum;
         for (int i = 0; i < st->n_evals; i++) st->eval_step[i] = (int)eval_step[i];
     }
     free(eval_step);

@@ -112,6 +112,26 @@ static const ls_backend *backend_of(const ls_trial_config *cfg) {
     return be;
 }
 
+/* Load the checkpoint in dir and check it belongs to this data: made from the same bytes (its
+ * data_checksum; a checkpoint without one, from before the field, is taken on its position alone),
+ * and its position in the data order inside the training windows (order[cursor] is read next). */
+static int resume(const char *dir, const char *state_path, const ls_trial_config *cfg, const ls_model_config *mc,
+                  ls_trial_result *out, int n_windows) {
+    if (ls_train_checkpoint_load(dir, &out->train, &out->adapter, mc) != LS_OK) return LS_ERR;
+    char was[32], now[32];
+    ls_data_checksum_text(out->train.data_checksum, was, sizeof was);
+    ls_data_checksum_text(out->data_checksum, now, sizeof now);
+    if (out->train.data_checksum && out->train.data_checksum != out->data_checksum)
+        return ls_error("%s: the data file changed since this checkpoint was made (%s, checkpoint %s): put the "
+                        "original data back to resume, or delete %s to train from the start",
+                        cfg->resolved.data_path, now, was, dir);
+    if (out->train.cursor > n_windows)
+        return ls_error("%s: the checkpoint is at window %d of an epoch, but %s has %d training windows: it was made "
+                        "from other data; delete %s to train from the start",
+                        state_path, out->train.cursor, cfg->resolved.data_path, n_windows, dir);
+    return LS_OK;
+}
+
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out) {
     memset(out, 0, sizeof *out);
     double t_start = ls_now();
@@ -149,10 +169,13 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
         ls_error_prefix("%s: model.tokenizer", src);
         goto done;
     }
+    if (ls_model_check_tokenizer(&mc, ls_tokenizer_n_ids(tok), cfg->resolved.tokenizer) != LS_OK) goto done;
     if (ls_dataset_read(cfg->resolved.data_path, &ds) != LS_OK) {
         ls_error_prefix("%s: data.path", src);
         goto done;
     }
+    /* the data's identity: a checkpoint is only resumed on the same bytes */
+    if (ls_data_file_checksum(cfg->resolved.data_path, &out->data_checksum) != LS_OK) goto done;
     if (ls_check_split(cfg, ds.systems) != LS_OK) goto done;
     if (ls_split_make(ds.systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK) {
         ls_error_prefix("%s", src);
@@ -190,9 +213,10 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     char state_path[4096];
     if (ckpt) {
         snprintf(state_path, sizeof state_path, "%s/state.safetensors", ckpt);
-        if (access(state_path, R_OK) == 0 && ls_train_checkpoint_load(ckpt, &out->train, &out->adapter, &model.cfg) != LS_OK)
+        if (access(state_path, R_OK) == 0 && resume(ckpt, state_path, cfg, &model.cfg, out, train_w.n_windows) != LS_OK)
             goto done;
     }
+    out->train.data_checksum = out->data_checksum; /* what every checkpoint of this run records */
     /* From here a group works together: every rank must have set up, from the same checkpoint. */
     agreed = 1;
     if (!ls_train_group_agree(group, 1)) {
@@ -291,10 +315,80 @@ int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
     snprintf(path, sizeof path, "%s/config.json", cfg->resolved.model_path);
     ls_model_config mc;
     if (ls_model_config_load(path, &mc) != LS_OK) return LS_ERR;
-    return ls_trial_estimate_flops_model(cfg, &mc, flops);
+    /* a data file that cannot be read: the course's shape stands in (the trial itself will fail) */
+    ls_dataset ds;
+    int have_data = ls_dataset_read(cfg->resolved.data_path, &ds) == LS_OK;
+    ls_trial_flops f;
+    int rc = ls_trial_estimate_flops_model(cfg, &mc, have_data ? &ds : NULL, &f);
+    if (have_data) ls_dataset_free(&ds);
+    if (rc == LS_OK) *flops = f.total;
+    return rc;
 }
 
-int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, double *flops) {
+/* What the FLOPS of a trial depend on in its data. */
+typedef struct {
+    double val_windows;   /* the validation systems' windows at the trial's ctx and stride */
+    int prompt_tokens;    /* per forecast system: the mean, rounded down as the trial records it */
+} data_costs;
+
+/* Tokens of LLMTIME text: one per character. Qwen's tokenizer writes every digit and each of '.',
+ * ',' and ';' as a token of its own (its pre-tokenizer splits digits one by one, and the
+ * punctuation between them never forms a longer run), so the count is exact for the text the
+ * trial tokenizes. */
+static int text_tokens(const ls_encoding *enc, const ls_dataset *ds, int system, int steps, double alpha,
+                       size_t *tokens) {
+    ls_llmtime code = {ls_encoding_alpha(enc, ds, system, steps, alpha), enc->decimals};
+    char *text = ls_llmtime_encode(&code, ds->traj + (size_t)system * ds->steps * LS_LV_VARS, steps, LS_LV_VARS,
+                                   tokens);
+    if (!text) return LS_ERR;
+    free(text);
+    return LS_OK;
+}
+
+/* The trial's split of ds, its scale and text: the validation windows and the forecast prompts,
+ * counted as ls_trial_run will make them. LS_ERR with the trial's own message where it would fail. */
+static int data_costs_of(const ls_trial_config *cfg, const ls_dataset *ds, data_costs *out) {
+    memset(out, 0, sizeof *out);
+    ls_split split;
+    if (ls_split_make(ds->systems, cfg->split.test_systems, cfg->split.val_fraction, cfg->split.seed, &split) != LS_OK)
+        return ls_error_prefix("%s: split", cfg->resolved.data_path);
+    int rc = LS_OK, S = cfg->eval.systems, C = cfg->eval.context_steps, H = cfg->eval.forecast_steps;
+    if (S > split.n_test) rc = ls_error("eval.systems: %d, but the test split has %d systems", S, split.n_test);
+    else if (S > 0 && C + H > ds->steps)
+        rc = ls_error("forecasting %d steps from %d needs %d steps, the data has %d", H, C, C + H, ds->steps);
+    ls_encoding enc = ls_trial_encoding(cfg);
+    double alpha = rc == LS_OK ? ls_encoding_dataset_alpha(&enc, ds, split.train, split.n_train) : 0;
+    for (int i = 0; rc == LS_OK && i < split.n_val; i++) {
+        size_t tokens;
+        ls_windows w;
+        if ((rc = text_tokens(&enc, ds, split.val[i], ds->steps, alpha, &tokens)) != LS_OK) break;
+        if ((rc = ls_windows_make((int)tokens, cfg->train.ctx, ls_config_stride(cfg), &w)) != LS_OK) break;
+        for (int k = 0; k < w.count; k++) out->val_windows += w.valid[k] >= 2; /* as ls_windows_build keeps them */
+        ls_windows_free(&w);
+    }
+    long prompt = 0;
+    for (int i = 0; rc == LS_OK && i < S; i++) {
+        size_t tokens;
+        if ((rc = text_tokens(&enc, ds, split.test[i], C, alpha, &tokens)) == LS_OK) prompt += (long)tokens;
+    }
+    out->prompt_tokens = S > 0 ? (int)(prompt / S) : 0;
+    ls_split_free(&split);
+    return rc;
+}
+
+/* The course's shape, for a plan whose data set is not there yet: 1000 systems of 100 steps,
+ * every value one integer digit. */
+static void nominal_data_costs(const ls_trial_config *cfg, data_costs *out) {
+    int per_step = 2 * (3 + cfg->encoding.decimals);
+    double systems = 1000;
+    double n_val = lround((systems - cfg->split.test_systems) * cfg->split.val_fraction);
+    double windows_per_system = ceil(fmax(1.0, (100.0 * per_step - cfg->train.ctx) / ls_config_stride(cfg) + 1));
+    out->val_windows = n_val * windows_per_system;
+    out->prompt_tokens = cfg->eval.context_steps * per_step;
+}
+
+int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
+                                  ls_trial_flops *out) {
     const ls_model_config *mc = model;
     ls_flops_lora fl = {cfg->lora.rank, cfg->lora.targets, cfg->lora.head_bias};
     double train = 0, loss = 0;
@@ -302,12 +396,14 @@ int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_con
     if (ls_flops_train_total(mc, cfg->train.ctx, cfg->train.batch_size, cfg->train.max_steps, &fl, &train) != LS_OK ||
         ls_flops_forward(mc, cfg->train.ctx, &fl, &fwd) != LS_OK || ls_flops_loss(mc, cfg->train.ctx, &loss) != LS_OK)
         return LS_ERR;
-    /* Tokens per step of text: two values of (one integer digit, '.', decimals, separator) with
-     * auto scaling; validation windows follow from the validation systems' text length. */
-    int per_step = 2 * (3 + cfg->encoding.decimals);
-    double systems = 1000, val_systems = (systems - cfg->split.test_systems) * cfg->split.val_fraction;
-    double windows_per_system = ceil(fmax(1.0, (100.0 * per_step - cfg->train.ctx) / ls_config_stride(cfg) + 1));
-    double val_windows = val_systems * windows_per_system;
+    memset(out, 0, sizeof *out);
+    data_costs dc;
+    if (ds) {
+        if (data_costs_of(cfg, ds, &dc) != LS_OK) return LS_ERR;
+    } else {
+        nominal_data_costs(cfg, &dc);
+    }
+    double val_windows = dc.val_windows;
     if (cfg->train.val_max_windows > 0 && cfg->train.val_max_windows < val_windows) val_windows = cfg->train.val_max_windows;
     /* Validation passes as the trainer runs them: the untrained adapter at step 0, then every
      * eval_every steps and at the last step (max_steps 0: the one pass of an evaluation). */
@@ -315,15 +411,22 @@ int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_con
                 : 1 + (cfg->train.eval_every > 0 ? cfg->train.max_steps / cfg->train.eval_every +
                                                        (cfg->train.max_steps % cfg->train.eval_every != 0)
                                                  : 1);
-    if (val_systems < 1) evals = 0; /* no validation split, no passes */
+    if (val_windows < 1) evals = 0; /* no validation split, no passes */
     double validation = evals * val_windows * (fwd.total + loss), forecast = 0;
     if (cfg->eval.systems > 0) {
+        /* Generation at the most a sample can write (an upper bound: the budget is never overrun
+         * by an undercount): under the grammar, every number at its longest until the last ';';
+         * without it, max_new_tokens. The prompt is exact. */
+        int H = cfg->eval.forecast_steps, d = cfg->encoding.decimals;
+        int max_new = cfg->eval.max_new_tokens > 0 ? cfg->eval.max_new_tokens : ls_forecast_token_budget(H, d);
+        int fresh = cfg->eval.grammar && ls_forecast_grammar_tokens(H, d) < max_new ? ls_forecast_grammar_tokens(H, d)
+                                                                                   : max_new;
         ls_flops_gen g;
-        if (ls_flops_generate(mc, &fl, cfg->eval.context_steps * per_step, cfg->eval.forecast_steps * per_step,
-                              cfg->eval.samples, &g) != LS_OK)
-            return LS_ERR;
+        if (ls_flops_generate(mc, &fl, dc.prompt_tokens, fresh, cfg->eval.samples, &g) != LS_OK) return LS_ERR;
         forecast = g.total * cfg->eval.systems;
+        out->prompt_tokens = dc.prompt_tokens, out->new_tokens_max = fresh;
     }
-    *flops = train + validation + forecast;
+    out->train = train, out->validation = validation, out->forecast = forecast;
+    out->total = train + validation + forecast;
     return LS_OK;
 }

@@ -63,6 +63,9 @@ static char *metrics_json(const ls_trial_result *r, const ls_trial_config *cfg, 
     free(name_json);
     ls_strbuf_printf(&b, "  \"steps\": %d,\n  \"max_steps\": %d,\n  \"alpha\": ", r->train.step, cfg->train.max_steps);
     sb_num(&b, r->alpha);
+    char checksum[32];
+    ls_data_checksum_text(r->data_checksum, checksum, sizeof checksum);
+    ls_strbuf_printf(&b, ",\n  \"data_checksum\": \"%s\"", checksum);
     ls_strbuf_printf(&b, ",\n  \"train_windows\": %d,\n  \"val_windows\": %d,\n  \"final_train_loss\": ", r->n_train_windows,
               r->n_val_windows);
     sb_num(&b, r->final_train_loss);

@@ -168,26 +168,9 @@ int ls_yaml_number_syntax(const char *s) {
 }
 
 int ls_yaml_read_file(const char *path, int max, char **text, size_t *len) {
-    *text = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ls_error("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = (size_t)max + 1, n = 0, got;
-    char *buf = ls_malloc(cap);
-    while (n < cap && (got = fread(buf + n, 1, cap - n, f)) > 0) n += got;
-    int failed = ferror(f), err = errno;
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return ls_error("%s: cannot read: %s", path, strerror(err));
-    }
-    if (n > (size_t)max) {
-        free(buf);
-        return ls_error("%s: too large (more than %d bytes)", path, max);
-    }
-    *text = buf;
-    *len = n;
-    return LS_OK;
+    *text = ls_read_file_max(path, (size_t)max, len); /* a regular file of at most max bytes */
+    return *text ? LS_OK : LS_ERR;
 }
 
 char *ls_yaml_current_dir(void) {

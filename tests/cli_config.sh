@@ -69,7 +69,7 @@ else check "docs/config.md reference is current (regenerate it from 'lorasweep c
 
 # errors: one line, exit 1 for a bad file, 2 for a bad command line
 EXPECT_RC=1 EXPECT_PATTERN="nope.yaml: cannot open" expect_error "missing file" config check "$T/nope.yaml"
-EXPECT_RC=1 EXPECT_PATTERN="cannot read" expect_error "a directory" config show "$T/sweep"
+EXPECT_RC=1 EXPECT_PATTERN="not a regular file \(a directory\)" expect_error "a directory" config show "$T/sweep"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  lrr: 1\n' >"$T/unknown.yaml"
 EXPECT_RC=1 EXPECT_PATTERN="unknown.yaml:4: train.lrr: unknown key \(did you mean train.lr\?\)" expect_error "unknown key" config check "$T/unknown.yaml"
 EXPECT_RC=1 EXPECT_PATTERN="unknown.yaml:4: train.lrr" expect_error "unknown key (show)" config show "$T/unknown.yaml" --json
@@ -90,6 +90,13 @@ printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: "512"\n' >"$T/type.yam
 EXPECT_RC=1 EXPECT_PATTERN='type.yaml:4: train.ctx: expected an integer, got the string "512"' expect_error "wrong type" config check "$T/type.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 512\n  lr: -1\n' >"$T/range.yaml"
 EXPECT_RC=1 EXPECT_PATTERN='range.yaml:5: train.lr: -1 is out of range \(0, 10\]' expect_error "out of range" config check "$T/range.yaml"
+# an empty lora.targets once trained a head-bias-only adapter that `eval --adapter` refused
+printf 'model: {path: m}\ndata: {path: d}\nlora:\n  rank: 2\n  targets: []\n' >"$T/notargets.yaml"
+EXPECT_RC=1 EXPECT_PATTERN='notargets.yaml:5: lora.targets: the list is empty: name at least one of q_proj' \
+  expect_error "empty lora.targets" config check "$T/notargets.yaml"
+printf 'model: {path: m}\ndata: {path: d}\n' >"$T/minimal.yaml"
+EXPECT_RC=2 EXPECT_PATTERN='--set lora.targets: the list is empty' expect_error "empty lora.targets by --set" \
+  config check "$T/minimal.yaml" --set 'lora.targets=[]'
 printf 'model: {path: m}\ndata: {path: d}\ntrain: {optimizer: adam}\n' >"$T/enum.yaml"
 EXPECT_RC=1 EXPECT_PATTERN="enum.yaml:3: train.optimizer: 'adam' is not one of adamw, sgd" expect_error "bad name" config check "$T/enum.yaml"
 printf 'model: {path: m}\ndata: {path: d}\ntrain:\n  ctx: 5\n  ctx: 6\n' >"$T/dup.yaml"

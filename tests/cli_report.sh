@@ -41,6 +41,10 @@ check "the demo sweep finishes" "0" "$?"
 [ -z "$live_bad" ] && [ $live_ok -ge 1 ] && ok "reports during the sweep: $live_ok read it live, $live_err clear errors" \
   || bad "reports during the sweep: $live_ok live, $live_err errors, $live_bad"
 
+# Every trial's recorded FLOPS against the budget's estimate (tests/flops_check.py, `sweep plan`).
+$PY "$(dirname "$0")/flops_check.py" "$LS" "$T/sweep" "$R" >"$T/flops.txt" 2>&1 \
+  && ok "demo: recorded FLOPS against the estimate: $(tail -1 "$T/flops.txt")" || bad "demo FLOPS: $(tail -3 "$T/flops.txt")"
+
 "$LS" report "$R" >"$T/report.txt" 2>"$T/report.err"
 check "report exits 0" "0" "$?"
 for section in "Trials by final validation loss" "Context length (stage ctx" "FLOPS (course rules" \
@@ -198,5 +202,18 @@ EXPECT_RC=2 EXPECT_PATTERN="no such stage \(its stages: baseline, lr_rank, ctx, 
 EXPECT_RC=2 expect_error "a bad format" report "$R" --format xml
 EXPECT_RC=2 expect_error "no file" report
 EXPECT_RC=2 expect_error "a bad trial id" report "$R" --trial xyz
+# hostile copies of the demo's file, made here: a row claiming 2^31-1 steps (its curve buffer
+# would be 8 GiB) or stage INT_MAX (an index overflow): one line, exit 1; a FIFO where the journal
+# belongs (once a hang): not read, said so, the report made from the file's own statuses.
+for field in max_steps stage; do
+  cp "$R" "$T/hostile-$field.h5"
+  $PY -c "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); f['trials/$field'][3] = 2**31 - 1" "$T/hostile-$field.h5"
+  EXPECT_RC=1 EXPECT_TIMEOUT=120 EXPECT_PATTERN="hostile-$field.h5: damaged results file: trial [0-9a-f]{16} has stage" \
+    expect_error "a row with $field 2^31-1" report "$T/hostile-$field.h5"
+done
+cp "$R" "$T/fifo.h5" && mkfifo "$T/fifo.h5.journal"
+timeout 120 "$LS" report "$T/fifo.h5" >"$T/fifo.txt" 2>"$T/fifo.err"
+check "a FIFO as the journal: exit 0, nothing on stderr" "0 0" "$? $(wc -c <"$T/fifo.err")"
+contains "a FIFO as the journal: not used, and said" "journal not used (" "$(grep -F 'not a regular file (a FIFO)' "$T/fifo.txt")"
 "$LS" report --help | grep -q "^usage: lorasweep report" && ok "--help" || bad "--help"
 finish

@@ -7,7 +7,8 @@
 # before the time limit; a failing sweep that is not requeued; and (c) the real `lorasweep sweep
 # run` interrupted, requeued and finished, its results file complete.
 #
-# Skipped (exit 0) when Slurm is not installed or we are not root, unless LS_REQUIRE_SLURM=1 (CI).
+# Skipped (exit 77: ctest lists it as skipped) when Slurm is not installed or we are not root,
+# unless LS_REQUIRE_SLURM=1 (CI), which makes that a failure.
 #
 # (b) uses a stand-in for `lorasweep sweep run` (below) that makes the cycles fast and exact;
 # SWEEP_PROG is the program submitted. (c) then runs the real program ("$LS") the same way on the
@@ -20,7 +21,7 @@ SBATCH_SCRIPT=$REPO/jobs/slurm/sweep.sbatch
 
 skip_or_fail() {
   if [ "${LS_REQUIRE_SLURM:-0}" = 1 ]; then echo "FAIL LS_REQUIRE_SLURM=1 but $1"; exit 1; fi
-  echo "skipped: $1"; exit 0
+  echo "SKIPPED: $1"; exit 77
 }
 for b in munged mungekey slurmctld slurmd sbatch scontrol scancel sinfo mpirun; do
   command -v "$b" >/dev/null || skip_or_fail "$b not installed (apt-get install slurm-wlm munge)"
@@ -168,8 +169,8 @@ contains "program from build/ of the submit directory" "program $T/work/build/lo
 # and the requeued run finishes the sweep; every trial done exactly once in the results file.
 TOK=$SHARED/qwen/tokenizer.json
 [ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER  # fetched by scripts/test.sh
-if [ ! -f "$TOK" ] && [ "${LS_REQUIRE_SHARED:-0}" != 1 ]; then
-  echo "skipped: the real sweep under Slurm ($TOK missing)"
+if [ ! -f "$TOK" ]; then
+  skip_part "the real sweep under Slurm ($TOK missing)"
   cd / && finish
 fi
 export ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=$HERE/lsan-openmpi.supp

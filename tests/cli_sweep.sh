@@ -64,6 +64,14 @@ check "plan: stage 3 symbolic" "stage 3/3 final: 1 trial once ctx is done: train
 check "plan: 6 trial rows" "6" "$(grep -cE '^  [0-9]+ +[0-9a-f]{16} ' "$T/plan.txt")"
 contains "plan: total" "total: 10 trials, estimated at most " "$(tail -1 "$T/plan.txt")"
 contains "plan: share of the budget" "% of the budget 1e+14" "$(tail -1 "$T/plan.txt")"
+contains "plan: a data file not made yet is said" "data: not read (" "$(sed -n 4p "$T/plan.txt")"
+# once the data file is there, the estimates are its own (200 systems, not the course's 1000)
+mkdir -p "$T/data" && "$LS" data generate --out "$T/data/lv.h5" --systems 200 --steps 100 >/dev/null
+"$LS" sweep plan "$T/sweep/g.yaml" >"$T/plan-data.txt"
+check "plan with the data: no note" "0" "$(grep -c '^data: not read' "$T/plan-data.txt")"
+[ "$(grep -E '^  0 ' "$T/plan.txt")" != "$(grep -E '^  0 ' "$T/plan-data.txt")" ] \
+  && ok "plan with the data: its own estimates" || bad "plan with the data: the same estimates as without it"
+rm -r "$T/data"
 
 # a trial's id is the id of the equivalent trial file
 row=$(grep -E '^  3 ' "$T/plan.txt")

@@ -36,5 +36,15 @@ INPUT="hello" expect_error "decode non-array" tokenize --tokenizer "$TOK" --deco
 INPUT="[1,99999999]" expect_error "decode bad id" tokenize --tokenizer "$TOK" --decode
 INPUT=$'42\n' expect_error "jsonl not a string" tokenize --tokenizer "$TOK" --jsonl
 INPUT="x" expect_error "stray argument" tokenize --tokenizer "$TOK" extra
+# Files that are not files: a device (once read until memory ran out) and a FIFO nobody writes
+# (once a hang): refused at once; and more input than any text (256 MiB of zeros on stdin).
+INPUT="x" EXPECT_RC=1 EXPECT_TIMEOUT=60 EXPECT_PATTERN="/dev/zero: not a regular file \(a character device\)" \
+  expect_error "tokenizer /dev/zero" tokenize --tokenizer /dev/zero
+mkfifo "$T/fifo.json"
+INPUT="x" EXPECT_RC=1 EXPECT_TIMEOUT=60 EXPECT_PATTERN="fifo.json: not a regular file \(a FIFO\)" \
+  expect_error "tokenizer is a FIFO" tokenize --tokenizer "$T/fifo.json"
+head -c $((256 * 1024 * 1024 + 1)) /dev/zero | timeout 60 "$LS" tokenize --tokenizer "$TOK" >"$T/out" 2>"$T/err"
+check "stdin beyond 256 MiB: exit 1, one line" "1 1 lorasweep: stdin: more than 268435456 bytes" \
+  "$? $(wc -l <"$T/err") $(cat "$T/err")"
 
 finish

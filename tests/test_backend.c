@@ -288,5 +288,5 @@ int main(void) {
         cmocka_unit_test(test_attention), cmocka_unit_test(test_swiglu),  cmocka_unit_test(test_head_loss),
         cmocka_unit_test(test_reductions_are_deterministic),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -330,13 +330,10 @@ static void test_other_forms(void **state) {
     assert_true(ls_config_equal(&a, &b));
     assert_int_equal(ls_config_hash(&a), ls_config_hash(&b));
     ls_config_free(&b);
-    /* a single name is a one-item list; an empty value an empty list */
-    const char *one = "lora: {targets: q_proj}\n", *none = "lora:\n  targets:\n";
+    /* a single name is a one-item list (an empty value or list is refused: test_load_errors) */
+    const char *one = "lora: {targets: q_proj}\n";
     assert_int_equal(ls_config_load_string(one, strlen(one), "o.yaml", &b), LS_OK);
     assert_int_equal(b.lora.targets, 1u << LS_PROJ_Q);
-    ls_config_free(&b);
-    assert_int_equal(ls_config_load_string(none, strlen(none), "o.yaml", &b), LS_OK);
-    assert_int_equal(b.lora.targets, 0);
     ls_config_free(&b);
     /* integers written as integral numbers, booleans in three spellings */
     const char *nums = "train: {max_steps: 1e3, ctx: 1024.0}\neval: {grammar: FALSE, greedy: True, samples: 1}\n";
@@ -393,6 +390,13 @@ static const error_case error_cases[] = {
     {"lora:\n  targets: [q_proj, q_proj]\n", "t.yaml:2: lora.targets: q_proj is listed twice"},
     {"lora:\n  targets: [[q_proj]]\n", "t.yaml:2: lora.targets: list items must be names, got a list"},
     {"lora:\n  targets: {q: 1}\n", "t.yaml:2: lora.targets: expected a list of names, got a mapping"},
+    /* an empty list (or none) would train an adapter that PEFT and `eval --adapter` cannot load */
+    {"name: x\nlora:\n  rank: 4\n  targets: []\n",
+     "t.yaml:4: lora.targets: the list is empty: name at least one of q_proj, k_proj, v_proj, o_proj, gate_proj, "
+     "up_proj, down_proj (an adapter without a LoRA branch could not be loaded back as a PEFT adapter)"},
+    {"lora:\n  targets:\n", "t.yaml:2: lora.targets: the list is empty: name at least one of q_proj, k_proj, "
+                            "v_proj, o_proj, gate_proj, up_proj, down_proj (an adapter without a LoRA branch could "
+                            "not be loaded back as a PEFT adapter)"},
     /* unknown keys and sections */
     {"train:\n  lrr: 1\n", "t.yaml:2: train.lrr: unknown key (did you mean train.lr?)"},
     {"train:\n  zzzzzz: 1\n", "t.yaml:2: train.zzzzzz: unknown key"},
@@ -462,8 +466,6 @@ static void test_validate(void **state) {
         {"train.warmup_steps", "501", "v.yaml: train.warmup_steps: 501 is more than train.max_steps (500)"},
         {"train.ranks_per_trial", "4", "v.yaml: train.batch_size: 3 windows cannot be shared by 4 ranks "
                                        "(train.ranks_per_trial): every rank needs at least one window per step"},
-        {"lora.targets", "[]", "v.yaml: lora.targets is empty and lora.head_bias is false: nothing to train "
-                               "(train.max_steps: 0 evaluates the unchanged model)"},
         {"eval.systems", "51", "v.yaml: eval.systems: 51 is more than split.test_systems (50): forecasts are "
                                "made on the test split"},
         {"eval.greedy", "true", "v.yaml: eval.samples: 5 greedy forecasts would all be the same; set "
@@ -491,7 +493,7 @@ static void test_validate(void **state) {
     assert_int_equal(ls_config_set(&c, "train.stride", "256"), LS_OK);
     assert_int_equal(ls_config_set(&c, "train.max_steps", "0"), LS_OK);
     assert_int_equal(ls_config_set(&c, "train.warmup_steps", "1000"), LS_OK); /* no training: unused */
-    assert_int_equal(ls_config_set(&c, "lora.targets", "[]"), LS_OK);
+    assert_int_equal(ls_config_set(&c, "lora.targets", "[]"), LS_ERR); /* refused where it is written */
     assert_int_equal(ls_config_set(&c, "eval.systems", "0"), LS_OK);
     assert_int_equal(ls_config_set(&c, "eval.context_steps", "5000"), LS_OK); /* no forecasting */
     assert_int_equal(ls_config_validate(&c), LS_OK);
@@ -525,8 +527,8 @@ static void test_set(void **state) {
     assert_int_equal(c.lora.targets, (1u << LS_PROJ_UP) | (1u << LS_PROJ_GATE));
     assert_int_equal(ls_config_set(&c, "lora.targets", "o_proj"), LS_OK);
     assert_int_equal(c.lora.targets, 1u << LS_PROJ_O);
-    assert_int_equal(ls_config_set(&c, "lora.targets", "  # nothing\n"), LS_OK);
-    assert_int_equal(c.lora.targets, 0);
+    assert_int_equal(ls_config_set(&c, "lora.targets", "  # nothing\n"), LS_ERR); /* empty: refused */
+    assert_int_equal(c.lora.targets, 1u << LS_PROJ_O);
 
     /* failures name the key, carry no file or line, and leave c unchanged */
     ls_trial_config before;
@@ -783,7 +785,7 @@ static void test_paths(void **state) {
     assert_int_equal(ls_config_load_file("/nonexistent/trial.yaml", &c), LS_ERR);
     assert_string_equal(ls_last_error(), "/nonexistent/trial.yaml: cannot open: No such file or directory");
     assert_int_equal(ls_config_load_file(dir, &c), LS_ERR);
-    assert_non_null(strstr(ls_last_error(), ": cannot read: Is a directory"));
+    assert_non_null(strstr(ls_last_error(), ": not a regular file (a directory)"));
 }
 
 /* ---- hostile inputs ------------------------------------------------------------------------ */
@@ -908,5 +910,5 @@ int main(void) {
         cmocka_unit_test(test_doc_markdown),   cmocka_unit_test(test_paths),
         cmocka_unit_test(test_hostile),        cmocka_unit_test(test_fuzz_mutations),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -651,5 +651,5 @@ int main(void) {
         cmocka_unit_test(test_split_errors),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the bad-file makers check their own results */
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -401,5 +401,5 @@ int main(void) {
         cmocka_unit_test(test_names_and_sum),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

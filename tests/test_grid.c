@@ -560,5 +560,5 @@ int main(void) {
         cmocka_unit_test(test_check_model), cmocka_unit_test(test_files),
         cmocka_unit_test(test_fuzz_mutations),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

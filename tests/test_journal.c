@@ -434,5 +434,5 @@ int main(void) {
         cmocka_unit_test(test_disk_full),        cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_unknown_record),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -704,5 +704,5 @@ int main(void) {
         cmocka_unit_test(test_model_init),
         cmocka_unit_test(test_model_init_small),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -177,5 +177,5 @@ int main(void) {
         cmocka_unit_test(test_fresh_adapter_is_identity),
         cmocka_unit_test(test_kv_cache_decoding),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

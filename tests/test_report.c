@@ -440,5 +440,5 @@ int main(int argc, char **argv) {
     };
     fails += cmocka_run_group_tests_name("report", tests, make_results, NULL);
     MPI_Finalize();
-    return fails;
+    return test_exit_status(fails);
 }

@@ -414,5 +414,5 @@ int main(void) {
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_broken_files),
         cmocka_unit_test(test_fuzz_mutations),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -796,5 +796,5 @@ int main(void) {
         cmocka_unit_test(test_windows_random),
         cmocka_unit_test(test_windows_fill),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

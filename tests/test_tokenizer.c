@@ -293,5 +293,5 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests(tests, load_qwen, NULL);
     ls_tokenizer_free(qwen);
-    return failed;
+    return test_exit_status(failed);
 }

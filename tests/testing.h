@@ -1,6 +1,8 @@
 /*
  * testing.h: what every cmocka test file includes. Paths to the shared reference files and a
- * rule for when they are missing: skip, unless LS_REQUIRE_SHARED=1 (CI), then fail.
+ * rule for when they are missing: skip, unless LS_REQUIRE_SHARED=1 (CI), then fail. A program
+ * whose tests skipped exits 77 (test_exit_status), which ctest reports as skipped (the tests'
+ * SKIP_RETURN_CODE), so a skip never reads as a pass.
  */
 #ifndef LORASWEEP_TESTING_H
 #define LORASWEEP_TESTING_H
@@ -16,6 +18,9 @@
 
 #include <cmocka.h>
 
+/* Set when a test of this program skipped (see test_exit_status). */
+static int testing_skipped;
+
 /* Path of a file under ../shared, e.g. shared_path("data/lotka_volterra_data.h5"). Skips or
  * fails the current test when the file is missing (see above). */
 static inline const char *shared_path(const char *rel) {
@@ -26,10 +31,15 @@ static inline const char *shared_path(const char *rel) {
         const char *req = getenv("LS_REQUIRE_SHARED");
         if (req && strcmp(req, "1") == 0) fail_msg("required reference file missing: %s", path);
         print_message("skipped: %s not found (set LS_SHARED_DIR)\n", path);
+        testing_skipped = 1;
         skip();
     }
     return path;
 }
+
+/* What main returns after cmocka_run_group_tests (failed: its result): 1 when a test failed,
+ * else 77 when one skipped, else 0. */
+static inline int test_exit_status(int failed) { return failed ? 1 : testing_skipped ? 77 : 0; }
 
 /* A fresh temporary directory for the test's files (removed by the OS's tmp cleaning). */
 static inline const char *temp_dir(void) {

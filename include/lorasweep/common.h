@@ -51,7 +51,13 @@ char *ls_strdup_at(const char *s, const char *file, int line);
 #define ls_realloc(ptr, size) ls_realloc_at((ptr), (size), __FILE__, __LINE__)
 #define ls_strdup(s) ls_strdup_at((s), __FILE__, __LINE__)
 
-/* Read a whole file into a NUL-terminated buffer; NULL and an error naming the path on failure. */
+/* Read a whole file into a NUL-terminated buffer; NULL and an error naming the path on failure.
+ * Only a regular file is read: a FIFO, a device (/dev/zero), a directory or a socket is refused
+ * at once (a FIFO is opened without waiting for a writer), and so is a file larger than max
+ * bytes, before anything is allocated; out of memory is an error too, not an abort, since the
+ * size comes from the file. ls_read_file reads at most LS_READ_FILE_MAX bytes. */
+#define LS_READ_FILE_MAX ((size_t)256 << 20)
+char *ls_read_file_max(const char *path, size_t max, size_t *size);
 char *ls_read_file(const char *path, size_t *size);
 
 /* LS_OK when path is missing or a regular file; else (a symlink, a FIFO, a device, a directory)
@@ -67,6 +73,11 @@ int ls_write_file_atomic(const char *path, const void *data, size_t len);
 int ls_mkdirs(const char *dir);
 /* s made safe for a one-line message (control bytes as '?', cut with "..." to fit cap). */
 const char *ls_printable(const char *s, char *buf, size_t cap);
+
+/* s with its control bytes (0x00-0x1f, 0x7f) and backslashes written as C escapes ("\n", "\t",
+ * "\x1b", "\\"), so that text read from a file prints as one line and cannot drive the terminal;
+ * bytes from 0x80 up (UTF-8) are kept. malloc'ed. */
+char *ls_escape_controls(const char *s);
 
 /* A growable NUL-terminated string (for writing YAML, JSON, CSV): start zeroed, read .p, free(.p). */
 typedef struct {

@@ -48,6 +48,16 @@ int ls_dataset_read(const char *path, ls_dataset *out);
 int ls_dataset_write(const char *path, const ls_dataset *ds);
 void ls_dataset_free(ls_dataset *ds);
 
+/* The identity of a data file: 64-bit FNV-1a of its bytes. A trial records it in its checkpoint
+ * and metrics.json and refuses to resume from a checkpoint made from other bytes; a sweep records
+ * it in its results file (ls_results_file_checksum is this). LS_ERR with a message if the path is
+ * not a regular readable file. */
+int ls_data_file_checksum(const char *path, uint64_t *out);
+/* How a checksum is written in files: "fnv1a64:<16 hex digits>" (buf of at least 25 bytes). */
+void ls_data_checksum_text(uint64_t checksum, char *buf, size_t cap);
+/* The reverse; LS_ERR (no message) for anything else. */
+int ls_data_checksum_parse(const char *text, uint64_t *out);
+
 /* Ranges of the simulated systems: each parameter and initial value is drawn uniformly in
  * [min, max] per system, in the order alpha, beta, gamma, delta (or eff), x0, y0, then K and h
  * when their ranges are set. A range of 0..0 for K, h or eff switches that term off. */

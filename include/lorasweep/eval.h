@@ -48,6 +48,15 @@ int ls_forecast_run(const ls_backend *be, const ls_model *m, const ls_lora *lora
                     ls_forecast *out);
 void ls_forecast_free(ls_forecast *f);
 
+/* Score a forecast from its truth and sample_values (n_systems, steps, samples and every array
+ * allocated): per system and step, the mean, median and standard deviation (population, / n) of
+ * the samples that have a value there (NaN where none has); a sample missing any step is failed;
+ * per system, the MSE and MAE of the mean against the truth over the steps and variables that
+ * have a mean, for prey, predator and both (NaN where none has); then their means over the
+ * systems that have one (NaN systems left out, each system weighing the same) and failed_total.
+ * ls_forecast_run calls it once every system is forecast. */
+void ls_forecast_score(ls_forecast *f);
+
 /* Tokens a sample may need for `steps` steps under a grammar of `decimals` decimals. */
 int ls_forecast_token_budget(int steps, int decimals);
 /* The new tokens each sample may take: max_new_tokens, or (0) the budget of forecast_steps. */
@@ -60,5 +69,9 @@ int ls_forecast_new_tokens(int max_new_tokens, int forecast_steps, int decimals)
  * forecast fits the model before anything runs; LS_ERR when context_steps is not in the data. */
 int ls_forecast_longest_prompt(const ls_tokenizer *tok, const ls_dataset *ds, const int *systems, int n_systems,
                                int context_steps, const ls_encoding *enc, double dataset_alpha, int *longest);
+
+/* The most tokens a sample can write under the grammar before its `steps`-th ';' ends it: every
+ * number at its longest (LS_GRAMMAR_MAX_INT_DIGITS integer digits, '.', the decimals, ',' or ';'). */
+int ls_forecast_grammar_tokens(int steps, int decimals);
 
 #endif

@@ -22,6 +22,9 @@ typedef struct {
 int32_t ls_sample(const ls_sampler *sp, float *logits, int V, const int32_t *allowed, int n_allowed,
                   uint64_t *rng);
 
+/* The most integer digits the grammar lets a number have (the FLOPS estimate's longest sample). */
+enum { LS_GRAMMAR_MAX_INT_DIGITS = 4 };
+
 /* The LLMTIME grammar: `vars` numbers per step, each digits '.' exactly `decimals` digits,
  * separated by ',' and ended by ';'. At most max_int_digits digits before the point. */
 typedef struct {

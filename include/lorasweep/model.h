@@ -69,6 +69,13 @@ typedef struct {
  * its shape checked before memory is allocated. On failure *out is zeroed (ls_model_free is
  * still safe) and the error names the file and the tensor. */
 int ls_model_load(const char *dir, ls_model *out);
+
+/* Whether a tokenizer (of n_ids ids, ls_tokenizer_n_ids, read from tok_path) fits a model: every
+ * id it can produce must have a row in the model's embedding (vocab_size rows), or the forward
+ * pass would read past it. LS_ERR with one line naming the tokenizer file, its ids and the model's
+ * vocabulary otherwise. Every command that loads both calls it (train, eval and sweep trials,
+ * score, generate, model init --tokenizer) before anything is run. */
+int ls_model_check_tokenizer(const ls_model_config *cfg, int n_ids, const char *tok_path);
 void ls_model_free(ls_model *m);
 
 /* The size table behind the arena: every checkpoint tensor under cfg, in arena order (embed,

@@ -66,7 +66,8 @@ void ls_results_spec_from_config(const ls_trial_config *cfg, int stage, ls_resul
 /* Summary metrics of a finished trial's result. */
 void ls_results_metrics_from_trial(const ls_trial_result *r, ls_result_metrics *m);
 
-/* 64-bit FNV-1a of a file's bytes (the data file's checksum). LS_ERR if it cannot be read. */
+/* 64-bit FNV-1a of a file's bytes (the data file's checksum): ls_data_file_checksum, the value a
+ * trial's checkpoint and metrics.json record. LS_ERR if it cannot be read. */
 int ls_results_file_checksum(const char *path, uint64_t *out);
 
 typedef struct ls_results ls_results;

@@ -78,6 +78,14 @@ typedef struct {
 /* The learning rate of step (1-based). */
 float ls_train_lr(const ls_train_options *o, int step);
 
+/* One optimiser step as the training loop takes it, on n floats of backend memory: the gradient's
+ * global norm (*norm, before clipping), clipping as PyTorch's clip_grad_norm_ does (grads scaled
+ * by grad_clip / (norm + 1e-6) when norm > grad_clip > 0), then AdamW (m, v: the moments) or SGD
+ * (m: the momentum buffer; v unused) at learning rate lr for step (1-based). LS_ERR with a
+ * message when the norm is not finite (nothing is changed) or the backend failed. */
+int ls_train_optimizer_step(const ls_backend *be, const ls_train_options *o, float *params, float *grads, float *m,
+                            float *v, size_t n, float lr, int step, float *norm);
+
 /* ---- the run ------------------------------------------------------------------------------ */
 
 /* Everything a checkpoint holds besides the options: continue from here. */
@@ -92,6 +100,7 @@ typedef struct {
     float *val_loss;          /* (n_evals) */
     double train_tokens;      /* target tokens seen */
     double train_seconds;     /* wall time spent in steps (summed over resumed runs) */
+    uint64_t data_checksum;   /* ls_data_file_checksum of the data trained on; 0: not known */
 } ls_train_state;
 
 void ls_train_state_init(ls_train_state *st, const ls_lora *lora, const ls_model_config *cfg, int max_steps);
@@ -172,8 +181,14 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *lora, const l
                  const ls_window_set *val, const ls_train_options *o, ls_train_state *st, const ls_train_hooks *hooks,
                  const ls_train_group *group);
 
-/* Checkpoint files: DIR/state.safetensors (adapter, moments, curves; step, epoch, cursor in the
- * metadata). Save is atomic (temp + rename). Load checks it matches lora's layout. */
+/* Checkpoint files: DIR/state.safetensors (adapter, moments, curves; step, epoch, cursor, the data
+ * checksum in the metadata). Save is atomic (temp + rename). Load checks everything it reads
+ * before using it, with one line naming the file: the tensors match lora's layout, step, epoch,
+ * cursor and n_evals are whole numbers in range (step at most st->capacity), the counters finite,
+ * the validation steps increasing up to step, and data_checksum, when present, well formed (0 in
+ * st when absent: a checkpoint older than the field). Whether the position fits the data and the
+ * data is the same is the caller's to check (ls_trial_run does), and ls_train_run refuses a state
+ * whose position is past its windows. */
 int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls_lora *lora,
                              const ls_model_config *cfg);
 int ls_train_checkpoint_load(const char *dir, ls_train_state *st, ls_lora *lora, const ls_model_config *cfg);

@@ -23,6 +23,7 @@ typedef struct ls_trial_result_s {
     double wall_seconds;
     ls_lora adapter;           /* the trained adapter */
     ls_model_config model_cfg;
+    uint64_t data_checksum;    /* ls_data_file_checksum of the data file the trial ran on */
 } ls_trial_result;
 
 typedef struct {
@@ -37,6 +38,10 @@ typedef struct {
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
  * memory); what check.h checks is checked first, before the weights are read. *out then holds what was done so far and must still be freed. A run stopped by
  * should_stop returns LS_OK with out->train.step < max_steps and no forecast.
+ *
+ * Resuming from hooks->checkpoint_dir: the checkpoint must have been made from the same data file
+ * (its bytes' checksum, recorded in every checkpoint) and its position must lie inside the
+ * training windows; otherwise one line naming the data file and what to do, and nothing runs.
  *
  * With hooks->group, every rank of the group calls it with the same config: each loads the
  * inputs (and the checkpoint) itself, they train together, and group rank 0 alone writes the
@@ -55,12 +60,27 @@ ls_encoding ls_trial_encoding(const ls_trial_config *cfg);
  * file is written atomically. */
 int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls_trial_result *r, int write_adapter);
 
-/* Planned FLOPS of a config without running it (for budgets): training, validation and the
- * forecast, using token counts estimated from the encoding. LS_ERR if the model config cannot be
- * read. */
+/* Planned FLOPS of a config without running it (for budgets): training (exact), validation
+ * (every pass the trainer makes, over the validation windows of the data set the config names,
+ * split and encoded as the trial will: exact) and the forecast (its prompts exact, each sample at
+ * the most tokens it can write: an upper bound). Tokens are counted as characters of the LLMTIME
+ * text, exact for Qwen's tokenizer (one token per digit and per '.', ',' and ';'). Reads the
+ * model's config.json (LS_ERR if it cannot be read) and the data file (one that cannot be read is
+ * estimated as the course's shape, as below: the trial will fail on it anyway); LS_ERR where the
+ * trial would fail on its data (a split or a forecast the data set cannot hold). */
 int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops);
+/* An estimate by part, as a finished trial records them (flops_train, ...), and the forecast's
+ * tokens per sample: the prompt (the mean over the systems, rounded down, as the trial records
+ * it) and the most a sample can write (what the forecast is estimated at). */
+typedef struct {
+    double train, validation, forecast, total;
+    int prompt_tokens, new_tokens_max;
+} ls_trial_flops;
 /* The same with the model's description given (a preset, or one config.json read once for many
- * trials): nothing is read from disk. */
-int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, double *flops);
+ * trials) and the data set already read (ds, read once for many trials); nothing is read from
+ * disk. ds NULL: the course's shape stands in (1000 systems of 100 steps, one integer digit per
+ * value), for a plan made before the data exists. */
+int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
+                                  ls_trial_flops *out);
 
 #endif

@@ -164,8 +164,12 @@ static int param_columns(const ls_dataset *ds, param_column *pc) {
 }
 
 static void print_info_text(const char *path, const ls_dataset *ds, const ls_h5_layout *lay, const ls_var_stats *st) {
-    printf("file          %s\n", path);
-    if (ds->source) printf("source        %s\n", ds->source);
+    /* the file's own text, and its name, escaped: a control byte must not reach the terminal */
+    char *name = ls_escape_controls(path), *source = ds->source ? ls_escape_controls(ds->source) : NULL;
+    printf("file          %s\n", name);
+    if (source) printf("source        %s\n", source);
+    free(name);
+    free(source);
     printf("systems       %d\nsteps         %d\n", ds->systems, ds->steps);
     for (int d = 0; d < 5; d++) {
         if (!lay[d].dtype[0]) continue;

@@ -100,6 +100,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (grammar_spec && ls_grammar_init(&grammar, tok, g_vars, g_decimals) != LS_OK) goto done;
     if (ls_model_load(model_dir, &model) != LS_OK) goto done;
+    if (ls_model_check_tokenizer(&model.cfg, ls_tokenizer_n_ids(tok), tok_path) != LS_OK) goto done;
     if (adapter_dir && ls_lora_load(adapter_dir, &model.cfg, &lora) != LS_OK) goto done;
     int T_max = (int)ids.n + (int)max_new;
     if (T_max > model.cfg.max_positions) {

@@ -69,9 +69,7 @@ static int check_tokenizer(const char *src, const ls_model_config *cfg) {
     if (!tok) return ls_error_prefix("--tokenizer");
     int n_ids = ls_tokenizer_n_ids(tok);
     ls_tokenizer_free(tok);
-    if (n_ids > cfg->vocab_size)
-        return ls_error("--tokenizer: %s: %d token ids do not fit the vocabulary of %d", src, n_ids, cfg->vocab_size);
-    return LS_OK;
+    return ls_model_check_tokenizer(cfg, n_ids, src);
 }
 
 /* Copy a checked tokenizer.json to dir/tokenizer.json. */

@@ -122,17 +122,12 @@ int cmd_score(int argc, char **argv) {
         goto done;
     }
     if (ls_model_load(model_dir, &model) != LS_OK) goto done;
+    if (ls_model_check_tokenizer(&model.cfg, ls_tokenizer_n_ids(tok), tok_path) != LS_OK) goto done;
     if (adapter_dir && ls_lora_load(adapter_dir, &model.cfg, &lora) != LS_OK) goto done;
 
     long targets_total = 0;
     int T_max = 1;
     for (int i = 0; i < n_seqs; i++) {
-        for (size_t j = 0; j < seqs[i].n; j++)
-            if (seqs[i].ids[j] >= model.cfg.vocab_size) {
-                ls_error("%s: line %d has token id %d, beyond the model's vocabulary (%d)", text_path, i + 1,
-                         seqs[i].ids[j], model.cfg.vocab_size);
-                goto done;
-            }
         targets_total += (long)seqs[i].n - 1;
         if ((int)seqs[i].n > T_max) T_max = (int)seqs[i].n;
     }

@@ -12,7 +12,9 @@
  * line, exit 1. Estimates need the model's config.json (model.path of the trials, read once per
  * path); --preset estimates with a built-in description instead, and stands in for a model
  * directory that does not exist yet (its files, and a tokenizer.json expected in it, are then
- * not checked; prompts are counted in characters, Qwen's tokens).
+ * not checked; prompts are counted in characters, Qwen's tokens). They also read the data set
+ * the trials name (data.path, once per path): its systems, steps and text give the validation
+ * windows and the prompts.
  */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -24,6 +26,7 @@
 #include "lorasweep/check.h"
 #include "lorasweep/cli.h"
 #include "lorasweep/common.h"
+#include "lorasweep/data.h"
 #include "lorasweep/grid.h"
 #include "lorasweep/model.h"
 #include "lorasweep/trial.h"
@@ -42,7 +45,8 @@ static const char plan_usage[] =
     "                  the config.json under model.path; a model.path that does not exist yet\n"
     "                  (a model not downloaded yet) is then not checked\n";
 
-/* FLOPS estimates, reading each model.path's config.json once (or one preset for all). */
+/* FLOPS estimates, reading each model.path's config.json once (or one preset for all) and each
+ * data.path once. */
 typedef struct {
     int have_preset;
     ls_model_config preset;
@@ -50,9 +54,25 @@ typedef struct {
     int ok;             /* whether it could be read */
     ls_model_config mc;
     char error[512];    /* the first failure, for the note */
+    char *data_path;    /* the data file last read */
+    int data_ok;
+    ls_dataset ds;
+    char data_note[600]; /* the first data file that could not be read, for the note */
 } estimator;
 
-static double estimate(estimator *e, const ls_trial_config *c) {
+/* The data set of c, or NULL (the course's shape stands in) when it cannot be read. */
+static const ls_dataset *estimator_data(estimator *e, const ls_trial_config *c) {
+    if (!e->data_path || strcmp(e->data_path, c->resolved.data_path)) {
+        free(e->data_path);
+        ls_dataset_free(&e->ds);
+        e->data_path = ls_strdup(c->resolved.data_path);
+        e->data_ok = ls_dataset_read(e->data_path, &e->ds) == LS_OK;
+        if (!e->data_ok && !e->data_note[0]) snprintf(e->data_note, sizeof e->data_note, "%s", ls_last_error());
+    }
+    return e->data_ok ? &e->ds : NULL;
+}
+
+static double estimate(estimator *e, const ls_trial_config *c, ls_trial_flops *parts) {
     const ls_model_config *mc = NULL;
     if (e->have_preset) mc = &e->preset;
     else {
@@ -67,12 +87,13 @@ static double estimate(estimator *e, const ls_trial_config *c) {
         } else free(path);
         if (e->ok) mc = &e->mc;
     }
-    double f = NAN;
-    if (mc && ls_trial_estimate_flops_model(c, mc, &f) != LS_OK) {
+    ls_trial_flops f = {NAN, NAN, NAN, NAN, 0, 0};
+    if (mc && ls_trial_estimate_flops_model(c, mc, estimator_data(e, c), &f) != LS_OK) {
         if (!e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
-        f = NAN;
+        f = (ls_trial_flops){NAN, NAN, NAN, NAN, 0, 0};
     }
-    return f;
+    if (parts) *parts = f;
+    return f.total;
 }
 
 static void fmt_flops(char *dst, size_t cap, double f) {
@@ -127,6 +148,7 @@ typedef struct {
     ls_grid_trial *trials;  /* expandable now; NULL for a stage waiting on a winner */
     size_t n;
     double *flops;          /* per trial */
+    ls_trial_flops *parts;  /* per trial: the estimate by part */
     ls_grid_budget_entry *budget;
     size_t *order_of;       /* per trial: its position in budget (the run order) */
     double total;           /* expandable: admitted trials' sum; waiting: worst case */
@@ -186,8 +208,9 @@ static int sweep_plan(int argc, char **argv) {
                 break;
             }
             p->flops = ls_calloc(p->n, sizeof *p->flops);
+            p->parts = ls_calloc(p->n, sizeof *p->parts);
             p->budget = ls_calloc(p->n, sizeof *p->budget);
-            for (size_t t = 0; t < p->n; t++) p->flops[t] = estimate(&est, &p->trials[t].config);
+            for (size_t t = 0; t < p->n; t++) p->flops[t] = estimate(&est, &p->trials[t].config, &p->parts[t]);
             ls_grid_budget_plan(p->flops, p->n, &left, p->budget);
             p->order_of = ls_calloc(p->n, sizeof *p->order_of);
             for (size_t b = 0; b < p->n; b++) p->order_of[p->budget[b].trial] = b;
@@ -204,7 +227,7 @@ static int sweep_plan(int argc, char **argv) {
             size_t best = 0;
             double best_f = -1;
             for (size_t c = 0; c < nc; c++) {
-                double f = estimate(&est, &cand[c].config);
+                double f = estimate(&est, &cand[c].config, NULL);
                 if (isfinite(f) && f > best_f) best_f = f, best = c;
             }
             if (nc == 0 || ls_grid_expand(&g, i, &cand[best].config, &p->stand, &p->n_stand) != LS_OK) {
@@ -213,7 +236,7 @@ static int sweep_plan(int argc, char **argv) {
             }
             p->total_known = 1;
             for (size_t t = 0; t < p->n_stand; t++) {
-                double f = estimate(&est, &p->stand[t].config);
+                double f = estimate(&est, &p->stand[t].config, NULL);
                 if (isfinite(f)) p->total += f;
                 else p->total_known = 0;
             }
@@ -234,6 +257,7 @@ static int sweep_plan(int argc, char **argv) {
         if (g.budget_flops > 0) cJSON_AddNumberToObject(root, "budget_flops", g.budget_flops);
         else cJSON_AddNullToObject(root, "budget_flops");
         if (est.error[0] && !est.have_preset) cJSON_AddStringToObject(root, "estimate_error", est.error);
+        if (est.data_note[0]) cJSON_AddStringToObject(root, "data_not_read", est.data_note);
         cJSON_AddNumberToObject(root, "n_trials", (double)g.n_trials);
         cJSON *stages = cJSON_AddArrayToObject(root, "stages");
         for (size_t i = 0; i < g.n_stages; i++) {
@@ -270,8 +294,17 @@ static int sweep_plan(int argc, char **argv) {
                     cJSON_AddStringToObject(jt, "id", tid);
                     cJSON_AddNumberToObject(jt, "index", (double)t);
                     cJSON_AddStringToObject(jt, "overrides", p->trials[t].overrides);
-                    if (isfinite(p->flops[t])) cJSON_AddNumberToObject(jt, "flops", p->flops[t]);
-                    else cJSON_AddNullToObject(jt, "flops");
+                    if (isfinite(p->flops[t])) {
+                        cJSON_AddNumberToObject(jt, "flops", p->flops[t]);
+                        cJSON *parts = cJSON_AddObjectToObject(jt, "flops_parts");
+                        cJSON_AddNumberToObject(parts, "train", p->parts[t].train);
+                        cJSON_AddNumberToObject(parts, "validation", p->parts[t].validation);
+                        cJSON_AddNumberToObject(parts, "forecast", p->parts[t].forecast);
+                        cJSON_AddNumberToObject(parts, "prompt_tokens", p->parts[t].prompt_tokens);
+                        cJSON_AddNumberToObject(parts, "new_tokens_max", p->parts[t].new_tokens_max);
+                    } else {
+                        cJSON_AddNullToObject(jt, "flops");
+                    }
                     const ls_grid_budget_entry *be = &p->budget[p->order_of[t]];
                     cJSON_AddNumberToObject(jt, "run_order", (double)p->order_of[t]);
                     if (be->skipped && isfinite(p->flops[t])) cJSON_AddStringToObject(jt, "skipped", be->reason);
@@ -296,6 +329,8 @@ static int sweep_plan(int argc, char **argv) {
         if (est.have_preset) printf("estimates: with the %s preset\n", preset);
         else if (est.error[0])
             printf("estimates: unknown (%s); --preset NAME estimates with a built-in model\n", est.error);
+        if (est.data_note[0])
+            printf("data: not read (%s): estimated as the course's shape, 1000 systems of 100 steps\n", est.data_note);
         for (size_t i = 0; i < g.n_stages; i++) {
             const ls_grid_stage *s = &g.stages[i];
             const stage_plan *p = &sp[i];
@@ -336,11 +371,14 @@ static int sweep_plan(int argc, char **argv) {
         ls_grid_trials_free(sp[i].trials, sp[i].n);
         ls_grid_trials_free(sp[i].stand, sp[i].n_stand);
         free(sp[i].flops);
+        free(sp[i].parts);
         free(sp[i].budget);
         free(sp[i].order_of);
     }
     free(sp);
     free(est.path);
+    free(est.data_path);
+    ls_dataset_free(&est.ds);
     ls_grid_free(&g);
     return rc;
 }

@@ -19,12 +19,27 @@ static const char usage[] =
     "No special tokens are added; special tokens written in the text are recognised.\n"
     "  --tokenizer FILE   a Hugging Face tokenizer.json (Qwen2.5's)\n";
 
+/* All of stdin, at most LS_READ_FILE_MAX bytes (NULL and an error beyond, or out of memory:
+ * `cat /dev/zero | lorasweep tokenize` ends in one line, not an abort). */
 static char *read_stdin(size_t *len) {
     size_t cap = 1 << 16, n = 0, got;
-    char *buf = ls_malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, stdin)) > 0) {
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, stdin)) > 0) {
         n += got;
-        if (n + 1 >= cap) buf = ls_realloc(buf, cap *= 2);
+        if (n > LS_READ_FILE_MAX) {
+            free(buf);
+            ls_error("stdin: more than %zu bytes", LS_READ_FILE_MAX);
+            return NULL;
+        }
+        if (n + 1 >= cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) free(buf);
+            buf = more;
+        }
+    }
+    if (!buf) {
+        ls_error("stdin: out of memory after %zu bytes", n);
+        return NULL;
     }
     buf[n] = '\0';
     *len = n;
@@ -107,6 +122,10 @@ int cmd_tokenize(int argc, char **argv) {
 
     size_t len;
     char *input = read_stdin(&len);
+    if (!input) {
+        ls_tokenizer_free(tok);
+        return cli_fail();
+    }
     int rc = LS_OK;
     if (!jsonl) {
         rc = tokenize_one(tok, input, len, decode, 0);
