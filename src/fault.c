@@ -51,7 +51,7 @@ int ls_fault(const char *site) {
         if (strcmp(r->site, site) || ++r->seen != r->at) continue;
         switch (r->action) {
         case ACT_KILL: raise(SIGKILL); break;
-        case ACT_STOP: raise(SIGUSR1); break;
+        case ACT_STOP: raise(SIGTERM); break; /* every command takes it as a stop (sweep, train) */
         case ACT_ENOSPC: errno = ENOSPC; return -1;
         case ACT_FAIL: errno = EIO; return -1;
         }

@@ -412,7 +412,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
 int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls_lora *lora,
                              const ls_model_config *cfg) {
     (void)cfg;
-    char path[4096], step[32], epoch[32], cursor[32], tokens[40], seconds[40], n_evals[32];
+    char path[4096], step[32], epoch[32], cursor[32], tokens[40], seconds[40], n_evals[32], wall[40];
     snprintf(path, sizeof path, "%s/state.safetensors", dir);
     snprintf(step, sizeof step, "%d", st->step);
     snprintf(epoch, sizeof epoch, "%d", st->epoch);
@@ -420,6 +420,7 @@ int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls
     snprintf(tokens, sizeof tokens, "%.17g", st->train_tokens);
     snprintf(seconds, sizeof seconds, "%.17g", st->train_seconds);
     snprintf(n_evals, sizeof n_evals, "%d", st->n_evals);
+    snprintf(wall, sizeof wall, "%.17g", st->wall_seconds);
     int n_steps = st->step > 0 ? st->step : 1, n_ev = st->n_evals > 0 ? st->n_evals : 1;
     float *eval_step = ls_calloc((size_t)n_ev, sizeof(float));
     for (int i = 0; i < st->n_evals; i++) eval_step[i] = (float)st->eval_step[i]; /* exact below 2^24 */
@@ -434,8 +435,9 @@ int ls_train_checkpoint_save(const char *dir, const ls_train_state *st, const ls
     char checksum[32];
     ls_data_checksum_text(st->data_checksum, checksum, sizeof checksum);
     ls_st_meta meta[] = {{"step", step},       {"epoch", epoch},   {"cursor", cursor},          {"train_tokens", tokens},
-                         {"train_seconds", seconds}, {"n_evals", n_evals}, {"data_checksum", checksum}};
-    int rc = ls_safetensors_write(path, t, 6, meta, st->data_checksum ? 7 : 6);
+                         {"train_seconds", seconds}, {"n_evals", n_evals}, {"wall_seconds", wall},
+                         {"data_checksum", checksum}};
+    int rc = ls_safetensors_write(path, t, 6, meta, st->data_checksum ? 8 : 7);
     free(eval_step);
     return rc;
 }
@@ -474,6 +476,9 @@ int ls_train_checkpoint_load(const char *dir, ls_train_state *st, ls_lora *lora,
         meta_number(&f, "cursor", 0, 2e9, 1, &cursor) || meta_number(&f, "n_evals", 0, st->capacity + 2, 1, &n_evals) ||
         meta_number(&f, "train_tokens", 0, 1e300, 0, &tokens) || meta_number(&f, "train_seconds", 0, 1e300, 0, &seconds))
         rc = LS_ERR;
+    double wall = 0; /* a checkpoint from before the field: the earlier attempts' time is not known */
+    if (rc == LS_OK && ls_safetensors_meta(&f, "wall_seconds") && meta_number(&f, "wall_seconds", 0, 1e300, 0, &wall))
+        rc = LS_ERR;
     if (rc == LS_OK && sum_text && ls_data_checksum_parse(sum_text, &checksum) != LS_OK)
         rc = ls_error("%s: metadata 'data_checksum' is '%.40s', not fnv1a64:<16 hex digits> (a damaged checkpoint)",
                       path, sum_text);
@@ -505,6 +510,7 @@ int ls_train_checkpoint_load(const char *dir, ls_train_state *st, ls_lora *lora,
         st->n_evals = (int)n_evals;
         st->train_tokens = tokens;
         st->train_seconds = seconds;
+        st->wall_seconds = wall;
         st->data_checksum = checksum;
         for (int i = 0; i < st->n_evals; i++) st->eval_step[i] = (int)eval_step[i];
     }

@@ -70,6 +70,8 @@ typedef struct {
     const ls_trial_hooks *outer;
     const char *dir;
     int writer; /* this rank writes the checkpoint: alone, or rank 0 of a group */
+    ls_train_state *state; /* the trainer's state (what it checkpoints): its wall time is set here */
+    double t_start, wall_before; /* this attempt's start; the earlier attempts' wall time */
 } trial_hooks_ctx;
 
 static void trial_progress(void *ctx, const ls_train_progress *p) {
@@ -86,6 +88,8 @@ static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *
     const trial_hooks_ctx *t = ctx;
     if (!t->dir || !t->writer) return LS_OK;
     if (ls_mkdirs(t->dir) != LS_OK) return LS_ERR;
+    /* the trial's wall time over all its attempts so far: the next attempt goes on from it */
+    t->state->wall_seconds = t->wall_before + (ls_now() - t->t_start);
     return ls_train_checkpoint_save(t->dir, st, lora, NULL);
 }
 
@@ -232,7 +236,8 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
             goto done;
         }
     }
-    trial_hooks_ctx hctx = {hooks, ckpt, writer};
+    out->train.wall_seconds_before = out->train.wall_seconds; /* earlier attempts, to their last checkpoint */
+    trial_hooks_ctx hctx = {hooks, ckpt, writer, &out->train, t_start, out->train.wall_seconds_before};
     ls_train_hooks th = {trial_progress, trial_checkpoint, trial_should_stop, &hctx};
     if (cfg->train.max_steps > 0) {
         if (ls_train_run(be, &dev_model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th, group) != LS_OK)
@@ -291,7 +296,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     rc = LS_OK;
 done:
     if (!agreed) ls_train_group_agree(group, 0); /* the ranks waiting to train learn of the failure */
-    out->wall_seconds = ls_now() - t_start;
+    out->wall_seconds = out->train.wall_seconds_before + (ls_now() - t_start); /* all attempts */
     ls_lora_backend_free(be, &dev_adapter);
     ls_model_backend_free(be, &dev_model);
     ls_window_set_free(&train_w);

@@ -7,7 +7,7 @@
  *
  * makes the N-th pass through `site` in this process (counted from 1) do `action`:
  *   kill   SIGKILL this process, as `kill -9` would (the default);
- *   stop   SIGUSR1 this process: a clean stop request (checkpoint, exit 3);
+ *   stop   SIGTERM this process: a clean stop request (checkpoint, exit 3);
  *   enospc the site fails as a write to a full disk would (errno ENOSPC), once;
  *   fail   the site fails with an error of its own (errno EIO), once.
  * Without LS_FAULT a site costs one branch on a cached flag.

@@ -100,6 +100,9 @@ typedef struct {
     float *val_loss;          /* (n_evals) */
     double train_tokens;      /* target tokens seen */
     double train_seconds;     /* wall time spent in steps (summed over resumed runs) */
+    double wall_seconds;      /* the trial's wall time over all its attempts when last checkpointed
+                               * (set by the trial's checkpoint hook; 0: not known) */
+    double wall_seconds_before; /* what the checkpoint this run resumed from had: earlier attempts */
     uint64_t data_checksum;   /* ls_data_file_checksum of the data trained on; 0: not known */
 } ls_train_state;
 

@@ -239,7 +239,9 @@ static int run_and_write(const char *cmd, ls_trial_config *cfg, const char *out_
         status = 3;
     } else if (!quiet) { /* what was measured only: eval trains nothing, no validation split no val loss */
         const char *sep = ": ";
-        fprintf(stderr, "lorasweep %s: done in %.1f s", cmd, r.wall_seconds);
+        double before = r.train.wall_seconds_before; /* earlier attempts of a resumed trial */
+        fprintf(stderr, "lorasweep %s: done in %.3f s", cmd, r.wall_seconds - before);
+        if (before > 0) fprintf(stderr, " (%.3f s with the earlier attempts)", r.wall_seconds);
         if (isfinite(r.final_train_loss)) fprintf(stderr, "%strain loss %.4f", sep, r.final_train_loss), sep = ", ";
         if (isfinite(r.final_val_loss)) fprintf(stderr, "%sval loss %.4f", sep, r.final_val_loss), sep = ", ";
         if (r.has_forecast)
