@@ -819,3 +819,21 @@ void ls_split_free(ls_split *sp) {
     free(sp->test);
     memset(sp, 0, sizeof *sp);
 }
+
+int ls_hdf5_open_objects(char *names, size_t cap) {
+    if (names && cap) names[0] = '\0';
+    ssize_t n = H5Fget_obj_count((hid_t)H5F_OBJ_ALL, H5F_OBJ_ALL);
+    if (n <= 0 || !names || !cap) return n > 0 ? (int)n : 0;
+    hid_t ids[8];
+    ssize_t got = H5Fget_obj_ids((hid_t)H5F_OBJ_ALL, H5F_OBJ_ALL, 8, ids);
+    size_t at = 0;
+    for (ssize_t i = 0; i < got && at + 1 < cap; i++) {
+        char name[256] = "";
+        if (H5Iget_type(ids[i]) == H5I_FILE) H5Fget_name(ids[i], name, sizeof name);
+        else H5Iget_name(ids[i], name, sizeof name);
+        int w = snprintf(names + at, cap - at, "%s%s", i ? ", " : "", name[0] ? name : "(unnamed)");
+        if (w < 0) break;
+        at += (size_t)w < cap - at ? (size_t)w : cap - at - 1;
+    }
+    return (int)n;
+}

@@ -110,19 +110,6 @@ static int read_trial(ls_results *res, uint64_t id, ls_report_trial *t) {
     t->status = t->row.status;
     t->baseline = t->row.max_steps == 0;
     t->message = ls_strdup(t->row.error);
-    int cap = t->row.max_steps > 0 ? t->row.max_steps : 1;
-    t->train_loss = ls_malloc((size_t)cap * sizeof *t->train_loss);
-    if (ls_results_read_train_loss(res, id, t->train_loss, cap, &t->n_train) != LS_OK) return LS_ERR;
-    int ecap = 4096;
-    t->val_step = ls_malloc((size_t)ecap * sizeof *t->val_step);
-    t->val_loss = ls_malloc((size_t)ecap * sizeof *t->val_loss);
-    if (ls_results_read_evals(res, id, t->val_step, t->val_loss, ecap, &t->n_val) != LS_OK) return LS_ERR;
-    /* unused validation slots are step -1 */
-    int n = 0;
-    while (n < t->n_val && t->val_step[n] >= 0) n++;
-    t->n_val = n;
-    if (ls_results_read_forecast(res, id, &t->S, &t->H, &t->systems, &t->fc_mean, &t->fc_std, &t->fc_truth) != LS_OK)
-        return LS_ERR;
     t->config_yaml = ls_results_read_config(res, id);
     if (!t->config_yaml) return LS_ERR;
     t->config_ok = ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &t->config) == LS_OK;
@@ -236,6 +223,46 @@ static void summarise(ls_report *rep) {
     }
 }
 
+/* ---- series, read when a figure needs them ------------------------------------------------ */
+
+int ls_report_load_curves(ls_report *rep, int i) {
+    ls_report_trial *t = &rep->trials[i];
+    if (t->train_loss) return LS_OK;
+    uint64_t id = t->row.id;
+    int cap = t->row.max_steps > 0 ? t->row.max_steps : 1, ecap = ls_results_evals_width(rep->res);
+    t->train_loss = ls_malloc((size_t)cap * sizeof *t->train_loss);
+    t->val_step = ls_malloc((size_t)(ecap > 0 ? ecap : 1) * sizeof *t->val_step);
+    t->val_loss = ls_malloc((size_t)(ecap > 0 ? ecap : 1) * sizeof *t->val_loss);
+    if (ls_results_read_train_loss(rep->res, id, t->train_loss, cap, &t->n_train) != LS_OK ||
+        ls_results_read_evals(rep->res, id, t->val_step, t->val_loss, ecap, &t->n_val) != LS_OK) {
+        ls_report_unload(rep, i);
+        return ls_error_prefix("%s: trial %016" PRIx64, rep->path, id);
+    }
+    int n = 0; /* unused validation slots are step -1 */
+    while (n < t->n_val && t->val_step[n] >= 0) n++;
+    t->n_val = n;
+    return LS_OK;
+}
+
+int ls_report_load_forecast(ls_report *rep, int i) {
+    ls_report_trial *t = &rep->trials[i];
+    if (t->fc_mean || t->S < 0) return LS_OK;
+    if (ls_results_read_forecast(rep->res, t->row.id, &t->S, &t->H, &t->systems, &t->fc_mean, &t->fc_std,
+                                 &t->fc_truth) != LS_OK) {
+        t->S = -1; /* tried */
+        return ls_error_prefix("%s: trial %016" PRIx64, rep->path, t->row.id);
+    }
+    return LS_OK;
+}
+
+void ls_report_unload(ls_report *rep, int i) {
+    ls_report_trial *t = &rep->trials[i];
+    free(t->train_loss), free(t->val_step), free(t->val_loss);
+    free(t->systems), free(t->fc_mean), free(t->fc_std), free(t->fc_truth);
+    t->train_loss = t->val_loss = NULL, t->val_step = NULL, t->n_train = t->n_val = 0;
+    t->systems = NULL, t->fc_mean = t->fc_std = t->fc_truth = NULL, t->S = t->H = 0;
+}
+
 int ls_report_load(const char *path, ls_report *rep) {
     memset(rep, 0, sizeof *rep);
     rep->best = rep->baseline = -1;
@@ -261,7 +288,7 @@ int ls_report_load(const char *path, ls_report *rep) {
     for (int i = 0; i < rep->n_trials && rc == LS_OK; i++)
         if (read_trial(res, ls_results_id(res, i), &rep->trials[i]) != LS_OK)
             rc = ls_error_prefix("%s: cannot read trial %016" PRIx64, path, ls_results_id(res, i));
-    ls_results_close(res);
+    rep->res = res; /* kept open: curves and forecasts are read when a figure asks (ls_report_load_curves) */
     if (rc != LS_OK) {
         ls_report_free(rep);
         return LS_ERR;
@@ -277,10 +304,11 @@ int ls_report_load(const char *path, ls_report *rep) {
 void ls_report_free(ls_report *rep) {
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
-        free(t->message), free(t->config_yaml), free(t->train_loss), free(t->val_step), free(t->val_loss);
+        ls_report_unload(rep, i);
+        free(t->message), free(t->config_yaml);
         if (t->config_yaml) ls_config_free(&t->config); /* parsed or defaulted once the text was read */
-        free(t->systems), free(t->fc_mean), free(t->fc_std), free(t->fc_truth);
     }
+    if (rep->res) ls_results_close(rep->res);
     free(rep->trials);
     for (int i = 0; i < rep->n_stages; i++) free(rep->stage_names[i]);
     free(rep->stage_names);

@@ -514,10 +514,11 @@ static int has_forecast(const ls_report_trial *t) {
 
 /* The trial and the positions of the systems the forecast figure draws; *trial -1 (and LS_OK)
  * when no trial has a forecast to draw. */
-static int resolve_forecast(const ls_report *rep, const ls_report_plot_options *opt, int *trial, int *systems, int *n) {
+static int resolve_forecast(ls_report *rep, const ls_report_plot_options *opt, int *trial, int *systems, int *n) {
     *trial = -1, *n = 0;
     int t = forecast_trial(rep, opt->trial_id);
     if (t == -2) return LS_ERR;
+    if (t >= 0 && ls_report_load_forecast(rep, t) != LS_OK) return LS_ERR; /* this trial's alone */
     if (t < 0 || !has_forecast(&rep->trials[t])) {
         if (opt->trial_id) return ls_error("--trial %s: that trial has no forecast (yet)", opt->trial_id);
         return LS_OK;
@@ -542,12 +543,12 @@ static int resolve_forecast(const ls_report *rep, const ls_report_plot_options *
     return LS_OK;
 }
 
-int ls_report_plot_check(const ls_report *rep, const ls_report_plot_options *opt) {
+int ls_report_plot_check(ls_report *rep, const ls_report_plot_options *opt) {
     int t, systems[16], n;
     return resolve_forecast(rep, opt, &t, systems, &n);
 }
 
-int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log) {
+int ls_report_plots(ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log) {
     if (ls_mkdirs(dir) != LS_OK) return LS_ERR;
     figure f = {.rep = rep, .opt = opt, .stage = opt->stage};
     f.shown = ls_malloc((size_t)(rep->n_trials ? rep->n_trials : 1) * sizeof *f.shown);
@@ -561,19 +562,24 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
      * validation loss (and the baseline) are drawn and the title says how many of how many */
     int curves = 0;
     int *with_curve = ls_malloc((size_t)(f.n_shown ? f.n_shown : 1) * sizeof *with_curve); /* no legend entry without a line */
-    for (int k = 0; k < f.n_shown; k++)
+    for (int k = 0; k < f.n_shown && rc == LS_OK; k++) { /* one trial's curves in memory at a time */
+        if ((rc = ls_report_load_curves(rep, f.shown[k])) != LS_OK) break;
         if (has_curve(&rep->trials[f.shown[k]])) with_curve[curves++] = f.shown[k];
-    if (curves) {
+        ls_report_unload(rep, f.shown[k]);
+    }
+    if (rc == LS_OK && curves) {
         figure lf = f;
         lf.shown = ls_malloc((size_t)curves * sizeof *lf.shown);
         lf.n_shown = best_curves(rep, with_curve, curves, lf.shown, MAX_CURVES);
         lf.of_total = curves;
+        for (int k = 0; k < lf.n_shown && rc == LS_OK; k++) rc = ls_report_load_curves(rep, lf.shown[k]);
         snprintf(base, sizeof base, "%s/loss_curves", dir);
         double h = fmax(620, 140 + lf.n_shown * LEGEND_FONT * 1.55 / 2);
         if (rc == LS_OK && (rc = ls_plot_save(base, 1700, h, draw_losses, &lf)) == LS_OK)
             fprintf(log, "  %-34s %s.png\n", lf.n_shown < curves ? "loss curves of the best trials:" : "loss curves of every trial:", base);
+        for (int k = 0; k < lf.n_shown; k++) ls_report_unload(rep, lf.shown[k]);
         free(lf.shown);
-    } else {
+    } else if (rc == LS_OK) {
         fprintf(log, "  loss curves: none yet (no trial has reported a loss)\n");
     }
     free(with_curve);
@@ -610,6 +616,7 @@ int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_
         fprintf(log, "  forecasts: none yet (no finished trial has a forecast)\n");
     }
     if (have_data) ls_dataset_free(&data);
+    if (t >= 0) ls_report_unload(rep, t);
 
     int points = 0;
     for (int k = 0; k < f.n_shown; k++) {

@@ -1089,3 +1089,5 @@ int ls_results_set_grid(ls_results *r, const ls_results_meta *m) {
 }
 
 const char *ls_results_set_aside(const ls_results *r) { return r->set_aside; }
+
+int ls_results_evals_width(const ls_results *r) { return (int)r->width[D_EVALS]; }

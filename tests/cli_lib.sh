@@ -8,6 +8,8 @@ set -uo pipefail
 LS=$1
 SHARED=${2:-}
 PY=/usr/bin/python3
+# Every lorasweep run checks at exit that it closed every HDF5 object it opened (exit 97 if not)
+export LS_CHECK_HDF5=1
 T=$(mktemp -d /tmp/lorasweep-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 passes=0

@@ -2,19 +2,9 @@
 # cli_sweep_run.sh LORASWEEP SHARED_DIR: `mpirun -np 3 lorasweep sweep run` end to end on the tiny
 # preset: two stages, the results file readable by h5py, a rerun runs nothing, another grid is
 # refused, and a sweep killed with kill -9 (mpirun and every rank, in the middle of trials)
-# resumes to exactly the results of an uninterrupted one.
+# resumes to exactly the results of an uninterrupted one (each kill aimed at journal records).
 source "$(dirname "$0")/cli_lib.sh"
-TOK=$SHARED/qwen/tokenizer.json
-[ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
-need_shared "$TOK"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# sanitizer builds: no leak report at exit here (Open MPI's own leaks need the slow unwinder to be
-# suppressed, which makes whole sweeps crawl); the mpi_* unit tests check leaks with suppressions
-export ASAN_OPTIONS=detect_leaks=0
-MPIRUN="mpirun --oversubscribe -np 3"
-
-"$LS" model init --preset tiny --out "$T/tiny" --tokenizer "$TOK" >/dev/null || { echo "FAIL model init"; exit 1; }
-"$LS" data generate --out "$T/lv.h5" --seed 5 >/dev/null || { echo "FAIL data generate"; exit 1; }
+source "$(dirname "$0")/sweep_lib.sh"
 grid() { # grid FILE MAX_STEPS
   cat >"$1" <<YAML
 name: ci-sweep
@@ -102,11 +92,18 @@ PY
 # Uninterrupted reference, then the same sweep killed with kill -9 twice and resumed.
 grid "$T/long.yaml" 10
 $MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/ref/sweep.h5" --quiet || bad "reference sweep"
-for kill_after in 4 9; do
+# Each kill is aimed at the journal: two more validation records than before this run (trials in
+# the middle of training), and must find the job still running with trials left to do.
+for round in 1 2; do
+  seen=$(journal_count "$T/k/sweep.h5.journal" 3)
   setsid $MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/k/sweep.h5" --quiet 2>>"$T/k.err" &
   pid=$!
-  sleep $kill_after
-  kill -9 -- -$pid 2>/dev/null; wait $pid 2>/dev/null
+  for _ in $(seq 1200); do [ "$(journal_count "$T/k/sweep.h5.journal" 3)" -ge $((seen + 2)) ] && break; sleep 0.1; done
+  if kill -9 -- -$pid 2>/dev/null; then killed=1; else killed=0; fi
+  wait $pid 2>/dev/null
+  done_now=$(journal_count "$T/k/sweep.h5.journal" 5)
+  [ $killed = 1 ] && [ "$done_now" -lt 4 ] && ok "kill -9 $round cut the sweep short ($done_now of 4 trials done)" \
+    || bad "kill -9 $round came too late (killed=$killed, $done_now trials done)"
 done
 $MPIRUN "$LS" sweep run "$T/long.yaml" --out "$T/k/sweep.h5" --quiet 2>>"$T/k.err" && ok "resumed after two kill -9" || bad "resume: $(tail -3 "$T/k.err")"
 if $PY - "$T/ref/sweep.h5" "$T/k/sweep.h5" "$T/ref/sweep.trials" "$T/k/sweep.trials" <<'PY'

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/data.h"
 #include "lorasweep/journal.h"
 #include "lorasweep/results.h"
 
@@ -429,6 +430,9 @@ int main(int argc, char **argv) {
         CHECK(ls_results_file_checksum("/nonexistent/file", &h) == LS_ERR);
     }
 
+    char open_names[512]; /* every results file and object closed on every path taken above */
+    int open = ls_hdf5_open_objects(open_names, sizeof open_names);
+    CHECK(open == 0 || (fprintf(stderr, "rank %d: HDF5 objects left open: %s\n", rank, open_names), 0));
     int total = 0;
     MPI_Reduce(&n_checks, &total, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
     if (rank == 0) printf("mpi_results: %d passed, 0 failed (%d ranks)\n", total, size);

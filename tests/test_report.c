@@ -193,9 +193,15 @@ static void test_conclusions(void **state) {
     const ls_report_trial *run = &rep.trials[find(&rep, 0x105)];
     assert_int_equal(run->progress_step, 5);
     assert_false(run->live);
+    assert_null(run->train_loss); /* series are read when a figure asks, one trial at a time */
+    assert_int_equal(ls_report_load_curves(&rep, find(&rep, 0x105)), LS_OK);
     assert_int_equal(run->n_train, MAX_STEPS);                   /* room for 20, 5 written */
     assert_true(run->train_loss[4] == 2.6f && isnan(run->train_loss[5]));
+    ls_report_unload(&rep, find(&rep, 0x105));
+    assert_null(run->train_loss);
     const ls_report_trial *best = &rep.trials[rep.best];
+    assert_int_equal(ls_report_load_curves(&rep, rep.best), LS_OK);
+    assert_int_equal(ls_report_load_forecast(&rep, rep.best), LS_OK);
     assert_int_equal(best->n_val, 3);
     assert_int_equal(best->val_step[2], 20);
     assert_int_equal(best->S, 2);

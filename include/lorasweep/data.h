@@ -48,6 +48,12 @@ int ls_dataset_read(const char *path, ls_dataset *out);
 int ls_dataset_write(const char *path, const ls_dataset *ds);
 void ls_dataset_free(ls_dataset *ds);
 
+/* HDF5 objects (files, groups, datasets, attributes, types) this process still has open, in any
+ * file; names (up to cap bytes, "" if none) lists the first of them. Every function of the data,
+ * results and report modules closes what it opens, so this is 0 after they return: the tests and
+ * sanitizer builds check it (HDF5's memory is otherwise hidden from the leak checker). */
+int ls_hdf5_open_objects(char *names, size_t cap);
+
 /* The identity of a data file: 64-bit FNV-1a of its bytes. A trial records it in its checkpoint
  * and metrics.json and refuses to resume from a checkpoint made from other bytes; a sweep records
  * it in its results file (ls_results_file_checksum is this). LS_ERR with a message if the path is

@@ -37,13 +37,15 @@ typedef struct {
     char *config_yaml;           /* the resolved config, as stored */
     ls_trial_config config;      /* parsed (the defaults when the text does not parse: config_ok 0) */
     int config_ok;
-    /* curves: train loss per step (NaN where not written), validation points */
+    /* curves: train loss per step (NaN where not written), validation points; NULL until
+     * ls_report_load_curves (a report of 100k trials or of a hostile file holds only the rows) */
     float *train_loss;
     int n_train;
     int *val_step;
     float *val_loss;
     int n_val;
-    /* forecast: S systems x H steps x (prey, predator); systems[s] is the data set index */
+    /* forecast: S systems x H steps x (prey, predator); systems[s] is the data set index; NULL
+     * until ls_report_load_forecast (S -1: it could not be read) */
     int S, H;
     int *systems;
     float *fc_mean, *fc_std, *fc_truth;
@@ -65,6 +67,8 @@ typedef struct {
     char lock_owner[256];        /* "job J pid P host H" of the sweep writing it now ("" none) */
     int n_trials;
     ls_report_trial *trials;     /* in file order */
+    struct ls_results *res;      /* the file, open read only until ls_report_free: series are read
+                                  * from it one trial at a time (ls_report_load_curves) */
     int counts[5];               /* by ls_result_status */
     int interrupted;             /* running trials with no live sweep */
     const ls_config_key *varying[LS_REPORT_MAX_VARYING]; /* keys besides lr, rank, ctx and steps whose
@@ -81,6 +85,12 @@ void ls_report_free(ls_report *rep);
 
 /* Index of the stage named name, or -1. */
 int ls_report_stage_find(const ls_report *rep, const char *name);
+
+/* Read trial i's curves (training loss, validation points) or forecast from the file; LS_OK at
+ * once when already read. ls_report_unload frees both again (figures read, draw, unload). */
+int ls_report_load_curves(ls_report *rep, int i);
+int ls_report_load_forecast(ls_report *rep, int i);
+void ls_report_unload(ls_report *rep, int i);
 
 /* Trials of stage s not yet ended (pending or running): while there are any, stage s hands on no
  * winner and the stages that select from it wait. */
@@ -105,10 +115,10 @@ typedef struct {
 
 /* Check the options against the file before anything is printed: --trial names one trial
  * that has a forecast, --systems are systems it forecast. LS_ERR with one line otherwise. */
-int ls_report_plot_check(const ls_report *rep, const ls_report_plot_options *opt);
+int ls_report_plot_check(ls_report *rep, const ls_report_plot_options *opt);
 
 /* Write the figures into dir (created when missing) as PNG + SVG and print one line per figure
  * ("  loss curves: DIR/loss_curves.png (.svg)") to `log`, or why one was left out. */
-int ls_report_plots(const ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log);
+int ls_report_plots(ls_report *rep, const char *dir, const ls_report_plot_options *opt, FILE *log);
 
 #endif

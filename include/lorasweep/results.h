@@ -108,6 +108,8 @@ int ls_results_close(ls_results *r);
 
 /* Rows and sizes known to this rank (the same on every rank). */
 int ls_results_n_trials(const ls_results *r);
+/* The validation slots every trial has in /curves (the widest trial's count; checked bounded). */
+int ls_results_evals_width(const ls_results *r);
 /* Row of a trial, or -1. */
 int ls_results_row(const ls_results *r, uint64_t id);
 /* The id of row i. */
