@@ -42,8 +42,8 @@ full_disk() {
 }
 
 # Every kind of write, failing as on a full disk (LS_FAULT ... :enospc), then the same command
-for fault in write@state.safetensors:3:enospc write@adapter_model.safetensors:1:enospc \
-             write@curves.csv:1:enospc write@metrics.json:2:enospc journal_append:7:enospc results_write:40:enospc; do
+for fault in $(sample write@state.safetensors:3:enospc write@adapter_model.safetensors:1:enospc \
+             write@curves.csv:1:enospc write@metrics.json:2:enospc journal_append:7:enospc results_write:40:enospc); do
   out="$T/${fault%%:*}/s.h5"
   LS_FAULT=$fault $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$out" 2>"$T/run.err"; rc=$?
   full_disk "$fault" "$out"
@@ -56,8 +56,8 @@ done
 # row, with a trial's rows written and the journal not yet told, inside a checkpoint and an adapter
 # write (data written, not yet renamed into place), as a stage's rows are added. Resumed, every trial
 # is done exactly once (one done record each) and every row equals the undisturbed sweep's.
-for fault in results_write:9:kill trial_written:2:kill write@state.safetensors:4:kill \
-             write@adapter_model.safetensors:2:kill stage_added:2:kill; do
+for fault in $(sample results_write:9:kill trial_written:2:kill write@state.safetensors:4:kill \
+             write@adapter_model.safetensors:2:kill stage_added:2:kill); do
   out="$T/kill-${fault%%:*}/s.h5"
   LS_FAULT=$fault $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$out" >"$T/run.err" 2>&1; rc=$?
   done_before=$(journal_count "$out.journal" 5)
@@ -82,8 +82,8 @@ done
 # the original, value for value (JSON); nothing finished runs again.
 "$LS" report "$T/ref/s.h5" --format json >"$T/ref.json"
 size=$(stat -c %s "$T/ref/s.h5")
-for damage in "truncate 2" "truncate 5" "truncate 50" "flip 3" "flip 2"; do
-  set -- $damage
+for damage in $(sample truncate:2 truncate:5 truncate:50 flip:3 flip:2); do
+  set -- ${damage/:/ }
   d="$T/dmg-$1-$2"; cp -a "$T/ref" "$d"
   if [ "$1" = truncate ]; then truncate -s $((size / $2)) "$d/s.h5"
   else printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' | dd of="$d/s.h5" bs=1 seek=$((size / $2)) conv=notrunc 2>/dev/null; fi
