@@ -158,6 +158,28 @@ check "failing sweep: job $id state" "FAILED" "$(field "$id" JobState)"
 check "failing sweep: job $id not requeued" "0" "$(field "$id" Restarts)"
 contains "failing sweep: log" "sweep ended with exit status 1" "$(cat "results/slurm-$id.out")"
 
+# stop_not_requeued NAME RESULTS LOG_TEXT ENV SBATCH_OPTIONS...: the sweep is stopped (USR1) and
+# checkpoints (exit 3), but the job must not requeue: it ends FAILED with exit 3, Restarts 0, and
+# the log says why (LOG_TEXT).
+stop_not_requeued() {
+  local name=$1 res=$2 why=$3 vars=$4; shift 4
+  local id
+  id=$(env $vars LORASWEEP=$SWEEP_PROG sbatch --parsable --ntasks="$NTASKS" "$@" "$SBATCH_SCRIPT" grid.yaml "$res") ||
+    { bad "$name: sbatch refused the script"; return; }
+  wait_for 60 "the sweep to start" grep -qs '^progress' "$res" || { bad "$name: the sweep did not start"; return; }
+  scancel --signal=USR1 --batch "$id"
+  wait_for 90 "job $id to end" state_is "$id" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL" || true
+  check "$name: job $id state" "FAILED" "$(field "$id" JobState)"
+  check "$name: job $id exit code" "3:0" "$(field "$id" ExitCode)"
+  check "$name: job $id not requeued" "0" "$(field "$id" Restarts)"
+  contains "$name: the sweep checkpointed" "sweep stopped with a checkpoint (on SIGUSR1)" "$(cat "results/slurm-$id.out")"
+  contains "$name: the log says why" "$why" "$(cat "results/slurm-$id.out")"
+}
+# LS_MAX_RESTARTS caps the requeues: with 0 allowed, the stopped sweep is not requeued.
+stop_not_requeued "LS_MAX_RESTARTS=0" results/e.h5 "(LS_MAX_RESTARTS=0): not again; resubmit to go on" LS_MAX_RESTARTS=0
+# A requeue that fails (a job submitted with --no-requeue): said, and the job ends with exit 3.
+stop_not_requeued "a failed requeue" results/f.h5 "scontrol requeue failed; resubmit to resume" LS_X=1 --no-requeue
+
 # The program is found through $LORASWEEP, else PATH, else the submit directory's build/.
 mkdir -p "$T/work/build" && cp "$T/fake-lorasweep" "$T/work/build/lorasweep"
 id=$(env -u LORASWEEP sbatch --parsable --ntasks=1 "$SBATCH_SCRIPT" bad.yaml results/d.h5)
