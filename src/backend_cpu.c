@@ -151,25 +151,53 @@ static void cpu_rmsnorm_backward(float *dx, const float *dy, const float *x, con
 
 /* ---- RoPE ---------------------------------------------------------------------------------- */
 
+/* The rotation of every position, computed once: cos and sin of pos * theta^(-2i/hd) for
+ * positions [0, n_pos), rows of hd floats (hd/2 cosines, then hd/2 sines), computed in double
+ * exactly as the direct formula and rounded to float, so a table entry and the formula agree to
+ * the last bit. Grown when a longer sequence (or a later generation position) needs it and rebuilt
+ * when theta or hd change; like every op, it is called from one thread at a time. Never freed:
+ * it lives as long as the process (8 MB at 32768 positions of hd 64). */
+static struct {
+    float theta;
+    int hd, n_pos;
+    float *table;
+} rope_cache;
+
+static const float *rope_table(int n_pos, int hd, float theta) {
+    if (rope_cache.table && rope_cache.theta == theta && rope_cache.hd == hd && rope_cache.n_pos >= n_pos)
+        return rope_cache.table;
+    int have = rope_cache.theta == theta && rope_cache.hd == hd ? rope_cache.n_pos : 0;
+    int grow = n_pos > 2 * have ? n_pos : 2 * have; /* doubling: a growing generation rebuilds rarely */
+    float *t = ls_malloc(sizeof(float) * (size_t)grow * hd);
+    if (have) memcpy(t, rope_cache.table, sizeof(float) * (size_t)have * hd);
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int pos = have; pos < grow; pos++)
+        for (int i = 0; i < half; i++) {
+            double angle = (double)pos * pow((double)theta, -2.0 * i / hd);
+            t[(size_t)pos * hd + i] = (float)cos(angle);
+            t[(size_t)pos * hd + half + i] = (float)sin(angle);
+        }
+    free(rope_cache.table);
+    rope_cache.table = t, rope_cache.theta = theta, rope_cache.hd = hd, rope_cache.n_pos = grow;
+    return t;
+}
+
 /* Rotate-half: for i < hd/2, (x_i, x_{i+hd/2}) turns by angle pos * theta^(-2i/hd); direction
  * -1 applies the inverse rotation (the backward of a rotation is its transpose). */
 static void rope_apply(float *x, int rows, int T, int pos0, int heads, int hd, float theta, float direction) {
     int half = hd / 2;
+    const float *table = rope_table(pos0 + (rows < T ? rows : T), hd, theta);
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
-        float *cs = thread_scratch((size_t)hd), *sn = cs + half;
-        double pos = (double)(pos0 + r % T);
-        for (int i = 0; i < half; i++) {
-            double angle = pos * pow((double)theta, -2.0 * i / hd);
-            cs[i] = (float)cos(angle);
-            sn[i] = direction * (float)sin(angle);
-        }
+        const float *cs = table + (size_t)(pos0 + r % T) * hd, *sn = cs + half;
         for (int h = 0; h < heads; h++) {
             float *v = x + (size_t)r * heads * hd + (size_t)h * hd;
+#pragma omp simd
             for (int i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half];
-                v[i] = a * cs[i] - b * sn[i];
-                v[i + half] = b * cs[i] + a * sn[i];
+                float a = v[i], b = v[i + half], s = direction * sn[i];
+                v[i] = a * cs[i] - b * s;
+                v[i + half] = b * cs[i] + a * s;
             }
         }
     }

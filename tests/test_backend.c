@@ -136,6 +136,49 @@ static void test_rope(void **state) {
     }
 }
 
+/* RoPE reads a table of rotations kept between calls: it must agree with the direct formula
+ * (the angle in double, cos and sin rounded to float) at every position, also after the table
+ * was built for another theta or head size, and when a later call needs more positions than
+ * the table holds (generation far into a long sequence). */
+static void rope_direct(float *y, const float *x, int rows, int T, int pos0, int heads, int hd, double theta) {
+    int half = hd / 2;
+    for (int r = 0; r < rows; r++)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++) {
+                double ang = (double)(pos0 + r % T) * pow(theta, -2.0 * i / hd);
+                float c = (float)cos(ang), sn = (float)sin(ang);
+                const float *v = x + ((size_t)r * heads + h) * hd;
+                y[((size_t)r * heads + h) * hd + i] = v[i] * c - v[i + half] * sn;
+                y[((size_t)r * heads + h) * hd + i + half] = v[i + half] * c + v[i] * sn;
+            }
+}
+
+static void test_rope_table(void **state) {
+    const struct {
+        int rows, T, pos0, heads, hd;
+        float theta;
+    } cases[] = {
+        {8, 4, 0, 3, 64, 1e6f},      {6, 3, 5, 2, 4, 10000.0f},  {8, 4, 0, 3, 64, 1e6f},
+        {4, 2, 32000, 2, 64, 1e6f},  {3, 3, 70000, 1, 8, 1e6f},  {6, 3, 100, 2, 4, 10000.0f},
+    };
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            size_t n = (size_t)cases[c].rows * cases[c].heads * cases[c].hd;
+            float *x = fresh(n, 1), *y = malloc(sizeof(float) * n), *want = malloc(sizeof(float) * n);
+            memcpy(y, x, sizeof(float) * n);
+            be->rope_forward(y, cases[c].rows, cases[c].T, cases[c].pos0, cases[c].heads, cases[c].hd, cases[c].theta);
+            rope_direct(want, x, cases[c].rows, cases[c].T, cases[c].pos0, cases[c].heads, cases[c].hd, cases[c].theta);
+            for (size_t i = 0; i < n; i++)
+                if (fabsf(y[i] - want[i]) > 1e-6f * (1 + fabsf(want[i])))
+                    fail_msg("rope case %zu, element %zu: %.9g, the formula gives %.9g", c, i, y[i], want[i]);
+            be->rope_backward(y, cases[c].rows, cases[c].T, cases[c].pos0, cases[c].heads, cases[c].hd, cases[c].theta);
+            for (size_t i = 0; i < n; i++) assert_float_equal(y[i], x[i], 1e-5); /* the inverse turns it back */
+            free(x), free(y), free(want);
+        }
+    }
+}
+
 /* Attention: B = 2 sequences of T = 5, NH = 4 query heads sharing KVH = 2, hd = 3. */
 enum { AB = 2, AT = 5, NH = 4, KVH = 2, AHD = 3, QN = AB * AT * NH * AHD, KN = AB * AT * KVH * AHD };
 typedef struct {
@@ -284,8 +327,13 @@ static void test_reductions_are_deterministic(void **state) {
 int main(void) {
     backends[n_backends++] = ls_backend_cpu();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),    cmocka_unit_test(test_rmsnorm), cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_attention), cmocka_unit_test(test_swiglu),  cmocka_unit_test(test_head_loss),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_rope_table),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_head_loss),
         cmocka_unit_test(test_reductions_are_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
