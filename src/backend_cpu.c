@@ -343,16 +343,26 @@ static void cpu_attention_backward(float *dq, float *dk, float *dv, const float 
 
 /* ---- SwiGLU -------------------------------------------------------------------------------- */
 
+/* The logistic function with the vectorised exp above: e = exp(-|g|) is in (0, 1], so
+ * sig = 1 / (1 + e) for g >= 0 and e / (1 + e) for g < 0 never overflow. Relative error below
+ * 4e-7 for |g| <= 87 (tests/test_backend.c measures it against double); beyond, the exp's floor
+ * at e^-87 leaves sig(g) at most 2e-38 for g < -87, an absolute error that vanishes beside any
+ * activation. NaN stays NaN. */
+static inline float sigmoid_fast(float g) {
+    float e = exp_nonpositive(-fabsf(g)), r = 1.0f / (1.0f + e);
+    return g >= 0 ? r : e * r;
+}
+
 static void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) h[i] = g[i] * sigmoid_fast(g[i]) * u[i];
 }
 
 /* silu'(g) = sig(g) (1 + g (1 - sig(g))). */
 static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float sig = 1.0f / (1.0f + expf(-g[i]));
+        float sig = sigmoid_fast(g[i]);
         du[i] = dh[i] * g[i] * sig;
         dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
     }

@@ -270,6 +270,42 @@ static void test_swiglu(void **state) {
     }
 }
 
+/* SwiGLU's SiLU uses the vectorised exp, not libm: its error against double over the whole
+ * range where exp is not clamped (|g| <= 87, step 1e-3), and sane values beyond it. With u = 1
+ * and dh = 1: h = silu(g), du = silu(g), dg = silu'(g). */
+static void test_swiglu_error_bound(void **state) {
+    size_t n = 174001 + 6;
+    float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n), *h = malloc(sizeof(float) * n);
+    float *dg = malloc(sizeof(float) * n), *du = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < 174001; i++) g[i] = (float)(-87.0 + 1e-3 * (double)i);
+    const float far[6] = {-1000, -200, -87.5f, 87.5f, 200, 1000};
+    for (int i = 0; i < 6; i++) g[174001 + i] = far[i];
+    for (size_t i = 0; i < n; i++) u[i] = 1;
+    for (int bi = 0; bi < n_backends; bi++) {
+        const ls_backend *be = backends[bi];
+        be->swiglu_forward(h, g, u, n);
+        be->swiglu_backward(dg, du, u, g, u, n);
+        double worst_h = 0, worst_dg = 0;
+        for (size_t i = 0; i < n; i++) {
+            double G = g[i], S = 1 / (1 + exp(-G)), H = G * S, D = S * (1 + G * (1 - S));
+            assert_true(isfinite(h[i]) && isfinite(dg[i]) && isfinite(du[i]));
+            assert_true(h[i] == du[i] || fabs(h[i] - du[i]) <= 1e-7 * fabs(H));
+            if (fabs(G) <= 87) {
+                if (H != 0 && fabs(h[i] - H) / fabs(H) > worst_h) worst_h = fabs(h[i] - H) / fabs(H);
+                if (fabs(dg[i] - D) > worst_dg) worst_dg = fabs(dg[i] - D);
+            } else if (G < 0) { /* the clamped tail: sig(g) is e^-87 instead of smaller still */
+                assert_true(fabs(h[i] - H) <= 1e-30 && fabs(dg[i] - D) <= 1e-30);
+            } else {
+                assert_true(fabs(h[i] - H) <= 1e-7 * H && fabs(dg[i] - D) <= 1e-7);
+            }
+        }
+        print_message("silu on %s: relative error %.2e, derivative absolute error %.2e\n", be->name, worst_h, worst_dg);
+        assert_true(worst_h < 4e-7);  /* libm's expf gives 1.6e-7 here, this exp 2.1e-7 */
+        assert_true(worst_dg < 2e-6); /* both ~1e-6: the float rounding of 1 - sig at large g */
+    }
+    free(g), free(u), free(h), free(dg), free(du);
+}
+
 /* The fused head: loss against a double softmax, dx and dbias against finite differences. */
 enum { HR = 4, HC = 6, HV = 300 };
 typedef struct {
@@ -333,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_rope_table),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_swiglu_error_bound),
         cmocka_unit_test(test_head_loss),
         cmocka_unit_test(test_reductions_are_deterministic),
     };
