@@ -2,10 +2,15 @@
  * backend_cpu.c: the reference backend. Matrix products go to OpenBLAS (cblas_sgemm, row-major);
  * elementwise and per-row work is spread over OpenMP threads.
  *
- * Attention runs one (sequence, head) pair per OpenMP thread with OpenBLAS held to one thread
- * meanwhile: T x T products of one head are too small to split well, and nested threading would
- * oversubscribe the cores. Each thread keeps its own scratch (grown on demand, never freed: the
- * threads live as long as the process), so no op allocates in steady state.
+ * Attention runs tasks of (sequence, head, block of query rows) on OpenMP threads with OpenBLAS
+ * held to one thread meanwhile: the products of one head are too small to split well, and nested
+ * threading would oversubscribe the cores. It is causal-aware: nothing above the diagonal block
+ * is computed, forward or backward. Each thread keeps its own scratch, and backward one shared
+ * block (grown on demand, never freed: they live as long as the process), so no op allocates in
+ * steady state.
+ *
+ * Elementwise work that needs exp (softmax, the loss, SiLU) uses one vectorised exp
+ * (exp_nonpositive) instead of libm's scalar expf; RoPE reads a table of its rotations.
  *
  * Accuracy: sums over a row (RMSNorm, softmax, the loss) are accumulated in float with the
  * maximum subtracted first, except the loss total and squared norms, which are double.
@@ -242,45 +247,58 @@ static void blas_threads_restore(int n) {
     if (n > 0) openblas_set_num_threads(n);
 }
 
-/* Softmax of row i of s (T_k wide) over keys 0..last (the rest masked to 0); returns the
+/* Causal attention in blocks of query rows: the block of rows [i0, i1) sees keys [0, past + i1)
+ * only, so of the T x T square only the triangle and the diagonal blocks are computed (T = 256:
+ * 62.5% of the square with blocks of 64, against 100% before), forward and backward. A block of
+ * 64 rows keeps the products large enough for OpenBLAS; the block size depends on T alone, never
+ * on the thread count, so results do not change with the number of cores. */
+enum { ATT_BLOCK = 64 };
+
+/* Softmax of row i of s over keys 0..last (the rest of the n-wide row masked to 0); returns the
  * log-sum-exp. */
-static float softmax_row(float *s, int last, int T_k) {
+static float softmax_row(float *s, int last, int n) {
     float mx = -INFINITY;
     for (int j = 0; j <= last; j++) mx = s[j] > mx ? s[j] : mx;
     float sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j <= last; j++) sum += (s[j] = exp_nonpositive(s[j] - mx));
     float inv = 1.0f / sum;
+#pragma omp simd
     for (int j = 0; j <= last; j++) s[j] *= inv;
-    for (int j = last + 1; j < T_k; j++) s[j] = 0;
+    for (int j = last + 1; j < n; j++) s[j] = 0;
     return mx + logf(sum);
 }
 
 /* T_new query rows per sequence against T_total keys, of which the queries are the last T_new
  * (causal: row i sees keys 0 .. T_total - T_new + i). k and v hold T_max positions per sequence.
  * Training is the case T_new = T_total = T_max; generation feeds new rows against a cache.
- * lse (B, NH, T_new) receives each row's log-sum-exp when non-NULL. */
+ * lse (B, NH, T_new) receives each row's log-sum-exp when non-NULL.
+ *
+ * One task per (sequence, head, block of query rows), largest blocks first, each on one thread
+ * with its own scratch: S = Q K^T over the visible keys, softmax, O = P V (overwritten). */
 static void attention_rows(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T_new,
                            int T_total, int T_max, int NH, int KVH, int hd) {
     int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH, past = T_total - T_new;
+    int nb = (T_new + ATT_BLOCK - 1) / ATT_BLOCK, pairs = B * NH;
     float scale = 1.0f / sqrtf((float)hd);
     int saved = blas_threads_single();
 #pragma omp parallel for schedule(dynamic)
-    for (int bh = 0; bh < B * NH; bh++) {
+    for (int task = 0; task < pairs * nb; task++) {
+        int blk = nb - 1 - task / pairs, bh = task % pairs; /* the last blocks see the most keys */
         int b = bh / NH, h = bh % NH, kh = h / group;
-        const float *Q = q + (size_t)b * T_new * ldq + (size_t)h * hd;
+        int i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < T_new ? i0 + ATT_BLOCK : T_new, rows = i1 - i0;
+        int keys = past + i1;
+        const float *Q = q + ((size_t)b * T_new + i0) * ldq + (size_t)h * hd;
         const float *K = k + (size_t)b * T_max * ldk + (size_t)kh * hd;
         const float *V = v + (size_t)b * T_max * ldk + (size_t)kh * hd;
-        float *O = out + (size_t)b * T_new * ldq + (size_t)h * hd;
-        float *S = thread_scratch((size_t)T_new * T_total);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T_new, T_total, hd, scale, Q, ldq, K, ldk, 0.0f, S,
-                    T_total);
-        for (int i = 0; i < T_new; i++) {
-            float l = softmax_row(S + (size_t)i * T_total, past + i, T_total);
-            if (lse) lse[(size_t)bh * T_new + i] = l;
+        float *O = out + ((size_t)b * T_new + i0) * ldq + (size_t)h * hd;
+        float *S = thread_scratch((size_t)rows * keys);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hd, scale, Q, ldq, K, ldk, 0.0f, S, keys);
+        for (int i = 0; i < rows; i++) {
+            float l = softmax_row(S + (size_t)i * keys, past + i0 + i, keys);
+            if (lse) lse[(size_t)bh * T_new + i0 + i] = l;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T_new, hd, T_total, 1.0f, S, T_total, V, ldk, 0.0f,
-                    O, ldq);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, keys, 1.0f, S, keys, V, ldk, 0.0f, O, ldq);
     }
     blas_threads_restore(saved);
 }
@@ -295,50 +313,98 @@ static void cpu_attention_cached(float *out, const float *q, const float *k_cach
     attention_rows(out, NULL, q, k_cache, v_cache, B, T_new, T_total, T_max, NH, KVH, hd);
 }
 
-/* With P = softmax(S): dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
- * dQ = scale dS K, dK = scale dS^T Q. One thread owns a (sequence, key/value head) pair and all
- * the query heads that share it, so dK and dV accumulate without races. */
+/* Backward scratch: P and dS of a wave of (sequence, head) pairs, (T, T) each, and dK and dV per
+ * query head, (B*T, NH*hd) each, before the heads that share a key/value head are summed. Grown to
+ * the largest need and kept (like the per-thread scratch); a wave holds as many pairs as fit
+ * ATT_STORE_FLOATS (all of them at B x 256 tokens up to B = 64; one at a time from T = 4096). */
+enum { ATT_STORE_FLOATS = 32 << 20 }; /* 128 MB */
+static float *att_store, *att_dkv;
+static size_t att_store_cap, att_dkv_cap;
+
+static float *grown(float **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        free(*buf);
+        *buf = ls_malloc(sizeof(float) * n);
+        *cap = n;
+    }
+    return *buf;
+}
+
+/* With P = softmax(S), S = scale Q K^T: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
+ * dQ = scale dS K, dK = scale dS^T Q. In three passes, each parallel over independent tasks and
+ * each summing in a fixed order (the same bits on every run and at every thread count):
+ *   1. per (sequence, head, query block): P and dS of the block's rows against its visible keys,
+ *      kept; dQ of those rows (overwritten);
+ *   2. per (sequence, head, key block): that head's share of dK and dV for the block's keys, from
+ *      the rows that see them (query rows from the block's first on);
+ *   3. per row: dK and dV (overwritten) = the sum of the shares of the heads that share a
+ *      key/value head, in head order. */
 static void cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                    const float *lse, const float *q, const float *k, const float *v, int B, int T,
                                    int NH, int KVH, int hd) {
-    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH;
+    int ldq = NH * hd, ldk = KVH * hd, group = NH / KVH, nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)hd);
+    size_t TT = (size_t)T * T, N = (size_t)B * T;
+    int pairs = B * NH, wave = (int)(ATT_STORE_FLOATS / (2 * TT));
+    if (wave < 1) wave = 1;
+    if (wave > pairs) wave = pairs;
+    float *store = grown(&att_store, &att_store_cap, (size_t)wave * 2 * TT);
+    float *dk_h = grown(&att_dkv, &att_dkv_cap, 2 * N * ldq), *dv_h = dk_h + N * ldq; /* (N, NH*hd) each */
     int saved = blas_threads_single();
+    for (int p0 = 0; p0 < pairs; p0 += wave) {
+        int np = pairs - p0 < wave ? pairs - p0 : wave;
 #pragma omp parallel for schedule(dynamic)
-    for (int bkh = 0; bkh < B * KVH; bkh++) {
-        int b = bkh / KVH, kh = bkh % KVH;
-        const float *K = k + (size_t)b * T * ldk + (size_t)kh * hd;
-        const float *V = v + (size_t)b * T * ldk + (size_t)kh * hd;
-        float *dK = dk + (size_t)b * T * ldk + (size_t)kh * hd;
-        float *dV = dv + (size_t)b * T * ldk + (size_t)kh * hd;
-        for (int t = 0; t < T; t++) {
-            memset(dK + (size_t)t * ldk, 0, sizeof(float) * (size_t)hd);
-            memset(dV + (size_t)t * ldk, 0, sizeof(float) * (size_t)hd);
-        }
-        float *P = thread_scratch(2 * (size_t)T * T), *dP = P + (size_t)T * T;
-        for (int h = kh * group; h < (kh + 1) * group; h++) {
-            const float *Q = q + (size_t)b * T * ldq + (size_t)h * hd;
-            const float *O = out + (size_t)b * T * ldq + (size_t)h * hd;
-            const float *dO = dout + (size_t)b * T * ldq + (size_t)h * hd;
-            float *dQ = dq + (size_t)b * T * ldq + (size_t)h * hd;
-            const float *L = lse + ((size_t)b * NH + h) * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, ldq, K, ldk, 0.0f, P, T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, ldq, V, ldk, 0.0f, dP, T);
-            for (int i = 0; i < T; i++) {
-                float *p = P + (size_t)i * T, *dp = dP + (size_t)i * T, D = 0;
-                for (int d = 0; d < hd; d++) D += dO[(size_t)i * ldq + d] * O[(size_t)i * ldq + d];
-                for (int j = 0; j <= i; j++) {
-                    p[j] = exp_nonpositive(p[j] - L[i]);
-                    dp[j] = p[j] * (dp[j] - D);
+        for (int task = 0; task < np * nb; task++) {
+            int blk = nb - 1 - task / np, w = task % np, bh = p0 + w; /* widest blocks first */
+            int b = bh / NH, h = bh % NH, kh = h / group;
+            int i0 = blk * ATT_BLOCK, i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T, rows = i1 - i0;
+            size_t row0 = (size_t)b * T + i0;
+            const float *Q = q + row0 * ldq + (size_t)h * hd, *O = out + row0 * ldq + (size_t)h * hd;
+            const float *dO = dout + row0 * ldq + (size_t)h * hd, *L = lse + (size_t)bh * T + i0;
+            const float *K = k + (size_t)b * T * ldk + (size_t)kh * hd, *V = v + (size_t)b * T * ldk + (size_t)kh * hd;
+            float *P = store + (size_t)w * 2 * TT + (size_t)i0 * T, *dS = P + TT; /* rows i0.. of (T, T) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, i1, hd, scale, Q, ldq, K, ldk, 0.0f, P, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, i1, hd, 1.0f, dO, ldq, V, ldk, 0.0f, dS, T);
+            for (int r = 0; r < rows; r++) {
+                float *p = P + (size_t)r * T, *ds = dS + (size_t)r * T, D = 0, Li = L[r];
+                const float *o = O + (size_t)r * ldq, *dor = dO + (size_t)r * ldq;
+                for (int d = 0; d < hd; d++) D += dor[d] * o[d];
+                int last = i0 + r;
+#pragma omp simd
+                for (int j = 0; j <= last; j++) {
+                    p[j] = exp_nonpositive(p[j] - Li);
+                    ds[j] = p[j] * (ds[j] - D);
                 }
-                for (int j = i + 1; j < T; j++) p[j] = dp[j] = 0;
+                for (int j = last + 1; j < i1; j++) p[j] = ds[j] = 0; /* above the diagonal: pass 2 reads it */
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, K, ldk, 0.0f, dQ, ldq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, Q, ldq, 1.0f, dK, ldk);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, ldq, 1.0f, dV, ldk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, i1, scale, dS, T, K, ldk, 0.0f,
+                        dq + row0 * ldq + (size_t)h * hd, ldq);
+        }
+#pragma omp parallel for schedule(dynamic)
+        for (int task = 0; task < np * nb; task++) {
+            int blk = task / np, w = task % np, bh = p0 + w; /* the first key blocks have the most rows */
+            int b = bh / NH, h = bh % NH;
+            int j0 = blk * ATT_BLOCK, j1 = j0 + ATT_BLOCK < T ? j0 + ATT_BLOCK : T, keys = j1 - j0, n = T - j0;
+            size_t row0 = (size_t)b * T + j0; /* query rows j0..T-1 see these keys */
+            const float *P = store + (size_t)w * 2 * TT + (size_t)j0 * T + j0, *dS = P + TT;
+            const float *Q = q + row0 * ldq + (size_t)h * hd, *dO = dout + row0 * ldq + (size_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, keys, hd, n, 1.0f, P, T, dO, ldq, 0.0f,
+                        dv_h + row0 * ldq + (size_t)h * hd, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, keys, hd, n, scale, dS, T, Q, ldq, 0.0f,
+                        dk_h + row0 * ldq + (size_t)h * hd, ldq);
         }
     }
     blas_threads_restore(saved);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++)
+        for (int kh = 0; kh < KVH; kh++) {
+            const float *sk = dk_h + r * ldq + (size_t)kh * group * hd, *sv = dv_h + r * ldq + (size_t)kh * group * hd;
+            float *ok = dk + r * ldk + (size_t)kh * hd, *ov = dv + r * ldk + (size_t)kh * hd;
+            for (int d = 0; d < hd; d++) ok[d] = sk[d], ov[d] = sv[d];
+            for (int g = 1; g < group; g++)
+#pragma omp simd
+                for (int d = 0; d < hd; d++) ok[d] += sk[(size_t)g * hd + d], ov[d] += sv[(size_t)g * hd + d];
+        }
 }
 
 /* ---- SwiGLU -------------------------------------------------------------------------------- */

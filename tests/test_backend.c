@@ -52,10 +52,10 @@ static void test_matmul(void **state) {
 /* Finite-difference check of a backward: f is a scalar function of x (sum of w * forward(x)),
  * analytic its gradient. */
 typedef double (*scalar_fn)(const ls_backend *be, float *x, void *ctx);
-static void check_fd(const ls_backend *be, scalar_fn f, float *x, size_t n, const float *analytic, void *ctx,
-                     double tol, const char *what) {
+static void check_fd_every(const ls_backend *be, scalar_fn f, float *x, size_t n, const float *analytic, void *ctx,
+                           double tol, const char *what, size_t every) {
     double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i += every) {
         float keep = x[i];
         float h = 1e-2f * (fabsf(keep) > 1 ? fabsf(keep) : 1);
         x[i] = keep + h;
@@ -69,6 +69,10 @@ static void check_fd(const ls_backend *be, scalar_fn f, float *x, size_t n, cons
     }
     double rel = sqrt(num / den);
     if (!(rel < tol)) fail_msg("%s on %s: finite-difference relative error %.2e", what, be->name, rel);
+}
+static void check_fd(const ls_backend *be, scalar_fn f, float *x, size_t n, const float *analytic, void *ctx,
+                     double tol, const char *what) {
+    check_fd_every(be, f, x, n, analytic, ctx, tol, what, 1);
 }
 
 enum { ROWS = 6, C = 8 };
@@ -179,73 +183,111 @@ static void test_rope_table(void **state) {
     }
 }
 
-/* Attention: B = 2 sequences of T = 5, NH = 4 query heads sharing KVH = 2, hd = 3. */
-enum { AB = 2, AT = 5, NH = 4, KVH = 2, AHD = 3, QN = AB * AT * NH * AHD, KN = AB * AT * KVH * AHD };
+/* Attention against a double reference and finite differences, at shapes that cover the
+ * causal blocks of the CPU backend (64 query rows): one short block (T = 5), and T = 131 (two
+ * whole blocks and a partial one: an odd T whose last block has 3 rows). Grouped-query: NH = 4
+ * query heads share KVH = 2 key/value heads. */
 typedef struct {
-    float q[QN], k[KN], v[KN];
-    int which; /* 0 q, 1 k, 2 v */
+    int B, T, NH, KVH, hd;
+    float *q, *k, *v, *up; /* up: the upstream gradient of out */
 } attn_ctx;
 
-static void attention_reference(double *out, const float *q, const float *k, const float *v) {
-    for (int b = 0; b < AB; b++)
-        for (int h = 0; h < NH; h++)
-            for (int i = 0; i < AT; i++) {
-                int kh = h / (NH / KVH);
-                double s[AT], mx = -1e300, sum = 0;
+static size_t attn_qn(const attn_ctx *a) { return (size_t)a->B * a->T * a->NH * a->hd; }
+static size_t attn_kn(const attn_ctx *a) { return (size_t)a->B * a->T * a->KVH * a->hd; }
+
+static void attention_reference(double *out, const attn_ctx *a) {
+    int NHd = a->NH * a->hd, KVd = a->KVH * a->hd, hd = a->hd;
+    double *s = malloc(sizeof(double) * a->T);
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->NH; h++)
+            for (int i = 0; i < a->T; i++) {
+                int kh = h / (a->NH / a->KVH);
+                double mx = -1e300, sum = 0;
                 for (int j = 0; j <= i; j++) {
                     s[j] = 0;
-                    for (int d = 0; d < AHD; d++)
-                        s[j] += (double)q[((b * AT + i) * NH + h) * AHD + d] * k[((b * AT + j) * KVH + kh) * AHD + d];
-                    s[j] /= sqrt(AHD);
+                    for (int d = 0; d < hd; d++)
+                        s[j] += (double)a->q[(size_t)(b * a->T + i) * NHd + h * hd + d] *
+                                a->k[(size_t)(b * a->T + j) * KVd + kh * hd + d];
+                    s[j] /= sqrt(hd);
                     mx = s[j] > mx ? s[j] : mx;
                 }
                 for (int j = 0; j <= i; j++) sum += (s[j] = exp(s[j] - mx));
-                for (int d = 0; d < AHD; d++) {
+                for (int d = 0; d < hd; d++) {
                     double o = 0;
-                    for (int j = 0; j <= i; j++) o += s[j] / sum * v[((b * AT + j) * KVH + kh) * AHD + d];
-                    out[((b * AT + i) * NH + h) * AHD + d] = o;
+                    for (int j = 0; j <= i; j++) o += s[j] / sum * a->v[(size_t)(b * a->T + j) * KVd + kh * hd + d];
+                    out[(size_t)(b * a->T + i) * NHd + h * hd + d] = o;
                 }
             }
+    free(s);
 }
 
 static double attention_loss(const ls_backend *be, float *x, void *ctx) {
     attn_ctx *a = ctx;
-    float out[QN], lse[AB * NH * AT];
+    size_t qn = attn_qn(a);
+    float *out = malloc(sizeof(float) * qn), *lse = malloc(sizeof(float) * (size_t)a->B * a->NH * a->T);
     (void)x; /* x aliases one of a->q, a->k, a->v */
-    be->attention_forward(out, lse, a->q, a->k, a->v, AB, AT, NH, KVH, AHD);
+    be->attention_forward(out, lse, a->q, a->k, a->v, a->B, a->T, a->NH, a->KVH, a->hd);
     double s = 0;
-    for (int i = 0; i < QN; i++) s += (double)upstream[i] * out[i];
+    for (size_t i = 0; i < qn; i++) s += (double)a->up[i] * out[i];
+    free(out), free(lse);
     return s;
 }
 
-static void test_attention(void **state) {
-    fill(upstream, QN, 1);
-    for (int bi = 0; bi < n_backends; bi++) {
-        const ls_backend *be = backends[bi];
-        attn_ctx a;
-        fill(a.q, QN, 1), fill(a.k, KN, 1), fill(a.v, KN, 1);
-        float out[QN], lse[AB * NH * AT], dq[QN], dk[KN], dv[KN];
-        double ref[QN];
-        be->attention_forward(out, lse, a.q, a.k, a.v, AB, AT, NH, KVH, AHD);
-        attention_reference(ref, a.q, a.k, a.v);
-        assert_true(rel_err(out, ref, QN) < 1e-6);
-        be->attention_backward(dq, dk, dv, upstream, out, lse, a.q, a.k, a.v, AB, AT, NH, KVH, AHD);
-        check_fd(be, attention_loss, a.q, QN, dq, &a, 2e-3, "attention dq");
-        check_fd(be, attention_loss, a.k, KN, dk, &a, 2e-3, "attention dk");
-        check_fd(be, attention_loss, a.v, KN, dv, &a, 2e-3, "attention dv");
+static void check_attention(const ls_backend *be, int B, int T, int NH, int KVH, int hd) {
+    attn_ctx a = {.B = B, .T = T, .NH = NH, .KVH = KVH, .hd = hd};
+    size_t qn = attn_qn(&a), kn = attn_kn(&a), ln = (size_t)B * NH * T;
+    a.q = fresh(qn, 1), a.k = fresh(kn, 1), a.v = fresh(kn, 1), a.up = fresh(qn, 1);
+    float *out = malloc(sizeof(float) * qn), *lse = malloc(sizeof(float) * ln);
+    float *dq = malloc(sizeof(float) * qn), *dk = malloc(sizeof(float) * kn), *dv = malloc(sizeof(float) * kn);
+    double *ref = malloc(sizeof(double) * qn);
+    be->attention_forward(out, lse, a.q, a.k, a.v, B, T, NH, KVH, hd);
+    attention_reference(ref, &a);
+    if (!(rel_err(out, ref, qn) < 1e-6)) fail_msg("attention T=%d: relative error %.2e", T, rel_err(out, ref, qn));
+    /* the outputs are overwritten, whatever they held */
+    fill(dq, qn, 100), fill(dk, kn, 100), fill(dv, kn, 100);
+    be->attention_backward(dq, dk, dv, a.up, out, lse, a.q, a.k, a.v, B, T, NH, KVH, hd);
+    /* every entry at small T; at large T every 11th (coprime with the row length: every row,
+     * head and column is visited) */
+    size_t every = T > 64 ? 11 : 1;
+    check_fd_every(be, attention_loss, a.q, qn, dq, &a, 2e-3, "attention dq", every);
+    check_fd_every(be, attention_loss, a.k, kn, dk, &a, 2e-3, "attention dk", every);
+    check_fd_every(be, attention_loss, a.v, kn, dv, &a, 2e-3, "attention dv", every);
 
-        /* The cached form gives the same rows: the last 2 positions against a cache of 5. */
-        enum { TMAX = 7 };
-        float kc[AB * TMAX * KVH * AHD] = {0}, vc[AB * TMAX * KVH * AHD] = {0}, q2[AB * 2 * NH * AHD], o2[AB * 2 * NH * AHD];
-        for (int b = 0; b < AB; b++) {
-            memcpy(kc + b * TMAX * KVH * AHD, a.k + b * AT * KVH * AHD, sizeof(float) * AT * KVH * AHD);
-            memcpy(vc + b * TMAX * KVH * AHD, a.v + b * AT * KVH * AHD, sizeof(float) * AT * KVH * AHD);
-            memcpy(q2 + b * 2 * NH * AHD, a.q + (b * AT + 3) * NH * AHD, sizeof(float) * 2 * NH * AHD);
-        }
-        be->attention_cached(o2, q2, kc, vc, AB, 2, AT, TMAX, NH, KVH, AHD);
-        for (int b = 0; b < AB; b++)
-            for (int i = 0; i < 2 * NH * AHD; i++)
-                assert_float_equal(o2[b * 2 * NH * AHD + i], out[(b * AT + 3) * NH * AHD + i], 1e-6);
+    /* The cached form gives the same rows: the last T_new positions against a cache of T, for a
+     * T_new that crosses a block boundary of the cached rows when T allows. */
+    int T_new = T > 70 ? 70 : 2, T_max = T + 2, past = T - T_new;
+    size_t kvrow = (size_t)KVH * hd, qrow = (size_t)NH * hd;
+    float *kc = calloc((size_t)B * T_max * kvrow, sizeof(float)), *vc = calloc((size_t)B * T_max * kvrow, sizeof(float));
+    float *q2 = malloc(sizeof(float) * B * T_new * qrow), *o2 = malloc(sizeof(float) * B * T_new * qrow);
+    for (int b = 0; b < B; b++) {
+        memcpy(kc + b * T_max * kvrow, a.k + b * T * kvrow, sizeof(float) * T * kvrow);
+        memcpy(vc + b * T_max * kvrow, a.v + b * T * kvrow, sizeof(float) * T * kvrow);
+        memcpy(q2 + b * T_new * qrow, a.q + (b * T + past) * qrow, sizeof(float) * T_new * qrow);
+    }
+    be->attention_cached(o2, q2, kc, vc, B, T_new, T, T_max, NH, KVH, hd);
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < T_new * qrow; i++)
+            assert_float_equal(o2[b * T_new * qrow + i], out[(b * T + past) * qrow + i], 1e-6);
+
+    /* Backward repeats bit for bit, and does not depend on the number of threads. */
+    float *dq2 = malloc(sizeof(float) * qn), *dk2 = malloc(sizeof(float) * kn), *dv2 = malloc(sizeof(float) * kn);
+    int threads = ls_cpu_threads();
+    be->attention_backward(dq, dk, dv, a.up, out, lse, a.q, a.k, a.v, B, T, NH, KVH, hd);
+    ls_cpu_threads_set(threads == 1 ? 2 : 1);
+    be->attention_backward(dq2, dk2, dv2, a.up, out, lse, a.q, a.k, a.v, B, T, NH, KVH, hd);
+    ls_cpu_threads_set(threads);
+    assert_memory_equal(dq, dq2, sizeof(float) * qn);
+    assert_memory_equal(dk, dk2, sizeof(float) * kn);
+    assert_memory_equal(dv, dv2, sizeof(float) * kn);
+
+    free(dq2), free(dk2), free(dv2), free(kc), free(vc), free(q2), free(o2);
+    free(a.q), free(a.k), free(a.v), free(a.up), free(out), free(lse), free(dq), free(dk), free(dv), free(ref);
+}
+
+static void test_attention(void **state) {
+    for (int bi = 0; bi < n_backends; bi++) {
+        check_attention(backends[bi], 2, 5, 4, 2, 3);
+        check_attention(backends[bi], 1, 131, 4, 2, 4);
     }
 }
 
