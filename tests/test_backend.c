@@ -28,24 +28,37 @@ static double rel_err(const float *a, const double *b, size_t n) {
 static const ls_backend *backends[2];
 static int n_backends;
 
+/* Every transpose case of every path of the CPU backend's products: thin ones (one dimension up
+ * to 16, a LoRA rank: k, n, n with a transposed, m) and OpenBLAS's; with beta 0.5, and with
+ * beta 0 over a c full of NaN (BLAS: beta 0 ignores what c held). */
 static void test_matmul(void **state) {
+    const int shapes[][3] = {{5, 7, 3}, {37, 300, 4}, {300, 5, 200}, {7, 300, 150}, {70, 80, 90}, {33, 16, 16}, {130, 17, 17}};
     for (int bi = 0; bi < n_backends; bi++) {
         const ls_backend *be = backends[bi];
-        int m = 5, n = 7, k = 3;
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                float *a = fresh((size_t)m * k, 1), *b = fresh((size_t)k * n, 1), *c = fresh((size_t)m * n, 1);
-                double ref[35];
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < n; j++) {
-                        double s = 0;
-                        for (int p = 0; p < k; p++) s += (double)(ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
-                        ref[i * n + j] = 2.0 * s + 0.5 * c[i * n + j];
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (int zero_beta = 0; zero_beta < 2; zero_beta++) {
+                        float *a = fresh((size_t)m * k, 1), *b = fresh((size_t)k * n, 1), *c = fresh((size_t)m * n, 1);
+                        double *ref = malloc(sizeof(double) * m * n);
+                        float beta = zero_beta ? 0.0f : 0.5f;
+                        for (int i = 0; i < m; i++)
+                            for (int j = 0; j < n; j++) {
+                                double s = 0;
+                                for (int p = 0; p < k; p++)
+                                    s += (double)(ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+                                ref[i * n + j] = 2.0 * s + (zero_beta ? 0.0 : 0.5 * c[i * n + j]);
+                                if (zero_beta) c[i * n + j] = NAN;
+                            }
+                        be->matmul(c, a, b, m, n, k, ta, tb, 2.0f, beta);
+                        double err = rel_err(c, ref, (size_t)m * n);
+                        if (!(err < 1e-6))
+                            fail_msg("matmul %d x %d x %d, transposes %d%d, beta %g: relative error %.2e", m, n, k, ta, tb,
+                                     beta, err);
+                        free(a), free(b), free(c), free(ref);
                     }
-                be->matmul(c, a, b, m, n, k, ta, tb, 2.0f, 0.5f);
-                assert_true(rel_err(c, ref, (size_t)m * n) < 1e-6);
-                free(a), free(b), free(c);
-            }
+        }
     }
 }
 
