@@ -297,11 +297,21 @@ static void check_attention(const ls_backend *be, int B, int T, int NH, int KVH,
     free(a.q), free(a.k), free(a.v), free(a.up), free(out), free(lse), free(dq), free(dk), free(dv), free(ref);
 }
 
+/* Every instruction set of the CPU backend's exp loops (ls_cpu_vector_level) this CPU has. */
+static int vector_levels(void) {
+    int best = ls_cpu_vector_level(-1);
+    return best + 1;
+}
+
 static void test_attention(void **state) {
-    for (int bi = 0; bi < n_backends; bi++) {
-        check_attention(backends[bi], 2, 5, 4, 2, 3);
-        check_attention(backends[bi], 1, 131, 4, 2, 4);
+    for (int level = 0, n = vector_levels(); level < n; level++) {
+        ls_cpu_vector_level(level);
+        for (int bi = 0; bi < n_backends; bi++) {
+            check_attention(backends[bi], 2, 5, 4, 2, 3);
+            check_attention(backends[bi], 1, 131, 4, 2, 4);
+        }
     }
+    ls_cpu_vector_level(-1);
 }
 
 static double swiglu_loss(const ls_backend *be, float *x, void *ctx) {
@@ -336,10 +346,19 @@ static void test_swiglu_error_bound(void **state) {
     const float far[6] = {-1000, -200, -87.5f, 87.5f, 200, 1000};
     for (int i = 0; i < 6; i++) g[174001 + i] = far[i];
     for (size_t i = 0; i < n; i++) u[i] = 1;
+    float *h0 = malloc(sizeof(float) * n), *dg0 = malloc(sizeof(float) * n);
+    for (int level = 0, levels = vector_levels(); level < levels; level++)
     for (int bi = 0; bi < n_backends; bi++) {
         const ls_backend *be = backends[bi];
+        assert_int_equal(ls_cpu_vector_level(level), level);
         be->swiglu_forward(h, g, u, n);
         be->swiglu_backward(dg, du, u, g, u, n);
+        if (level == 0) {
+            memcpy(h0, h, sizeof(float) * n), memcpy(dg0, dg, sizeof(float) * n);
+        } else { /* every instruction set gives the same bits */
+            assert_memory_equal(h, h0, sizeof(float) * n);
+            assert_memory_equal(dg, dg0, sizeof(float) * n);
+        }
         double worst_h = 0, worst_dg = 0;
         for (size_t i = 0; i < n; i++) {
             double G = g[i], S = 1 / (1 + exp(-G)), H = G * S, D = S * (1 + G * (1 - S));
@@ -354,11 +373,13 @@ static void test_swiglu_error_bound(void **state) {
                 assert_true(fabs(h[i] - H) <= 1e-7 * H && fabs(dg[i] - D) <= 1e-7);
             }
         }
-        print_message("silu on %s: relative error %.2e, derivative absolute error %.2e\n", be->name, worst_h, worst_dg);
+        print_message("silu on %s, vector level %d: relative error %.2e, derivative absolute error %.2e\n", be->name,
+                      level, worst_h, worst_dg);
         assert_true(worst_h < 4e-7);  /* libm's expf gives 1.6e-7 here, this exp 2.1e-7 */
         assert_true(worst_dg < 2e-6); /* both ~1e-6: the float rounding of 1 - sig at large g */
     }
-    free(g), free(u), free(h), free(dg), free(du);
+    ls_cpu_vector_level(-1);
+    free(g), free(u), free(h), free(dg), free(du), free(h0), free(dg0);
 }
 
 /* The fused head: loss against a double softmax, dx and dbias against finite differences. */
@@ -377,7 +398,9 @@ static double head_bias_loss(const ls_backend *be, float *bias, void *ctx) {
 }
 
 static void test_head_loss(void **state) {
+    for (int level = 0, levels = vector_levels(); level < levels; level++)
     for (int bi = 0; bi < n_backends; bi++) {
+        ls_cpu_vector_level(level);
         const ls_backend *be = backends[bi];
         head_ctx h = {.targets = {3, -1, 299, 0}};
         fill(h.w, HV * HC, 2), fill(h.bias, HV, 1), fill(h.x, HR * HC, 2);
@@ -400,6 +423,7 @@ static void test_head_loss(void **state) {
         check_fd(be, head_loss_of, h.x, HR * HC, dx, &h, 2e-3, "head dx");
         check_fd(be, head_bias_loss, h.bias, HV, dbias, &h, 2e-3, "head dbias");
     }
+    ls_cpu_vector_level(-1);
 }
 
 static void test_reductions_are_deterministic(void **state) {
