@@ -338,6 +338,7 @@ static void cpu_rmsnorm_forward(float *y, float *rstd, const float *x, const flo
         const float *xr = x + (size_t)r * C;
         float *yr = y + (size_t)r * C;
         float ss = 0;
+#pragma omp simd reduction(+ : ss)
         for (int j = 0; j < C; j++) ss += xr[j] * xr[j];
         float s = 1.0f / sqrtf(ss / (float)C + eps);
         rstd[r] = s;
@@ -353,6 +354,7 @@ static void cpu_rmsnorm_backward(float *dx, const float *dy, const float *x, con
         const float *xr = x + (size_t)r * C, *dyr = dy + (size_t)r * C;
         float *dxr = dx + (size_t)r * C;
         float s = rstd[r], dot = 0;
+#pragma omp simd reduction(+ : dot)
         for (int j = 0; j < C; j++) dot += w[j] * dyr[j] * xr[j] * s;
         dot /= (float)C;
         for (int j = 0; j < C; j++) dxr[j] += s * (w[j] * dyr[j] - xr[j] * s * dot);
@@ -675,12 +677,17 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
         if (!dx) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, logits, V, w, C, 1.0f,
                     dx + (size_t)r0 * C, C);
-        if (dbias) {
+        if (dbias) { /* by blocks of columns, rows in order: each sum as before, read row by row */
 #pragma omp parallel for schedule(static)
-            for (int j = 0; j < V; j++) {
-                float s = 0;
-                for (int r = 0; r < n; r++) s += logits[(size_t)r * V + j];
-                dbias[j] += s;
+            for (int j0 = 0; j0 < V; j0 += 1024) {
+                int cols = V - j0 < 1024 ? V - j0 : 1024;
+                float s[1024] = {0};
+                for (int r = 0; r < n; r++) {
+                    const float *zr = logits + (size_t)r * V + j0;
+#pragma omp simd
+                    for (int j = 0; j < cols; j++) s[j] += zr[j];
+                }
+                for (int j = 0; j < cols; j++) dbias[j0 + j] += s[j];
             }
         }
     }
