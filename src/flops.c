@@ -142,6 +142,24 @@ int ls_flops_forward(const ls_model_config *cfg, int T, const ls_flops_lora *lor
     return LS_OK;
 }
 
+int ls_flops_forward_causal(const ls_model_config *cfg, int T, const ls_flops_lora *lora, ls_flops_breakdown *out) {
+    if (check_config(cfg, lora) != LS_OK) return LS_ERR;
+    if (T < 1) return ls_error("flops: sequence length %d, expected >= 1", T);
+    if (check_positions(cfg, (double)T - 1.0, "the sequence") != LS_OK) return LS_ERR;
+    chunk(cfg, T, T, 0, lora, out);
+    /* Row i sees i + 1 keys: P = T (T + 1) / 2 (query, key) pairs in all, no mask. */
+    const double L = cfg->layers, NH = cfg->heads, hd = cfg->head_dim, P = (double)T * (T + 1.0) / 2.0;
+    double *op = out->op;
+    op[LS_FLOPS_SCORES] = L * NH * P * (2.0 * hd - 1.0);
+    op[LS_FLOPS_SCALE] = L * NH * P;
+    op[LS_FLOPS_MASK] = 0.0;
+    op[LS_FLOPS_SOFTMAX] = L * NH * (14.0 * P - 2.0 * T); /* sum over rows of softmax_row(i + 1) */
+    op[LS_FLOPS_ATTN_V] = L * NH * hd * (2.0 * P - T);
+    out->total = 0.0;
+    for (int i = 0; i < LS_FLOPS_OP_COUNT; i++) out->total += op[i];
+    return LS_OK;
+}
+
 int ls_flops_decode_step(const ls_model_config *cfg, int position, const ls_flops_lora *lora,
                          ls_flops_breakdown *out) {
     if (check_config(cfg, lora) != LS_OK) return LS_ERR;

@@ -27,6 +27,7 @@
 #include "lorasweep/model.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -502,6 +503,51 @@ int ls_model_load(const char *dir, ls_model *out) {
     free(list);
     checkpoint_close(&ck);
     cJSON_Delete(index_root);
+    return rc;
+}
+
+/* What the checkpoint's files are now: config.json, model.safetensors, the index and every other
+ * *.safetensors file of dir (shards), each by name, device, inode, size, and modification and
+ * change times to the nanosecond, hashed (FNV-1a, names sorted). A file rewritten in place
+ * changes its times, one replaced by a rename its inode: either changes the fingerprint. */
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void fnv(uint64_t *h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) *h = (*h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
+}
+
+int ls_model_fingerprint(const char *dir, uint64_t *out) {
+    DIR *d = opendir(dir);
+    if (!d) return ls_error("%s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        int wanted = !strcmp(e->d_name, "config.json") || !strcmp(e->d_name, "model.safetensors.index.json") ||
+                     (len > 12 && !strcmp(e->d_name + len - 12, ".safetensors"));
+        if (!wanted) continue;
+        if (n == cap) names = ls_realloc(names, sizeof *names * (cap = 2 * cap + 8));
+        names[n++] = ls_strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_name);
+    uint64_t h = 0xcbf29ce484222325ull;
+    int rc = LS_OK;
+    for (size_t i = 0; i < n; i++) {
+        char *path = path_join(dir, names[i]);
+        struct stat sb;
+        if (rc == LS_OK && stat(path, &sb) != 0) rc = ls_error("%s: %s", path, strerror(errno));
+        if (rc == LS_OK) {
+            int64_t f[8] = {(int64_t)sb.st_dev, (int64_t)sb.st_ino, (int64_t)sb.st_size, (int64_t)sb.st_mtim.tv_sec,
+                            (int64_t)sb.st_mtim.tv_nsec, (int64_t)sb.st_ctim.tv_sec, (int64_t)sb.st_ctim.tv_nsec, 0};
+            fnv(&h, names[i], strlen(names[i]) + 1);
+            fnv(&h, f, sizeof f);
+        }
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    if (rc == LS_OK) *out = h;
     return rc;
 }
 

@@ -199,11 +199,13 @@ static void linear_forward(const ls_backend *be, float *y, float *xa, const floa
     be->matmul(y, xa, pair->b, N, out, lora->rank, 0, 1, lora->scale, 1.0f);
 }
 
-/* dx (N, in) += dy W + dxa A, with dxa = scale * dy B; dB += scale * dy^T xa; dA += dxa^T x. */
-static void linear_backward(const ls_backend *be, float *dx, ls_lora_pair *grad, float *dxa, const float *dy,
-                            const float *x, const float *xa, const float *w, const ls_lora_pair *pair,
+/* dx (N, in) = dy W + dxa A (accumulate: dx += ...), with dxa = scale * dy B; dB += scale * dy^T xa;
+ * dA += dxa^T x. The first projection into a gradient overwrites it, the ones that share its
+ * input add to it: no buffer is zeroed to be added to. */
+static void linear_backward(const ls_backend *be, float *dx, int accumulate, ls_lora_pair *grad, float *dxa,
+                            const float *dy, const float *x, const float *xa, const float *w, const ls_lora_pair *pair,
                             const ls_lora *lora, int N, int out, int in) {
-    be->matmul(dx, dy, w, N, in, out, 0, 0, 1.0f, 1.0f);
+    be->matmul(dx, dy, w, N, in, out, 0, 0, 1.0f, accumulate ? 1.0f : 0.0f);
     if (!pair) return;
     int R = lora->rank;
     be->matmul(grad->b, dy, xa, out, R, N, 1, 0, lora->scale, 1.0f);
@@ -304,31 +306,27 @@ static void layer_backward(const ls_backend *be, const ls_model *m, const ls_lor
 #define GRAD(p) (&grads->pair[l * LS_PROJ_COUNT + (p)])
 
     /* MLP: x_out = x_mid + down(silu(gate(ln2)) * up(ln2)) */
-    be->zero(a->dh, sizeof(float) * (size_t)N * F);
-    linear_backward(be, a->dh, GRAD(LS_PROJ_DOWN), a->dxa, a->dx, s.hmlp, XA(LS_PROJ_DOWN), w->wdown,
+    linear_backward(be, a->dh, 0, GRAD(LS_PROJ_DOWN), a->dxa, a->dx, s.hmlp, XA(LS_PROJ_DOWN), w->wdown,
                     lora_pair(lora, l, LS_PROJ_DOWN), lora, N, C, F);
     be->swiglu_backward(a->dgate, a->dup, a->dh, s.gate, s.up, (size_t)N * F);
-    be->zero(a->dln, sizeof(float) * (size_t)N * C);
-    linear_backward(be, a->dln, GRAD(LS_PROJ_GATE), a->dxa, a->dgate, s.ln2, XA(LS_PROJ_GATE), w->wgate,
+    linear_backward(be, a->dln, 0, GRAD(LS_PROJ_GATE), a->dxa, a->dgate, s.ln2, XA(LS_PROJ_GATE), w->wgate,
                     lora_pair(lora, l, LS_PROJ_GATE), lora, N, F, C);
-    linear_backward(be, a->dln, GRAD(LS_PROJ_UP), a->dxa, a->dup, s.ln2, XA(LS_PROJ_UP), w->wup,
+    linear_backward(be, a->dln, 1, GRAD(LS_PROJ_UP), a->dxa, a->dup, s.ln2, XA(LS_PROJ_UP), w->wup,
                     lora_pair(lora, l, LS_PROJ_UP), lora, N, F, C);
     be->rmsnorm_backward(a->dx, a->dln, s.x_mid, w->mlp_norm, s.rstd2, N, C); /* dx is now d x_mid */
 
     /* attention: x_mid = x + o_proj(attention(rope(q), rope(k), v)) */
-    be->zero(a->datt, sizeof(float) * (size_t)N * QD);
-    linear_backward(be, a->datt, GRAD(LS_PROJ_O), a->dxa, a->dx, s.att, XA(LS_PROJ_O), w->wo,
+    linear_backward(be, a->datt, 0, GRAD(LS_PROJ_O), a->dxa, a->dx, s.att, XA(LS_PROJ_O), w->wo,
                     lora_pair(lora, l, LS_PROJ_O), lora, N, C, QD);
     be->attention_backward(a->dq, a->dk, a->dv, a->datt, s.att, s.lse, s.q, s.k, s.v, B, T, c->heads, c->kv_heads,
                            hd);
     be->rope_backward(a->dq, N, T, 0, c->heads, hd, c->rope_theta);
     be->rope_backward(a->dk, N, T, 0, c->kv_heads, hd, c->rope_theta);
-    be->zero(a->dln, sizeof(float) * (size_t)N * C);
-    linear_backward(be, a->dln, GRAD(LS_PROJ_Q), a->dxa, a->dq, s.ln1, XA(LS_PROJ_Q), w->wq,
+    linear_backward(be, a->dln, 0, GRAD(LS_PROJ_Q), a->dxa, a->dq, s.ln1, XA(LS_PROJ_Q), w->wq,
                     lora_pair(lora, l, LS_PROJ_Q), lora, N, QD, C);
-    linear_backward(be, a->dln, GRAD(LS_PROJ_K), a->dxa, a->dk, s.ln1, XA(LS_PROJ_K), w->wk,
+    linear_backward(be, a->dln, 1, GRAD(LS_PROJ_K), a->dxa, a->dk, s.ln1, XA(LS_PROJ_K), w->wk,
                     lora_pair(lora, l, LS_PROJ_K), lora, N, KD, C);
-    linear_backward(be, a->dln, GRAD(LS_PROJ_V), a->dxa, a->dv, s.ln1, XA(LS_PROJ_V), w->wv,
+    linear_backward(be, a->dln, 1, GRAD(LS_PROJ_V), a->dxa, a->dv, s.ln1, XA(LS_PROJ_V), w->wv,
                     lora_pair(lora, l, LS_PROJ_V), lora, N, KD, C);
     be->rmsnorm_backward(a->dx, a->dln, s.x, w->attn_norm, s.rstd1, N, C); /* dx is now d x */
 #undef GRAD

@@ -29,6 +29,7 @@
 #include "lorasweep/results.h"
 #include "lorasweep/sweep.h"
 #include "lorasweep/train.h"
+#include "lorasweep/trial.h"
 
 static volatile sig_atomic_t signalled;
 static void on_signal(int sig) { signalled = sig; }
@@ -534,7 +535,8 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                      place->size - 1, ranks_per_trial);
         status_line(&sched, event);
     }
-    worker_state ws = {{dir, local_stop}, res};
+    ls_model_cache models = {0}; /* a worker's model, kept from trial to trial and stage to stage */
+    worker_state ws = {{dir, local_stop, &models}, res};
     int n_stages = is_root ? (int)grid.n_stages : 0, stopped = 0;
     ls_sweep_broadcast_int(&n_stages);
     /* Rank 0 keeps every stage's trials and finished results: a later stage picks its winner. */
@@ -686,6 +688,7 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         ls_sweep_broadcast_int(&stopped);
         if (stopped) break;
     }
+    ls_model_cache_free(&models);
     ls_results_close(res);
     if (is_root) {
         if (sched.tty && !opt->quiet) fputc('\n', stderr);

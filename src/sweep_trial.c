@@ -70,6 +70,7 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
         .forecast_ctx = &r,
         .checkpoint_dir = ckpt, /* every rank resumes from it; the trial lets the leader write it */
         .group = group,
+        .model_cache = opt->model_cache,
     };
     ls_trial_result res = {0}; /* freed whatever happened: zeroed parts free as nothing */
     int rc = leader ? ls_mkdirs(dir) : LS_OK;

@@ -186,15 +186,21 @@ static long count_targets(const ls_window_set *w, const int *order, int B) {
 /* ---- evaluation --------------------------------------------------------------------------- */
 
 /* sums[0] += loss, sums[1] += targets of windows [lo, hi), batch_size at a time; the loss is NaN
- * when the activations cannot be allocated (so a group's sum shows it on every rank). */
+ * when the activations cannot be allocated (so a group's sum shows it on every rank). `reuse`
+ * (may be NULL): activations planned for at least this batch of these windows with this adapter,
+ * the training loop's, which a forward pass without backward may overwrite between steps; without
+ * them a block is allocated for the evaluation. */
 static void evaluate_range(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
-                           int lo, int hi, int batch_size, int32_t pad_id, double sums[2]) {
+                           int lo, int hi, int batch_size, int32_t pad_id, ls_activations *reuse, double sums[2]) {
     if (hi <= lo) return;
     int B = batch_size < hi - lo ? batch_size : hi - lo;
-    ls_activations a;
-    if (ls_activations_init(&a, be, &m->cfg, lora, B, w->ctx) != LS_OK) {
-        sums[0] = NAN;
-        return;
+    ls_activations own, *a = reuse;
+    if (!a || a->B < B || a->T != w->ctx) {
+        a = &own;
+        if (ls_activations_init(a, be, &m->cfg, lora, B, w->ctx) != LS_OK) {
+            sums[0] = NAN;
+            return;
+        }
     }
     int32_t *ids = ls_malloc(sizeof(int32_t) * (size_t)B * w->ctx), *targets = ls_malloc(sizeof(int32_t) * (size_t)B * w->ctx);
     int *order = ls_malloc(sizeof(int) * (size_t)B);
@@ -202,7 +208,7 @@ static void evaluate_range(const ls_backend *be, const ls_model *m, const ls_lor
         int b_now = hi - w0 < B ? hi - w0 : B;
         for (int b = 0; b < b_now; b++) order[b] = w0 + b;
         sums[1] += (double)fill_batch(w, order, b_now, pad_id, ids, targets);
-        sums[0] += ls_qwen2_forward(be, m, lora, &a, ids, targets, b_now, w->ctx, NULL, 1.0f);
+        sums[0] += ls_qwen2_forward(be, m, lora, a, ids, targets, b_now, w->ctx, NULL, 1.0f);
         if (be->check() != LS_OK) { /* a device failure: NaN, and be->check() keeps the message */
             sums[0] = NAN;
             break;
@@ -211,19 +217,25 @@ static void evaluate_range(const ls_backend *be, const ls_model *m, const ls_lor
     free(ids);
     free(targets);
     free(order);
-    ls_activations_free(&a, be);
+    if (a == &own) ls_activations_free(a, be);
 }
 
-double ls_train_evaluate_group(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
-                               int batch_size, int max_windows, int32_t pad_id, const ls_train_group *group) {
+static double evaluate_group(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                             int batch_size, int max_windows, int32_t pad_id, const ls_train_group *group,
+                             ls_activations *reuse) {
     int n = max_windows > 0 && max_windows < w->n_windows ? max_windows : w->n_windows;
     if (n == 0) return NAN;
     int lo, hi;
     share_of(n, group, &lo, &hi);
     double sums[2] = {0, 0};
-    evaluate_range(be, m, lora, w, lo, hi, batch_size, pad_id, sums);
+    evaluate_range(be, m, lora, w, lo, hi, batch_size, pad_id, reuse, sums);
     if (group && group->sum_doubles(group->ctx, sums, 2) != LS_OK) return NAN;
     return sums[1] > 0 ? sums[0] / sums[1] : NAN;
+}
+
+double ls_train_evaluate_group(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
+                               int batch_size, int max_windows, int32_t pad_id, const ls_train_group *group) {
+    return evaluate_group(be, m, lora, w, batch_size, max_windows, pad_id, group, NULL);
 }
 
 double ls_train_evaluate(const ls_backend *be, const ls_model *m, const ls_lora *lora, const ls_window_set *w,
@@ -327,7 +339,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
     /* The untrained adapter's validation loss starts the curve: the baseline every run improves on. */
     if (st->step == 0 && st->n_evals == 0 && val && val->n_windows > 0) {
         st->eval_step[0] = 0;
-        st->val_loss[0] = (float)ls_train_evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group);
+        st->val_loss[0] = (float)evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group, &a);
         st->n_evals = 1;
         rc = be->check();
     }
@@ -377,7 +389,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         ls_train_progress p = {st->step, o->max_steps, st->train_loss[st->step - 1], NAN, lr, norm, 0, 0};
         if ((o->eval_every > 0 && st->step % o->eval_every == 0) || st->step == o->max_steps) {
             if (val && val->n_windows > 0) {
-                p.val_loss = (float)ls_train_evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group);
+                p.val_loss = (float)evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group, &a);
                 st->eval_step[st->n_evals] = st->step;
                 st->val_loss[st->n_evals++] = p.val_loss;
                 if ((rc = be->check()) != LS_OK) break;

@@ -136,12 +136,50 @@ static int resume(const char *dir, const char *state_path, const ls_trial_config
     return LS_OK;
 }
 
+void ls_model_cache_free(ls_model_cache *c) {
+    if (c->dir) {
+        ls_model_backend_free(c->be, &c->dev);
+        ls_model_free(&c->host);
+        free(c->dir);
+    }
+    long loads = c->loads, reuses = c->reuses;
+    memset(c, 0, sizeof *c);
+    c->loads = loads, c->reuses = reuses; /* the counts outlive what they counted */
+}
+
+/* The trial's model, host and backend copies: the cache's when it holds this directory, read on
+ * this backend, with files unchanged since; otherwise read (into the cache when there is one,
+ * after freeing what it held). */
+static int model_acquire(ls_model_cache *cache, const ls_backend *be, const char *dir, ls_model *host,
+                         ls_model *dev) {
+    uint64_t fp = 0;
+    if (cache && ls_model_fingerprint(dir, &fp) != LS_OK) return LS_ERR;
+    if (cache && cache->dir && cache->be == be && !strcmp(cache->dir, dir) && cache->fingerprint == fp) {
+        *host = cache->host, *dev = cache->dev;
+        cache->reuses++;
+        return LS_OK;
+    }
+    if (cache) ls_model_cache_free(cache); /* one model at a time: 2 GB for Qwen2.5-0.5B */
+    if (ls_model_load(dir, host) != LS_OK) return LS_ERR;
+    if (ls_model_to_backend(be, host, dev) != LS_OK) {
+        ls_model_free(host);
+        return LS_ERR;
+    }
+    if (cache) {
+        cache->dir = ls_strdup(dir), cache->be = be, cache->fingerprint = fp;
+        cache->host = *host, cache->dev = *dev;
+        cache->loads++;
+    }
+    return LS_OK;
+}
+
 int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_trial_result *out) {
     memset(out, 0, sizeof *out);
     double t_start = ls_now();
     out->id = ls_config_hash(cfg);
     out->final_train_loss = out->final_val_loss = NAN;
     const ls_train_group *group = hooks ? hooks->group : NULL;
+    ls_model_cache *cache = hooks ? hooks->model_cache : NULL;
     int writer = !group || group->rank == 0, agreed = 0;
     const ls_backend *be = backend_of(cfg);
     if (!be) return LS_ERR; /* the same config on every rank: all return here together */
@@ -190,11 +228,10 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     if (ls_check_forecast(cfg, &mc, tok, &ds, &split, out->alpha) != LS_OK) goto done;
     if (hooks && hooks->adapter_dir && ls_lora_load(hooks->adapter_dir, &mc, &out->adapter) != LS_OK) goto done;
 
-    if (ls_model_load(cfg->resolved.model_path, &model) != LS_OK) {
+    if (model_acquire(cache, be, cfg->resolved.model_path, &model, &dev_model) != LS_OK) {
         ls_error_prefix("%s: model.path", src);
         goto done;
     }
-    if (ls_model_to_backend(be, &model, &dev_model) != LS_OK) goto done;
     out->model_cfg = model.cfg;
     if (!(hooks && hooks->adapter_dir)) {
         ls_lora_init(&out->adapter, &model.cfg, cfg->lora.rank, (float)ls_config_lora_alpha(cfg), cfg->lora.targets,
@@ -298,10 +335,14 @@ done:
     if (!agreed) ls_train_group_agree(group, 0); /* the ranks waiting to train learn of the failure */
     out->wall_seconds = out->train.wall_seconds_before + (ls_now() - t_start); /* all attempts */
     ls_lora_backend_free(be, &dev_adapter);
-    ls_model_backend_free(be, &dev_model);
+    if (cache && cache->dir && rc != LS_OK && be->check() != LS_OK)
+        ls_model_cache_free(cache); /* a failed device may have lost what it held */
+    if (!cache) {
+        ls_model_backend_free(be, &dev_model);
+        ls_model_free(&model);
+    }
     ls_window_set_free(&train_w);
     ls_window_set_free(&val_w);
-    ls_model_free(&model);
     ls_split_free(&split);
     ls_dataset_free(&ds);
     ls_tokenizer_free(tok);

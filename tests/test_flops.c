@@ -270,6 +270,35 @@ static void test_generate_is_prefill_plus_steps(void **state) {
     assert_near_rel(b.total, est, 0.02);
 }
 
+/* The causal count is the sum of T decode steps (row i is a step at position i: i + 1 keys, no
+ * mask), exactly; attention is about half of the course's square; nothing else differs. */
+static void test_forward_causal_is_decode_steps(void **state) {
+    (void)state;
+    ls_model_config cfg = qwen05b();
+    ls_flops_lora lora = {8, QV, 1};
+    for (int T = 1; T <= 300; T += 37) {
+        ls_flops_breakdown causal, square, step;
+        assert_int_equal(ls_flops_forward_causal(&cfg, T, &lora, &causal), LS_OK);
+        assert_int_equal(ls_flops_forward(&cfg, T, &lora, &square), LS_OK);
+        double sum[LS_FLOPS_OP_COUNT] = {0};
+        for (int pos = 0; pos < T; pos++) {
+            assert_int_equal(ls_flops_decode_step(&cfg, pos, &lora, &step), LS_OK);
+            for (int i = 0; i < LS_FLOPS_OP_COUNT; i++) sum[i] += step.op[i];
+        }
+        double total = 0;
+        for (int i = 0; i < LS_FLOPS_OP_COUNT; i++) {
+            assert_flops(causal.op[i], sum[i]);
+            total += causal.op[i];
+            if (i == LS_FLOPS_SCORES || i == LS_FLOPS_ATTN_V)
+                assert_near_rel(causal.op[i], square.op[i] * (T + 1.0) / (2.0 * T), 1.0 / T);
+            else if (i != LS_FLOPS_SCALE && i != LS_FLOPS_MASK && i != LS_FLOPS_SOFTMAX)
+                assert_flops(causal.op[i], square.op[i]);
+        }
+        assert_flops(causal.total, total);
+        assert_true(causal.op[LS_FLOPS_MASK] == 0 && (T == 1 || causal.total < square.total));
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* monotonicity                                                                             */
 
@@ -356,6 +385,7 @@ static void test_bad_arguments(void **state) {
     double x = 12345;
     ls_flops_gen g = {.total = 12345};
     expect_error(ls_flops_forward(&cfg, 0, &lora, &b), "sequence length 0");
+    expect_error(ls_flops_forward_causal(&cfg, 0, &lora, &b), "sequence length 0");
     expect_error(ls_flops_forward(&cfg, 33, &lora, &b), "past the model's 32 positions");
     expect_error(ls_flops_forward(NULL, 4, &lora, &b), "no model configuration");
     ls_flops_lora neg = {-1, QV, 0}, wide = {2, 1u << LS_PROJ_COUNT, 0};
@@ -397,6 +427,7 @@ int main(void) {
         cmocka_unit_test(test_qwen_matches_parameter_estimate),
         cmocka_unit_test(test_real_config_file),
         cmocka_unit_test(test_generate_is_prefill_plus_steps),
+        cmocka_unit_test(test_forward_causal_is_decode_steps),
         cmocka_unit_test(test_monotonic),
         cmocka_unit_test(test_names_and_sum),
         cmocka_unit_test(test_bad_arguments),

@@ -146,6 +146,35 @@ static void test_resume_is_exact(void **state) {
     ls_window_set_free(&val);
 }
 
+/* Validation runs in the training activations: a run with 5 validations allocates one block of
+ * backend memory (the activations; the adapter's tensors alias the host ones on the CPU). */
+static long allocs;
+static void *counting_alloc(size_t bytes) {
+    allocs++;
+    return ls_backend_cpu()->alloc(bytes);
+}
+
+static void test_validation_allocates_nothing(void **state) {
+    ls_backend counting = *ls_backend_cpu();
+    counting.alloc = counting_alloc;
+    ls_window_set train, val;
+    pattern_windows(&train, 200, 0);
+    pattern_windows(&val, 60, 3);
+    ls_lora lora;
+    fresh_lora(&lora);
+    ls_train_options o = options(20);
+    ls_train_state st;
+    ls_train_state_init(&st, &lora, &toy_config, o.max_steps);
+    allocs = 0;
+    assert_int_equal(ls_train_run(&counting, &model, &lora, &train, &val, &o, &st, NULL, NULL), LS_OK);
+    assert_int_equal(st.n_evals, 5); /* step 0, then every 5 */
+    assert_int_equal(allocs, 1);
+    ls_train_state_free(&st);
+    ls_lora_free(&lora);
+    ls_window_set_free(&train);
+    ls_window_set_free(&val);
+}
+
 static void test_schedules(void **state) {
     ls_train_options o = options(10);
     o.lr = 1.0f;
@@ -273,6 +302,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_training_lowers_validation_loss),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_validation_allocates_nothing),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_optimiser_steps),
         cmocka_unit_test(test_optimisers_match_pytorch),

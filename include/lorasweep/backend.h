@@ -105,6 +105,10 @@ const ls_backend *ls_backend_cpu(void);
  * ls_thread_count(1): their CPU affinity, or OMP_NUM_THREADS. */
 void ls_cpu_threads_set(int n);
 int ls_cpu_threads(void);
+/* The instruction set of its exp-heavy loops (softmax, the loss, SiLU): 0 the baseline (SSE2 on
+ * x86-64), 1 AVX2, 2 AVX-512; the best the CPU supports up to max_level (-1: no limit), which
+ * ls_backend_cpu picks on its first call. Returns the level now in use. For tests and benchmarks. */
+int ls_cpu_vector_level(int max_level);
 
 /* The CUDA backend (backend_cuda.cu), in builds with LS_HAVE_CUDA only. ls_cuda_available says
  * whether a usable device exists (1, device 0's name in why), or why not (0, the reason in

@@ -88,6 +88,12 @@ typedef struct {
 /* One forward pass of a sequence of T tokens (positions 0..T-1), logits at every position. */
 int ls_flops_forward(const ls_model_config *cfg, int T, const ls_flops_lora *lora, ls_flops_breakdown *out);
 
+/* The same forward as a causal-aware implementation executes it: attention (scores, scale,
+ * softmax, P.V) over the T (T + 1) / 2 visible (query, key) pairs instead of the full T x T
+ * matrix, and no mask. Not the course's count: `lorasweep bench` uses it for the work a training
+ * step must do (equal to the sum of T decode steps at positions 0 .. T - 1). */
+int ls_flops_forward_causal(const ls_model_config *cfg, int T, const ls_flops_lora *lora, ls_flops_breakdown *out);
+
 /* One forward step with a KV cache: one new token at position `position` (0-based) attending to
  * position + 1 keys (the cached ones and its own); no mask is needed. */
 int ls_flops_decode_step(const ls_model_config *cfg, int position, const ls_flops_lora *lora,

@@ -77,6 +77,11 @@ int ls_model_load(const char *dir, ls_model *out);
  * score, generate, model init --tokenizer) before anything is run. */
 int ls_model_check_tokenizer(const ls_model_config *cfg, int n_ids, const char *tok_path);
 void ls_model_free(ls_model *m);
+/* A fingerprint of a checkpoint directory's files as they are now (names, inodes, sizes,
+ * modification and change times of config.json, the index and every *.safetensors): equal
+ * fingerprints mean the files were not changed, replaced, added or removed in between. LS_ERR when
+ * the directory or a file cannot be read. */
+int ls_model_fingerprint(const char *dir, uint64_t *out);
 
 /* The size table behind the arena: every checkpoint tensor under cfg, in arena order (embed,
  * final_norm, then per layer attn_norm wq bq wk bk wv bv wo mlp_norm wgate wup wdown, then

@@ -129,10 +129,13 @@ int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place, 
 
 /* The run function for real trials: the item's payload is the trial's resolved YAML (with
  * absolute paths); its files go to trials_dir/<id>/ (adapter, checkpoint, curves, metrics,
- * forecasts); it resumes from the checkpoint there. Failures come back as LS_TRIAL_FAILED. */
+ * forecasts); it resumes from the checkpoint there. Failures come back as LS_TRIAL_FAILED.
+ * With model_cache, the worker keeps the model it read for its next trials (trial.h). */
+struct ls_model_cache_s;
 typedef struct {
     const char *trials_dir;
     int (*local_stop)(void); /* a signal this rank received; may be NULL */
+    struct ls_model_cache_s *model_cache; /* may be NULL: every trial reads its model */
 } ls_sweep_worker_options;
 int ls_sweep_run_trial(void *user, const ls_sweep_item *item, const struct ls_train_group *group,
                        void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),

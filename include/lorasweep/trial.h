@@ -26,6 +26,21 @@ typedef struct ls_trial_result_s {
     uint64_t data_checksum;    /* ls_data_file_checksum of the data file the trial ran on */
 } ls_trial_result;
 
+/* A model kept between the trials of one process (a sweep worker runs many on the same model):
+ * the frozen weights and their backend copy, read once. A trial takes it when it names the same
+ * model directory on the same backend and the directory's files have not changed since they were
+ * read (ls_model_fingerprint: size, inode, modification and change times); otherwise the kept model
+ * is freed first and the trial's is loaded into its place (one model in memory at a time). Zeroed
+ * to start; ls_model_cache_free at the end. */
+typedef struct ls_model_cache_s {
+    char *dir;              /* the model directory as the trial named it, or NULL: nothing kept */
+    const ls_backend *be;
+    uint64_t fingerprint;   /* of dir's files when they were read */
+    ls_model host, dev;     /* dev: the backend copy (aliases host on the CPU) */
+    long loads, reuses;     /* how many trials read the model, and how many took it as it was */
+} ls_model_cache;
+void ls_model_cache_free(ls_model_cache *c);
+
 typedef struct {
     ls_train_hooks train;                 /* progress, should_stop (checkpoint is set by the trial) */
     ls_forecast_progress forecast_progress;
@@ -33,6 +48,7 @@ typedef struct {
     const char *checkpoint_dir;           /* where to checkpoint and resume from; NULL = nowhere */
     const char *adapter_dir;              /* start from this PEFT adapter instead of a fresh one */
     const ls_train_group *group;          /* data parallel over these ranks (train.h); NULL: alone */
+    ls_model_cache *model_cache;          /* keep the model for later trials; NULL: read it and free it */
 } ls_trial_hooks;
 
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
