@@ -506,6 +506,16 @@ static void test_files(void **state) {
     assert_int_equal(g.n_stages, 4);
     assert_true(g.n_trials <= 12);
     ls_grid_free(&g);
+    snprintf(path, sizeof path, "%s/sweep/coursework-random.yaml", LS_SOURCE_DIR);
+    if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(g.n_stages, 4);
+    assert_int_equal(g.stages[1].method, LS_GRID_METHOD_RANDOM);
+    assert_int_equal(g.stages[1].repeats, 3);
+    assert_int_equal(g.stages[1].n_trials, 24);
+    assert_int_equal(g.stages[1].params[0].dist, LS_GRID_DIST_LOG_UNIFORM);
+    assert_int_equal(g.stages[2].repeats, 3);
+    assert_int_equal(g.n_trials, 32);
+    ls_grid_free(&g);
     assert_int_equal(ls_grid_load_file("/nonexistent/g.yaml", &g), LS_ERR);
     assert_string_equal(ls_last_error(), "/nonexistent/g.yaml: cannot open: No such file or directory");
 
