@@ -274,7 +274,7 @@ $PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "cours
 # the example in docs/sweep.md is a valid grid with the course's 14 trials (baseline included)
 mkdir -p "$T/doc/sweep" "$T/doc/results"
 cp "$T/data/lv.h5" "$T/doc/results/lotka_volterra_data.h5"
-sed -n '/^```yaml/,/^```/p' "$ROOT/docs/sweep.md" | sed '1d;$d' >"$T/doc/sweep/course.yaml"
+awk '/^```yaml/ { inside = 1; next } inside && /^```/ { exit } inside' "$ROOT/docs/sweep.md" >"$T/doc/sweep/course.yaml" # the first
 check "docs/sweep.md example plans" "1" "$("$LS" sweep plan "$T/doc/sweep/course.yaml" --preset qwen2.5-0.5b | grep -c '^total: 14 trials')"
 check "sweep listed" "1" "$("$LS" --help | grep -c '^  sweep ')"
 check "plan --help" "0" "$("$LS" sweep plan --help >/dev/null; echo $?)"
