@@ -4,7 +4,8 @@
 # log-uniformly within its range, each configuration run 3 times with other seeds; the next stage
 # starts from the configuration with the lowest MEAN validation loss over its repeats (checked with
 # h5py against the results file); the report's mean, standard deviation and n per configuration
-# (table, CSV, JSON) agree with numpy's; a rerun runs nothing.
+# (table, CSV, JSON) agree with numpy's; a budget admits or skips a configuration's repeats
+# together; a rerun runs nothing.
 source "$(dirname "$0")/cli_lib.sh"
 TOK=$SHARED/qwen/tokenizer.json
 [ -f "$TOK" ] || [ -z "${LS_TOKENIZER:-}" ] || TOK=$LS_TOKENIZER
@@ -116,6 +117,36 @@ print("%d configurations: mean, std and n as numpy has them; best %s" % (len(cfg
 PY
 then ok "report: mean, std and n of every configuration (JSON, CSV)"; else bad "report statistics"; fi
 EXPECT_RC=2 EXPECT_PATTERN="--configurations is for --format csv" expect_error "--configurations without csv" report "$T/s/sweep.h5" --configurations
+
+# a budget that binds inside a stage: a configuration's repeats are admitted or skipped together
+# (room for one configuration and a half: the second's three repeats are all skipped, none run)
+cat >"$T/budget.yaml" <<'YAML'
+name: ci-sampled-budget
+base:
+  model: {path: tiny}
+  data: {path: lv.h5}
+  train: {ctx: 64, batch_size: 2, max_steps: 2, eval_every: 2, val_max_windows: 4}
+  eval: {systems: 1, samples: 2}
+method: random
+trials: 2
+repeats: 3
+parameters:
+  train.lr: {distribution: log_uniform, min: 1e-2, max: 1.05e-2}
+YAML
+est=$("$LS" sweep plan "$T/budget.yaml" --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["stages"][0]["trials"][0]["flops"])')
+sed -i "s/^name: ci-sampled-budget/&\nbudget_flops: $($PY -c "print('%.6g' % (4.5 * $est))")/" "$T/budget.yaml"
+$MPIRUN "$LS" sweep run "$T/budget.yaml" --out "$T/b/sweep.h5" --quiet 2>"$T/budget.err" || bad "budget sweep: $(tail -2 "$T/budget.err")"
+if $PY - "$T/b/sweep.h5" <<'PY'
+import sys, h5py
+t = h5py.File(sys.argv[1], "r")["trials"]
+lr, st, err = t["lr"][:], list(t["status"][:]), [e.decode() for e in t["error"][:]]
+by = {}
+for i, x in enumerate(lr): by.setdefault(x, []).append(st[i])
+assert sorted(sorted(v) for v in by.values()) == [[2, 2, 2], [4, 4, 4]], by  # done together, skipped together
+assert all("for 3 repeats" in e for s, e in zip(st, err) if s == 4), err
+print("one configuration's 3 repeats done, the other's 3 skipped: " + [e for e in err if e][0])
+PY
+then ok "the budget admits or skips a configuration's repeats together"; else bad "budget by configuration"; fi
 
 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/s/sweep.h5" 2>"$T/rerun.err" && grep -q "15 done" "$T/rerun.err" \
   && ! grep -q "started" "$T/rerun.err" && ok "a rerun runs nothing" || bad "rerun: $(cat "$T/rerun.err")"
