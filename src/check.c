@@ -400,7 +400,8 @@ int ls_check_grid(const ls_grid *g, const ls_model_config *preset) {
         const ls_grid_stage *s = &g->stages[i];
         if (s->select_from < 0) {
             rc = ls_grid_expand(g, i, NULL, &stand[i], &count[i]);
-            for (size_t t = 0; t < count[i] && rc == LS_OK; t++) rc = check_grid_trial(k, g, s, &stand[i][t]);
+            for (size_t t = 0; t < count[i] && rc == LS_OK; t++) /* a repeat's seeds change no check */
+                if (stand[i][t].repeat == 0) rc = check_grid_trial(k, g, s, &stand[i][t]);
             checks += count[i];
             continue;
         }
@@ -408,10 +409,12 @@ int ls_check_grid(const ls_grid *g, const ls_model_config *preset) {
         size_t from = (size_t)s->select_from, nc = count[from];
         int all = checks + nc * s->n_trials <= (size_t)LS_GRID_MAX_TRIALS * 2;
         for (size_t c = 0; c < nc && rc == LS_OK && (c == 0 || all); c++) {
+            if (stand[from][c].repeat > 0) continue; /* the same configuration */
             ls_grid_trial *t = NULL;
             size_t n = 0;
             rc = ls_grid_expand(g, i, &stand[from][c].config, &t, &n);
-            for (size_t j = 0; j < n && rc == LS_OK; j++) rc = check_grid_trial(k, g, s, &t[j]);
+            for (size_t j = 0; j < n && rc == LS_OK; j++)
+                if (t[j].repeat == 0) rc = check_grid_trial(k, g, s, &t[j]);
             checks += n;
             if (c == 0 && rc == LS_OK) stand[i] = t, count[i] = n;
             else ls_grid_trials_free(t, n);

@@ -16,6 +16,18 @@
  *    values and the product is refused as soon as it passes the cap, before any trial is built.
  *  - The identity hashes base (ls_config_to_yaml) and the stages, not `name` or `budget_flops`:
  *    renaming a sweep or raising its budget does not make its results file foreign.
+ *  - Sampled stages (method random or sobol) draw their configurations once, at load, into
+ *    canonical text like axis values; expansion then treats them as axes do. Candidate j of a
+ *    random stage is a splitmix64 stream seeded by a hash of (the space's text, j), never a
+ *    generator's state, so it is the same on every run, machine and resume; Sobol point j comes
+ *    from GSL by its index (point 0 the origin). Repeated points are dropped (a trial runs once),
+ *    so configuration i is the i-th distinct point: a function of the space and i, not of
+ *    `trials` (a stage that draws more keeps what it drew) nor of anything a sweep does.
+ *  - Repeats: configuration-major trial indices; repeat 0 is the configuration itself (a grid
+ *    given repeats later keeps its trials, and a later stage that meets the same configuration
+ *    shares its trials); repeat r's train.seed and lora.seed come from a hash of (configuration
+ *    id, r), so they too are pure functions, as early stopping will need (judge a configuration
+ *    once all its repeats reach a rung).
  */
 #include "lorasweep/grid.h"
 
@@ -24,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_qrng.h>
 #include <yaml.h>
 
 #include "lorasweep/common.h"
@@ -182,17 +195,79 @@ static int read_base(loader *L) {
     }
 }
 
-static void axis_free(ls_grid_axis *a) {
-    for (size_t i = 0; i < a->n_values; i++) free(a->values[i]);
-    free(a->values);
+static void free_values(char **values, size_t n) {
+    for (size_t i = 0; i < n; i++) free(values[i]);
+    free(values);
 }
 
 static void stage_free(ls_grid_stage *s) {
     free(s->name);
-    for (size_t i = 0; i < s->n_axes; i++) axis_free(&s->axes[i]);
+    for (size_t i = 0; i < s->n_axes; i++) free_values(s->axes[i].values, s->axes[i].n_values);
     free(s->axes);
+    for (size_t i = 0; i < s->n_params; i++) free_values(s->params[i].values, s->params[i].n_values);
+    free(s->params);
+    free_values(s->points, s->points ? s->n_configs * s->n_params : 0);
     free(s->keep);
     memset(s, 0, sizeof *s);
+}
+
+/* The trial key named at r->ev (an axis or a parameter) into *out, refusing unknown keys (with
+ * ls_config_set's suggestion) and train.ranks_per_trial. */
+static int read_trial_key(loader *L, ls_trial_config *scratch, const char *ctx, const ls_config_key **out, int *line) {
+    ls_yaml_reader *r = &L->r;
+    char key[64];
+    int exact;
+    *line = ls_yaml_line(r);
+    if (ls_yaml_read_key(r, ctx, key, sizeof key, &exact) != LS_OK) return LS_ERR;
+    const ls_config_key *k = exact ? ls_config_find(key) : NULL;
+    if (!k) { /* ls_config_set words the message (with a suggestion) */
+        if (set_key(L, scratch, key, "", *line) == LS_OK) return ls_yaml_fail(r, *line, key, "unknown key");
+        return LS_ERR;
+    }
+    /* Worker ranks are grouped once per sweep (sweep.c), so every trial has the same group size. */
+    if (!strcmp(k->key, "train.ranks_per_trial"))
+        return ls_yaml_fail(r, *line, k->key, "cannot be an axis: a sweep runs every trial on the same number "
+                            "of ranks; set it in base");
+    *out = k;
+    return LS_OK;
+}
+
+/* The values of key k at r->ev (a list, or one scalar: `key: value`) into *values (canonical text,
+ * each checked as the key's value, none twice). `empty`: the message for no values. */
+static int read_values(loader *L, ls_trial_config *scratch, const ls_config_key *k, int line, const char *empty,
+                       char ***values, size_t *n_values) {
+    ls_yaml_reader *r = &L->r;
+    if (ls_yaml_check_plain(r, k->key) != LS_OK) return LS_ERR;
+    int one = r->ev.type == YAML_SCALAR_EVENT && !ls_yaml_is_null(&r->ev);
+    if (!one && r->ev.type != YAML_SEQUENCE_START_EVENT && !ls_yaml_is_null(&r->ev))
+        return ls_yaml_wrong(r, k->key, "a list of values");
+    if (!one && ls_yaml_is_null(&r->ev)) return ls_yaml_fail(r, line, k->key, "%s", empty);
+    for (;;) {
+        if (!one) {
+            if (ls_yaml_next(r, k->key) != LS_OK) return LS_ERR;
+            if (r->ev.type == YAML_SEQUENCE_END_EVENT) break;
+        }
+        int vline = ls_yaml_line(r);
+        if (*n_values >= LS_GRID_MAX_TRIALS)
+            return ls_yaml_fail(r, vline, k->key, "more than %d values", LS_GRID_MAX_TRIALS);
+        ls_strbuf text = {0};
+        int rc = node_text(r, k->key, &text);
+        if (rc == LS_OK) rc = set_key(L, scratch, k->key, text.p ? text.p : "", vline);
+        free(text.p);
+        if (rc != LS_OK) return LS_ERR;
+        char *v = ls_config_value_yaml(scratch, k);
+        for (size_t i = 0; i < *n_values; i++)
+            if (!strcmp((*values)[i], v)) {
+                rc = ls_yaml_fail(r, vline, k->key, "%s is listed twice", v);
+                free(v);
+                return rc;
+            }
+        *values = ls_realloc(*values, (*n_values + 1) * sizeof **values);
+        (*values)[(*n_values)++] = v;
+        if (one) break;
+    }
+    if (*n_values == 0) return ls_yaml_fail(r, line, k->key, "%s", empty);
+    return LS_OK;
 }
 
 /* The axes of a stage (the mapping at r->ev, its key on grid_line) into s; `trials_before` are the
@@ -200,7 +275,7 @@ static void stage_free(ls_grid_stage *s) {
 static int read_axes(loader *L, ls_grid_stage *s, const char *ctx, int grid_line, size_t trials_before) {
     ls_yaml_reader *r = &L->r;
     if (ls_yaml_check_plain(r, ctx) != LS_OK) return LS_ERR;
-    s->n_trials = 1;
+    s->n_configs = 1;
     if (ls_yaml_is_null(&r->ev)) return LS_OK;
     if (r->ev.type != YAML_MAPPING_START_EVENT)
         return ls_yaml_wrong(r, ctx, "a mapping of axes (such as 'train.lr: [1e-5, 1e-4]')");
@@ -210,75 +285,27 @@ static int read_axes(loader *L, ls_grid_stage *s, const char *ctx, int grid_line
     while (rc == LS_OK) {
         if ((rc = ls_yaml_next(r, ctx)) != LS_OK) break;
         if (r->ev.type == YAML_MAPPING_END_EVENT) break;
-        char key[64];
-        int exact, line = ls_yaml_line(r);
-        if ((rc = ls_yaml_read_key(r, ctx, key, sizeof key, &exact)) != LS_OK) break;
-        const ls_config_key *k = exact ? ls_config_find(key) : NULL;
-        if (!k) { /* ls_config_set words the message (with a suggestion) */
-            rc = set_key(L, &scratch, key, "", line);
-            if (rc == LS_OK) rc = ls_yaml_fail(r, line, key, "unknown key");
-            break;
-        }
+        const ls_config_key *k = NULL;
+        int line;
+        if ((rc = read_trial_key(L, &scratch, ctx, &k, &line)) != LS_OK) break;
         for (size_t i = 0; i < s->n_axes; i++)
             if (s->axes[i].key == k)
                 rc = ls_yaml_fail(r, line, k->key, "duplicate axis (first on line %d)", s->axes[i].line);
-        /* Worker ranks are grouped once per sweep (sweep.c), so every trial has the same group size. */
-        if (rc == LS_OK && !strcmp(k->key, "train.ranks_per_trial"))
-            rc = ls_yaml_fail(r, line, k->key, "cannot be an axis: a sweep runs every trial on the same number "
-                              "of ranks; set it in base");
         if (rc != LS_OK) break;
         s->axes = ls_realloc(s->axes, (s->n_axes + 1) * sizeof *s->axes);
         ls_grid_axis *a = &s->axes[s->n_axes++];
         memset(a, 0, sizeof *a);
         a->key = k;
         a->line = line;
-        if ((rc = ls_yaml_next(r, k->key)) != LS_OK || (rc = ls_yaml_check_plain(r, k->key)) != LS_OK) break;
-        int one = r->ev.type == YAML_SCALAR_EVENT && !ls_yaml_is_null(&r->ev); /* `key: value`: one value */
-        if (!one && r->ev.type != YAML_SEQUENCE_START_EVENT && !ls_yaml_is_null(&r->ev)) {
-            rc = ls_yaml_wrong(r, k->key, "a list of values");
+        if ((rc = ls_yaml_next(r, k->key)) != LS_OK) break;
+        if ((rc = read_values(L, &scratch, k, line, "the axis has no values", &a->values, &a->n_values)) != LS_OK)
             break;
-        }
-        if (!one && ls_yaml_is_null(&r->ev)) {
-            rc = ls_yaml_fail(r, line, k->key, "the axis has no values");
-            break;
-        }
-        while (rc == LS_OK) {
-            if (!one) {
-                if ((rc = ls_yaml_next(r, k->key)) != LS_OK) break;
-                if (r->ev.type == YAML_SEQUENCE_END_EVENT) break;
-            }
-            int vline = ls_yaml_line(r);
-            if (a->n_values >= LS_GRID_MAX_TRIALS) {
-                rc = ls_yaml_fail(r, vline, k->key, "more than %d values", LS_GRID_MAX_TRIALS);
-                break;
-            }
-            ls_strbuf text = {0};
-            rc = node_text(r, k->key, &text);
-            if (rc == LS_OK) rc = set_key(L, &scratch, k->key, text.p ? text.p : "", vline);
-            free(text.p);
-            if (rc != LS_OK) break;
-            char *v = ls_config_value_yaml(&scratch, k);
-            for (size_t i = 0; i < a->n_values && rc == LS_OK; i++)
-                if (!strcmp(a->values[i], v)) rc = ls_yaml_fail(r, vline, k->key, "%s is listed twice", v);
-            if (rc != LS_OK) {
-                free(v);
-                break;
-            }
-            a->values = ls_realloc(a->values, (a->n_values + 1) * sizeof *a->values);
-            a->values[a->n_values++] = v;
-            if (one) break;
-        }
-        if (rc != LS_OK) break;
-        if (a->n_values == 0) {
-            rc = ls_yaml_fail(r, line, k->key, "the axis has no values");
-            break;
-        }
-        if ((double)s->n_trials * (double)a->n_values + (double)trials_before > LS_GRID_MAX_TRIALS) {
+        if ((double)s->n_configs * (double)a->n_values + (double)trials_before > LS_GRID_MAX_TRIALS) {
             rc = ls_yaml_fail(r, grid_line, ctx, "the axes make more than %d trials%s", LS_GRID_MAX_TRIALS,
                               trials_before ? " with the earlier stages" : "");
             break;
         }
-        s->n_trials *= a->n_values;
+        s->n_configs *= a->n_values;
     }
     ls_config_free(&scratch);
     return rc;
@@ -396,45 +423,483 @@ static int read_select(loader *L, ls_grid_stage *s, size_t stage_index, int *kee
     return LS_OK;
 }
 
+/* ---- sampled search spaces ------------------------------------------------------------------ */
+
+const char *const ls_grid_method_names[LS_GRID_METHOD_COUNT] = {"grid", "random", "sobol"};
+const char *const ls_grid_dist_names[LS_GRID_DIST_COUNT] = {"values", "uniform", "log_uniform", "int_uniform"};
+
+enum { MAX_PARAMS = 64 };
+
+static int is_number_key(const ls_config_key *k) {
+    return k->type == LS_CONFIG_INT || k->type == LS_CONFIG_U64 || k->type == LS_CONFIG_DOUBLE ||
+           k->type == LS_CONFIG_AUTO_NUM;
+}
+
+static int is_whole_key(const ls_config_key *k) { return k->type == LS_CONFIG_INT || k->type == LS_CONFIG_U64; }
+
+/* A plain number scalar at r->ev into *v; `shown` gets its text for messages. `what` names it in
+ * them ("min"; NULL: the key alone). */
+static int read_plain_number(ls_yaml_reader *r, const char *key, const char *what, double *v, char *shown, size_t cap) {
+    if (ls_yaml_check_plain(r, key) != LS_OK) return LS_ERR;
+    const yaml_event_t *e = &r->ev;
+    const char *sep = what ? ": " : "";
+    what = what ? what : "";
+    if (e->type != YAML_SCALAR_EVENT || ls_yaml_is_null(e) || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        char got[96];
+        ls_yaml_describe(got, sizeof got, e);
+        return ls_yaml_fail(r, ls_yaml_line(r), key, "%s%sexpected a number, got %s", what, sep, got);
+    }
+    const char *s = (const char *)e->data.scalar.value;
+    ls_yaml_show(shown, cap, s, e->data.scalar.length);
+    if (strlen(s) != e->data.scalar.length || !ls_yaml_number_syntax(s) || !isfinite(strtod(s, NULL)))
+        return ls_yaml_fail(r, ls_yaml_line(r), key, "%s%s'%s' is not a number", what, sep, shown);
+    *v = strtod(s, NULL);
+    if (*v == 0) *v = 0; /* no -0 */
+    return LS_OK;
+}
+
+/* A whole number in [lo, hi] (trials, repeats, seed) at r->ev. */
+static int read_whole(ls_yaml_reader *r, const char *key, int line, double lo, double hi, double *out) {
+    char shown[64];
+    double v;
+    if (read_plain_number(r, key, NULL, &v, shown, sizeof shown) != LS_OK) return LS_ERR;
+    if (v != floor(v)) return ls_yaml_fail(r, line, key, "%s is not a whole number", shown);
+    if (v < lo || v > hi) return ls_yaml_fail(r, line, key, "%s is out of range [%.0f, %.0f]", shown, lo, hi);
+    *out = v;
+    return LS_OK;
+}
+
+/* One parameter's mapping (values, or distribution with min and max) at r->ev into p. */
+static int read_param(loader *L, ls_trial_config *scratch, ls_grid_param *p) {
+    ls_yaml_reader *r = &L->r;
+    const ls_config_key *k = p->key;
+    static const char *const subs[] = {"values", "distribution", "min", "max"};
+    if (ls_yaml_check_plain(r, k->key) != LS_OK) return LS_ERR;
+    if (r->ev.type != YAML_MAPPING_START_EVENT)
+        return ls_yaml_wrong(r, k->key, "a mapping (values: [...], or distribution with min and max)");
+    int seen[4] = {0}, dist = -1;
+    char min_text[64] = "", max_text[64] = "";
+    for (;;) {
+        if (ls_yaml_next(r, k->key) != LS_OK) return LS_ERR;
+        if (r->ev.type == YAML_MAPPING_END_EVENT) break;
+        char sub[64];
+        int exact, sline = ls_yaml_line(r), which = -1;
+        if (ls_yaml_read_key(r, k->key, sub, sizeof sub, &exact) != LS_OK) return LS_ERR;
+        for (int i = 0; exact && i < 4; i++)
+            if (!strcmp(sub, subs[i])) which = i;
+        if (which < 0)
+            return ls_yaml_fail(r, sline, k->key, "unknown setting '%s' (expected values, or distribution, min and max)",
+                                sub);
+        if (seen[which]) return ls_yaml_fail(r, sline, k->key, "%s is given twice (first on line %d)", sub, seen[which]);
+        seen[which] = sline;
+        if (ls_yaml_next(r, k->key) != LS_OK) return LS_ERR;
+        if (which == 0) {
+            if (read_values(L, scratch, k, sline, "values: the list is empty", &p->values, &p->n_values) != LS_OK)
+                return LS_ERR;
+        } else if (which == 1) {
+            if (ls_yaml_check_plain(r, k->key) != LS_OK) return LS_ERR;
+            if (r->ev.type != YAML_SCALAR_EVENT || ls_yaml_is_null(&r->ev)) return ls_yaml_wrong(r, k->key, "a distribution name");
+            const char *name = (const char *)r->ev.data.scalar.value;
+            size_t n = r->ev.data.scalar.length;
+            for (int d = LS_GRID_DIST_UNIFORM; d < LS_GRID_DIST_COUNT; d++)
+                if (strlen(ls_grid_dist_names[d]) == n && !memcmp(ls_grid_dist_names[d], name, n)) dist = d;
+            if (dist < 0) {
+                char shown[64];
+                ls_yaml_show(shown, sizeof shown, name, n);
+                int wandb = !strcmp(shown, "log_uniform_values");
+                return ls_yaml_fail(r, sline, k->key, "distribution '%s' is not one of uniform, log_uniform, int_uniform%s",
+                                    shown, wandb ? " (log_uniform here takes min and max as values)"
+                                                 : " (or give values: [...])");
+            }
+        } else if (read_plain_number(r, k->key, subs[which], which == 2 ? &p->min : &p->max,
+                                     which == 2 ? min_text : max_text, sizeof min_text) != LS_OK) {
+            return LS_ERR;
+        }
+    }
+    int line = p->line;
+    if (seen[0] && (seen[1] || seen[2] || seen[3]))
+        return ls_yaml_fail(r, line, k->key, "give either values or a distribution with min and max, not both");
+    if (seen[0]) {
+        p->dist = LS_GRID_DIST_VALUES;
+        return LS_OK;
+    }
+    if (!seen[1]) {
+        if (seen[2] || seen[3])
+            return ls_yaml_fail(r, line, k->key, "min and max need a distribution (uniform, log_uniform or int_uniform)");
+        return ls_yaml_fail(r, line, k->key, "give values: [...] or a distribution with min and max");
+    }
+    p->dist = (ls_grid_dist)dist;
+    if (!is_number_key(k))
+        return ls_yaml_fail(r, line, k->key, "a distribution needs a key that takes a number: give values: [...]");
+    if (!seen[2] || !seen[3])
+        return ls_yaml_fail(r, line, k->key, "distribution %s needs min and max (%s is missing)", ls_grid_dist_names[dist],
+                            !seen[2] ? "min" : "max");
+    int whole = p->dist == LS_GRID_DIST_INT_UNIFORM || is_whole_key(k);
+    const char *why = p->dist == LS_GRID_DIST_INT_UNIFORM ? "int_uniform draws whole numbers" : "the key is an integer";
+    if (whole && p->min != floor(p->min)) return ls_yaml_fail(r, line, k->key, "min %s is not a whole number (%s)", min_text, why);
+    if (whole && p->max != floor(p->max)) return ls_yaml_fail(r, line, k->key, "max %s is not a whole number (%s)", max_text, why);
+    if (p->dist == LS_GRID_DIST_LOG_UNIFORM && p->min <= 0)
+        return ls_yaml_fail(r, line, k->key, "log_uniform needs 0 < min < max, and min is %s (min and max are the "
+                            "values themselves, not exponents)", min_text);
+    if (p->min >= p->max) return ls_yaml_fail(r, line, k->key, "min %s is not less than max %s", min_text, max_text);
+    /* min and max are values of the key: its range applies (then so does it to every draw) */
+    const char *texts[2] = {min_text, max_text}, *names[2] = {"min", "max"};
+    for (int i = 0; i < 2; i++)
+        if (ls_config_set(scratch, k->key, texts[i]) != LS_OK) {
+            char msg[1024];
+            const char *m = ls_last_error();
+            size_t kn = strlen(k->key);
+            snprintf(msg, sizeof msg, "%s", !strncmp(m, k->key, kn) && !strncmp(m + kn, ": ", 2) ? m + kn + 2 : m);
+            return ls_yaml_fail(r, line, k->key, "%s %s", names[i], msg);
+        }
+    return LS_OK;
+}
+
+/* `parameters` (the mapping at r->ev, its key on `line`) into s. */
+static int read_params(loader *L, ls_grid_stage *s, int line) {
+    ls_yaml_reader *r = &L->r;
+    if (ls_yaml_check_plain(r, "parameters") != LS_OK) return LS_ERR;
+    if (ls_yaml_is_null(&r->ev)) return ls_yaml_fail(r, line, "parameters", "name at least one key to sample");
+    if (r->ev.type != YAML_MAPPING_START_EVENT)
+        return ls_yaml_wrong(r, "parameters",
+                             "a mapping of keys (such as 'train.lr: {distribution: log_uniform, min: 1e-5, max: 1e-3}')");
+    ls_trial_config scratch;
+    ls_config_defaults(&scratch);
+    int rc = LS_OK;
+    while (rc == LS_OK) {
+        if ((rc = ls_yaml_next(r, "parameters")) != LS_OK) break;
+        if (r->ev.type == YAML_MAPPING_END_EVENT) break;
+        const ls_config_key *k = NULL;
+        int pline;
+        if ((rc = read_trial_key(L, &scratch, "parameters", &k, &pline)) != LS_OK) break;
+        for (size_t i = 0; i < s->n_params && rc == LS_OK; i++)
+            if (s->params[i].key == k)
+                rc = ls_yaml_fail(r, pline, k->key, "duplicate parameter (first on line %d)", s->params[i].line);
+        if (rc == LS_OK && s->n_params >= MAX_PARAMS)
+            rc = ls_yaml_fail(r, pline, "parameters", "more than %d parameters", MAX_PARAMS);
+        if (rc != LS_OK) break;
+        s->params = ls_realloc(s->params, (s->n_params + 1) * sizeof *s->params);
+        ls_grid_param *p = &s->params[s->n_params++];
+        memset(p, 0, sizeof *p);
+        p->key = k;
+        p->line = pline;
+        if ((rc = ls_yaml_next(r, k->key)) == LS_OK) rc = read_param(L, &scratch, p);
+    }
+    if (rc == LS_OK && s->n_params == 0) rc = ls_yaml_fail(r, line, "parameters", "name at least one key to sample");
+    ls_config_free(&scratch);
+    return rc;
+}
+
+/* The shortest text that reads back as v ("1e-05", not "1.0000000000000001e-05"). */
+static void shortest(char *buf, size_t cap, double v) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, cap, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+/* The space as text: what a sampled stage's configurations are a function of (not `trials`: a
+ * stage that draws more keeps the configurations it drew). */
+static void space_text(const ls_grid_stage *s, const char *indent, ls_strbuf *b) {
+    ls_strbuf_printf(b, "%smethod: %s\n", indent, ls_grid_method_names[s->method]);
+    if (s->method == LS_GRID_METHOD_RANDOM) ls_strbuf_printf(b, "%sseed: %" PRIu64 "\n", indent, s->seed);
+    ls_strbuf_printf(b, "%sparameters:\n", indent);
+    for (size_t i = 0; i < s->n_params; i++) {
+        const ls_grid_param *p = &s->params[i];
+        ls_strbuf_printf(b, "%s  %s: {", indent, p->key->key);
+        if (p->dist == LS_GRID_DIST_VALUES) {
+            ls_strbuf_puts(b, "values: [");
+            for (size_t v = 0; v < p->n_values; v++) ls_strbuf_printf(b, "%s%s", v ? ", " : "", p->values[v]);
+            ls_strbuf_puts(b, "]}\n");
+        } else {
+            char lo[32], hi[32];
+            shortest(lo, sizeof lo, p->min);
+            shortest(hi, sizeof hi, p->max);
+            ls_strbuf_printf(b, "distribution: %s, min: %s, max: %s}\n", ls_grid_dist_names[p->dist], lo, hi);
+        }
+    }
+}
+
+static uint64_t fnv1a(const char *s, size_t n);
+
+/* A parameter's value for a uniform u in [0, 1), as text for ls_config_set. */
+static void sample_text(const ls_grid_param *p, double u, char *buf, size_t cap) {
+    if (p->dist == LS_GRID_DIST_VALUES) {
+        size_t i = (size_t)(u * (double)p->n_values);
+        snprintf(buf, cap, "%s", p->values[i < p->n_values ? i : p->n_values - 1]);
+        return;
+    }
+    double v;
+    if (p->dist == LS_GRID_DIST_UNIFORM) v = p->min + u * (p->max - p->min);
+    else if (p->dist == LS_GRID_DIST_LOG_UNIFORM) v = exp(log(p->min) + u * (log(p->max) - log(p->min)));
+    else v = p->min + floor(u * (p->max - p->min + 1));
+    int whole = p->dist == LS_GRID_DIST_INT_UNIFORM || is_whole_key(p->key);
+    char text[64];
+    if (whole) v = floor(v + 0.5);
+    else { /* rounded to a few significant digits, by the C library's correctly rounded printf */
+        snprintf(text, sizeof text, "%.*e", LS_GRID_SAMPLE_DIGITS - 1, v);
+        v = strtod(text, NULL);
+    }
+    int clamped = v > p->max || v < p->min;
+    if (v > p->max) v = p->max;
+    if (v < p->min) v = p->min;
+    if (whole) snprintf(buf, cap, "%.0f", v);
+    else if (clamped) snprintf(buf, cap, "%.17g", v);
+    else snprintf(buf, cap, "%s", text);
+}
+
+/* How many distinct configurations the space can have (INFINITY when a real key has a range). */
+static double space_size(const ls_grid_stage *s) {
+    double size = 1;
+    for (size_t i = 0; i < s->n_params; i++) {
+        const ls_grid_param *p = &s->params[i];
+        if (p->dist == LS_GRID_DIST_VALUES) size *= (double)p->n_values;
+        else if (p->dist == LS_GRID_DIST_INT_UNIFORM || is_whole_key(p->key)) size *= p->max - p->min + 1;
+        else return INFINITY;
+    }
+    return size;
+}
+
+/* The configurations of a sampled stage: the first n_configs distinct points of its sequence
+ * (candidate j: random, a splitmix64 stream seeded by a hash of (space, j); sobol, the Sobol point
+ * j, point 0 being the origin as in Joe and Kuo's tables), each value checked against the key.
+ * Dropping repeated points makes configuration i the i-th distinct point: a function of the
+ * space and i alone, and a trial runs once. */
+static int sample_stage(loader *L, ls_grid_stage *s, int trials_line) {
+    ls_yaml_reader *r = &L->r;
+    size_t n = s->n_configs, P = s->n_params;
+    double size = space_size(s);
+    if (size < (double)n)
+        return ls_yaml_fail(r, trials_line, "trials", "%zu is more than the %.0f distinct configurations of the "
+                            "parameters", n, size);
+    s->points = ls_calloc(n * P, sizeof *s->points);
+    size_t cap = 1;
+    while (cap < 4 * n) cap <<= 1;
+    size_t *slot = ls_calloc(cap, sizeof *slot); /* index + 1 into joined */
+    char **joined = ls_calloc(n, sizeof *joined);
+    char **canon = ls_calloc(P, sizeof *canon);
+    double *u = ls_calloc(P, sizeof *u);
+    gsl_qrng *q = s->method == LS_GRID_METHOD_SOBOL ? gsl_qrng_alloc(gsl_qrng_sobol, (unsigned)P) : NULL;
+    ls_trial_config scratch;
+    ls_config_defaults(&scratch);
+    size_t found = 0, max_candidates = 1000 + 100 * n;
+    int rc = LS_OK;
+    for (size_t j = 0; found < n && rc == LS_OK; j++) {
+        if (j >= max_candidates) {
+            rc = ls_yaml_fail(r, trials_line, "trials", "%zu draws gave only %zu distinct configurations, fewer than "
+                              "trials: %zu (the space is too small: widen it or lower trials)", j, found, n);
+            break;
+        }
+        if (q && j > 0) gsl_qrng_get(q, u);
+        else if (!q) {
+            uint64_t t = s->space_hash ^ (0xD1B54A32D192ED03ull * (uint64_t)(j + 1)), st = ls_rng_next(&t);
+            for (size_t p = 0; p < P; p++) u[p] = ls_rng_uniform(&st);
+        }
+        ls_strbuf key = {0};
+        for (size_t p = 0; p < P && rc == LS_OK; p++) {
+            char text[128];
+            sample_text(&s->params[p], u[p], text, sizeof text);
+            rc = set_key(L, &scratch, s->params[p].key->key, text, s->params[p].line);
+            if (rc != LS_OK) break;
+            canon[p] = ls_config_value_yaml(&scratch, s->params[p].key);
+            ls_strbuf_puts(&key, canon[p]);
+            ls_strbuf_puts(&key, "\n");
+        }
+        if (rc == LS_OK) {
+            size_t h = (size_t)fnv1a(key.p, key.n) & (cap - 1);
+            while (slot[h] && strcmp(joined[slot[h] - 1], key.p)) h = (h + 1) & (cap - 1);
+            if (!slot[h]) { /* a new configuration */
+                slot[h] = found + 1;
+                joined[found] = key.p;
+                key.p = NULL;
+                for (size_t p = 0; p < P; p++) s->points[found * P + p] = canon[p], canon[p] = NULL;
+                found++;
+            }
+        }
+        for (size_t p = 0; p < P; p++) free(canon[p]), canon[p] = NULL;
+        free(key.p);
+    }
+    if (q) gsl_qrng_free(q);
+    ls_config_free(&scratch);
+    for (size_t i = 0; i < found; i++) free(joined[i]);
+    free(joined), free(slot), free(canon), free(u);
+    return rc;
+}
+
+/* ---- stages --------------------------------------------------------------------------------- */
+
+/* The keys of a stage, in a stage mapping or (the single stage `main`) at the top level. */
+enum { SK_NAME, SK_GRID, SK_SELECT, SK_METHOD, SK_TRIALS, SK_SEED, SK_PARAMETERS, SK_REPEATS, SK_COUNT };
+static const char *const stage_keys[SK_COUNT] = {"name", "grid", "select", "method", "trials", "seed", "parameters",
+                                                 "repeats"};
+
+typedef struct {
+    int at[SK_COUNT];         /* line of each key given (0: not given) */
+    int keep_line;
+    size_t trials;
+} stage_seen;
+
+/* The value of stage key `which` (at r->ev; the key on kline) into s. */
+static int read_stage_value(loader *L, ls_grid_stage *s, size_t index, int which, int kline, stage_seen *seen,
+                            size_t trials_before) {
+    ls_yaml_reader *r = &L->r;
+    ls_grid *g = L->g;
+    double v;
+    switch (which) {
+    case SK_NAME:
+        if (read_name(r, "name", &s->name) != LS_OK) return LS_ERR;
+        for (size_t i = 0; i < index; i++)
+            if (!strcmp(g->stages[i].name, s->name))
+                return ls_yaml_fail(r, kline, "name", "stage '%s' is defined twice (first on line %d)", s->name,
+                                    g->stages[i].line);
+        return LS_OK;
+    case SK_GRID: return read_axes(L, s, "grid", kline, trials_before);
+    case SK_SELECT: return read_select(L, s, index, &seen->keep_line);
+    case SK_METHOD: {
+        if (ls_yaml_check_plain(r, "method") != LS_OK) return LS_ERR;
+        if (r->ev.type != YAML_SCALAR_EVENT || ls_yaml_is_null(&r->ev)) return ls_yaml_wrong(r, "method", "a method name");
+        const char *name = (const char *)r->ev.data.scalar.value;
+        size_t n = r->ev.data.scalar.length;
+        for (int m = 0; m < LS_GRID_METHOD_COUNT; m++)
+            if (strlen(ls_grid_method_names[m]) == n && !memcmp(ls_grid_method_names[m], name, n)) {
+                s->method = (ls_grid_method)m;
+                return LS_OK;
+            }
+        char shown[64];
+        ls_yaml_show(shown, sizeof shown, name, n);
+        return ls_yaml_fail(r, kline, "method", "'%s' is not one of grid, random, sobol", shown);
+    }
+    case SK_TRIALS:
+        if (read_whole(r, "trials", kline, 1, LS_GRID_MAX_TRIALS, &v) != LS_OK) return LS_ERR;
+        seen->trials = (size_t)v;
+        return LS_OK;
+    case SK_SEED:
+        if (read_whole(r, "seed", kline, 0, LS_CONFIG_SEED_MAX, &v) != LS_OK) return LS_ERR;
+        s->seed = (uint64_t)v;
+        return LS_OK;
+    case SK_PARAMETERS: return read_params(L, s, kline);
+    default:
+        if (read_whole(r, "repeats", kline, 1, LS_GRID_MAX_TRIALS, &v) != LS_OK) return LS_ERR;
+        s->repeats = (size_t)v;
+        return LS_OK;
+    }
+}
+
+static int is_repeat_seed(const ls_config_key *k) {
+    return !strcmp(k->key, "train.seed") || !strcmp(k->key, "lora.seed");
+}
+
+/* After a stage's keys: how they go together, the trial count, and the sampled configurations. */
+static int finish_stage(loader *L, ls_grid_stage *s, const stage_seen *seen, size_t trials_before) {
+    ls_yaml_reader *r = &L->r;
+    const int *at = seen->at;
+    const char *method = ls_grid_method_names[s->method];
+    int sampled = s->method != LS_GRID_METHOD_GRID;
+    if (at[SK_GRID] && at[SK_PARAMETERS])
+        return ls_yaml_fail(r, at[SK_PARAMETERS], "parameters",
+                            "give either grid (axes) or parameters (a sampled search), not both (grid on line %d)",
+                            at[SK_GRID]);
+    if (at[SK_PARAMETERS] && !at[SK_METHOD])
+        return ls_yaml_fail(r, at[SK_PARAMETERS], "method", "missing: parameters are sampled by method random or sobol");
+    if (at[SK_PARAMETERS] && !sampled)
+        return ls_yaml_fail(r, at[SK_METHOD], "method",
+                            "grid runs the product of grid axes; parameters are sampled by method random or sobol");
+    if (at[SK_GRID] && sampled)
+        return ls_yaml_fail(r, at[SK_GRID], "grid", "method %s samples parameters, not grid axes (a key fixed for the "
+                            "stage is 'KEY: {values: [VALUE]}' in parameters)", method);
+    if (sampled && !at[SK_PARAMETERS])
+        return ls_yaml_fail(r, at[SK_METHOD], "parameters", "missing: the keys method %s samples", method);
+    if (at[SK_TRIALS] && !sampled)
+        return ls_yaml_fail(r, at[SK_TRIALS], "trials",
+                            "only for method random or sobol (a grid stage runs the product of its axes)");
+    if (sampled && !at[SK_TRIALS])
+        return ls_yaml_fail(r, at[SK_METHOD], "trials", "missing: how many configurations method %s draws", method);
+    if (at[SK_SEED] && s->method != LS_GRID_METHOD_RANDOM)
+        return ls_yaml_fail(r, at[SK_SEED], "seed", "only for method random (%s)",
+                            sampled ? "Sobol points are fixed by their index" : "a grid stage draws nothing");
+    if (s->method == LS_GRID_METHOD_SOBOL && s->n_params > gsl_qrng_sobol->max_dimension)
+        return ls_yaml_fail(r, at[SK_PARAMETERS], "parameters", "method sobol takes at most %u parameters (GSL's "
+                            "Sobol sequence), not %zu", gsl_qrng_sobol->max_dimension, s->n_params);
+    if (s->repeats > 1) { /* the seeds are the repeats' */
+        for (size_t i = 0; i < s->n_axes; i++)
+            if (is_repeat_seed(s->axes[i].key))
+                return ls_yaml_fail(r, s->axes[i].line, s->axes[i].key->key, "cannot be an axis of a stage with repeats "
+                                    "(line %d): repeats set train.seed and lora.seed", at[SK_REPEATS]);
+        for (size_t i = 0; i < s->n_params; i++)
+            if (is_repeat_seed(s->params[i].key))
+                return ls_yaml_fail(r, s->params[i].line, s->params[i].key->key, "cannot be a parameter of a stage with "
+                                    "repeats (line %d): repeats set train.seed and lora.seed", at[SK_REPEATS]);
+        for (size_t i = 0; i < s->n_keep; i++)
+            if (is_repeat_seed(s->keep[i]))
+                return ls_yaml_fail(r, seen->keep_line, "select.keep", "%s cannot be kept in a stage with repeats "
+                                    "(line %d): repeats set train.seed and lora.seed", s->keep[i]->key, at[SK_REPEATS]);
+    }
+    for (size_t i = 0; i < s->n_keep; i++) {
+        for (size_t j = 0; j < s->n_axes; j++)
+            if (s->keep[i] == s->axes[j].key)
+                return ls_yaml_fail(r, seen->keep_line, "select.keep", "%s is also an axis of stage %s (line %d)",
+                                    s->keep[i]->key, s->name, s->axes[j].line);
+        for (size_t j = 0; j < s->n_params; j++)
+            if (s->keep[i] == s->params[j].key)
+                return ls_yaml_fail(r, seen->keep_line, "select.keep", "%s is also a parameter of stage %s (line %d)",
+                                    s->keep[i]->key, s->name, s->params[j].line);
+    }
+    if (sampled) s->n_configs = seen->trials;
+    if ((double)s->n_configs * (double)s->repeats + (double)trials_before > LS_GRID_MAX_TRIALS) {
+        const char *more = trials_before ? " with the earlier stages" : "";
+        if (s->repeats > 1)
+            return ls_yaml_fail(r, at[SK_REPEATS], "repeats", "%zu configurations x %zu repeats make more than %d "
+                                "trials%s", s->n_configs, s->repeats, LS_GRID_MAX_TRIALS, more);
+        return ls_yaml_fail(r, at[SK_TRIALS], "trials", "more than %d trials%s", LS_GRID_MAX_TRIALS, more);
+    }
+    s->n_trials = s->n_configs * s->repeats;
+    if (sampled) {
+        ls_strbuf b = {0};
+        space_text(s, "", &b);
+        s->space_hash = fnv1a(b.p, b.n);
+        free(b.p);
+        return sample_stage(L, s, at[SK_TRIALS]);
+    }
+    return LS_OK;
+}
+
+static void stage_init(ls_grid_stage *s, int line) {
+    memset(s, 0, sizeof *s);
+    s->line = line;
+    s->select_from = -1;
+    s->n_configs = 1;
+    s->repeats = 1;
+    s->n_trials = 1;
+}
+
 /* One stage mapping at r->ev. */
 static int read_stage(loader *L, ls_grid_stage *s, size_t index) {
     ls_yaml_reader *r = &L->r;
     ls_grid *g = L->g;
     if (ls_yaml_check_plain(r, "stages") != LS_OK) return LS_ERR;
-    s->line = ls_yaml_line(r);
-    s->select_from = -1;
-    s->n_trials = 1;
+    stage_init(s, ls_yaml_line(r));
     if (r->ev.type != YAML_MAPPING_START_EVENT)
         return ls_yaml_wrong(r, "stages", "a stage (a mapping: name, grid, select)");
-    int seen[3] = {0}, keep_line = 0;
+    stage_seen seen;
+    memset(&seen, 0, sizeof seen);
     for (;;) {
         if (ls_yaml_next(r, "stages") != LS_OK) return LS_ERR;
         if (r->ev.type == YAML_MAPPING_END_EVENT) break;
         char key[64];
-        int exact, kline = ls_yaml_line(r);
+        int exact, kline = ls_yaml_line(r), which = -1;
         if (ls_yaml_read_key(r, "stages", key, sizeof key, &exact) != LS_OK) return LS_ERR;
-        int which = !exact ? -1 : !strcmp(key, "name") ? 0 : !strcmp(key, "grid") ? 1 : !strcmp(key, "select") ? 2 : -1;
-        if (which < 0) return ls_yaml_fail(r, kline, key, "unknown key in a stage (expected name, grid, select)");
-        if (seen[which]) return ls_yaml_fail(r, kline, key, "duplicate key (first on line %d)", seen[which]);
-        seen[which] = kline;
+        for (int i = 0; exact && i < SK_COUNT; i++)
+            if (!strcmp(key, stage_keys[i])) which = i;
+        if (which < 0)
+            return ls_yaml_fail(r, kline, key, "unknown key in a stage (expected name, grid, select, method, trials, seed, "
+                                "parameters, repeats)");
+        if (seen.at[which]) return ls_yaml_fail(r, kline, key, "duplicate key (first on line %d)", seen.at[which]);
+        seen.at[which] = kline;
         if (ls_yaml_next(r, key) != LS_OK) return LS_ERR;
-        if (which == 0) {
-            if (read_name(r, "name", &s->name) != LS_OK) return LS_ERR;
-            for (size_t i = 0; i < index; i++)
-                if (!strcmp(g->stages[i].name, s->name))
-                    return ls_yaml_fail(r, kline, "name", "stage '%s' is defined twice (first on line %d)", s->name,
-                                        g->stages[i].line);
-        } else if (which == 1) {
-            if (read_axes(L, s, "grid", kline, g->n_trials) != LS_OK) return LS_ERR;
-        } else if (read_select(L, s, index, &keep_line) != LS_OK) return LS_ERR;
+        if (read_stage_value(L, s, index, which, kline, &seen, g->n_trials) != LS_OK) return LS_ERR;
     }
     if (!s->name) return ls_yaml_fail(r, s->line, "stages", "stage %zu has no name", index + 1);
-    for (size_t i = 0; i < s->n_keep; i++)
-        for (size_t j = 0; j < s->n_axes; j++)
-            if (s->keep[i] == s->axes[j].key)
-                return ls_yaml_fail(r, keep_line, "select.keep", "%s is also an axis of stage %s (line %d)",
-                                    s->keep[i]->key, s->name, s->axes[j].line);
-    return LS_OK;
+    return finish_stage(L, s, &seen, g->n_trials);
 }
 
 static int read_stages(loader *L) {
@@ -480,8 +945,13 @@ static int read_top_number(ls_yaml_reader *r, const char *key, int line, const c
 static int read_document(loader *L) {
     ls_yaml_reader *r = &L->r;
     ls_grid *g = L->g;
-    static const char *const top[] = {"name", "budget_flops", "base", "grid", "stages", "max_attempts", NULL};
-    int seen[6] = {0};
+    /* top-level keys; grid, method, trials, seed, parameters and repeats make the one stage `main` */
+    enum { T_NAME, T_BUDGET, T_BASE, T_STAGES, T_ATTEMPTS, T_COUNT };
+    static const char *const top[] = {"name", "budget_flops", "base", "stages", "max_attempts", NULL};
+    int seen[T_COUNT] = {0}, first_stage_key = 0;
+    const char *first_stage_name = NULL;
+    stage_seen main_seen;
+    memset(&main_seen, 0, sizeof main_seen);
     if (ls_yaml_next(r, NULL) != LS_OK || ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
     if (r->ev.type == YAML_STREAM_END_EVENT) return ls_yaml_fail(r, 1, NULL, "the file is empty");
     if (ls_yaml_next(r, NULL) != LS_OK || ls_yaml_check_plain(r, NULL) != LS_OK) return LS_ERR;
@@ -491,49 +961,56 @@ static int read_document(loader *L) {
         if (ls_yaml_next(r, NULL) != LS_OK) return LS_ERR;
         if (r->ev.type == YAML_MAPPING_END_EVENT) break;
         char key[64];
-        int exact, line = ls_yaml_line(r), which = -1;
+        int exact, line = ls_yaml_line(r), which = -1, stage_key = -1;
         if (ls_yaml_read_key(r, NULL, key, sizeof key, &exact) != LS_OK) return LS_ERR;
         for (int i = 0; exact && top[i]; i++)
             if (!strcmp(top[i], key)) which = i;
-        if (which < 0)
-            return ls_yaml_fail(r, line, key, "unknown key (expected name, budget_flops, max_attempts, base, grid, stages)");
-        if (seen[which]) return ls_yaml_fail(r, line, key, "duplicate key (first on line %d)", seen[which]);
-        seen[which] = line;
+        for (int i = SK_GRID; exact && which < 0 && i < SK_COUNT; i++)
+            if (i != SK_SELECT && !strcmp(stage_keys[i], key)) stage_key = i;
+        if (which < 0 && stage_key < 0)
+            return ls_yaml_fail(r, line, key, "unknown key (expected name, budget_flops, max_attempts, base, grid, stages; "
+                                "or method, trials, seed, parameters, repeats)");
+        int *where = which >= 0 ? &seen[which] : &main_seen.at[stage_key];
+        if (*where) return ls_yaml_fail(r, line, key, "duplicate key (first on line %d)", *where);
+        *where = line;
         if (ls_yaml_next(r, key) != LS_OK) return LS_ERR;
+        if (stage_key >= 0) { /* a key of the single stage `main` */
+            if (seen[T_STAGES])
+                return ls_yaml_fail(r, line, key, "give either %s or stages, not both (stages on line %d)", key,
+                                    seen[T_STAGES]);
+            if (!first_stage_key) {
+                first_stage_key = line;
+                first_stage_name = stage_keys[stage_key];
+                g->stages = ls_calloc(1, sizeof *g->stages);
+                g->n_stages = 1;
+                stage_init(&g->stages[0], line);
+                g->stages[0].name = ls_strdup("main");
+            }
+            if (read_stage_value(L, &g->stages[0], 0, stage_key, line, &main_seen, 0) != LS_OK) return LS_ERR;
+            continue;
+        }
         switch (which) {
-        case 0:
+        case T_NAME:
             if (read_name(r, "name", &g->name) != LS_OK) return LS_ERR;
             break;
-        case 1:
+        case T_BUDGET:
             if (read_top_number(r, key, line, "a number of FLOPS (such as 1e17)", 0, &g->budget_flops) != LS_OK)
                 return LS_ERR;
             break;
-        case 5: {
+        case T_ATTEMPTS: {
             double v;
             if (read_top_number(r, key, line, "a whole number of attempts (such as 3)", 1, &v) != LS_OK) return LS_ERR;
             if (v != floor(v) || v > 1000) return ls_yaml_fail(r, line, key, "%g is not a whole number in [1, 1000]", v);
             g->max_attempts = (int)v;
             break;
         }
-        case 2:
+        case T_BASE:
             if (read_base(L) != LS_OK) return LS_ERR;
             break;
-        case 3: {
-            if (seen[4])
-                return ls_yaml_fail(r, line, key, "give either grid or stages, not both (stages on line %d)", seen[4]);
-            g->stages = ls_calloc(1, sizeof *g->stages);
-            g->n_stages = 1;
-            ls_grid_stage *s = &g->stages[0];
-            s->name = ls_strdup("main");
-            s->line = line;
-            s->select_from = -1;
-            if (read_axes(L, s, "grid", line, 0) != LS_OK) return LS_ERR;
-            g->n_trials = s->n_trials;
-            break;
-        }
-        case 4:
-            if (seen[3])
-                return ls_yaml_fail(r, line, key, "give either grid or stages, not both (grid on line %d)", seen[3]);
+        case T_STAGES:
+            if (first_stage_key)
+                return ls_yaml_fail(r, line, key, "give either %s or stages, not both (%s on line %d)", first_stage_name,
+                                    first_stage_name, first_stage_key);
             if (read_stages(L) != LS_OK) return LS_ERR;
             break;
         }
@@ -542,7 +1019,12 @@ static int read_document(loader *L) {
     if (r->ev.type != YAML_STREAM_END_EVENT)
         return ls_yaml_fail(r, ls_yaml_line(r), NULL, "only one YAML document is allowed");
     if (!g->name) return ls_yaml_fail(r, 1, "name", "missing: the sweep's name (results go to results/<name>.h5)");
-    if (!seen[3] && !seen[4]) return ls_yaml_fail(r, 1, "grid", "missing: give grid (axes) or stages");
+    if (!first_stage_key && !seen[T_STAGES])
+        return ls_yaml_fail(r, 1, "grid", "missing: give grid (axes), parameters (a sampled search) or stages");
+    if (first_stage_key) {
+        if (finish_stage(L, &g->stages[0], &main_seen, 0) != LS_OK) return LS_ERR;
+        g->n_trials = g->stages[0].n_trials;
+    }
     return LS_OK;
 }
 
@@ -584,6 +1066,12 @@ static void make_canonical(ls_grid *g) {
             }
             ls_strbuf_puts(&b, "]}\n");
         }
+        if (s->repeats > 1) ls_strbuf_printf(&b, "    repeats: %zu\n", s->repeats);
+        if (s->method != LS_GRID_METHOD_GRID) { /* a sampled stage: its space and how many it draws */
+            space_text(s, "    ", &b);
+            ls_strbuf_printf(&b, "    trials: %zu\n", s->n_configs);
+            continue;
+        }
         ls_strbuf_puts(&b, "    grid:\n");
         for (size_t a = 0; a < s->n_axes; a++) {
             ls_strbuf_puts(&b, "      ");
@@ -619,6 +1107,24 @@ int ls_grid_extends(const ls_grid *old, const ls_grid *g) {
             return ls_error("stage %s: its select changed", a->name);
         for (size_t k = 0; k < a->n_keep; k++)
             if (a->keep[k] != b->keep[k]) return ls_error("stage %s: its select.keep changed", a->name);
+        if (a->method != b->method)
+            return ls_error("stage %s: its method changed from %s to %s", a->name, ls_grid_method_names[a->method],
+                            ls_grid_method_names[b->method]);
+        if (b->repeats < a->repeats)
+            return ls_error("stage %s: repeats went down from %zu to %zu", a->name, a->repeats, b->repeats);
+        if (a->method != LS_GRID_METHOD_GRID) { /* the same space; more configurations keep the first ones */
+            ls_strbuf sa = {0}, sb = {0};
+            space_text(a, "", &sa);
+            space_text(b, "", &sb);
+            int same = !strcmp(sa.p, sb.p);
+            free(sa.p), free(sb.p);
+            if (!same)
+                return ls_error("stage %s: its search space changed (a sampled stage may only raise trials or repeats)",
+                                a->name);
+            if (b->n_configs < a->n_configs)
+                return ls_error("stage %s: trials went down from %zu to %zu", a->name, a->n_configs, b->n_configs);
+            continue;
+        }
         if (a->n_axes != b->n_axes) return ls_error("stage %s: its axes changed (values may be added, not axes)", a->name);
         for (size_t x = 0; x < a->n_axes; x++) {
             if (a->axes[x].key != b->axes[x].key)
@@ -679,30 +1185,38 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
     }
 
     ls_grid_trial *t = ls_calloc(s->n_trials, sizeof *t);
-    size_t done = 0;
+    size_t done = 0, K = s->repeats, P = s->n_params;
+    uint64_t *train_seed = ls_calloc(K, sizeof *train_seed), *lora_seed = ls_calloc(K, sizeof *lora_seed);
     int rc = LS_OK;
-    for (size_t i = 0; i < s->n_trials && rc == LS_OK; i++) {
-        ls_grid_trial *tr = &t[i];
+    for (size_t c = 0; c < s->n_configs && rc == LS_OK; c++) {
+        ls_grid_trial *tr = &t[c * K];
         ls_config_copy(&tr->config, &common);
         tr->stage = s->name;
         tr->stage_index = stage;
-        tr->index = i;
-        done = i + 1;
+        tr->index = c * K;
+        tr->configuration = c;
+        done = c * K + 1;
         ls_strbuf ov = {0};
         if (kept.n) ls_strbuf_puts(&ov, kept.p);
-        size_t rest = i;
-        /* the last axis varies fastest: index = ((v0 * n1) + v1) * n2 + v2 ... */
-        size_t stride = s->n_trials;
-        for (size_t a = 0; a < s->n_axes && rc == LS_OK; a++) {
-            const ls_grid_axis *ax = &s->axes[a];
-            stride /= ax->n_values;
-            size_t v = rest / stride;
-            rest %= stride;
-            rc = ls_config_set(&tr->config, ax->key->key, ax->values[v]);
-            if (ov.n) ls_strbuf_puts(&ov, " ");
-            ls_strbuf_puts(&ov, ax->key->key);
-            ls_strbuf_puts(&ov, "=");
-            ls_strbuf_puts(&ov, ax->values[v]);
+        if (s->method == LS_GRID_METHOD_GRID) {
+            size_t rest = c;
+            /* the last axis varies fastest: index = ((v0 * n1) + v1) * n2 + v2 ... */
+            size_t stride = s->n_configs;
+            for (size_t a = 0; a < s->n_axes && rc == LS_OK; a++) {
+                const ls_grid_axis *ax = &s->axes[a];
+                stride /= ax->n_values;
+                size_t v = rest / stride;
+                rest %= stride;
+                rc = ls_config_set(&tr->config, ax->key->key, ax->values[v]);
+                if (ov.n) ls_strbuf_puts(&ov, " ");
+                ls_strbuf_printf(&ov, "%s=%s", ax->key->key, ax->values[v]);
+            }
+        } else { /* the sampled configuration c */
+            for (size_t p = 0; p < P && rc == LS_OK; p++) {
+                rc = ls_config_set(&tr->config, s->params[p].key->key, s->points[c * P + p]);
+                if (ov.n) ls_strbuf_puts(&ov, " ");
+                ls_strbuf_printf(&ov, "%s=%s", s->params[p].key->key, s->points[c * P + p]);
+            }
         }
         tr->overrides = ov.p ? ov.p : ls_strdup("");
         if (rc != LS_OK) {
@@ -717,8 +1231,32 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
         rc = ls_config_validate(&tr->config);
         free(tr->config.source);
         tr->config.source = src;
-        tr->id = ls_config_hash(&tr->config);
+        tr->id = tr->config_id = ls_config_hash(&tr->config);
+        if (rc != LS_OK || K == 1) continue;
+        /* its repeats: the same configuration with the seeds of repeat r (seeds do not change what
+         * validates) */
+        ls_grid_repeat_seeds(tr->id, tr->config.train.seed, tr->config.lora.seed, K, train_seed, lora_seed);
+        for (size_t r = 1; r < K; r++) {
+            ls_grid_trial *u = &t[c * K + r];
+            ls_config_copy(&u->config, &tr->config);
+            u->config.train.seed = train_seed[r];
+            u->config.lora.seed = lora_seed[r];
+            u->stage = s->name;
+            u->stage_index = stage;
+            u->index = c * K + r;
+            u->configuration = c;
+            u->repeat = r;
+            u->config_id = tr->id;
+            u->id = ls_config_hash(&u->config);
+            ls_strbuf uo = {0};
+            ls_strbuf_printf(&uo, "%s%strain.seed=%" PRIu64 " lora.seed=%" PRIu64, tr->overrides,
+                             tr->overrides[0] ? " " : "", train_seed[r], lora_seed[r]);
+            u->overrides = uo.p;
+            done = c * K + r + 1;
+        }
     }
+    free(train_seed);
+    free(lora_seed);
     ls_config_free(&common);
     free(kept.p);
     if (rc != LS_OK) {
@@ -727,6 +1265,53 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
     }
     *out = t;
     *n = s->n_trials;
+    return LS_OK;
+}
+
+void ls_grid_repeat_seeds(uint64_t config_id, uint64_t train_seed0, uint64_t lora_seed0, size_t repeats,
+                          uint64_t *train, uint64_t *lora) {
+    const uint64_t mask = ((uint64_t)1 << 53) - 1; /* LS_CONFIG_SEED_MAX: exact in JSON */
+    for (size_t r = 0; r < repeats; r++) {
+        if (r == 0) {
+            train[0] = train_seed0, lora[0] = lora_seed0;
+            continue;
+        }
+        uint64_t t = config_id ^ (0x9E3779B97F4A7C15ull * (uint64_t)r), st = ls_rng_next(&t);
+        uint64_t *out[2] = {&train[r], &lora[r]}, *prev[2] = {train, lora};
+        for (int k = 0; k < 2; k++) { /* distinct from the earlier repeats' (a draw again when not) */
+            int fresh;
+            do {
+                *out[k] = ls_rng_next(&st) & mask;
+                fresh = 1;
+                for (size_t q = 0; q < r; q++) fresh &= prev[k][q] != *out[k];
+            } while (!fresh);
+        }
+    }
+}
+
+int ls_grid_configuration_of(const ls_grid *g, size_t stage, const ls_trial_config *c, uint64_t *config_id,
+                             size_t *repeat) {
+    *config_id = ls_config_hash(c);
+    *repeat = 0;
+    if (stage >= g->n_stages) return ls_error("%s: no stage %zu (the grid has %zu)", g->source, stage, g->n_stages);
+    const ls_grid_stage *s = &g->stages[stage];
+    if (s->repeats <= 1) return LS_OK; /* every trial is its own configuration */
+    ls_trial_config own;
+    ls_config_copy(&own, c);
+    own.train.seed = g->base.train.seed;
+    own.lora.seed = g->base.lora.seed;
+    uint64_t id = ls_config_hash(&own);
+    ls_config_free(&own);
+    uint64_t *ts = ls_calloc(s->repeats, sizeof *ts), *ls_ = ls_calloc(s->repeats, sizeof *ls_);
+    ls_grid_repeat_seeds(id, g->base.train.seed, g->base.lora.seed, s->repeats, ts, ls_);
+    int found = -1;
+    for (size_t r = 0; r < s->repeats && found < 0; r++)
+        if (ts[r] == c->train.seed && ls_[r] == c->lora.seed) found = (int)r;
+    free(ts);
+    free(ls_);
+    if (found < 0) return ls_error("stage %s: the trial has the seeds of none of the stage's %zu repeats", s->name, s->repeats);
+    *config_id = id;
+    *repeat = (size_t)found;
     return LS_OK;
 }
 
@@ -748,6 +1333,7 @@ static int validate_all(ls_grid *g) {
         int all = checks + nc * s->n_trials <= LS_GRID_MAX_TRIALS * 2;
         for (size_t c = 0; c < nc && rc == LS_OK; c++) {
             if (c > 0 && !all) break;
+            if (stand[from][c].repeat > 0) continue; /* the same configuration: its seeds change no check */
             ls_grid_trial *t = NULL;
             size_t n = 0;
             rc = ls_grid_expand(g, i, &stand[from][c].config, &t, &n);
@@ -841,11 +1427,21 @@ int ls_grid_check_model(const ls_grid *g, int max_positions) {
         for (size_t a = 0; a < s->n_axes; a++)
             if (!strcmp(s->axes[a].key->key, "train.ctx")) ctx = &s->axes[a];
         for (size_t k = 0; k < s->n_keep; k++) kept |= !strcmp(s->keep[k]->key, "train.ctx");
+        size_t param = s->n_params;
+        for (size_t p = 0; p < s->n_params; p++)
+            if (!strcmp(s->params[p].key->key, "train.ctx")) param = p;
         if (ctx) {
             for (size_t v = 0; v < ctx->n_values; v++)
                 if (atol(ctx->values[v]) > max_positions)
                     return ls_error("%s:%d: train.ctx: %s is more than the model's max_position_embeddings (%d)",
                                     g->source, ctx->line, ctx->values[v], max_positions);
+        } else if (param < s->n_params) { /* every sampled value (the points are drawn at load) */
+            for (size_t c = 0; c < s->n_configs; c++) {
+                const char *v = s->points[c * s->n_params + param];
+                if (atol(v) > max_positions)
+                    return ls_error("%s:%d: train.ctx: %s (configuration %zu) is more than the model's "
+                                    "max_position_embeddings (%d)", g->source, s->params[param].line, v, c, max_positions);
+            }
         } else if (!kept && g->base.train.ctx > max_positions) {
             return ls_error("%s: train.ctx: %d (base, which stage %s uses) is more than the model's "
                             "max_position_embeddings (%d)", g->source, g->base.train.ctx, s->name, max_positions);
@@ -859,43 +1455,112 @@ int ls_grid_check_model(const ls_grid *g, int max_positions) {
 int ls_grid_select(const ls_grid_trial *trials, size_t n, const ls_grid_result *results, size_t n_results,
                    ls_grid_metric metric, size_t *winner) {
     if ((unsigned)metric >= LS_GRID_METRIC_COUNT) return ls_error("unknown metric %d", (int)metric);
+    size_t n_cfg = 0;
+    for (size_t i = 0; i < n; i++)
+        if (trials[i].configuration >= n_cfg) n_cfg = trials[i].configuration + 1;
+    /* per configuration: the sum of its trials' metrics, how many, whether one has none */
+    double *sum = ls_calloc(n_cfg ? n_cfg : 1, sizeof *sum);
+    size_t *count = ls_calloc(n_cfg ? n_cfg : 1, sizeof *count), *first = ls_calloc(n_cfg ? n_cfg : 1, sizeof *first);
+    char *missing = ls_calloc(n_cfg ? n_cfg : 1, 1);
+    int repeated = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = trials[i].configuration;
+        if (count[c]++ == 0 || i < first[c]) first[c] = i;
+        repeated |= count[c] > 1;
+        double v = NAN;
+        for (size_t j = 0; j < n_results; j++)
+            if (results[j].id == trials[i].id) {
+                v = results[j].metric[metric];
+                break;
+            }
+        if (isfinite(v)) sum[c] += v;
+        else missing[c] = 1;
+    }
     int found = 0;
     double best = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n_results; j++) {
-            if (results[j].id != trials[i].id) continue;
-            double v = results[j].metric[metric];
-            if (isfinite(v) && (!found || v < best)) found = 1, best = v, *winner = i;
-            break;
-        }
+    for (size_t c = 0; c < n_cfg; c++) {
+        if (!count[c] || missing[c]) continue;
+        double mean = sum[c] / (double)count[c];
+        if (!found || mean < best) found = 1, best = mean, *winner = first[c];
+    }
+    free(sum), free(count), free(first), free(missing);
+    if (!found && repeated)
+        return ls_error("stage %s: no configuration has a %s in every repeat", trials[0].stage,
+                        ls_grid_metric_names[metric]);
     if (!found)
         return ls_error("stage %s: no trial has a %s", n ? trials[0].stage : "?", ls_grid_metric_names[metric]);
     return LS_OK;
 }
 
+/* A group of trials the budget admits or skips together. */
+typedef struct {
+    size_t first, n;          /* into the member order */
+    size_t lowest;            /* its lowest trial index */
+    double cost;
+    int known;                /* every member has an estimate */
+} budget_unit;
+
+static const size_t *sort_group;
+static int by_group(const void *pa, const void *pb) {
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    if (sort_group && sort_group[a] != sort_group[b]) return sort_group[a] < sort_group[b] ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
 static int by_cost(const void *pa, const void *pb) {
-    const ls_grid_budget_entry *a = pa, *b = pb;
-    int fa = isfinite(a->flops) && a->flops >= 0, fb = isfinite(b->flops) && b->flops >= 0;
-    if (fa != fb) return fa ? -1 : 1;
-    if (fa && a->flops != b->flops) return a->flops > b->flops ? -1 : 1;
-    return a->trial < b->trial ? -1 : a->trial > b->trial;
+    const budget_unit *a = pa, *b = pb;
+    if (a->known != b->known) return a->known ? -1 : 1;
+    if (a->known && a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
+    return (a->lowest > b->lowest) - (a->lowest < b->lowest);
+}
+
+void ls_grid_budget_plan_groups(const double *flops, const size_t *group, size_t n, double *left,
+                                ls_grid_budget_entry *out) {
+    if (n == 0) return;
+    size_t *member = ls_malloc(n * sizeof *member);
+    for (size_t i = 0; i < n; i++) member[i] = i;
+    sort_group = group;
+    qsort(member, n, sizeof *member, by_group); /* by group, then index */
+    sort_group = NULL;
+    budget_unit *u = ls_calloc(n, sizeof *u);
+    size_t nu = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = member[k];
+        if (k == 0 || !group || group[i] != group[member[k - 1]]) u[nu++] = (budget_unit){k, 0, i, 0, 1};
+        budget_unit *b = &u[nu - 1];
+        b->n++;
+        if (!isfinite(flops[i]) || flops[i] < 0) b->known = 0;
+        else b->cost += flops[i];
+    }
+    qsort(u, nu, sizeof *u, by_cost);
+    size_t o = 0;
+    for (size_t k = 0; k < nu; k++) {
+        const budget_unit *b = &u[k];
+        char reason[160] = "";
+        int skipped = 1;
+        if (!b->known) snprintf(reason, sizeof reason, "no FLOPS estimate");
+        else if (b->cost > *left && b->n > 1)
+            snprintf(reason, sizeof reason, "estimated %.3g FLOPS for %zu repeats, %.3g left of the budget", b->cost,
+                     b->n, *left);
+        else if (b->cost > *left)
+            snprintf(reason, sizeof reason, "estimated %.3g FLOPS, %.3g left of the budget", b->cost, *left);
+        else {
+            skipped = 0;
+            *left -= b->cost;
+        }
+        for (size_t m = 0; m < b->n; m++, o++) {
+            ls_grid_budget_entry *e = &out[o];
+            memset(e, 0, sizeof *e);
+            e->trial = member[b->first + m];
+            e->flops = flops[e->trial];
+            e->skipped = skipped;
+            snprintf(e->reason, sizeof e->reason, "%s", reason);
+        }
+    }
+    free(u);
+    free(member);
 }
 
 void ls_grid_budget_plan(const double *flops, size_t n, double *left, ls_grid_budget_entry *out) {
-    for (size_t i = 0; i < n; i++) {
-        memset(&out[i], 0, sizeof out[i]);
-        out[i].trial = i;
-        out[i].flops = flops[i];
-    }
-    if (n > 1) qsort(out, n, sizeof *out, by_cost);
-    for (size_t i = 0; i < n; i++) {
-        ls_grid_budget_entry *e = &out[i];
-        if (!isfinite(e->flops) || e->flops < 0) {
-            e->skipped = 1;
-            snprintf(e->reason, sizeof e->reason, "no FLOPS estimate");
-        } else if (e->flops > *left) {
-            e->skipped = 1;
-            snprintf(e->reason, sizeof e->reason, "estimated %.3g FLOPS, %.3g left of the budget", e->flops, *left);
-        } else *left -= e->flops;
-    }
+    ls_grid_budget_plan_groups(flops, NULL, n, left, out);
 }

@@ -7,6 +7,7 @@
 #include <cairo-svg.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lorasweep/common.h"
@@ -85,6 +86,17 @@ void ls_plot_format_e(double v, char *buf, size_t cap) {
     snprintf(m, sizeof m, "%.1e", v);
     if (strstr(m, ".0e")) snprintf(buf, cap, "%.0e", v);
     else snprintf(buf, cap, "%s", m);
+}
+
+void ls_plot_format_e_digits(double v, int digits, char *buf, size_t cap) {
+    char want[32];
+    snprintf(want, sizeof want, "%.*e", digits > 1 ? digits - 1 : 0, v);
+    double target = strtod(want, NULL);
+    for (int d = 0; d < digits; d++) { /* the fewest digits that say the same */
+        snprintf(buf, cap, "%.*e", d, v);
+        if (strtod(buf, NULL) == target) return;
+    }
+    snprintf(buf, cap, "%s", want);
 }
 
 void ls_plot_format(double v, char *buf, size_t cap) {

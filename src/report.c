@@ -36,25 +36,35 @@ int ls_report_format_parse(const char *name, ls_report_format *out) {
 
 /* ================================================================ loading */
 
-/* Stage names and the budget from the grid text the file keeps. A grid that no longer parses
- * (written by another version) still leaves a usable report: stages are then "stage N". */
+/* Stage names, the budget and the stages' repeats from the grid text the file keeps (the grid is
+ * kept: a trial's configuration and repeat are found with it). A grid that no longer parses
+ * (written by another version) still leaves a usable report: stages are then "stage N", and
+ * every trial its own configuration. */
 static void read_grid(ls_report *rep) {
     const char *text = rep->info.grid_text;
     if (!text || !*text) return;
-    ls_grid g;
-    if (ls_grid_load_string(text, strlen(text), "/grid", NULL, &g) != LS_OK) return;
-    rep->budget_flops = g.budget_flops;
-    rep->n_stages = (int)g.n_stages;
-    rep->stage_names = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_names);
-    rep->stage_ctx_axis = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_ctx_axis);
-    rep->stage_from = ls_calloc(g.n_stages ? g.n_stages : 1, sizeof *rep->stage_from);
-    for (size_t i = 0; i < g.n_stages; i++) {
-        rep->stage_names[i] = ls_strdup(g.stages[i].name);
-        rep->stage_from[i] = g.stages[i].select_from;
-        for (size_t a = 0; a < g.stages[i].n_axes; a++)
-            rep->stage_ctx_axis[i] |= !strcmp(g.stages[i].axes[a].key->key, "train.ctx");
+    ls_grid *g = &rep->grid;
+    if (ls_grid_load_string(text, strlen(text), "/grid", NULL, g) != LS_OK) return;
+    rep->have_grid = 1;
+    rep->budget_flops = g->budget_flops;
+    rep->n_stages = (int)g->n_stages;
+    rep->stage_names = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_names);
+    rep->stage_ctx_axis = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_ctx_axis);
+    rep->stage_from = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_from);
+    for (size_t i = 0; i < g->n_stages; i++) {
+        const ls_grid_stage *st = &g->stages[i];
+        rep->stage_names[i] = ls_strdup(st->name);
+        rep->stage_from[i] = st->select_from;
+        rep->repeated |= st->repeats > 1;
+        for (size_t a = 0; a < st->n_axes; a++) rep->stage_ctx_axis[i] |= !strcmp(st->axes[a].key->key, "train.ctx");
+        for (size_t p = 0; p < st->n_params; p++) rep->stage_ctx_axis[i] |= !strcmp(st->params[p].key->key, "train.ctx");
     }
-    ls_grid_free(&g);
+}
+
+/* The repeats a stage plans (1 without the grid or the stage). */
+static int stage_repeats(const ls_report *rep, int stage) {
+    if (!rep->have_grid || stage < 0 || (size_t)stage >= rep->grid.n_stages) return 1;
+    return (int)rep->grid.stages[stage].repeats;
 }
 
 /* The stage list grows to cover every stage index in the file. */
@@ -168,9 +178,10 @@ static void find_varying(ls_report *rep) {
         for (size_t c = 0; c < sizeof own_columns / sizeof *own_columns; c++) own |= !strcmp(keys[k].key, own_columns[c]);
         if (own) continue;
         char *first = NULL;
-        int differs = 0;
+        int differs = 0, seed = !strcmp(keys[k].key, "train.seed") || !strcmp(keys[k].key, "lora.seed");
         for (int i = 0; i < rep->n_trials && !differs; i++) {
             if (!rep->trials[i].config_ok) continue;
+            if (seed && rep->trials[i].repeat > 0) continue; /* a repeat's seeds: its repeat column says it */
             char *v = ls_config_value_yaml(&rep->trials[i].config, &keys[k]);
             if (!first) first = v;
             else differs = strcmp(first, v) != 0, free(v);
@@ -200,7 +211,162 @@ void ls_report_value(const ls_report_trial *t, const ls_config_key *key, char *b
     free(v);
 }
 
+/* ---- configurations ---- */
+
+static ls_report_stat stat_of(const double *v, int n) {
+    ls_report_stat st = {0, NAN, NAN};
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += v[i];
+    st.n = n;
+    if (n == 0) return st;
+    st.mean = sum / n;
+    if (n < 2) return st;
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (v[i] - st.mean) * (v[i] - st.mean);
+    st.std = sqrt(ss / (n - 1));
+    return st;
+}
+
+/* The value of statistic k in a trial's summary. */
+static double stat_value(const ls_report_trial *t, int k) {
+    const ls_result_metrics *m = &t->row.metrics;
+    if (k == LS_REPORT_STAT_VAL_LOSS) return m->final_val_loss;
+    if (k < LS_REPORT_STAT_MAE) return m->mse[k - LS_REPORT_STAT_MSE];
+    if (k < LS_REPORT_STAT_FLOPS) return m->mae[k - LS_REPORT_STAT_MAE];
+    return m->flops_total;
+}
+
+typedef struct {
+    int stage, repeat, trial;
+    uint64_t id;
+} config_key;
+
+static int by_config_key(const void *pa, const void *pb) {
+    const config_key *a = pa, *b = pb;
+    if (a->stage != b->stage) return a->stage < b->stage ? -1 : 1;
+    if (a->id != b->id) return a->id < b->id ? -1 : 1;
+    if (a->repeat != b->repeat) return a->repeat < b->repeat ? -1 : 1;
+    return (a->trial > b->trial) - (a->trial < b->trial);
+}
+
+static int by_first_trial(const void *pa, const void *pb) {
+    const ls_report_config *a = pa, *b = pb;
+    if (a->stage != b->stage) return a->stage < b->stage ? -1 : 1;
+    return (a->trials[0] > b->trials[0]) - (a->trials[0] < b->trials[0]);
+}
+
+/* Which configuration and repeat of stage `stage` trial t is: (its id, 0) in a stage without
+ * repeats; LS_ERR when it has the seeds of none of the stage's repeats. */
+static int trial_configuration(const ls_report *rep, const ls_report_trial *t, int stage, uint64_t *id, int *repeat) {
+    *id = t->row.id;
+    *repeat = 0;
+    if (stage_repeats(rep, stage) <= 1) return LS_OK;
+    size_t r;
+    if (!t->config_ok || ls_grid_configuration_of(&rep->grid, (size_t)stage, &t->config, id, &r) != LS_OK) {
+        *id = t->row.id;
+        *repeat = -1;
+        return LS_ERR;
+    }
+    *repeat = (int)r;
+    return LS_OK;
+}
+
+/* Every trial's configuration (of the stage its row names), the configurations' members (a
+ * repeat an earlier stage ran joins the later stage's configuration too) and statistics. */
+static void group_configurations(ls_report *rep) {
+    int n = rep->n_trials;
+    config_key *k = ls_calloc((size_t)(n ? n : 1), sizeof *k);
+    for (int i = 0; i < n; i++) {
+        k[i].stage = rep->trials[i].stage, k[i].trial = i;
+        trial_configuration(rep, &rep->trials[i], k[i].stage, &k[i].id, &k[i].repeat);
+        rep->trials[i].repeat = k[i].repeat;
+    }
+    qsort(k, (size_t)n, sizeof *k, by_config_key);
+    rep->configs = ls_calloc((size_t)(n ? n : 1), sizeof *rep->configs);
+    for (int i = 0; i < n; i++) {
+        int fresh = i == 0 || k[i].stage != k[i - 1].stage || k[i].id != k[i - 1].id || k[i].repeat < 0;
+        if (fresh) {
+            ls_report_config *c = &rep->configs[rep->n_configs++];
+            c->id = k[i].id;
+            c->stage = k[i].stage;
+            c->repeats = k[i].repeat < 0 ? 1 : stage_repeats(rep, c->stage);
+            c->trials = ls_malloc((size_t)c->repeats * sizeof *c->trials);
+            for (int r = 0; r < c->repeats; r++) c->trials[r] = -1;
+        }
+        ls_report_config *c = &rep->configs[rep->n_configs - 1];
+        int r = k[i].repeat < 0 ? 0 : k[i].repeat;
+        if (r < c->repeats && c->trials[r] < 0) c->trials[r] = k[i].trial;
+    }
+    free(k);
+    /* repeats a later stage shares with an earlier one: one trial, whose row names the earlier stage */
+    for (int c = 0; c < rep->n_configs; c++) {
+        ls_report_config *cf = &rep->configs[c];
+        for (int r = 0; r < cf->repeats; r++) {
+            if (cf->trials[r] >= 0) continue;
+            for (int i = 0; i < n; i++) {
+                uint64_t id;
+                int rr;
+                if (rep->trials[i].stage == cf->stage ||
+                    trial_configuration(rep, &rep->trials[i], cf->stage, &id, &rr) != LS_OK || id != cf->id || rr != r)
+                    continue;
+                cf->trials[r] = i;
+                break;
+            }
+        }
+        /* the trials present, by repeat */
+        int m = 0;
+        for (int r = 0; r < cf->repeats; r++)
+            if (cf->trials[r] >= 0) cf->trials[m++] = cf->trials[r];
+        cf->n_trials = m;
+    }
+    qsort(rep->configs, (size_t)rep->n_configs, sizeof *rep->configs, by_first_trial);
+    double *v = ls_malloc((size_t)(n ? n : 1) * sizeof *v);
+    for (int c = 0; c < rep->n_configs; c++) {
+        ls_report_config *cf = &rep->configs[c];
+        cf->first = cf->trials[0];
+        int finite = 0;
+        for (int m = cf->n_trials - 1; m >= 0; m--) {
+            const ls_report_trial *t = &rep->trials[cf->trials[m]];
+            if (t->stage == cf->stage) rep->trials[cf->trials[m]].configuration = c;
+            if (t->status != LS_RESULT_DONE) continue;
+            cf->done++;
+            cf->first = cf->trials[m];
+            finite += isfinite(t->row.metrics.final_val_loss);
+        }
+        cf->baseline = rep->trials[cf->first].baseline;
+        cf->complete = cf->n_trials == cf->repeats && finite == cf->repeats;
+        for (int s = 0; s < LS_REPORT_N_STATS; s++) {
+            int nv = 0;
+            for (int m = 0; m < cf->n_trials; m++) {
+                const ls_report_trial *t = &rep->trials[cf->trials[m]];
+                double x = stat_value(t, s);
+                if (t->status == LS_RESULT_DONE && isfinite(x)) v[nv++] = x;
+            }
+            cf->stat[s] = stat_of(v, nv);
+        }
+    }
+    free(v);
+}
+
+/* The best trained configuration: complete ones first (all repeats done), then the lowest mean
+ * final validation loss; ties to the earlier one. */
+static void find_best(ls_report *rep) {
+    rep->best_config = rep->baseline_config = -1;
+    for (int c = 0; c < rep->n_configs; c++) {
+        const ls_report_config *cf = &rep->configs[c];
+        if (rep->baseline >= 0 && rep->trials[rep->baseline].configuration == c) rep->baseline_config = c;
+        double m = cf->stat[LS_REPORT_STAT_VAL_LOSS].mean;
+        if (cf->baseline || !cf->done || isnan(m)) continue;
+        const ls_report_config *b = rep->best_config >= 0 ? &rep->configs[rep->best_config] : NULL;
+        if (!b || cf->complete > b->complete ||
+            (cf->complete == b->complete && m < b->stat[LS_REPORT_STAT_VAL_LOSS].mean))
+            rep->best_config = c;
+    }
+    rep->best = rep->best_config >= 0 ? rep->configs[rep->best_config].first : -1;
+}
+
 static void summarise(ls_report *rep) {
+    group_configurations(rep);
     find_varying(rep);
     rep->best = rep->baseline = -1;
     for (int i = 0; i < rep->n_trials; i++) {
@@ -214,13 +380,9 @@ static void summarise(ls_report *rep) {
             if (!t->live) rep->interrupted++;
         }
         if (t->status != LS_RESULT_DONE) continue;
-        double v = t->row.metrics.final_val_loss;
-        if (t->baseline) {
-            if (rep->baseline < 0 || t->stage > rep->trials[rep->baseline].stage) rep->baseline = i;
-        } else if (!isnan(v) && (rep->best < 0 || v < rep->trials[rep->best].row.metrics.final_val_loss)) {
-            rep->best = i;
-        }
+        if (t->baseline && (rep->baseline < 0 || t->stage > rep->trials[rep->baseline].stage)) rep->baseline = i;
     }
+    find_best(rep);
 }
 
 /* ---- series, read when a figure needs them ------------------------------------------------ */
@@ -265,7 +427,7 @@ void ls_report_unload(ls_report *rep, int i) {
 
 int ls_report_load(const char *path, ls_report *rep) {
     memset(rep, 0, sizeof *rep);
-    rep->best = rep->baseline = -1;
+    rep->best = rep->baseline = rep->best_config = rep->baseline_config = -1;
     snprintf(rep->path, sizeof rep->path, "%s", path);
     if (access(path, R_OK) != 0) return ls_error("%s: %s", path, strerror(errno));
     ls_results *res = NULL;
@@ -314,9 +476,12 @@ void ls_report_free(ls_report *rep) {
     free(rep->stage_names);
     free(rep->stage_ctx_axis);
     free(rep->stage_from);
+    for (int c = 0; c < rep->n_configs; c++) free(rep->configs[c].trials);
+    free(rep->configs);
+    if (rep->have_grid) ls_grid_free(&rep->grid);
     ls_results_info_free(&rep->info);
     memset(rep, 0, sizeof *rep);
-    rep->best = rep->baseline = -1;
+    rep->best = rep->baseline = rep->best_config = rep->baseline_config = -1;
 }
 
 int ls_report_stage_find(const ls_report *rep, const char *name) {
@@ -378,12 +543,29 @@ static void table_row(table *t, const char *const *cells) {
     t->rows++;
 }
 
+/* Characters a UTF-8 string shows ("±" is two bytes, one column). */
+static size_t text_width(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* s padded to width columns, on the right (left-aligned) or the left. */
+static void put_padded(FILE *out, const char *s, size_t width, int right) {
+    size_t n = text_width(s);
+    if (right)
+        for (; n < width; n++) fputc(' ', out);
+    fputs(s, out);
+    if (!right)
+        for (; n < width; n++) fputc(' ', out);
+}
+
 static void table_print(FILE *out, table *t, int markdown) {
     size_t w[TABLE_MAX_COLS];
     for (int c = 0; c < t->cols; c++) {
-        w[c] = strlen(t->head[c]);
+        w[c] = text_width(t->head[c]);
         for (int r = 0; r < t->rows; r++) {
-            size_t n = strlen(t->cells[(size_t)r * (size_t)t->cols + (size_t)c]);
+            size_t n = text_width(t->cells[(size_t)r * (size_t)t->cols + (size_t)c]);
             if (n > w[c]) w[c] = n;
         }
     }
@@ -391,10 +573,15 @@ static void table_print(FILE *out, table *t, int markdown) {
         if (markdown) fputs("|", out);
         for (int c = 0; c < t->cols; c++) {
             const char *s = r < 0 ? t->head[c] : t->cells[(size_t)r * (size_t)t->cols + (size_t)c];
-            int pad = (int)w[c];
-            if (markdown) fprintf(out, t->right[c] ? " %*s |" : " %-*s |", pad, s);
-            else if (c == t->cols - 1 && !t->right[c]) fprintf(out, "%s%s", c ? "  " : "", s);
-            else fprintf(out, t->right[c] ? "%s%*s" : "%s%-*s", c ? "  " : "", pad, s);
+            if (markdown) {
+                fputc(' ', out);
+                put_padded(out, s, w[c], t->right[c]);
+                fputs(" |", out);
+            } else if (c == t->cols - 1 && !t->right[c]) fprintf(out, "%s%s", c ? "  " : "", s);
+            else {
+                if (c) fputs("  ", out);
+                put_padded(out, s, w[c], t->right[c]);
+            }
         }
         fputc('\n', out);
         if (r < 0 && markdown) {
@@ -471,6 +658,30 @@ static void print_header(FILE *out, const ls_report *rep, int markdown, int stag
     if (rep->journal_note[0]) fprintf(out, "%snote: %s\n", li, rep->journal_note);
 }
 
+/* A trial's repeat for a table: "1 of 3" in a stage with repeats, "-" in one without. */
+static void repeat_text(const ls_report *rep, const ls_report_trial *t, char *buf, size_t cap) {
+    int k = stage_repeats(rep, t->stage);
+    if (k <= 1) snprintf(buf, cap, "-");
+    else if (t->repeat < 0) snprintf(buf, cap, "?");
+    else snprintf(buf, cap, "%d of %d", t->repeat, k);
+}
+
+/* "1.2345 ± 0.0123" (mean ± standard deviation), "1.2345" (n = 1), "-" (n = 0). */
+static void stat_text(char *buf, size_t cap, const char *fmt, ls_report_stat st) {
+    char m[24], d[24]; /* each cut to fit the cells of 64 bytes */
+    if (st.n == 0) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    snprintf(m, sizeof m, fmt, st.mean);
+    if (st.n < 2) {
+        snprintf(buf, cap, "%s", m);
+        return;
+    }
+    snprintf(d, sizeof d, fmt, st.std);
+    snprintf(buf, cap, "%s ± %s", m, d);
+}
+
 static void print_trials(FILE *out, const ls_report *rep, int markdown, int stage) {
     heading(out, markdown, "Trials by final validation loss");
     /* the fixed columns, with the varying keys after ctx */
@@ -478,12 +689,13 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
     static const char *const fixed[FIXED] = {"#",   "id",  "stage", "lr",    "rank",     "ctx",  "steps",
                                              "train loss", "val loss", "MSE", "MAE", "FLOPS", "wall", "status"};
     static const int fixed_right[FIXED] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
-    int nv = rep->n_varying, cols = FIXED + nv;
+    /* after ctx: the repeat (a grid with repeats), then the varying keys */
+    int rc = rep->repeated, nv = rep->n_varying + rc, cols = FIXED + nv;
     const char *head[TABLE_MAX_COLS];
     int right[TABLE_MAX_COLS];
     for (int c = 0; c < cols; c++) {
         int f = c < AFTER_CTX ? c : c < AFTER_CTX + nv ? -1 : c - nv;
-        head[c] = f >= 0 ? fixed[f] : rep->varying[c - AFTER_CTX]->key;
+        head[c] = f >= 0 ? fixed[f] : rc && c == AFTER_CTX ? "repeat" : rep->varying[c - AFTER_CTX - rc]->key;
         right[c] = f >= 0 ? fixed_right[f] : 1;
     }
     table t;
@@ -493,11 +705,11 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
     for (int k = 0; k < n; k++) {
         const ls_report_trial *tr = &rep->trials[idx[k]];
         const ls_result_metrics *m = &tr->row.metrics;
-        char c[FIXED][64], v[LS_REPORT_MAX_VARYING][64];
+        char c[FIXED][64], v[LS_REPORT_MAX_VARYING + 1][64];
         snprintf(c[0], 64, "%d", k + 1);
         snprintf(c[1], 64, "%016" PRIx64 "%s", tr->row.id, idx[k] == rep->best ? " *" : "");
         snprintf(c[2], 64, "%s", tr->stage_name);
-        ls_plot_format_e(tr->row.lr, c[3], 64);
+        ls_plot_format_e_digits(tr->row.lr, LS_GRID_SAMPLE_DIGITS, c[3], 64);
         snprintf(c[4], 64, "%d", tr->row.lora_rank);
         if (tr->baseline) snprintf(c[3], 64, "-"), snprintf(c[4], 64, "-"); /* nothing trained */
         snprintf(c[5], 64, "%d", tr->row.ctx);
@@ -511,7 +723,8 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
         wall_text(c[12], 64, m->wall_seconds);
         status_text(tr, c[13], 64);
         if (tr->baseline) snprintf(c[13] + strlen(c[13]), 64 - strlen(c[13]), " (untrained baseline)");
-        for (int j = 0; j < nv; j++) ls_report_value(tr, rep->varying[j], v[j], 64);
+        if (rc) repeat_text(rep, tr, v[0], 64);
+        for (int j = 0; j < rep->n_varying; j++) ls_report_value(tr, rep->varying[j], v[j + rc], 64);
         const char *row[TABLE_MAX_COLS];
         for (int i = 0; i < cols; i++) row[i] = i < AFTER_CTX ? c[i] : i < AFTER_CTX + nv ? v[i - AFTER_CTX] : c[i - nv];
         table_row(&t, row);
@@ -521,6 +734,99 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
     if (rep->best >= 0 && ls_report_shows(&rep->trials[rep->best], stage))
         fprintf(out, "%s* best trained trial. MSE and MAE: forecast of both variables, mean over the test systems.\n",
                 markdown ? "\n" : "");
+    free(idx);
+}
+
+/* Configuration indices to show (of the stage, or all): those complete first (they compete), by
+ * mean final validation loss (none last), then file order. */
+static const ls_report *sort_cfg_rep;
+static int by_mean_val_loss(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    const ls_report_config *ci = &sort_cfg_rep->configs[i], *cj = &sort_cfg_rep->configs[j];
+    if (ci->complete != cj->complete) return ci->complete ? -1 : 1; /* a ranking of those that compete */
+    double x = ci->stat[LS_REPORT_STAT_VAL_LOSS].mean, y = cj->stat[LS_REPORT_STAT_VAL_LOSS].mean;
+    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
+    if (!isnan(x) && x != y) return x < y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+static int *sorted_configs(const ls_report *rep, int stage, int *n) {
+    int *idx = ls_malloc((size_t)(rep->n_configs ? rep->n_configs : 1) * sizeof *idx);
+    *n = 0;
+    for (int c = 0; c < rep->n_configs; c++)
+        if (stage < 0 || rep->configs[c].stage == stage) idx[(*n)++] = c;
+    sort_cfg_rep = rep;
+    qsort(idx, (size_t)*n, sizeof *idx, by_mean_val_loss);
+    return idx;
+}
+
+/* "complete", "2 of 3 done", "1 failed, 2 done", "running". */
+static void config_status(const ls_report *rep, const ls_report_config *c, char *buf, size_t cap) {
+    int failed = 0, skipped = 0, open = 0;
+    for (int m = 0; m < c->n_trials; m++) {
+        ls_result_status st = rep->trials[c->trials[m]].status;
+        failed += st == LS_RESULT_FAILED, skipped += st == LS_RESULT_SKIPPED;
+        open += st == LS_RESULT_PENDING || st == LS_RESULT_RUNNING;
+    }
+    if (c->complete) snprintf(buf, cap, "complete");
+    else if (failed) snprintf(buf, cap, "%d failed, %d of %d done", failed, c->done, c->repeats);
+    else if (skipped) snprintf(buf, cap, "skipped");
+    else snprintf(buf, cap, "%d of %d done%s", c->done, c->repeats, open ? "" : " (no finite loss)");
+}
+
+/* Configurations over their repeats: mean ± standard deviation and n (a grid with repeats). */
+static void print_configs(FILE *out, const ls_report *rep, int markdown, int stage) {
+    if (!rep->repeated) return;
+    heading(out, markdown, "Configurations by mean final validation loss (over their repeats)");
+    enum { FIXED = 12, AFTER_CTX = 6 };
+    static const char *const fixed[FIXED] = {"#", "configuration", "stage", "lr", "rank", "ctx",
+                                             "n", "val loss", "MSE", "MAE", "FLOPS", "status"};
+    static const int fixed_right[FIXED] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+    int nv = 0;
+    const ls_config_key *keys[LS_REPORT_MAX_VARYING];
+    for (int j = 0; j < rep->n_varying; j++)
+        if (strcmp(rep->varying[j]->key, "train.seed") && strcmp(rep->varying[j]->key, "lora.seed"))
+            keys[nv++] = rep->varying[j];
+    int cols = FIXED + nv;
+    const char *head[TABLE_MAX_COLS];
+    int right[TABLE_MAX_COLS];
+    for (int c = 0; c < cols; c++) {
+        int f = c < AFTER_CTX ? c : c < AFTER_CTX + nv ? -1 : c - nv;
+        head[c] = f >= 0 ? fixed[f] : keys[c - AFTER_CTX]->key;
+        right[c] = f >= 0 ? fixed_right[f] : 1;
+    }
+    table t;
+    table_init(&t, cols, head, right);
+    int n;
+    int *idx = sorted_configs(rep, stage, &n);
+    for (int k = 0; k < n; k++) {
+        const ls_report_config *cf = &rep->configs[idx[k]];
+        const ls_report_trial *tr = &rep->trials[cf->first];
+        char c[FIXED][64], v[LS_REPORT_MAX_VARYING][64];
+        snprintf(c[0], 64, "%d", k + 1);
+        snprintf(c[1], 64, "%016" PRIx64 "%s", cf->id, idx[k] == rep->best_config ? " *" : "");
+        snprintf(c[2], 64, "%s", cf->stage >= 0 && cf->stage < rep->n_stages ? rep->stage_names[cf->stage] : "?");
+        ls_plot_format_e_digits(tr->row.lr, LS_GRID_SAMPLE_DIGITS, c[3], 64);
+        snprintf(c[4], 64, "%d", tr->row.lora_rank);
+        if (cf->baseline) snprintf(c[3], 64, "-"), snprintf(c[4], 64, "-");
+        snprintf(c[5], 64, "%d", tr->row.ctx);
+        snprintf(c[6], 64, "%d/%d", cf->stat[LS_REPORT_STAT_VAL_LOSS].n, cf->repeats);
+        stat_text(c[7], 64, "%.4f", cf->stat[LS_REPORT_STAT_VAL_LOSS]);
+        stat_text(c[8], 64, "%.4g", cf->stat[LS_REPORT_STAT_MSE + LS_METRIC_BOTH]);
+        stat_text(c[9], 64, "%.4g", cf->stat[LS_REPORT_STAT_MAE + LS_METRIC_BOTH]);
+        num(c[10], 64, "%.3g", cf->stat[LS_REPORT_STAT_FLOPS].n ? cf->stat[LS_REPORT_STAT_FLOPS].mean * cf->done : NAN);
+        config_status(rep, cf, c[11], 64);
+        if (cf->baseline) snprintf(c[11] + strlen(c[11]), 64 - strlen(c[11]), " (untrained baseline)");
+        for (int j = 0; j < nv; j++) ls_report_value(tr, keys[j], v[j], 64);
+        const char *row[TABLE_MAX_COLS];
+        for (int i = 0; i < cols; i++) row[i] = i < AFTER_CTX ? c[i] : i < AFTER_CTX + nv ? v[i - AFTER_CTX] : c[i - nv];
+        table_row(&t, row);
+    }
+    if (n == 0) fprintf(out, "(no configurations)\n");
+    else table_print(out, &t, markdown);
+    fprintf(out, "%sval loss, MSE, MAE: mean ± standard deviation (n - 1) over the repeats done; n: repeats with a "
+                 "validation loss / planned; FLOPS: of them all. * best: the lowest mean of the configurations with "
+                 "every repeat done (as the sweep selects).\n", markdown ? "\n" : "");
     free(idx);
 }
 
@@ -581,7 +887,7 @@ static void print_context(FILE *out, const ls_report *rep, int markdown, int sta
         if (!varies || own < 1 || !is_ctx_stage) continue;
         const ls_results_row_data *r0 = &rep->trials[members[0]].row;
         char title[256], lr[32];
-        ls_plot_format_e(r0->lr, lr, sizeof lr);
+        ls_plot_format_e_digits(r0->lr, LS_GRID_SAMPLE_DIGITS, lr, sizeof lr);
         if (lr_same && rank_same)
             snprintf(title, sizeof title, "Context length (stage %s: lr %s, rank %d)", rep->stage_names[s], lr,
                      r0->lora_rank);
@@ -598,7 +904,7 @@ static void print_context(FILE *out, const ls_report *rep, int markdown, int sta
             char c[11][64];
             snprintf(c[0], 64, "%d", tr->row.ctx);
             snprintf(c[1], 64, "%s", tr->stage_name);
-            ls_plot_format_e(tr->row.lr, c[2], 64);
+            ls_plot_format_e_digits(tr->row.lr, LS_GRID_SAMPLE_DIGITS, c[2], 64);
             snprintf(c[3], 64, "%d", tr->row.lora_rank);
             num(c[4], 64, "%.4f", m->final_val_loss);
             num(c[5], 64, "%.4g", m->mse[LS_METRIC_BOTH]);
@@ -687,10 +993,18 @@ static void print_flops(FILE *out, const ls_report *rep, int markdown, int stage
     else fprintf(out, "%stotal %.3g FLOPS (the grid sets no budget)\n", markdown ? "\n" : "", total);
 }
 
-static void metric_cells(char c[3][64], const char *name, double best, double base, const char *fmt) {
-    snprintf(c[0], 64, "%s", name);
-    num(c[1], 64, fmt, best);
-    num(c[2], 64, fmt, base);
+/* A value of the best-vs-baseline table: the configuration's mean ± std when it has repeats, else
+ * its trial's value. *v gets the number the ratio uses. */
+static void best_cell(char *buf, size_t cap, const ls_report *rep, const ls_report_trial *t, int config, int k,
+                      const char *fmt, double *v) {
+    const ls_report_config *c = config >= 0 ? &rep->configs[config] : NULL;
+    if (c && c->repeats > 1) {
+        stat_text(buf, cap, fmt, c->stat[k]);
+        *v = c->stat[k].mean;
+        return;
+    }
+    *v = t ? stat_value(t, k) : NAN;
+    num(buf, cap, fmt, *v);
 }
 
 static void print_best(FILE *out, const ls_report *rep, int markdown) {
@@ -701,24 +1015,27 @@ static void print_best(FILE *out, const ls_report *rep, int markdown) {
     }
     const ls_report_trial *b = &rep->trials[rep->best];
     const ls_report_trial *u = rep->baseline >= 0 ? &rep->trials[rep->baseline] : NULL;
+    const ls_report_config *bc = &rep->configs[rep->best_config];
+    const ls_report_config *uc = rep->baseline_config >= 0 ? &rep->configs[rep->baseline_config] : NULL;
+    int spread = bc->repeats > 1 || (uc && uc->repeats > 1); /* a configuration over its repeats */
     static const char *const head[] = {"", "best", "untrained baseline", "baseline / best"};
     static const int right[] = {0, 1, 1, 1};
     table t;
     table_init(&t, 4, head, right);
     char c[4][64];
     const char *row[4] = {c[0], c[1], c[2], c[3]};
-    snprintf(c[0], 64, "trial");
-    snprintf(c[1], 64, "%016" PRIx64, b->row.id);
+    snprintf(c[0], 64, "%s", bc->repeats > 1 ? "configuration" : "trial");
+    snprintf(c[1], 64, "%016" PRIx64, bc->repeats > 1 ? bc->id : b->row.id);
     snprintf(c[2], 64, "%s", u ? "" : "not in this sweep");
-    if (u) snprintf(c[2], 64, "%016" PRIx64, u->row.id);
+    if (u) snprintf(c[2], 64, "%016" PRIx64, uc && uc->repeats > 1 ? uc->id : u->row.id);
     c[3][0] = 0;
     table_row(&t, row);
     snprintf(c[0], 64, "stage");
-    snprintf(c[1], 64, "%s", b->stage_name);
+    snprintf(c[1], 64, "%s", bc->stage >= 0 && bc->stage < rep->n_stages ? rep->stage_names[bc->stage] : b->stage_name);
     snprintf(c[2], 64, "%s", u ? u->stage_name : "-");
     table_row(&t, row);
     char lr[32];
-    ls_plot_format_e(b->row.lr, lr, sizeof lr);
+    ls_plot_format_e_digits(b->row.lr, LS_GRID_SAMPLE_DIGITS, lr, sizeof lr);
     snprintf(c[0], 64, "lr / rank / ctx");
     snprintf(c[1], 64, "%s / %d / %d", lr, b->row.lora_rank, b->row.ctx);
     snprintf(c[2], 64, "-");
@@ -727,23 +1044,45 @@ static void print_best(FILE *out, const ls_report *rep, int markdown) {
     snprintf(c[1], 64, "%d", b->row.metrics.steps);
     snprintf(c[2], 64, "%s", u ? "0" : "-");
     table_row(&t, row);
+    if (spread) { /* how many repeats the means are of */
+        snprintf(c[0], 64, "repeats (n)");
+        snprintf(c[1], 64, "%d of %d", bc->stat[LS_REPORT_STAT_VAL_LOSS].n, bc->repeats);
+        if (uc) snprintf(c[2], 64, "%d of %d", uc->stat[LS_REPORT_STAT_VAL_LOSS].n, uc->repeats);
+        else snprintf(c[2], 64, "-");
+        table_row(&t, row);
+    }
     static const char *const names[] = {"final val loss", "MSE prey", "MSE predator", "MSE both",
                                         "MAE prey",       "MAE predator", "MAE both", "FLOPS total"};
-    const ls_result_metrics *bm = &b->row.metrics, *um = u ? &u->row.metrics : NULL;
-    double bv[8] = {bm->final_val_loss, bm->mse[0], bm->mse[1], bm->mse[2], bm->mae[0], bm->mae[1], bm->mae[2], bm->flops_total};
-    double uv[8];
-    for (int k = 0; k < 8; k++) uv[k] = NAN;
-    if (um) {
-        double tmp[8] = {um->final_val_loss, um->mse[0], um->mse[1], um->mse[2], um->mae[0], um->mae[1], um->mae[2], um->flops_total};
-        memcpy(uv, tmp, sizeof uv);
-    }
-    for (int k = 0; k < 8; k++) {
-        metric_cells(c, names[k], bv[k], uv[k], k == 0 ? "%.4f" : "%.4g");
-        if (k < 7 && !isnan(uv[k]) && bv[k] > 0) snprintf(c[3], 64, "%.2fx", uv[k] / bv[k]);
+    for (int k = 0; k < LS_REPORT_N_STATS; k++) {
+        double bv, uv = NAN;
+        const char *fmt = k == 0 ? "%.4f" : "%.4g";
+        snprintf(c[0], 64, "%s", names[k]);
+        best_cell(c[1], 64, rep, b, rep->best_config, k, fmt, &bv);
+        if (u) best_cell(c[2], 64, rep, u, rep->baseline_config, k, fmt, &uv);
+        else snprintf(c[2], 64, "-");
+        if (k < LS_REPORT_STAT_FLOPS && !isnan(uv) && bv > 0) snprintf(c[3], 64, "%.2fx", uv / bv);
         else c[3][0] = 0;
         table_row(&t, row);
     }
+    if (bc->repeats > 1) { /* the spread itself: each repeat's validation loss */
+        snprintf(c[0], 64, "val loss by repeat");
+        size_t o = 0;
+        c[1][0] = '\0';
+        for (int m = 0; m < bc->n_trials && o < 60; m++) {
+            const ls_report_trial *tr = &rep->trials[bc->trials[m]];
+            double v = tr->status == LS_RESULT_DONE ? tr->row.metrics.final_val_loss : NAN;
+            int w = isnan(v) ? snprintf(c[1] + o, 64 - o, "%s-", m ? ", " : "")
+                             : snprintf(c[1] + o, 64 - o, "%s%.4f", m ? ", " : "", v);
+            o += w > 0 ? (size_t)w : 0;
+        }
+        snprintf(c[2], 64, "-");
+        c[3][0] = 0;
+        table_row(&t, row);
+    }
     table_print(out, &t, markdown);
+    if (spread)
+        fprintf(out, "%smean ± standard deviation (n - 1) over the repeats; baseline / best: of the means.\n",
+                markdown ? "\n" : "");
     if (!u)
         fprintf(out, "%s(add a stage with `train.max_steps: [0]` to the grid to evaluate the untrained model; "
                      "docs/analysis.md)\n", markdown ? "\n" : "");
@@ -775,6 +1114,7 @@ static void print_failures(FILE *out, const ls_report *rep, int markdown, int st
 static void print_text(FILE *out, const ls_report *rep, int markdown, int stage) {
     print_header(out, rep, markdown, stage);
     print_trials(out, rep, markdown, stage);
+    print_configs(out, rep, markdown, stage);
     print_context(out, rep, markdown, stage);
     print_flops(out, rep, markdown, stage);
     print_best(out, rep, markdown);
@@ -799,7 +1139,8 @@ static void csv_number(FILE *out, double v) {
 static void print_csv(FILE *out, const ls_report *rep, int stage) {
     fputs("id,stage,status,lr,rank,ctx,batch_size,max_steps,steps,final_train_loss,final_val_loss,"
           "mse_prey,mse_predator,mse_both,mae_prey,mae_predator,mae_both,"
-          "flops_train,flops_validation,flops_forecast,flops_total,wall_seconds,tokens_per_s,baseline,best,message",
+          "flops_train,flops_validation,flops_forecast,flops_total,wall_seconds,tokens_per_s,baseline,best,message,"
+          "configuration,repeat",
           out);
     for (int j = 0; j < rep->n_varying; j++) /* keys that differ between trials, besides the columns above */
         if (strcmp(rep->varying[j]->key, "train.batch_size")) fprintf(out, ",%s", rep->varying[j]->key);
@@ -822,6 +1163,8 @@ static void print_csv(FILE *out, const ls_report *rep, int stage) {
         }
         fprintf(out, ",%d,%d,", t->baseline, idx[k] == rep->best);
         csv_string(out, t->message);
+        fprintf(out, ",%016" PRIx64 ",", rep->configs[t->configuration].id);
+        if (t->repeat >= 0) fprintf(out, "%d", t->repeat);
         for (int j = 0; j < rep->n_varying; j++) {
             if (!strcmp(rep->varying[j]->key, "train.batch_size")) continue;
             char value[256];
@@ -832,6 +1175,53 @@ static void print_csv(FILE *out, const ls_report *rep, int stage) {
         fputc('\n', out);
     }
     free(idx);
+}
+
+int ls_report_print_configs_csv(FILE *out, const ls_report *rep, int stage) {
+    fputs("configuration,stage,status,repeats,n,lr,rank,ctx,batch_size,max_steps,"
+          "final_val_loss_mean,final_val_loss_std,mse_both_mean,mse_both_std,mae_both_mean,mae_both_std,"
+          "flops_total,baseline,best,trials", out);
+    for (int j = 0; j < rep->n_varying; j++)
+        if (strcmp(rep->varying[j]->key, "train.seed") && strcmp(rep->varying[j]->key, "lora.seed") &&
+            strcmp(rep->varying[j]->key, "train.batch_size"))
+            fprintf(out, ",%s", rep->varying[j]->key);
+    fputc('\n', out);
+    int n;
+    int *idx = sorted_configs(rep, stage, &n);
+    for (int k = 0; k < n; k++) {
+        const ls_report_config *c = &rep->configs[idx[k]];
+        const ls_report_trial *t = &rep->trials[c->first];
+        char st[64];
+        config_status(rep, c, st, sizeof st);
+        fprintf(out, "%016" PRIx64 ",%s,%s,%d,%d,%.9g,%d,%d,%d,%d", c->id,
+                c->stage >= 0 && c->stage < rep->n_stages ? rep->stage_names[c->stage] : "?", st, c->repeats,
+                c->stat[LS_REPORT_STAT_VAL_LOSS].n, t->row.lr, t->row.lora_rank, t->row.ctx, t->row.batch_size,
+                t->row.max_steps);
+        const int which[3] = {LS_REPORT_STAT_VAL_LOSS, LS_REPORT_STAT_MSE + LS_METRIC_BOTH,
+                              LS_REPORT_STAT_MAE + LS_METRIC_BOTH};
+        for (int w = 0; w < 3; w++) {
+            fputc(',', out);
+            csv_number(out, c->stat[which[w]].mean);
+            fputc(',', out);
+            csv_number(out, c->stat[which[w]].std);
+        }
+        fputc(',', out);
+        csv_number(out, c->stat[LS_REPORT_STAT_FLOPS].n ? c->stat[LS_REPORT_STAT_FLOPS].mean * c->done : NAN);
+        fprintf(out, ",%d,%d,", c->baseline, idx[k] == rep->best_config);
+        for (int m = 0; m < c->n_trials; m++) fprintf(out, "%s%016" PRIx64, m ? " " : "", rep->trials[c->trials[m]].row.id);
+        for (int j = 0; j < rep->n_varying; j++) {
+            const char *key = rep->varying[j]->key;
+            if (!strcmp(key, "train.seed") || !strcmp(key, "lora.seed") || !strcmp(key, "train.batch_size")) continue;
+            char value[256];
+            ls_report_value(t, rep->varying[j], value, sizeof value);
+            fputc(',', out);
+            csv_string(out, value);
+        }
+        fputc('\n', out);
+    }
+    free(idx);
+    if (fflush(out) != 0 || ferror(out)) return ls_error("cannot write the report: %s", strerror(errno));
+    return LS_OK;
 }
 
 /* ================================================================ JSON */
@@ -854,6 +1244,10 @@ static cJSON *trial_json(const ls_report *rep, int i) {
     cJSON_AddBoolToObject(o, "baseline", t->baseline);
     cJSON_AddBoolToObject(o, "best", i == rep->best);
     cJSON_AddNumberToObject(o, "attempts", t->attempts);
+    char cid[32];
+    snprintf(cid, sizeof cid, "%016" PRIx64, rep->configs[t->configuration].id);
+    cJSON_AddStringToObject(o, "configuration", cid);
+    cJSON_AddItemToObject(o, "repeat", t->repeat >= 0 ? cJSON_CreateNumber(t->repeat) : cJSON_CreateNull());
     cJSON *hp = cJSON_AddObjectToObject(o, "hyperparameters");
     cJSON_AddNumberToObject(hp, "lr", t->row.lr);
     cJSON_AddNumberToObject(hp, "rank", t->row.lora_rank);
@@ -886,6 +1280,51 @@ static cJSON *trial_json(const ls_report *rep, int i) {
         free(text);
     }
     cJSON_AddItemToObject(o, "config", cj ? cj : cJSON_CreateNull());
+    return o;
+}
+
+static cJSON *stat_json(ls_report_stat st) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", st.n);
+    cJSON_AddItemToObject(o, "mean", json_num(st.mean));
+    cJSON_AddItemToObject(o, "std", json_num(st.std));
+    return o;
+}
+
+static cJSON *config_json(const ls_report *rep, int ci) {
+    const ls_report_config *c = &rep->configs[ci];
+    const ls_report_trial *t = &rep->trials[c->first];
+    cJSON *o = cJSON_CreateObject();
+    char id[32], st[64];
+    snprintf(id, sizeof id, "%016" PRIx64, c->id);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "stage", c->stage >= 0 && c->stage < rep->n_stages ? rep->stage_names[c->stage] : "?");
+    config_status(rep, c, st, sizeof st);
+    cJSON_AddStringToObject(o, "status", st);
+    cJSON_AddBoolToObject(o, "complete", c->complete);
+    cJSON_AddBoolToObject(o, "baseline", c->baseline);
+    cJSON_AddBoolToObject(o, "best", ci == rep->best_config);
+    cJSON_AddNumberToObject(o, "repeats", c->repeats);
+    cJSON_AddNumberToObject(o, "done", c->done);
+    cJSON *ids = cJSON_AddArrayToObject(o, "trials"); /* by repeat */
+    for (int m = 0; m < c->n_trials; m++) {
+        snprintf(id, sizeof id, "%016" PRIx64, rep->trials[c->trials[m]].row.id);
+        cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+    }
+    cJSON *hp = cJSON_AddObjectToObject(o, "hyperparameters");
+    cJSON_AddNumberToObject(hp, "lr", t->row.lr);
+    cJSON_AddNumberToObject(hp, "rank", t->row.lora_rank);
+    cJSON_AddNumberToObject(hp, "ctx", t->row.ctx);
+    cJSON_AddNumberToObject(hp, "batch_size", t->row.batch_size);
+    cJSON_AddNumberToObject(hp, "max_steps", t->row.max_steps);
+    cJSON_AddItemToObject(o, "final_val_loss", stat_json(c->stat[LS_REPORT_STAT_VAL_LOSS]));
+    static const char *const vars[] = {"prey", "predator", "both"};
+    cJSON *mse = cJSON_AddObjectToObject(o, "mse"), *mae = cJSON_AddObjectToObject(o, "mae");
+    for (int k = 0; k < 3; k++) {
+        cJSON_AddItemToObject(mse, vars[k], stat_json(c->stat[LS_REPORT_STAT_MSE + k]));
+        cJSON_AddItemToObject(mae, vars[k], stat_json(c->stat[LS_REPORT_STAT_MAE + k]));
+    }
+    cJSON_AddItemToObject(o, "flops_total", stat_json(c->stat[LS_REPORT_STAT_FLOPS]));
     return o;
 }
 
@@ -928,6 +1367,13 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
     cJSON_AddItemToObject(root, "best", rep->best >= 0 ? cJSON_CreateString(id) : cJSON_CreateNull());
     snprintf(id, sizeof id, "%016" PRIx64, rep->baseline >= 0 ? rep->trials[rep->baseline].row.id : 0);
     cJSON_AddItemToObject(root, "baseline", rep->baseline >= 0 ? cJSON_CreateString(id) : cJSON_CreateNull());
+    snprintf(id, sizeof id, "%016" PRIx64, rep->best_config >= 0 ? rep->configs[rep->best_config].id : 0);
+    cJSON_AddItemToObject(root, "best_configuration", rep->best_config >= 0 ? cJSON_CreateString(id) : cJSON_CreateNull());
+    cJSON *configs = cJSON_AddArrayToObject(root, "configurations"); /* by mean final validation loss */
+    int nc;
+    int *cidx = sorted_configs(rep, stage, &nc);
+    for (int k = 0; k < nc; k++) cJSON_AddItemToArray(configs, config_json(rep, cidx[k]));
+    free(cidx);
     cJSON *trials = cJSON_AddArrayToObject(root, "trials");
     int n;
     int *idx = sorted_trials(rep, stage, &n);

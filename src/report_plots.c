@@ -15,7 +15,11 @@
 
 #define LEGEND_FONT 12.0
 
-static void lr_short(char *buf, size_t cap, double lr) { ls_plot_format(lr, buf, cap); }
+/* a learning rate with the digits it has (sampled ones: up to 4), so that neighbours differ */
+static void lr_short(char *buf, size_t cap, double lr) {
+    if (lr > 0 && lr < 1e-3) ls_plot_format_e_digits(lr, LS_GRID_SAMPLE_DIGITS, buf, cap);
+    else ls_plot_format(lr, buf, cap);
+}
 
 /* "lr 1e-03, rank 4, ctx 64 (lr_rank)" */
 static void trial_label(const ls_report *rep, int i, char *buf, size_t cap) {
@@ -231,7 +235,8 @@ static void draw_heatmap(cairo_t *cr, double W, double H, void *vctx) {
     double lrs[64], ranks[64];
     int n_lr, n_rank;
     int s = heatmap_stage(rep, f->stage, lrs, &n_lr, ranks, &n_rank);
-    /* cell value: the lowest final validation loss of a done trial with that lr and rank */
+    /* cell value: the lowest final validation loss of a done trial with that lr and rank (of a
+     * configuration with repeats: its mean over them) */
     double cell[64][64];
     int cell_trial[64][64];
     double lo = INFINITY, hi = -INFINITY;
@@ -242,6 +247,8 @@ static void draw_heatmap(cairo_t *cr, double W, double H, void *vctx) {
                 const ls_report_trial *t = &rep->trials[i];
                 if (t->stage != s || t->baseline || t->row.lr != lrs[a] || t->row.lora_rank != ranks[b]) continue;
                 double v = t->status == LS_RESULT_DONE ? t->row.metrics.final_val_loss : NAN;
+                const ls_report_config *c = &rep->configs[t->configuration];
+                if (c->repeats > 1) v = c->stat[LS_REPORT_STAT_VAL_LOSS].mean; /* a configuration: over its repeats */
                 if (cell_trial[a][b] < 0 || (!isnan(v) && !(v >= cell[a][b]))) cell[a][b] = v, cell_trial[a][b] = i;
             }
             if (!isnan(cell[a][b])) lo = fmin(lo, cell[a][b]), hi = fmax(hi, cell[a][b]);
@@ -276,7 +283,11 @@ static void draw_heatmap(cairo_t *cr, double W, double H, void *vctx) {
             /* light text on the dark end of the colour map */
             ls_rgb ink = (v - lo) / (hi - lo) < 0.6 ? (ls_rgb){1, 1, 1} : (ls_rgb){0.1, 0.1, 0.1};
             ls_plot_text_rgb(cr, x + cw / 2, y + ch / 2 - 9, 0, 0, 16, 1, ink, buf);
-            snprintf(buf, sizeof buf, "MSE %.3g", rep->trials[ti].row.metrics.mse[2]);
+            const ls_report_config *cc = &rep->configs[rep->trials[ti].configuration];
+            if (cc->repeats > 1)
+                snprintf(buf, sizeof buf, "MSE %.3g, n %d", cc->stat[LS_REPORT_STAT_MSE + 2].mean,
+                         cc->stat[LS_REPORT_STAT_VAL_LOSS].n);
+            else snprintf(buf, sizeof buf, "MSE %.3g", rep->trials[ti].row.metrics.mse[2]);
             ls_plot_text_rgb(cr, x + cw / 2, y + ch / 2 + 18, 0, 1, 12, 0, ink, buf);
             if (ti == rep->best || (rep->best >= 0 && v == lo)) {
                 cairo_set_source_rgb(cr, 0.85, 0.1, 0.1);

@@ -293,7 +293,8 @@ static int stage_unfinished(const ls_journal_state *js, const ls_grid_trial *tri
  * of the grid and of the earlier stages' finished trials, never of how far this stage got, so a
  * sweep resumed at any point (however often) admits and skips exactly the trials an
  * uninterrupted one did: trials of this stage already done are charged their estimate like the
- * rest, not their spend on top of it. A trial an earlier stage had is settled there (0 here). */
+ * rest, not their spend on top of it. A trial an earlier stage had is settled there (0 here).
+ * A configuration's repeats are admitted or skipped together (the winner is a configuration). */
 static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *trials, size_t n,
                        ls_grid_trial *const *stage_trials, const size_t *stage_n, const ls_journal_state *js,
                        ls_grid_budget_entry *plan) {
@@ -305,11 +306,15 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
             left -= jt->metrics.flops_total;
     }
     double *cost = ls_calloc(n ? n : 1, sizeof *cost);
-    for (size_t i = 0; i < n; i++)
+    size_t *configuration = ls_calloc(n ? n : 1, sizeof *configuration);
+    for (size_t i = 0; i < n; i++) {
+        configuration[i] = trials[i].configuration; /* a configuration's repeats are admitted together */
         if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id)) cost[i] = 0;
         else if (ls_trial_estimate_flops(&trials[i].config, &cost[i]) != LS_OK) cost[i] = 0; /* it fails on its own */
-    ls_grid_budget_plan(cost, n, &left, plan);
+    }
+    ls_grid_budget_plan_groups(cost, configuration, n, &left, plan);
     free(cost);
+    free(configuration);
 }
 
 /* The journal is the truth: a done trial whose row in the results file says otherwise (a flipped

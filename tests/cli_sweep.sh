@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cli_sweep.sh LORASWEEP SHARED_DIR: `lorasweep sweep plan` end to end: stages, trials, ids equal
 # to the equivalent trial files', the symbolic plan of later stages, FLOPS estimates and budget
-# skips, JSON, the shipped grid files, the checks of every trial's files and fits before any
-# work, and one-line errors. Needs nothing from SHARED_DIR (a byte-level tokenizer is made here).
+# skips, JSON, sampled stages and repeats (configurations, repeats, their seeds and ids, a
+# configuration's repeats skipped together), the shipped grid files, the checks of every trial's
+# files and fits before any work, and one-line errors. Needs nothing from SHARED_DIR (a byte-level tokenizer is made here).
 source "$(dirname "$0")/cli_lib.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -107,6 +108,79 @@ assert p["flops_at_most"] >= s[0]["flops"] + s[1]["flops_at_most"] + s[2]["flops
 PY
 then ok "json: stages, trials, ids, estimates, run order"; else bad "json"; fi
 
+# a sampled stage with repeats, and a Sobol stage on its winner: what will run, configuration by
+# configuration, repeat by repeat, the same every time it is planned
+cat >"$T/sweep/sampled.yaml" <<'EOF'
+name: cli-sampled
+base:
+  model: {path: ../models/tiny}
+  data: {path: ../data/lv.h5}
+  train: {ctx: 64, max_steps: 20, batch_size: 2}
+  eval: {systems: 2, samples: 2}
+stages:
+  - name: lr_rank
+    method: random
+    trials: 4
+    repeats: 2
+    parameters:
+      train.lr: {distribution: log_uniform, min: 1e-4, max: 1e-2}
+      lora.rank: {values: [2, 4]}
+  - name: ctx
+    select: {from: lr_rank, keep: [train.lr, lora.rank]}
+    method: sobol
+    trials: 3
+    parameters:
+      train.ctx: {distribution: int_uniform, min: 32, max: 128}
+EOF
+"$LS" sweep plan "$T/sweep/sampled.yaml" >"$T/sampled.txt" 2>"$T/err"
+check "sampled plan exit" "0:" "$?:$(cat "$T/err")"
+check "sampled plan: stage 1" "stage 1/2 lr_rank: 8 trials (4 configurations x 2 repeats): random over train.lr log_uniform [0.0001, 0.01] x lora.rank in [2, 4]" \
+  "$(grep '^stage 1/2' "$T/sampled.txt")"
+check "sampled plan: columns" "  index config repeat id               flops      overrides" "$(grep -m1 '^  index' "$T/sampled.txt")"
+check "sampled plan: 8 rows, configuration x repeat" "0 0,0 1,1 0,1 1,2 0,2 1,3 0,3 1" \
+  "$(grep -E '^  [0-9]+ +[0-9]+ +[0-9]+ +[0-9a-f]{16} ' "$T/sampled.txt" | awk '{print $2, $3}' | paste -sd,)"
+check "sampled plan: repeat 1 is repeat 0 with other seeds" "4" \
+  "$(grep -E '^  [0-9]+ +[0-9]+ +1 ' "$T/sampled.txt" | grep -cE 'lora.rank=[24] train.seed=[0-9]+ lora.seed=[0-9]+$')"
+check "sampled plan: stage 2 waits, its configurations drawn" "stage 2/2 ctx: 3 trials once lr_rank is done: sobol over train.ctx int_uniform [32, 128] on the best configuration of lr_rank by mean final_val_loss (keeping train.lr, lora.rank)" \
+  "$(grep '^stage 2/2' "$T/sampled.txt")"
+check "sampled plan: Sobol points 0, 1/2, 3/4 of [32, 128]" "train.ctx=32 train.ctx=80 train.ctx=104" \
+  "$(grep -A4 'sampled values' "$T/sampled.txt" | grep -E '^  [0-9] ' | awk '{print $2}' | paste -sd' ')"
+check "sampled plan: the same configurations every time" "" "$("$LS" sweep plan "$T/sweep/sampled.yaml" | diff - "$T/sampled.txt")"
+# a sampled trial's id is the id of the equivalent trial file (repeat 1: its seeds in the file)
+row=$(grep -E '^  3 ' "$T/sampled.txt")
+read -r _ _ _ rid _ lr rank tseed lseed <<<"$row"
+lr=${lr#train.lr=}; rank=${rank#lora.rank=}; tseed=${tseed#train.seed=}; lseed=${lseed#lora.seed=}
+printf 'model: {path: ../models/tiny}\ndata: {path: ../data/lv.h5}\ntrain: {ctx: 64, max_steps: 20, batch_size: 2, lr: %s, seed: %s}\neval: {systems: 2, samples: 2}\nlora: {rank: %s, seed: %s}\n' \
+  "$lr" "$tseed" "$rank" "$lseed" >"$T/sweep/rep.yaml"
+check "a repeat's id = config check's id of the trial file" "$T/sweep/rep.yaml: ok, id $rid" "$("$LS" config check "$T/sweep/rep.yaml")"
+"$LS" sweep plan "$T/sweep/sampled.yaml" --json >"$T/sampled.json"
+if $PY - "$T/sampled.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+a, b = p["stages"]
+assert (a["method"], a["configurations"], a["repeats"], a["n_trials"]) == ("random", 4, 2, 8), a
+assert a["parameters"] == {"train.lr": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2}, "lora.rank": {"values": ["2", "4"]}}
+assert len(a["sampled"]) == 4 and all(1e-4 <= float(x["train.lr"]) <= 1e-2 and x["lora.rank"] in ("2", "4") for x in a["sampled"])
+t = a["trials"]
+assert [(x["configuration"], x["repeat"]) for x in t] == [(c, r) for c in range(4) for r in range(2)]
+assert len({x["id"] for x in t}) == 8 and all(x["flops"] > 0 for x in t)
+assert b["method"] == "sobol" and b["trials"] is None and [x["train.ctx"] for x in b["sampled"]] == ["32", "80", "104"]
+PY
+then ok "sampled plan json: the space, the draws, configuration and repeat of each trial"; else bad "sampled plan json"; fi
+# a budget for less than three configurations' repeats: a configuration's repeats are skipped together
+est=$(grep -E '^  0 ' "$T/sampled.txt" | awk '{print $5}')
+budget=$($PY -c "print('%.6g' % (6.5 * float('$est')))")
+sed "s/^name: cli-sampled/name: cli-sampled\nbudget_flops: $budget/" "$T/sweep/sampled.yaml" >"$T/sweep/sampled-budget.yaml"
+"$LS" sweep plan "$T/sweep/sampled-budget.yaml" >"$T/sampled-budget.txt"
+check "sampled budget: one configuration skipped, both its repeats" "2" "$(grep -c 'skipped: estimated .* FLOPS for 2 repeats' "$T/sampled-budget.txt")"
+check "sampled budget: the skipped rows are one configuration's" "1" \
+  "$(grep 'skipped:' "$T/sampled-budget.txt" | awk '{print $2}' | sort -u | wc -l | tr -d ' ')"
+sed 's/min: 1e-4, max: 1e-2/min: 0, max: 1e-2/' "$T/sweep/sampled.yaml" >"$T/logmin.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="logmin.yaml:13: train.lr: log_uniform needs 0 < min < max, and min is 0 \(min and max are the values themselves, not exponents\)$" \
+  expect_error "log_uniform from 0" sweep plan "$T/logmin.yaml"
+sed 's/    repeats: 2/    repeats: 0/' "$T/sweep/sampled.yaml" >"$T/rep0.yaml"
+EXPECT_RC=1 EXPECT_PATTERN="rep0.yaml:11: repeats: 0 is out of range \[1, 10000\]$" expect_error "repeats: 0" sweep plan "$T/rep0.yaml"
+
 # a budget for three of the six: the costliest (rank 4) are admitted first, the rest skipped with a reason
 sed 's/budget_flops: 1e14/budget_flops: 7e12/' "$T/sweep/g.yaml" >"$T/sweep/small.yaml"
 "$LS" sweep plan "$T/sweep/small.yaml" >"$T/small.txt"
@@ -196,10 +270,18 @@ check "coursework: 1 + 9 + 3 + 1 trials" "1" "$(grep -c '^total: 14 trials' "$T/
 pct=$(tail -1 "$T/course.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
 $PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework fits its budget ($pct%)" || bad "coursework uses $pct% of its budget"
 check "demo.yaml plans" "0" "$("$LS" sweep plan "$T/ship/sweep/demo.yaml" --preset tiny >/dev/null; echo $?)"
+cp "$ROOT/sweep/coursework-random.yaml" "$T/ship/sweep/"
+"$LS" sweep plan "$T/ship/sweep/coursework-random.yaml" --preset qwen2.5-0.5b >"$T/course-random.txt"
+check "coursework-random.yaml plans" "0" "$?"
+check "coursework-random: 1 + 8 x 3 + 2 x 3 + 1 trials" "1" "$(grep -c '^total: 32 trials' "$T/course-random.txt")"
+check "coursework-random: log-uniform lr x rank, 3 repeats" "stage 2/4 lr_rank: 24 trials (8 configurations x 3 repeats): random over train.lr log_uniform [1e-05, 0.001] x lora.rank in [2, 4, 8]" \
+  "$(grep '^stage 2/4' "$T/course-random.txt")"
+pct=$(tail -1 "$T/course-random.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
+$PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework-random fits its budget ($pct%)" || bad "coursework-random uses $pct% of its budget"
 # the example in docs/sweep.md is a valid grid with the course's 14 trials (baseline included)
 mkdir -p "$T/doc/sweep" "$T/doc/results"
 cp "$T/data/lv.h5" "$T/doc/results/lotka_volterra_data.h5"
-sed -n '/^```yaml/,/^```/p' "$ROOT/docs/sweep.md" | sed '1d;$d' >"$T/doc/sweep/course.yaml"
+awk '/^```yaml/ { inside = 1; next } inside && /^```/ { exit } inside' "$ROOT/docs/sweep.md" >"$T/doc/sweep/course.yaml" # the first
 check "docs/sweep.md example plans" "1" "$("$LS" sweep plan "$T/doc/sweep/course.yaml" --preset qwen2.5-0.5b | grep -c '^total: 14 trials')"
 check "sweep listed" "1" "$("$LS" --help | grep -c '^  sweep ')"
 check "plan --help" "0" "$("$LS" sweep plan --help >/dev/null; echo $?)"

@@ -1,8 +1,10 @@
 /*
  * test_grid.c: grid files: loading the course experiment, expansion (counts, order, overrides,
  * ids equal to the equivalent trial file's), winners, the budget plan, every error class with its
- * exact message and line, the trial cap, the shipped grid files, and a mutation fuzz of the
- * loader from exact-size buffers (run it under the sanitizer build too).
+ * exact message and line, the trial cap, the shipped grid files, sampled stages (bounds, the same
+ * configurations every time, a KS test of log_uniform, Sobol points against published values),
+ * repeats (seeds, selection by the mean, the budget by configuration) and their bad inputs, and a
+ * mutation fuzz of the loader from exact-size buffers (run it under the sanitizer build too).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -311,7 +313,8 @@ static void test_errors(void **state) {
         {"  train.ctx: &a [64]\n", "g.yaml:8: train.ctx: anchors (&a) are not supported"},
         {"  train.ctx: [!!int 64]\n", "g.yaml:8: train.ctx: tags (tag:yaml.org,2002:int) are not supported"},
         /* top level */
-        {"grdi: {}\n", "g.yaml:8: grdi: unknown key (expected name, budget_flops, max_attempts, base, grid, stages)"},
+        {"grdi: {}\n", "g.yaml:8: grdi: unknown key (expected name, budget_flops, max_attempts, base, grid, stages; or method, trials, "
+         "seed, parameters, repeats)"},
         {"max_attempts: 0\n", "g.yaml:8: max_attempts: 0 is out of range [1, inf)"},
         {"max_attempts: 2.5\n", "g.yaml:8: max_attempts: 2.5 is not a whole number in [1, 1000]"},
         {"max_attempts: many\n", "g.yaml:8: max_attempts: 'many' is not a number"},
@@ -335,7 +338,7 @@ static void test_errors(void **state) {
         {"", "g.yaml:1: the file is empty"},
         {"- 1\n", "g.yaml:1: expected a mapping (name, budget_flops, max_attempts, base, grid or stages), got a list"},
         {"grid: {train.lr: [1e-4]}\n", "g.yaml:1: name: missing: the sweep's name (results go to results/<name>.h5)"},
-        {"name: a\n", "g.yaml:1: grid: missing: give grid (axes) or stages"},
+        {"name: a\n", "g.yaml:1: grid: missing: give grid (axes), parameters (a sampled search) or stages"},
         {"name: a/b\ngrid: {}\n",
          "g.yaml:1: name: 'a/b' is not a name (1 to 64 of A-Z a-z 0-9 _ - ., not starting with '.')"},
         {"name: a\nbase: {model: {path: m}, data: {path: d}}\ngrid: {}\n", NULL}, /* one trial, the base */
@@ -358,7 +361,8 @@ static void test_errors(void **state) {
         /* stages */
         {"name: a\nstages: []\n", "g.yaml:2: stages: the list is empty"},
         {"name: a\nstages: [{grid: {}}]\n", "g.yaml:2: stages: stage 1 has no name"},
-        {"name: a\nstages: [{name: s, nmae: t}]\n", "g.yaml:2: nmae: unknown key in a stage (expected name, grid, select)"},
+        {"name: a\nstages: [{name: s, nmae: t}]\n", "g.yaml:2: nmae: unknown key in a stage (expected name, grid, select, method, trials, seed, "
+                                                    "parameters, repeats)"},
         {"name: a\nstages:\n  - name: s\n  - name: s\n", "g.yaml:4: name: stage 's' is defined twice (first on line 3)"},
         {"name: a\nstages:\n  - name: s\n    select: {from: s, keep: [train.lr]}\n",
          "g.yaml:4: select.from: the first stage has no earlier stage to select from"},
@@ -502,6 +506,16 @@ static void test_files(void **state) {
     assert_int_equal(g.n_stages, 4);
     assert_true(g.n_trials <= 12);
     ls_grid_free(&g);
+    snprintf(path, sizeof path, "%s/sweep/coursework-random.yaml", LS_SOURCE_DIR);
+    if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(g.n_stages, 4);
+    assert_int_equal(g.stages[1].method, LS_GRID_METHOD_RANDOM);
+    assert_int_equal(g.stages[1].repeats, 3);
+    assert_int_equal(g.stages[1].n_trials, 24);
+    assert_int_equal(g.stages[1].params[0].dist, LS_GRID_DIST_LOG_UNIFORM);
+    assert_int_equal(g.stages[2].repeats, 3);
+    assert_int_equal(g.n_trials, 32);
+    ls_grid_free(&g);
     assert_int_equal(ls_grid_load_file("/nonexistent/g.yaml", &g), LS_ERR);
     assert_string_equal(ls_last_error(), "/nonexistent/g.yaml: cannot open: No such file or directory");
 
@@ -517,21 +531,612 @@ static void test_files(void **state) {
     ls_grid_free(&g);
 }
 
+/* ---- sampled search spaces and repeats ------------------------------------------------------ */
+
+/* A random stage (the issue's example) and a Sobol stage with repeats that starts from its winner. */
+static const char sampled_yaml[] =
+    "name: sampled\n"                                                          /* 1 */
+    "base: {model: {path: m}, data: {path: d.h5}, train: {max_steps: 100}}\n"  /* 2 */
+    "stages:\n"                                                                /* 3 */
+    "  - name: lr_rank\n"                                                      /* 4 */
+    "    method: random\n"                                                     /* 5 */
+    "    trials: 27\n"                                                         /* 6 */
+    "    parameters:\n"                                                        /* 7 */
+    "      train.lr: {distribution: log_uniform, min: 1e-5, max: 1e-3}\n"      /* 8 */
+    "      lora.rank: {values: [2, 4, 8, 16]}\n"                               /* 9 */
+    "      train.warmup_steps: {distribution: int_uniform, min: 0, max: 50}\n" /* 10 */
+    "      lora.alpha: {distribution: uniform, min: 4, max: 32}\n"             /* 11 */
+    "  - name: ctx\n"                                                          /* 12 */
+    "    select: {from: lr_rank, keep: [train.lr, lora.rank]}\n"               /* 13 */
+    "    method: sobol\n"                                                      /* 14 */
+    "    trials: 4\n"                                                          /* 15 */
+    "    repeats: 3\n"                                                         /* 16 */
+    "    parameters:\n"                                                        /* 17 */
+    "      train.ctx: {distribution: int_uniform, min: 64, max: 512}\n";       /* 18 */
+
+/* The same space written otherwise: flow style, keys of each parameter in another order. */
+static const char sampled_flow[] =
+    "name: renamed\n"
+    "base: {train.max_steps: 1e2, data.path: d.h5, model.path: m}\n"
+    "stages: [{name: lr_rank, trials: 27, parameters: {\n"
+    "           train.lr: {max: 0.001, min: 0.00001, distribution: log_uniform},\n"
+    "           lora.rank: {values: [2, 4, 8, 16]},\n"
+    "           train.warmup_steps: {max: 50, min: 0, distribution: int_uniform},\n"
+    "           lora.alpha: {min: 4.0, max: 32, distribution: uniform}}, method: random},\n"
+    "         {name: ctx, select: {from: lr_rank, keep: [train.lr, lora.rank]}, method: sobol, repeats: 3,\n"
+    "          trials: 4, parameters: {train.ctx: {distribution: int_uniform, min: 64, max: 512}}}]\n";
+
+/* text with `from` replaced by `to` (once) */
+static char *replaced(const char *text, const char *from, const char *to) {
+    const char *at = strstr(text, from);
+    if (!at) fail_msg("'%s' not in the text", from);
+    size_t cap = strlen(text) + strlen(to) + 1;
+    char *out = malloc(cap);
+    snprintf(out, cap, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return out;
+}
+
+static void expand_ok(const ls_grid *g, size_t stage, const ls_trial_config *winner, ls_grid_trial **t, size_t *n) {
+    if (ls_grid_expand(g, stage, winner, t, n) != LS_OK) fail_msg("%s", ls_last_error());
+}
+
+static void test_sampled(void **state) {
+    (void)state;
+    ls_grid g;
+    load_ok(sampled_yaml, &g);
+    assert_int_equal(g.n_stages, 2);
+    const ls_grid_stage *s = &g.stages[0];
+    assert_int_equal(s->method, LS_GRID_METHOD_RANDOM);
+    assert_int_equal(s->n_params, 4);
+    assert_int_equal(s->n_configs, 27);
+    assert_int_equal(s->repeats, 1);
+    assert_int_equal(s->n_trials, 27);
+    assert_int_equal(s->params[0].dist, LS_GRID_DIST_LOG_UNIFORM);
+    assert_int_equal(s->params[0].line, 8);
+    assert_true(s->params[0].min == 1e-5 && s->params[0].max == 1e-3);
+    assert_int_equal(s->params[1].dist, LS_GRID_DIST_VALUES);
+    assert_int_equal(g.stages[1].method, LS_GRID_METHOD_SOBOL);
+    assert_int_equal(g.stages[1].n_trials, 12);
+    assert_int_equal(g.n_trials, 39);
+
+    /* sampling bounds: every value in its range, integer keys whole, values from the list */
+    ls_grid_trial *t;
+    size_t n;
+    expand_ok(&g, 0, NULL, &t, &n);
+    assert_int_equal(n, 27);
+    int ranks_seen[17] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const ls_trial_config *c = &t[i].config;
+        assert_int_equal(t[i].configuration, i);
+        assert_int_equal(t[i].repeat, 0);
+        assert_true(t[i].config_id == t[i].id);
+        assert_true(c->train.lr >= 1e-5 && c->train.lr <= 1e-3);
+        assert_true(c->lora.rank == 2 || c->lora.rank == 4 || c->lora.rank == 8 || c->lora.rank == 16);
+        ranks_seen[c->lora.rank] = 1;
+        assert_true(c->train.warmup_steps >= 0 && c->train.warmup_steps <= 50);
+        assert_true(c->lora.alpha >= 4 && c->lora.alpha <= 32);
+        /* 4 significant digits */
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.3e", c->train.lr);
+        assert_true(strtod(buf, NULL) == c->train.lr);
+        for (size_t j = 0; j < i; j++) assert_true(t[i].id != t[j].id); /* distinct configurations */
+    }
+    assert_true(ranks_seen[2] && ranks_seen[4] && ranks_seen[8] && ranks_seen[16]);
+    /* the id is the equivalent trial file's */
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "model: {path: m}\ndata: {path: d.h5}\ntrain: {max_steps: 100, lr: %.17g, "
+             "warmup_steps: %d}\nlora: {rank: %d, alpha: %.17g}\n", t[5].config.train.lr, t[5].config.train.warmup_steps,
+             t[5].config.lora.rank, t[5].config.lora.alpha);
+    ls_trial_config file;
+    if (ls_config_load_string(yaml, strlen(yaml), "t.yaml", &file) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_true(ls_config_hash(&file) == t[5].id);
+    ls_config_free(&file);
+    /* the first configuration, pinned: a change of the sampler changes every sampled sweep's ids */
+    assert_string_equal(t[0].overrides, "train.lr=3.883e-05 lora.rank=16 train.warmup_steps=27 lora.alpha=7.163");
+
+    /* the same configurations twice, and from the same space written otherwise */
+    const char *same[2] = {sampled_yaml, sampled_flow};
+    for (int k = 0; k < 2; k++) {
+        ls_grid h;
+        load_ok(same[k], &h);
+        ls_grid_trial *u;
+        size_t m;
+        expand_ok(&h, 0, NULL, &u, &m);
+        assert_int_equal(m, n);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(u[i].id == t[i].id);
+            assert_string_equal(u[i].overrides, t[i].overrides);
+        }
+        assert_true(h.hash == g.hash); /* the grid's identity: not the name or the spelling */
+        ls_grid_trials_free(u, m);
+        ls_grid_free(&h);
+    }
+    /* more trials keep the first 27; another seed or another range draws other ones */
+    static const char *const other[][2] = {{"trials: 27", "trials: 40"},
+                                           {"    trials: 27\n", "    trials: 27\n    seed: 1\n"},
+                                           {"max: 1e-3", "max: 1e-2"}};
+    for (int k = 0; k < 3; k++) {
+        char *text = replaced(sampled_yaml, other[k][0], other[k][1]);
+        ls_grid h;
+        load_ok(text, &h);
+        ls_grid_trial *u;
+        size_t m, same_ids = 0;
+        expand_ok(&h, 0, NULL, &u, &m);
+        for (size_t i = 0; i < n; i++) same_ids += u[i].id == t[i].id;
+        assert_true(h.hash != g.hash);
+        if (k == 0) {
+            assert_int_equal(m, 40);
+            assert_int_equal(same_ids, 27);
+            assert_int_equal(ls_grid_extends(&g, &h), LS_OK); /* a sampled stage may draw more */
+            assert_int_equal(ls_grid_extends(&h, &g), LS_ERR);
+            assert_string_equal(ls_last_error(), "stage lr_rank: trials went down from 40 to 27");
+        } else {
+            assert_true(same_ids < 3);
+            assert_int_equal(ls_grid_extends(&g, &h), LS_ERR);
+            assert_string_equal(ls_last_error(), "stage lr_rank: its search space changed (a sampled stage may only "
+                                                 "raise trials or repeats)");
+        }
+        ls_grid_trials_free(u, m);
+        ls_grid_free(&h);
+        free(text);
+    }
+
+    /* the Sobol stage with repeats, on the winner of the first: configuration-major, 3 repeats each */
+    ls_grid_trial *c;
+    size_t nc;
+    expand_ok(&g, 1, &t[3].config, &c, &nc);
+    assert_int_equal(nc, 12);
+    static const int ctxs[] = {64, 288, 400, 176}; /* 64 + floor(u * 449) at the points 0, 1/2, 3/4, 1/4 */
+    for (size_t i = 0; i < nc; i++) {
+        assert_int_equal(c[i].index, i);
+        assert_int_equal(c[i].configuration, i / 3);
+        assert_int_equal(c[i].repeat, i % 3);
+        assert_int_equal(c[i].config.train.ctx, ctxs[i / 3]);
+        assert_true(c[i].config.train.lr == t[3].config.train.lr);
+        assert_true(c[i].config_id == c[i - i % 3].id);
+    }
+    ls_grid_trials_free(c, nc);
+    ls_grid_trials_free(t, n);
+    ls_grid_free(&g);
+
+    /* the single-stage form at the top level */
+    load_ok("name: top\nbase: {model.path: m, data.path: d.h5}\nmethod: random\ntrials: 5\nrepeats: 2\n"
+            "parameters: {train.lr: {distribution: log_uniform, min: 1e-5, max: 1e-3}}\n", &g);
+    assert_int_equal(g.n_stages, 1);
+    assert_string_equal(g.stages[0].name, "main");
+    assert_int_equal(g.stages[0].line, 3);
+    assert_int_equal(g.n_trials, 10);
+    ls_grid_free(&g);
+}
+
+/* One-sample Kolmogorov-Smirnov statistic of x[0..n) (sorted here) against uniform on [0, 1]. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double ks_uniform(double *x, size_t n) {
+    qsort(x, n, sizeof *x, cmp_double);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double lo = x[i] - (double)i / (double)n, hi = (double)(i + 1) / (double)n - x[i];
+        if (lo > d) d = lo;
+        if (hi > d) d = hi;
+    }
+    return d;
+}
+
+/* log10 of 1000 log_uniform draws in [1e-5, 1e-3] is uniform on [-5, -3]: the KS statistic is
+ * below the 1% critical value 1.628 / sqrt(1000); uniform draws over the same range are not. */
+static void test_log_uniform_ks(void **state) {
+    (void)state;
+    const char *dists[2] = {"log_uniform", "uniform"};
+    double d[2];
+    for (int k = 0; k < 2; k++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, "name: ks\nbase: {model.path: m, data.path: d.h5}\nmethod: random\ntrials: 1000\n"
+                 "parameters: {train.lr: {distribution: %s, min: 1e-5, max: 1e-3}}\n", dists[k]);
+        ls_grid g;
+        load_ok(yaml, &g);
+        ls_grid_trial *t;
+        size_t n;
+        expand_ok(&g, 0, NULL, &t, &n);
+        assert_int_equal(n, 1000);
+        double *x = malloc(n * sizeof *x);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(t[i].config.train.lr >= 1e-5 && t[i].config.train.lr <= 1e-3);
+            x[i] = (log10(t[i].config.train.lr) + 5) / 2;
+        }
+        d[k] = ks_uniform(x, n);
+        free(x);
+        ls_grid_trials_free(t, n);
+        ls_grid_free(&g);
+    }
+    print_message("KS statistic of log10(lr): log_uniform %.4f, uniform %.4f (1%% critical value %.4f)\n", d[0], d[1],
+                  1.628 / sqrt(1000));
+    assert_true(d[0] < 1.628 / sqrt(1000));
+    assert_true(d[1] > 0.3); /* the test can tell: linear draws pile up in the top decade */
+}
+
+/* Sobol points by index: the first 8 of dimensions 1 and 2 are the published ones (Joe and Kuo's
+ * tables, the same in every implementation: dimension 1 is van der Corput's sequence), point 0
+ * the origin; and in every dimension the first 16 points put exactly one in each sixteenth of
+ * [0, 1) (each one-dimensional projection is a (0, 1)-sequence in base 2). */
+static void test_sobol(void **state) {
+    (void)state;
+    static const char yaml[] =
+        "name: sobol\nbase: {model.path: m, data.path: d.h5}\nmethod: sobol\ntrials: 16\n"
+        "parameters:\n"
+        "  train.min_lr_ratio: {distribution: uniform, min: 0, max: 1}\n"
+        "  train.weight_decay: {distribution: uniform, min: 0, max: 1}\n"
+        "  train.grad_clip: {distribution: uniform, min: 0, max: 1}\n"
+        "  lora.alpha: {distribution: uniform, min: 0, max: 1}\n";
+    static const double x1[8] = {0, 0.5, 0.75, 0.25, 0.375, 0.875, 0.625, 0.125};
+    static const double x2[8] = {0, 0.5, 0.25, 0.75, 0.375, 0.875, 0.125, 0.625};
+    ls_grid g;
+    load_ok(yaml, &g);
+    ls_grid_trial *t;
+    size_t n;
+    expand_ok(&g, 0, NULL, &t, &n);
+    assert_int_equal(n, 16);
+    for (size_t i = 0; i < 8; i++) {
+        assert_true(t[i].config.train.min_lr_ratio == x1[i]);
+        assert_true(t[i].config.train.weight_decay == x2[i]);
+    }
+    for (int dim = 0; dim < 4; dim++) {
+        int cell[16] = {0};
+        for (size_t i = 0; i < 16; i++) {
+            const ls_trial_config *c = &t[i].config;
+            double v = dim == 0 ? c->train.min_lr_ratio : dim == 1 ? c->train.weight_decay : dim == 2 ? c->train.grad_clip
+                                                                                                    : c->lora.alpha;
+            cell[(int)(v * 16)]++;
+        }
+        for (int k = 0; k < 16; k++) assert_int_equal(cell[k], 1);
+    }
+    ls_grid_trials_free(t, n);
+    ls_grid_free(&g);
+}
+
+static const char repeats_yaml[] =
+    "name: rep\n"
+    "base: {model.path: m, data.path: d.h5, train.seed: 7, lora.seed: 11}\n"
+    "grid:\n"
+    "  train.lr: [1e-4, 2e-4, 3e-4, 4e-4]\n"
+    "repeats: 3\n";
+
+/* Repeats: configuration-major; repeat 0 is the configuration itself (the id without repeats);
+ * the others' seeds distinct, pinned, and found again from a trial's config. */
+static void test_repeats(void **state) {
+    (void)state;
+    /* the derivation, pinned: a change changes every repeated trial's id */
+    uint64_t ts[4], lo[4];
+    ls_grid_repeat_seeds(0x0123456789abcdefull, 7, 11, 4, ts, lo);
+    static const uint64_t want_t[4] = {7, 7862774501138060ull, 4767249842358755ull, 255683281083171ull};
+    static const uint64_t want_l[4] = {11, 6275902069768755ull, 5929257289665084ull, 4902363677035778ull};
+    for (int r = 0; r < 4; r++) {
+        assert_true(ts[r] == want_t[r]);
+        assert_true(lo[r] == want_l[r]);
+        assert_true(ts[r] <= (uint64_t)LS_CONFIG_SEED_MAX && lo[r] <= (uint64_t)LS_CONFIG_SEED_MAX);
+    }
+    uint64_t ts2[2], lo2[2]; /* fewer repeats: the same first ones */
+    ls_grid_repeat_seeds(0x0123456789abcdefull, 7, 11, 2, ts2, lo2);
+    assert_true(ts2[1] == ts[1] && lo2[1] == lo[1]);
+
+    ls_grid g, plain;
+    load_ok(repeats_yaml, &g);
+    assert_int_equal(g.n_trials, 12);
+    assert_int_equal(g.stages[0].repeats, 3);
+    assert_int_equal(g.stages[0].n_configs, 4);
+    char *no_repeats = replaced(repeats_yaml, "repeats: 3\n", "");
+    load_ok(no_repeats, &plain);
+    assert_true(plain.hash != g.hash);
+    ls_grid_trial *t, *p;
+    size_t n, np;
+    expand_ok(&g, 0, NULL, &t, &n);
+    expand_ok(&plain, 0, NULL, &p, &np);
+    assert_int_equal(n, 12);
+    for (size_t i = 0; i < n; i++) {
+        size_t c = i / 3, r = i % 3;
+        assert_int_equal(t[i].configuration, c);
+        assert_int_equal(t[i].repeat, r);
+        assert_true(t[i].config_id == p[c].id);
+        assert_true(t[i].config.train.lr == p[c].config.train.lr);
+        if (r == 0) {
+            assert_true(t[i].id == p[c].id);
+            assert_string_equal(t[i].overrides, p[c].overrides);
+            assert_true(t[i].config.train.seed == 7 && t[i].config.lora.seed == 11);
+        } else {
+            char want[160];
+            snprintf(want, sizeof want, "%s train.seed=%" PRIu64 " lora.seed=%" PRIu64, p[c].overrides,
+                     t[i].config.train.seed, t[i].config.lora.seed);
+            assert_string_equal(t[i].overrides, want);
+        }
+        for (size_t j = i - r; j < i; j++) { /* distinct within the configuration */
+            assert_true(t[i].config.train.seed != t[j].config.train.seed);
+            assert_true(t[i].config.lora.seed != t[j].config.lora.seed);
+        }
+        for (size_t j = 0; j < i; j++) assert_true(t[i].id != t[j].id);
+        uint64_t cid;
+        size_t rep;
+        assert_int_equal(ls_grid_configuration_of(&g, 0, &t[i].config, &cid, &rep), LS_OK);
+        assert_true(cid == p[c].id);
+        assert_int_equal(rep, r);
+    }
+    uint64_t ts3[3], lo3[3];
+    ls_grid_repeat_seeds(p[2].id, 7, 11, 3, ts3, lo3);
+    assert_true(t[8].config.train.seed == ts3[2] && t[8].config.lora.seed == lo3[2]);
+    /* a config with seeds of no repeat is no trial of the stage */
+    ls_trial_config odd;
+    ls_config_copy(&odd, &t[4].config);
+    odd.train.seed = 12345;
+    uint64_t cid;
+    size_t rep;
+    assert_int_equal(ls_grid_configuration_of(&g, 0, &odd, &cid, &rep), LS_ERR);
+    assert_string_equal(ls_last_error(), "stage main: the trial has the seeds of none of the stage's 3 repeats");
+    assert_int_equal(ls_grid_configuration_of(&plain, 0, &odd, &cid, &rep), LS_OK); /* no repeats: itself */
+    assert_true(cid == ls_config_hash(&odd) && rep == 0);
+    ls_config_free(&odd);
+    /* stable across loads; more repeats keep the first ones (the grid grows), fewer are refused */
+    char *more = replaced(repeats_yaml, "repeats: 3", "repeats: 4");
+    ls_grid m;
+    load_ok(more, &m);
+    ls_grid_trial *u;
+    size_t nu;
+    expand_ok(&m, 0, NULL, &u, &nu);
+    assert_int_equal(nu, 16);
+    for (size_t i = 0; i < n; i++) assert_true(u[(i / 3) * 4 + i % 3].id == t[i].id);
+    assert_int_equal(ls_grid_extends(&g, &m), LS_OK);
+    assert_int_equal(ls_grid_extends(&plain, &g), LS_OK);
+    assert_int_equal(ls_grid_extends(&m, &g), LS_ERR);
+    assert_string_equal(ls_last_error(), "stage main: repeats went down from 4 to 3");
+    ls_grid_trials_free(u, nu);
+    ls_grid_free(&m);
+    free(more);
+    ls_grid_trials_free(p, np);
+    ls_grid_free(&plain);
+    free(no_repeats);
+
+    /* a later stage shares trials with an earlier one when its configuration is the same */
+    load_ok("name: r2\nbase: {model.path: m, data.path: d.h5}\nstages:\n"
+            "  - {name: a, repeats: 2, grid: {train.lr: [1e-4, 2e-4]}}\n"
+            "  - {name: b, repeats: 2, select: {from: a, keep: [train.lr]}, grid: {train.ctx: [256, 512]}}\n", &m);
+    ls_grid_trial *b;
+    size_t nb;
+    expand_ok(&m, 0, NULL, &u, &nu);
+    expand_ok(&m, 1, &u[2].config, &b, &nb); /* configuration 1 (lr 2e-4) won: base's ctx is 512 */
+    assert_true(b[2].id == u[2].id && b[3].id == u[3].id);
+    ls_grid_trials_free(b, nb);
+    ls_grid_trials_free(u, nu);
+    ls_grid_free(&m);
+    ls_grid_trials_free(t, n);
+    ls_grid_free(&g);
+}
+
+/* Selection by the mean over a configuration's repeats, against a table worked by hand:
+ *
+ *   config  repeat 0  repeat 1  repeat 2   mean     competes
+ *   0       1.0       1.1       0.4        0.8333   yes (holds the best single trial)
+ *   1       0.7       0.8       0.75       0.75     yes  <- winner
+ *   2       0.5       NaN       0.6        -        no: a repeat has no value (its finite mean 0.55 would win)
+ *   3       0.75      0.75      0.75       0.75     yes, ties with 1: the lower configuration wins
+ */
+static void test_select_repeats(void **state) {
+    (void)state;
+    ls_grid g;
+    load_ok(repeats_yaml, &g);
+    ls_grid_trial *t;
+    size_t n, w = 99;
+    expand_ok(&g, 0, NULL, &t, &n);
+    static const double table[12] = {1.0, 1.1, 0.4, 0.7, 0.8, 0.75, 0.5, NAN, 0.6, 0.75, 0.75, 0.75};
+    ls_grid_result r[12];
+    for (int i = 0; i < 12; i++) {
+        r[i].id = t[11 - i].id; /* results in any order */
+        r[i].metric[LS_GRID_METRIC_FINAL_VAL_LOSS] = table[11 - i];
+        r[i].metric[LS_GRID_METRIC_MSE] = r[i].metric[LS_GRID_METRIC_MAE] = NAN;
+    }
+    assert_int_equal(ls_grid_select(t, n, r, 12, LS_GRID_METRIC_FINAL_VAL_LOSS, &w), LS_OK);
+    assert_int_equal(w, 3); /* configuration 1's repeat 0 */
+    /* configuration 1 without a result for one repeat (failed, not run): configuration 3 wins */
+    assert_int_equal(ls_grid_select(t, n, r + 1, 11, LS_GRID_METRIC_FINAL_VAL_LOSS, &w), LS_OK); /* t[10] missing */
+    assert_int_equal(w, 3);
+    r[7].metric[LS_GRID_METRIC_FINAL_VAL_LOSS] = NAN; /* t[4]: configuration 1, repeat 1 */
+    assert_int_equal(ls_grid_select(t, n, r, 12, LS_GRID_METRIC_FINAL_VAL_LOSS, &w), LS_OK);
+    assert_int_equal(w, 9);
+    assert_int_equal(ls_grid_select(t, n, r, 12, LS_GRID_METRIC_MSE, &w), LS_ERR);
+    assert_string_equal(ls_last_error(), "stage main: no configuration has a mse in every repeat");
+    ls_grid_trials_free(t, n);
+    ls_grid_free(&g);
+}
+
+/* A configuration's repeats are admitted or skipped together. */
+static void test_budget_groups(void **state) {
+    (void)state;
+    /* three configurations of three repeats: 2 x 3 = 6, 3 x 3 = 9, 1 x 3 = 3 */
+    const double est[9] = {2, 2, 2, 3, 3, 3, 1, 1, 1};
+    const size_t group[9] = {0, 0, 0, 1, 1, 1, 2, 2, 2};
+    ls_grid_budget_entry e[9];
+    double left = 13;
+    ls_grid_budget_plan_groups(est, group, 9, &left, e);
+    /* 9 first (left 4), then 6 > 4: skipped whole, then 3 (left 1) */
+    const size_t order[9] = {3, 4, 5, 0, 1, 2, 6, 7, 8};
+    const int skipped[9] = {0, 0, 0, 1, 1, 1, 0, 0, 0};
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(e[i].trial, order[i]);
+        assert_int_equal(e[i].skipped, skipped[i]);
+        assert_true(e[i].flops == est[order[i]]);
+    }
+    assert_true(left == 1);
+    assert_string_equal(e[3].reason, "estimated 6 FLOPS for 3 repeats, 4 left of the budget");
+    /* one repeat without an estimate: its configuration has none */
+    const double bad[4] = {1, NAN, 1, 1};
+    const size_t pairs[4] = {0, 0, 1, 1};
+    left = INFINITY;
+    ls_grid_budget_plan_groups(bad, pairs, 4, &left, e);
+    assert_int_equal(e[0].trial, 2);
+    assert_int_equal(e[2].trial, 0);
+    assert_int_equal(e[2].skipped, 1);
+    assert_int_equal(e[3].skipped, 1);
+    assert_string_equal(e[3].reason, "no FLOPS estimate");
+}
+
+/* Bad sampled stages and repeats: one line each, FILE:LINE: KEY: problem. */
+static void test_sampled_errors(void **state) {
+    (void)state;
+    static const char head[] = "name: e\nbase: {model: {path: m}, data: {path: d.h5}}\nstages:\n  - name: s\n";
+    static const char rnd[] = "    method: random\n    trials: 2\n    parameters:\n"; /* lines 5-7 */
+    static const char *const cases[][3] = {
+        /* {stage text from line 5, parameter line 8 (after rnd when not NULL), message} */
+        {"    method: random\n    trials: 0\n    parameters: {train.lr: {values: [1e-4]}}\n", NULL,
+         "g.yaml:6: trials: 0 is out of range [1, 10000]"},
+        {"    method: random\n    trials: 2.5\n", NULL, "g.yaml:6: trials: 2.5 is not a whole number"},
+        {"    method: random\n    trials: many\n", NULL, "g.yaml:6: trials: 'many' is not a number"},
+        {"    method: random\n    trials: 10001\n", NULL, "g.yaml:6: trials: 10001 is out of range [1, 10000]"},
+        {"    repeats: 0\n    grid: {train.lr: [1e-4]}\n", NULL, "g.yaml:5: repeats: 0 is out of range [1, 10000]"},
+        {"    repeats: [3]\n", NULL, "g.yaml:5: repeats: expected a number, got a list"},
+        {"    method: bayes\n", NULL, "g.yaml:5: method: 'bayes' is not one of grid, random, sobol"},
+        {"    method: random\n    trials: 2\n    seed: -1\n    parameters: {lora.rank: {values: [2, 4]}}\n", NULL,
+         "g.yaml:7: seed: -1 is out of range [0, 9007199254740991]"},
+        {rnd, "      train.lr: {distribution: normal, min: 1, max: 2}\n",
+         "g.yaml:8: train.lr: distribution 'normal' is not one of uniform, log_uniform, int_uniform (or give values: [...])"},
+        {rnd, "      train.lr: {distribution: log_uniform_values, min: 1e-5, max: 1e-3}\n",
+         "g.yaml:8: train.lr: distribution 'log_uniform_values' is not one of uniform, log_uniform, int_uniform "
+         "(log_uniform here takes min and max as values)"},
+        {rnd, "      train.lr: {distribution: uniform, min: 1e-3, max: 1e-4}\n",
+         "g.yaml:8: train.lr: min 1e-3 is not less than max 1e-4"},
+        {rnd, "      train.lr: {distribution: uniform, min: 1e-3, max: 0.001}\n",
+         "g.yaml:8: train.lr: min 1e-3 is not less than max 0.001"},
+        {rnd, "      train.lr: {distribution: log_uniform, min: 0, max: 1e-3}\n",
+         "g.yaml:8: train.lr: log_uniform needs 0 < min < max, and min is 0 (min and max are the values themselves, "
+         "not exponents)"},
+        {rnd, "      train.lr: {distribution: log_uniform, min: -5, max: -3}\n",
+         "g.yaml:8: train.lr: log_uniform needs 0 < min < max, and min is -5 (min and max are the values themselves, "
+         "not exponents)"},
+        {rnd, "      lora.rank: {distribution: int_uniform, min: 0, max: 8}\n",
+         "g.yaml:8: lora.rank: min 0 is out of range [1, 1024]"},
+        {rnd, "      train.lr: {distribution: uniform, min: 1, max: 20}\n", "g.yaml:8: train.lr: max 20 is out of range (0, 10]"},
+        {rnd, "      lora.rank: {values: [2, 0]}\n", "g.yaml:8: lora.rank: 0 is out of range [1, 1024]"},
+        {rnd, "      lora.rank: {values: [2, 2.0]}\n", "g.yaml:8: lora.rank: 2 is listed twice"},
+        {rnd, "      lora.rank: {values: []}\n", "g.yaml:8: lora.rank: values: the list is empty"},
+        {rnd, "      train.lr: {distribution: uniform, mean: 1}\n",
+         "g.yaml:8: train.lr: unknown setting 'mean' (expected values, or distribution, min and max)"},
+        {rnd, "      train.lr: {distribution: uniform, min: 1e-5, min: 1e-4}\n",
+         "g.yaml:8: train.lr: min is given twice (first on line 8)"},
+        {rnd, "      train.lr: {values: [1e-4], distribution: uniform, min: 1e-5, max: 1e-3}\n",
+         "g.yaml:8: train.lr: give either values or a distribution with min and max, not both"},
+        {rnd, "      train.lr: {distribution: uniform, min: 1e-5}\n",
+         "g.yaml:8: train.lr: distribution uniform needs min and max (max is missing)"},
+        {rnd, "      train.lr: {min: 1e-5, max: 1e-3}\n",
+         "g.yaml:8: train.lr: min and max need a distribution (uniform, log_uniform or int_uniform)"},
+        {rnd, "      train.lr: {}\n", "g.yaml:8: train.lr: give values: [...] or a distribution with min and max"},
+        {rnd, "      train.lr: 1e-4\n",
+         "g.yaml:8: train.lr: expected a mapping (values: [...], or distribution with min and max), got '1e-4'"},
+        {rnd, "      train.lr: {distribution: uniform, min: x, max: 1}\n", "g.yaml:8: train.lr: min: 'x' is not a number"},
+        {rnd, "      train.lr: {distribution: uniform, min: \"1\", max: 2}\n",
+         "g.yaml:8: train.lr: min: expected a number, got the string \"1\""},
+        {rnd, "      train.schedule: {distribution: uniform, min: 0, max: 1}\n",
+         "g.yaml:8: train.schedule: a distribution needs a key that takes a number: give values: [...]"},
+        {rnd, "      lora.rank: {distribution: uniform, min: 1.5, max: 8}\n",
+         "g.yaml:8: lora.rank: min 1.5 is not a whole number (the key is an integer)"},
+        {rnd, "      lora.alpha: {distribution: int_uniform, min: 1, max: 8.5}\n",
+         "g.yaml:8: lora.alpha: max 8.5 is not a whole number (int_uniform draws whole numbers)"},
+        {rnd, "      train.lrr: {values: [1e-4]}\n", "g.yaml:8: train.lrr: unknown key (did you mean train.lr?)"},
+        {rnd, "      train.lr: {values: [1e-4, 2e-4]}\n      train.lr: {values: [3e-4]}\n",
+         "g.yaml:9: train.lr: duplicate parameter (first on line 8)"},
+        {rnd, "      train.ranks_per_trial: {values: [1, 2]}\n",
+         "g.yaml:8: train.ranks_per_trial: cannot be an axis: a sweep runs every trial on the same number of ranks; set "
+         "it in base"},
+        {"    method: random\n    trials: 5\n    parameters: {lora.rank: {values: [2, 4]}}\n", NULL,
+         "g.yaml:6: trials: 5 is more than the 2 distinct configurations of the parameters"},
+        {"    method: random\n    trials: 3\n    parameters: {train.lr: {distribution: uniform, min: 1e-4, max: 1.001e-4}}\n",
+         NULL, "g.yaml:6: trials: 1300 draws gave only 2 distinct configurations, fewer than trials: 3 (the space is too "
+               "small: widen it or lower trials)"},
+        {"    method: random\n    trials: 2\n    parameters: {}\n", NULL,
+         "g.yaml:7: parameters: name at least one key to sample"},
+        {"    method: random\n    trials: 2\n    parameters: [train.lr]\n", NULL,
+         "g.yaml:7: parameters: expected a mapping of keys (such as 'train.lr: {distribution: log_uniform, min: 1e-5, "
+         "max: 1e-3}'), got a list"},
+        /* how the keys go together */
+        {"    method: random\n    trials: 2\n    grid: {train.lr: [1e-4]}\n    parameters: {lora.rank: {values: [2, 4]}}\n",
+         NULL, "g.yaml:8: parameters: give either grid (axes) or parameters (a sampled search), not both (grid on line 7)"},
+        {"    parameters: {lora.rank: {values: [2, 4]}}\n", NULL,
+         "g.yaml:5: method: missing: parameters are sampled by method random or sobol"},
+        {"    method: grid\n    parameters: {lora.rank: {values: [2]}}\n", NULL,
+         "g.yaml:5: method: grid runs the product of grid axes; parameters are sampled by method random or sobol"},
+        {"    method: sobol\n    trials: 2\n    grid: {train.lr: [1e-4]}\n", NULL,
+         "g.yaml:7: grid: method sobol samples parameters, not grid axes (a key fixed for the stage is 'KEY: {values: "
+         "[VALUE]}' in parameters)"},
+        {"    method: random\n    trials: 2\n", NULL, "g.yaml:5: parameters: missing: the keys method random samples"},
+        {"    method: random\n    parameters: {lora.rank: {values: [2, 4]}}\n", NULL,
+         "g.yaml:5: trials: missing: how many configurations method random draws"},
+        {"    trials: 3\n    grid: {train.lr: [1e-4]}\n", NULL,
+         "g.yaml:5: trials: only for method random or sobol (a grid stage runs the product of its axes)"},
+        {"    method: sobol\n    trials: 2\n    seed: 3\n    parameters: {lora.rank: {values: [2, 4]}}\n", NULL,
+         "g.yaml:7: seed: only for method random (Sobol points are fixed by their index)"},
+        {"    seed: 3\n", NULL, "g.yaml:5: seed: only for method random (a grid stage draws nothing)"},
+        {"    method: random\n    method: sobol\n", NULL, "g.yaml:6: method: duplicate key (first on line 5)"},
+        /* repeats set the seeds */
+        {"    repeats: 2\n    grid: {train.seed: [1, 2]}\n", NULL,
+         "g.yaml:6: train.seed: cannot be an axis of a stage with repeats (line 5): repeats set train.seed and lora.seed"},
+        {"    repeats: 2\n    method: random\n    trials: 2\n    parameters: {lora.seed: {distribution: int_uniform, min: 0, "
+         "max: 9}}\n", NULL,
+         "g.yaml:8: lora.seed: cannot be a parameter of a stage with repeats (line 5): repeats set train.seed and "
+         "lora.seed"},
+        {"    repeats: 10000\n    grid: {train.lr: [1e-4, 2e-4]}\n", NULL,
+         "g.yaml:5: repeats: 2 configurations x 10000 repeats make more than 10000 trials"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s%s%s", head, cases[i][0], cases[i][1] ? cases[i][1] : "");
+        const char *msg = load_error(buf);
+        if (strcmp(msg, cases[i][2])) fail_msg("case %zu:\n  got  %s\n  want %s", i, msg, cases[i][2]);
+    }
+    /* across stages, and at the top level */
+    static const char *const files[][2] = {
+        {"name: a\nbase: {model.path: m, data.path: d}\nstages:\n  - {name: s, grid: {train.lr: [1e-4, 2e-4]}}\n"
+         "  - name: t\n    select: {from: s, keep: [train.lr, train.seed]}\n    repeats: 2\n",
+         "g.yaml:6: select.keep: train.seed cannot be kept in a stage with repeats (line 7): repeats set train.seed and "
+         "lora.seed"},
+        {"name: a\nbase: {model.path: m, data.path: d}\nstages:\n  - {name: s, grid: {train.lr: [1e-4, 2e-4]}}\n"
+         "  - name: t\n    select: {from: s, keep: [train.lr]}\n    method: random\n    trials: 2\n"
+         "    parameters: {train.lr: {values: [1e-4, 2e-4]}}\n",
+         "g.yaml:6: select.keep: train.lr is also a parameter of stage t (line 9)"},
+        {"name: a\nbase: {model.path: m, data.path: d}\nrepeats: 2\nstages: []\n",
+         "g.yaml:4: stages: give either repeats or stages, not both (repeats on line 3)"},
+        {"name: a\nbase: {model.path: m, data.path: d}\nstages: [{name: s}]\nparameters: {}\n",
+         "g.yaml:4: parameters: give either parameters or stages, not both (stages on line 3)"},
+        {"name: a\nbase: {model.path: m, data.path: d}\nselect: {from: s}\n",
+         "g.yaml:3: select: unknown key (expected name, budget_flops, max_attempts, base, grid, stages; or method, "
+         "trials, seed, parameters, repeats)"},
+        {"name: a\nbase: {model.path: m, data.path: d}\nstages:\n"
+         "  - {name: s, method: random, trials: 9000, parameters: {train.lr: {distribution: uniform, min: 1e-4, max: 1}}}\n"
+         "  - {name: t, method: sobol, trials: 1001, parameters: {train.lr: {distribution: uniform, min: 1e-4, max: 1}}}\n",
+         "g.yaml:5: trials: more than 10000 trials with the earlier stages"},
+        /* a sampled value that fails a cross-key check names the stage and the configuration */
+        {"name: a\nbase: {model.path: m, data.path: d, train.ctx: 64}\nmethod: random\ntrials: 2\n"
+         "parameters: {train.stride: {values: [32, 100]}}\n",
+         "g.yaml:3: stage main (train.stride=100): train.stride: 100 is more than train.ctx (64): tokens would be skipped"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *msg = load_error(files[i][0]);
+        if (strcmp(msg, files[i][1])) fail_msg("file %zu:\n  got  %s\n  want %s", i, msg, files[i][1]);
+    }
+}
+
 /* Mutation fuzz: random damage to a valid grid, loaded from buffers of exactly its size (ASan sees
  * any overread); never crashes; a failure is one line naming the file; whatever loads expands. */
 static void test_fuzz_mutations(void **state) {
     (void)state;
-    const char *bases[2] = {course_yaml, course_flow};
+    const char *bases[4] = {course_yaml, course_flow, sampled_yaml, repeats_yaml};
     unsigned seed = 20251125;
-    int loaded = 0, iters = 20000;
+    int loaded = 0, iters = 20000, per_base[4] = {0};
     static const char syntax[] = ":-[]{},#&*!|>'\"\n ?%@`\\.0e";
     for (int iter = 0; iter < iters; iter++) {
-        const char *base = bases[iter & 1];
+        const char *base = bases[iter & 3];
         size_t len;
         char *exact = mutated_copy(base, strlen(base), syntax, &seed, &len);
         ls_grid g;
         if (ls_grid_load_string(exact, len, "fuzz.yaml", "/g", &g) == LS_OK) {
             loaded++;
+            per_base[iter & 3]++;
             for (size_t s = 0; s < g.n_stages; s++) {
                 if (g.stages[s].select_from >= 0) continue;
                 ls_grid_trial *t;
@@ -548,8 +1153,9 @@ static void test_fuzz_mutations(void **state) {
         }
         free(exact);
     }
-    print_message("fuzz: %d of %d mutated grids loaded\n", loaded, iters);
-    assert_true(loaded > 0);
+    print_message("fuzz: %d of %d mutated grids loaded (%d, %d, %d, %d of each base)\n", loaded, iters, per_base[0],
+                  per_base[1], per_base[2], per_base[3]);
+    for (int b = 0; b < 4; b++) assert_true(per_base[b] > 0);
 }
 
 int main(void) {
@@ -558,7 +1164,10 @@ int main(void) {
         cmocka_unit_test(test_select),      cmocka_unit_test(test_budget),
         cmocka_unit_test(test_errors),      cmocka_unit_test(test_huge_products),
         cmocka_unit_test(test_check_model), cmocka_unit_test(test_files),
-        cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_sampled),     cmocka_unit_test(test_log_uniform_ks),
+        cmocka_unit_test(test_sobol),       cmocka_unit_test(test_repeats),
+        cmocka_unit_test(test_select_repeats), cmocka_unit_test(test_budget_groups),
+        cmocka_unit_test(test_sampled_errors), cmocka_unit_test(test_fuzz_mutations),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -16,6 +16,7 @@
 
 #include "lorasweep/common.h"
 #include "lorasweep/config.h"
+#include "lorasweep/grid.h"
 #include "lorasweep/journal.h"
 #include "lorasweep/plot.h"
 #include "lorasweep/report.h"
@@ -270,6 +271,162 @@ static void test_conclusions(void **state) {
     ls_report_free(&rep);
 }
 
+/* Repeats: configurations grouped from the trials' seeds, mean ± std and n, the best by the mean
+ * of complete configurations (not the best single trial, not a partial mean), a later stage's
+ * configuration whose repeats an earlier stage ran, every format. Hand-worked:
+ *
+ *   stage lr (3 repeats)   repeat 0  repeat 1  repeat 2   mean   std
+ *   lr 1e-4 (config 0)     0.5       1.6       1.5        1.2    0.6083  holds the best single trial
+ *   lr 1e-3 (config 1)     0.9       1.1       1.0        1.0    0.1     <- best
+ *   lr 3e-3 (config 2)     0.2       failed    0.3        0.25   -       incomplete: does not compete
+ *   stage ctx (4 repeats, on lr 1e-3): ctx 256: 1.3 1.4 1.5 1.6; ctx 512: repeats 0-2 are config 1's
+ *   trials (the same configuration and seeds: run once, in stage lr), repeat 3 its own: 1.2
+ * (A configuration all of whose trials an earlier stage ran is listed under that stage alone.)
+ */
+static const char repeats_grid[] = "name: r\n"
+                                   "base: {model: {path: m}, data: {path: d.h5}}\n"
+                                   "stages:\n"
+                                   "  - name: baseline\n"
+                                   "    grid: {train.max_steps: [0]}\n"
+                                   "  - name: lr\n"
+                                   "    repeats: 3\n"
+                                   "    grid: {train.lr: [1.0e-4, 1.0e-3, 3.0e-3]}\n"
+                                   "  - name: ctx\n"
+                                   "    repeats: 4\n"
+                                   "    select: {from: lr, keep: [train.lr]}\n"
+                                   "    grid: {train.ctx: [256, 512]}\n";
+
+static void test_repeats(void **state) {
+    (void)state;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/repeats.h5", temp_dir());
+    ls_grid g;
+    assert_int_equal(ls_grid_load_string(repeats_grid, strlen(repeats_grid), "g.yaml", "/", &g), LS_OK);
+    ls_grid_trial *t[3];
+    size_t n[3];
+    assert_int_equal(ls_grid_expand(&g, 0, NULL, &t[0], &n[0]), LS_OK);
+    assert_int_equal(ls_grid_expand(&g, 1, NULL, &t[1], &n[1]), LS_OK);
+    assert_int_equal(ls_grid_expand(&g, 2, &t[1][3].config, &t[2], &n[2]), LS_OK);
+    for (int i = 0; i < 3; i++) assert_true(t[2][4 + i].id == t[1][3 + i].id); /* ctx 512 = lr 1e-3, 3 repeats */
+    static const double val[3][9] = {{3.0}, {0.5, 1.6, 1.5, 0.9, 1.1, 1.0, 0.2, NAN, 0.3}, {1.3, 1.4, 1.5, 1.6, 1.2}};
+    static const int ctx_rows[5] = {0, 1, 2, 3, 7}; /* ctx stage trials not run before */
+    ls_results_meta meta = {"r", repeats_grid, 0x77, "", 0, 0};
+    ls_results *r;
+    assert_int_equal(ls_results_open(MPI_COMM_SELF, path, &meta, 0, &r, NULL), LS_OK);
+    for (int s = 0; s < 3; s++) {
+        int k = s == 2 ? 5 : (int)n[s];
+        ls_results_trial_spec *spec = calloc((size_t)k, sizeof *spec);
+        for (int j = 0; j < k; j++) ls_results_spec_from_config(&t[s][s == 2 ? ctx_rows[j] : j].config, s, &spec[j]);
+        assert_int_equal(ls_results_add_trials(r, spec, k), LS_OK);
+        for (int j = 0; j < k; j++) {
+            int i = s == 2 ? ctx_rows[j] : j;
+            free((char *)spec[j].config_yaml);
+            if (s == 1 && i == 7) {
+                assert_int_equal(ls_results_write_status(r, t[s][i].id, LS_RESULT_FAILED, "loss is NaN"), LS_OK);
+                continue;
+            }
+            ls_result_metrics m;
+            ls_result_metrics_init(&m);
+            m.steps = t[s][i].config.train.max_steps;
+            m.final_val_loss = val[s][j];
+            for (int v = 0; v < 3; v++) m.mse[v] = 10 * val[s][j] + v, m.mae[v] = val[s][j];
+            m.flops_total = 1e12;
+            assert_int_equal(ls_results_write_metrics(r, t[s][i].id, &m), LS_OK);
+            assert_int_equal(ls_results_write_status(r, t[s][i].id, LS_RESULT_DONE, NULL), LS_OK);
+        }
+        free(spec);
+    }
+    assert_int_equal(ls_results_close(r), LS_OK);
+
+    ls_report rep;
+    if (ls_report_load(path, &rep) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_true(rep.repeated);
+    assert_int_equal(rep.n_trials, 1 + 9 + 5);
+    assert_int_equal(rep.n_configs, 1 + 3 + 2);
+    const ls_report_config *c1 = &rep.configs[2], *c2 = &rep.configs[3];
+    assert_true(c1->id == t[1][3].id && c1->stage == 1 && c1->repeats == 3 && c1->n_trials == 3 && c1->complete);
+    assert_int_equal(c1->stat[LS_REPORT_STAT_VAL_LOSS].n, 3);
+    assert_true(fabs(c1->stat[LS_REPORT_STAT_VAL_LOSS].mean - 1.0) < 1e-12);
+    assert_true(fabs(c1->stat[LS_REPORT_STAT_VAL_LOSS].std - 0.1) < 1e-12);
+    assert_true(fabs(rep.configs[1].stat[LS_REPORT_STAT_VAL_LOSS].std - sqrt(0.37)) < 1e-12); /* 0.5, 1.6, 1.5 */
+    assert_false(c2->complete);
+    assert_int_equal(c2->stat[LS_REPORT_STAT_VAL_LOSS].n, 2);
+    assert_true(fabs(c2->stat[LS_REPORT_STAT_VAL_LOSS].mean - 0.25) < 1e-12);
+    assert_int_equal(rep.best_config, 2);              /* by the mean of complete configurations */
+    assert_int_equal(rep.best, find(&rep, t[1][3].id)); /* its repeat 0 */
+    assert_int_equal(rep.baseline_config, 0);
+    for (int i = 0; i < 9; i++) {
+        const ls_report_trial *tr = &rep.trials[find(&rep, t[1][i].id)];
+        assert_int_equal(tr->repeat, i % 3);
+        assert_int_equal(tr->configuration, 1 + i / 3);
+    }
+    /* the ctx stage: 512's first three repeats are configuration 1's trials, run once in stage lr */
+    const ls_report_config *x256 = &rep.configs[5], *x512 = &rep.configs[4]; /* 512's first trial is earlier */
+    assert_int_equal(rep.trials[x256->first].row.ctx, 256);
+    assert_true(x256->stage == 2 && x256->complete && fabs(x256->stat[0].mean - 1.45) < 1e-12);
+    assert_true(x512->stage == 2 && x512->id == c1->id && x512->n_trials == 4 && x512->complete);
+    for (int i = 0; i < 3; i++) assert_int_equal(x512->trials[i], c1->trials[i]);
+    assert_true(fabs(x512->stat[0].mean - 1.05) < 1e-12);
+    assert_int_equal(rep.trials[c1->trials[0]].configuration, 2); /* a shared trial: its own stage's */
+    assert_int_equal(rep.n_varying, 0); /* the seeds differ only by repeat: no seed columns */
+
+    char *text = print_to_string(&rep, LS_REPORT_TABLE, -1);
+    char *cfg = strstr(text, "== Configurations by mean final validation loss (over their repeats)");
+    assert_non_null(cfg);
+    char id[32];
+    snprintf(id, sizeof id, "%016" PRIx64 " *", c1->id);
+    assert_non_null(strstr(cfg, id));
+    assert_non_null(strstr(cfg, "1.0000 ± 0.1000"));
+    assert_non_null(strstr(cfg, "1 failed, 2 of 3 done"));
+    assert_non_null(strstr(cfg, "  2/3  "));
+    assert_non_null(strstr(text, "1 of 3")); /* the trials' repeat column */
+    char *best = strstr(text, "== Best configuration and the untrained baseline");
+    assert_non_null(best);
+    assert_non_null(strstr(best, "repeats (n)"));
+    assert_non_null(strstr(best, "3 of 3"));
+    assert_non_null(strstr(best, "3.00x"));                 /* baseline 3.0 / mean 1.0 */
+    assert_non_null(strstr(best, "0.9000, 1.1000, 1.0000")); /* the winner's spread, repeat by repeat */
+    free(text);
+
+    char *csv = print_to_string(&rep, LS_REPORT_CSV, -1);
+    assert_non_null(strstr(csv, ",message,configuration,repeat"));
+    free(csv);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(ls_report_print_configs_csv(f, &rep, 1), LS_OK);
+    fclose(f);
+    int lines = 0;
+    for (char *p = buf; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 1 + 3);
+    char want[160];
+    snprintf(want, sizeof want, "\n%016" PRIx64 ",lr,complete,3,3,0.001,", c1->id); /* the best first */
+    assert_non_null(strstr(buf, want));
+    assert_non_null(strstr(buf, ",1,0.1,"));
+    free(buf);
+
+    char *json = print_to_string(&rep, LS_REPORT_JSON, -1);
+    cJSON *root = cJSON_Parse(json);
+    assert_non_null(root);
+    snprintf(id, sizeof id, "%016" PRIx64, c1->id);
+    assert_string_equal(cJSON_GetObjectItem(root, "best_configuration")->valuestring, id);
+    cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "configurations"), 0);
+    assert_string_equal(cJSON_GetObjectItem(first, "id")->valuestring, id);
+    cJSON *vl = cJSON_GetObjectItem(first, "final_val_loss");
+    assert_int_equal(cJSON_GetObjectItem(vl, "n")->valueint, 3);
+    assert_true(fabs(cJSON_GetObjectItem(vl, "std")->valuedouble - 0.1) < 1e-9);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(first, "trials")), 3);
+    cJSON *tj;
+    int with_repeat = 0;
+    cJSON_ArrayForEach(tj, cJSON_GetObjectItem(root, "trials")) with_repeat += cJSON_GetObjectItem(tj, "repeat")->valueint > 0;
+    assert_int_equal(with_repeat, 6 + 4);
+    cJSON_Delete(root);
+    free(json);
+    ls_report_free(&rep);
+    for (int s = 0; s < 3; s++) ls_grid_trials_free(t[s], n[s]);
+    ls_grid_free(&g);
+}
+
 /* While a sweep holds the lock (here: the journal opened by this process), the report says a
  * sweep is writing the file and running trials are live, not interrupted. */
 static void test_live_sweep(void **state) {
@@ -443,6 +600,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conclusions), cmocka_unit_test(test_live_sweep), cmocka_unit_test(test_without_journal),
         cmocka_unit_test(test_not_results), cmocka_unit_test(test_figures),  cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_repeats),
     };
     fails += cmocka_run_group_tests_name("report", tests, make_results, NULL);
     MPI_Finalize();

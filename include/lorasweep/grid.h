@@ -12,6 +12,19 @@
  *     - name: ctx
  *       select: {from: lr_rank, metric: final_val_loss, keep: [train.lr, lora.rank]}
  *       grid: {train.ctx: [128, 512, 768]}
+ *     - name: search                      # a sampled stage: 27 configurations drawn from a space
+ *       method: random                    # or sobol (quasi-random, point i by its index)
+ *       trials: 27
+ *       seed: 1                           # optional (random only)
+ *       repeats: 3                        # optional, any stage: each configuration 3 times, other seeds
+ *       parameters:
+ *         train.lr: {distribution: log_uniform, min: 1e-5, max: 1e-3}   # min, max are values
+ *         lora.rank: {values: [2, 4, 8, 16]}
+ *
+ * A stage's trials are configurations x repeats, configuration-major (trial index = configuration
+ * * repeats + repeat). Configuration i is a pure function of the stage's axes or search space and
+ * i; repeat r of it a pure function of the configuration and r (its train.seed and lora.seed); so
+ * what a stage runs never depends on how far a sweep got, on the machine or on early stopping.
  *
  * Use: ls_grid_load_file once (every key and every axis value is checked against the trial key
  * table, and every trial that can be expanded without a winner is validated, before any work);
@@ -54,12 +67,56 @@ typedef struct {
     char **values;            /* each value as ls_config_value_yaml writes it ("1.0e-05") */
 } ls_grid_axis;
 
+/* How a stage makes its configurations. */
+typedef enum {
+    LS_GRID_METHOD_GRID,      /* the product of its axes (`grid:`) */
+    LS_GRID_METHOD_RANDOM,    /* `trials` draws from `parameters`, splitmix64 seeded by a hash of the space */
+    LS_GRID_METHOD_SOBOL,     /* `trials` points of the Sobol sequence (GSL), point i by its index */
+    LS_GRID_METHOD_COUNT
+} ls_grid_method;
+/* "grid", "random", "sobol". */
+extern const char *const ls_grid_method_names[LS_GRID_METHOD_COUNT];
+
+/* How a sampled parameter maps a uniform number u in [0, 1) to a value. */
+typedef enum {
+    LS_GRID_DIST_VALUES,      /* values[floor(u * n)] */
+    LS_GRID_DIST_UNIFORM,     /* min + u (max - min) */
+    LS_GRID_DIST_LOG_UNIFORM, /* exp(log min + u (log max - log min)): min and max are values, 0 < min < max */
+    LS_GRID_DIST_INT_UNIFORM, /* min + floor(u (max - min + 1)): whole numbers in [min, max] */
+    LS_GRID_DIST_COUNT
+} ls_grid_dist;
+/* "values", "uniform", "log_uniform", "int_uniform". */
+extern const char *const ls_grid_dist_names[LS_GRID_DIST_COUNT];
+
+/* One key of a sampled stage's `parameters`. Values are checked against the key table: min and
+ * max when loading, every sampled value when it is drawn (also at load). Integer keys get whole
+ * numbers (rounded); real values are rounded to LS_GRID_SAMPLE_DIGITS significant digits, so that
+ * a trial's id and overrides do not depend on the last bit of a machine's exp(). */
+typedef struct {
+    const ls_config_key *key;
+    int line;
+    ls_grid_dist dist;
+    double min, max;          /* distributions */
+    size_t n_values;          /* LS_GRID_DIST_VALUES */
+    char **values;            /* canonical text, as axis values */
+} ls_grid_param;
+
+enum { LS_GRID_SAMPLE_DIGITS = 4 };
+
 typedef struct {
     char *name;
     int line;                 /* where the stage starts */
+    ls_grid_method method;
     size_t n_axes;
-    ls_grid_axis *axes;       /* in file order; the last one varies fastest */
-    size_t n_trials;          /* product of the axes' lengths (1 without axes) */
+    ls_grid_axis *axes;       /* in file order; the last one varies fastest (method grid) */
+    size_t n_params;
+    ls_grid_param *params;    /* in file order (random, sobol) */
+    uint64_t seed;            /* random: the space's optional seed (0 by default) */
+    uint64_t space_hash;      /* random, sobol: FNV-1a of the space (method, seed, parameters; not trials) */
+    char **points;            /* random, sobol: n_configs x n_params canonical values, configuration-major */
+    size_t n_configs;         /* product of the axes' lengths (1 without axes), or `trials` */
+    size_t repeats;           /* >= 1: each configuration runs this many times with other seeds */
+    size_t n_trials;          /* n_configs * repeats */
     int select_from;          /* index of an earlier stage, or -1: the stage starts from base alone */
     ls_grid_metric metric;
     size_t n_keep;
@@ -87,8 +144,13 @@ typedef struct {
     uint64_t id;              /* ls_config_hash(&config) */
     const char *stage;        /* the stage's name (owned by the grid) */
     size_t stage_index;
-    size_t index;             /* in the stage, product order: the first axis varies slowest */
-    char *overrides;          /* "train.lr=1.0e-05 lora.rank=2": kept keys, then the axes */
+    size_t index;             /* in the stage: config * repeats + repeat */
+    size_t configuration;     /* its configuration: product order of the axes (the first varies
+                               * slowest), or the sampled configuration's index */
+    size_t repeat;            /* 0 .. repeats-1 */
+    uint64_t config_id;       /* the configuration's id: the id of its repeat 0 */
+    char *overrides;          /* "train.lr=1.0e-05 lora.rank=2": kept keys, then the axes or sampled
+                               * parameters, then (repeats 1 and later) train.seed and lora.seed */
 } ls_grid_trial;
 
 /* Completed trials' metrics, for ls_grid_select. NaN: not measured. */
@@ -100,7 +162,10 @@ typedef struct {
 /* Load and check a grid file. Relative paths of base resolve against the file's directory; the
  * files they name are not opened. Every axis key and value is checked (unknown key, wrong type,
  * out of range, empty axis, duplicate axis or value, too many trials), and stages' select
- * clauses (an earlier stage, a metric, kept keys that are not also axes of the stage). Every
+ * clauses (an earlier stage, a metric, kept keys that are not also axes of the stage); a sampled
+ * stage's method, trials, seed and parameters (a distribution with 0 < min < max for log_uniform,
+ * min and max in the key's range), and repeats (not with train.seed or lora.seed as an axis,
+ * parameter or kept key). Sampled stages draw their configurations here (ls_grid_stage.points). Every
  * trial is validated by ls_config_validate: a stage with `select` with each trial of its
  * select.from stage standing in for the winner (the first one alone when that would make more
  * than LS_GRID_MAX_TRIALS checks). On failure *g is empty (nothing to free) and the error is
@@ -123,23 +188,45 @@ int ls_grid_expand(const ls_grid *g, size_t stage, const ls_trial_config *winner
                    size_t *n);
 void ls_grid_trials_free(ls_grid_trial *trials, size_t n);
 
-/* The winner of a stage: among trials[0..n) those with a result (matched by id) whose metric is
- * finite, the lowest metric; ties go to the lowest index. Sets *winner to its index into trials.
- * LS_ERR ("stage S: no trial has a final_val_loss") when none qualifies. */
+/* The winner of a stage, a configuration: trials[0..n) are grouped by their `configuration`; a
+ * configuration competes when every one of its trials has a result (matched by id) with a finite
+ * metric, with the mean of them (a learning rate that fails on one seed in three is not a winner);
+ * the lowest mean wins, ties to the lowest configuration. Without repeats each trial is its own
+ * configuration: the trial with the lowest finite metric. Sets *winner to the index into trials of
+ * the winning configuration's first trial (its repeat 0, whose config is the configuration's).
+ * LS_ERR ("stage S: no trial has a final_val_loss", with repeats "stage S: no configuration has a
+ * final_val_loss in every repeat") when none qualifies. */
 int ls_grid_select(const ls_grid_trial *trials, size_t n, const ls_grid_result *results, size_t n_results,
                    ls_grid_metric metric, size_t *winner);
 
 /* Check the grid against the model it trains: the train.ctx its trials will have must fit
  * max_positions (ls_model_config.max_positions, from config.json or a preset): every train.ctx
- * axis value, and base's train.ctx when a stage neither has such an axis nor keeps train.ctx
+ * axis value or sampled value, and base's train.ctx when a stage neither has such an axis nor keeps train.ctx
  * from a winner (base's default is not refused when every trial sets its own). LS_ERR with one
  * line ("FILE:LINE: train.ctx: 768 is more than the model's max_position_embeddings (512)").
  * Loading cannot do this: the model need not exist then. */
 int ls_grid_check_model(const ls_grid *g, int max_positions);
 
+/* The seeds of repeats 0..repeats-1 of a configuration (config_id: its id; train_seed0,
+ * lora_seed0: its own train.seed and lora.seed) into train[] and lora[]: repeat 0 keeps the
+ * configuration's own (so repeat 0 is the configuration itself); repeat r >= 1 draws both from
+ * splitmix64 seeded by a hash of (config_id, r), in [0, 2^53 - 1], each distinct from the earlier
+ * repeats' (repeat r's seeds do not depend on `repeats`: more repeats keep the earlier ones). */
+void ls_grid_repeat_seeds(uint64_t config_id, uint64_t train_seed0, uint64_t lora_seed0, size_t repeats,
+                          uint64_t *train, uint64_t *lora);
+
+/* Which configuration and repeat of stage `stage` the trial config c is (a config read back from a
+ * results file): *config_id gets the id of c with train.seed and lora.seed put back to base's (the
+ * configuration's own: a stage with repeats refuses them as axes, parameters or kept keys), and
+ * *repeat the repeat whose seeds c has. LS_ERR when the stage has no repeats or c has the seeds of
+ * none of its repeats (then *config_id is c's own id and *repeat 0). */
+int ls_grid_configuration_of(const ls_grid *g, size_t stage, const ls_trial_config *c, uint64_t *config_id,
+                             size_t *repeat);
+
 /* Whether grid g only grows `old`: the same base; old's stages first, in order, each with the same
- * select clause and axes, every old axis value still there (values may be added, and stages after
- * the old ones). Then the trials old's stages had stay trials of g (a stage whose added values
+ * select clause, method, axes or search space (parameters and seed), every old axis value still
+ * there, as many configurations (`trials`) and repeats or more (values may be added, trials and
+ * repeats raised, and stages added after the old ones). Then the trials old's stages had stay trials of g (a stage whose added values
  * change its winner starts later stages elsewhere), so g can go on with old's results file.
  * LS_ERR with the first difference ("stage lr: train.lr lost the value 1.0e-05"). budget_flops
  * and name are not compared. */
@@ -160,5 +247,13 @@ typedef struct {
  * non-finite or negative estimate is skipped ("no FLOPS estimate"). *left may be INFINITY (no
  * budget). out has n entries, in run order. */
 void ls_grid_budget_plan(const double *flops, size_t n, double *left, ls_grid_budget_entry *out);
+
+/* The same by groups (a configuration's repeats): trial i belongs to group[i] (NULL: each trial
+ * alone). A group is admitted or skipped as a whole, at the sum of its trials' estimates (none of
+ * them non-finite or negative); groups run largest sum first (ties: the group of the lowest trial
+ * index first), each group's trials in index order. A skipped group's reason says its repeats
+ * ("estimated 3e+16 FLOPS for 3 repeats, 2e+16 left of the budget"). */
+void ls_grid_budget_plan_groups(const double *flops, const size_t *group, size_t n, double *left,
+                                ls_grid_budget_entry *out);
 
 #endif

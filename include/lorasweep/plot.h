@@ -97,5 +97,8 @@ void ls_plot_colorbar(cairo_t *cr, double x, double y, double w, double h, doubl
 void ls_plot_format(double v, char *buf, size_t cap);
 /* Always e-notation, two significant digits at most: "1e-02", "3.2e+16" (learning rates). */
 void ls_plot_format_e(double v, char *buf, size_t cap);
+/* e-notation with as many significant digits as v has, at most `digits` ("1e-04", "1.279e-04"):
+ * sampled learning rates (4 digits) that differ only in their third digit stay apart. */
+void ls_plot_format_e_digits(double v, int digits, char *buf, size_t cap);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "lorasweep/config.h"
+#include "lorasweep/grid.h"
 #include "lorasweep/results.h"
 
 typedef enum { LS_REPORT_TABLE, LS_REPORT_MARKDOWN, LS_REPORT_CSV, LS_REPORT_JSON } ls_report_format;
@@ -49,7 +50,41 @@ typedef struct {
     int S, H;
     int *systems;
     float *fc_mean, *fc_std, *fc_truth;
+    int configuration;           /* index into ls_report.configs: its configuration in its stage */
+    int repeat;                  /* its repeat (0 in a stage without repeats; -1: seeds of no repeat) */
 } ls_report_trial;
+
+/* Mean and sample standard deviation (n - 1 in the denominator; NaN when n < 2) of n values. */
+typedef struct {
+    int n;
+    double mean, std;
+} ls_report_stat;
+
+/* The statistics of a configuration, in this order. */
+enum {
+    LS_REPORT_STAT_VAL_LOSS,     /* final validation loss */
+    LS_REPORT_STAT_MSE,          /* forecast MSE: prey, predator, both */
+    LS_REPORT_STAT_MAE = LS_REPORT_STAT_MSE + 3, /* forecast MAE: prey, predator, both */
+    LS_REPORT_STAT_FLOPS = LS_REPORT_STAT_MAE + 3, /* FLOPS in all */
+    LS_REPORT_N_STATS
+};
+
+/* A configuration of a stage: its repeats (a stage with `repeats`, grouped by
+ * ls_grid_configuration_of), or one trial (a stage without). A repeat that an earlier stage ran
+ * (the same configuration and seeds, one trial) counts in both. */
+typedef struct {
+    uint64_t id;                 /* the configuration's id: its repeat 0's trial id */
+    int stage;
+    int repeats;                 /* planned: the stage's repeats (1 without) */
+    int n_trials;                /* its trials in the file, at most `repeats` */
+    int *trials;                 /* into ls_report.trials, by repeat */
+    int first;                   /* representative trial: its first repeat done, else its first trial */
+    int done;                    /* its trials done */
+    int complete;                /* every planned repeat done with a finite validation loss: the
+                                  * configuration competes (as the sweep's selection has it) */
+    int baseline;                /* its trials are untrained (max_steps 0) */
+    ls_report_stat stat[LS_REPORT_N_STATS]; /* over its done trials that have the value */
+} ls_report_config;
 
 enum { LS_REPORT_MAX_VARYING = 8 };
 
@@ -74,8 +109,16 @@ typedef struct {
     const ls_config_key *varying[LS_REPORT_MAX_VARYING]; /* keys besides lr, rank, ctx and steps whose
                                   * values differ between trials (a stage's lora.alpha axis): shown too */
     int n_varying;
-    int best;                    /* index of the best trained trial (lowest final validation loss), -1 */
+    int best;                    /* the best trained configuration's representative trial, -1 */
     int baseline;                /* index of the untrained baseline, -1 */
+    /* configurations: the best is the trained one with the lowest mean final validation loss among
+     * those complete (all repeats done; failing that, among those with a done repeat) */
+    int n_configs;
+    ls_report_config *configs;   /* by stage, then by their first trial in the file */
+    int best_config, baseline_config; /* into configs, -1 */
+    int repeated;                /* some stage of the grid has repeats */
+    int have_grid;               /* the file's grid text parsed: stage repeats are known */
+    ls_grid grid;
 } ls_report;
 
 /* Read everything of a results file (and its journal when present). LS_ERR with one line for a
@@ -102,9 +145,14 @@ void ls_report_value(const ls_report_trial *t, const ls_config_key *key, char *b
 /* Whether a trial is shown when the report is limited to one stage (stage < 0: every trial). */
 static inline int ls_report_shows(const ls_report_trial *t, int stage) { return stage < 0 || t->stage == stage; }
 
-/* The whole report (trial table, context comparison, FLOPS against the budget, best vs the
- * untrained baseline, failed and skipped trials) in a format; stage < 0 shows every stage. */
+/* The whole report (trial table, configurations over their repeats when the grid has repeats,
+ * context comparison, FLOPS against the budget, best vs the untrained baseline, failed and
+ * skipped trials) in a format; stage < 0 shows every stage. */
 int ls_report_print(FILE *out, const ls_report *rep, ls_report_format fmt, int stage);
+
+/* One CSV row per configuration (mean, standard deviation and n over its repeats) instead of one
+ * per trial; stage < 0: every stage. */
+int ls_report_print_configs_csv(FILE *out, const ls_report *rep, int stage);
 
 typedef struct {
     int stage;                   /* -1: every stage */

@@ -10,11 +10,12 @@
 
 static const char usage[] =
     "usage: lorasweep report RESULTS.h5 [--format table|md|csv|json] [--plots DIR] [--stage NAME]\n"
-    "                        [--trial ID] [--systems I,J,K] [--out FILE]\n"
+    "                        [--trial ID] [--systems I,J,K] [--out FILE] [--configurations]\n"
     "\n"
     "Tables and figures of a sweep's results file (docs/analysis.md): every trial sorted by final\n"
     "validation loss, the context-length comparison, FLOPS of each trial and of the sweep against\n"
-    "its budget, the best configuration beside the untrained baseline, failed and skipped trials.\n"
+    "its budget, the best configuration beside the untrained baseline, failed and skipped trials;\n"
+    "with repeats (a grid's `repeats:`), each configuration's mean, standard deviation and n.\n"
     "A file that a sweep is still writing, or that an interrupted sweep left, is reported as far\n"
     "as it goes, with what is unfinished marked.\n"
     "  --format F     table (default), md (markdown), csv (one row per trial), json (for programs)\n"
@@ -24,6 +25,8 @@ static const char usage[] =
     "  --trial ID     forecasts of this trial (id or a unique prefix; default: the best)\n"
     "  --systems L    data set indices of the systems to draw (default: the first three forecast)\n"
     "  --out FILE     write the report to FILE instead of standard output\n"
+    "  --configurations  with --format csv: one row per configuration (mean, std and n over its\n"
+    "                 repeats) instead of one per trial\n"
     "Exit status: 0 reported, 1 the file is not a readable results file, 2 bad command line.\n";
 
 static int parse_systems(const char *arg, ls_report_plot_options *opt) {
@@ -41,14 +44,18 @@ static int parse_systems(const char *arg, ls_report_plot_options *opt) {
     return rc;
 }
 
+static int print_report(FILE *out, const ls_report *rep, ls_report_format fmt, int stage, int by_config) {
+    return by_config ? ls_report_print_configs_csv(out, rep, stage) : ls_report_print(out, rep, fmt, stage);
+}
+
 /* The report into a memory buffer, then to stdout or atomically into --out. */
-static int emit(const ls_report *rep, ls_report_format fmt, int stage, const char *out_path) {
-    if (!out_path) return ls_report_print(stdout, rep, fmt, stage);
+static int emit(const ls_report *rep, ls_report_format fmt, int stage, int by_config, const char *out_path) {
+    if (!out_path) return print_report(stdout, rep, fmt, stage, by_config);
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
     if (!mem) return ls_error("cannot buffer the report");
-    int rc = ls_report_print(mem, rep, fmt, stage);
+    int rc = print_report(mem, rep, fmt, stage, by_config);
     fclose(mem);
     if (rc == LS_OK) rc = ls_write_file_atomic(out_path, buf, len);
     free(buf);
@@ -60,12 +67,13 @@ int cmd_report(int argc, char **argv) {
         {"format", required_argument, 0, 'f'}, {"plots", required_argument, 0, 'p'},
         {"stage", required_argument, 0, 's'},  {"trial", required_argument, 0, 't'},
         {"systems", required_argument, 0, 'y'}, {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"configurations", no_argument, 0, 'c'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     ls_report_format fmt = LS_REPORT_TABLE;
     ls_report_plot_options popt = {.stage = -1};
     const char *plots = NULL, *stage_name = NULL, *out_path = NULL;
-    int c;
+    int c, by_config = 0;
     while ((c = getopt_long(argc, argv, ":f:p:s:t:y:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'f':
@@ -82,12 +90,16 @@ int cmd_report(int argc, char **argv) {
             if (parse_systems(optarg, &popt) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
             break;
         case 'o': out_path = optarg; break;
+        case 'c': by_config = 1; break;
         case 'h': fputs(usage, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option("report", argv);
         }
     }
     if (optind + 1 != argc)
         return cli_usage_error("report", optind == argc ? "RESULTS.h5 is required" : "one RESULTS.h5 only");
+    if (by_config && fmt != LS_REPORT_CSV)
+        return cli_usage_error("report", "--configurations is for --format csv (the table, markdown and JSON have "
+                               "the configurations already)");
 
     /* the results file is parallel HDF5: a serial reader is an MPI program of one rank */
     int mpi_was_up = 0;
@@ -108,7 +120,7 @@ int cmd_report(int argc, char **argv) {
         }
         popt.stage = stage;
         if (status == CLI_EXIT_OK && plots && ls_report_plot_check(&rep, &popt) != LS_OK) status = cli_fail();
-        if (status == CLI_EXIT_OK && emit(&rep, fmt, stage, out_path) != LS_OK) status = cli_fail();
+        if (status == CLI_EXIT_OK && emit(&rep, fmt, stage, by_config, out_path) != LS_OK) status = cli_fail();
         /* figures after the tables; their list goes where it cannot corrupt machine-readable output */
         FILE *log = fmt == LS_REPORT_TABLE || fmt == LS_REPORT_MARKDOWN ? (out_path ? stderr : stdout) : stderr;
         if (status == CLI_EXIT_OK && plots) {

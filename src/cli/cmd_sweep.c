@@ -2,9 +2,10 @@
  * cmd_sweep.c: `lorasweep sweep <plan|...>`: grid files (docs/sweep.md).
  *
  * `sweep plan GRID.yaml` loads and checks a grid and prints what a sweep of it would run: every
- * trial that can be expanded now (id, stage, overrides, estimated FLOPS, budget skips), the
- * symbolic plan of the stages that wait for an earlier stage's winner, and the total estimate
- * against budget_flops. Nothing is trained and no file is written.
+ * trial that can be expanded now (id, stage, configuration and repeat, overrides, estimated
+ * FLOPS, budget skips), the symbolic plan of the stages that wait for an earlier stage's winner
+ * (with the configurations a sampled one has drawn), and the total estimate against
+ * budget_flops. Nothing is trained and no file is written.
  *
  * First every trial is checked as `sweep run` checks it before any work (ls_check_grid): the
  * files it opens (model, tokenizer, data), train.ctx and the forecast's prompt against the
@@ -101,9 +102,45 @@ static void fmt_flops(char *dst, size_t cap, double f) {
     else snprintf(dst, cap, "?");
 }
 
+/* A sampled stage: "random over train.lr log_uniform [1e-05, 0.001] x lora.rank in [2, 4, 8, 16]"
+ * (parameters of one value as key=value, after "with"). */
+static char *space_text(const ls_grid_stage *s) {
+    ls_strbuf b = {0};
+    ls_strbuf_printf(&b, "%s over ", ls_grid_method_names[s->method]);
+    int multi = 0, single = 0;
+    for (size_t i = 0; i < s->n_params; i++) {
+        const ls_grid_param *p = &s->params[i];
+        if (p->dist == LS_GRID_DIST_VALUES && p->n_values == 1) continue;
+        ls_strbuf_printf(&b, "%s%s ", multi++ ? " x " : "", p->key->key);
+        if (p->dist == LS_GRID_DIST_VALUES) {
+            ls_strbuf_puts(&b, "in [");
+            for (size_t v = 0; v < p->n_values; v++) ls_strbuf_printf(&b, "%s%s", v ? ", " : "", p->values[v]);
+            ls_strbuf_puts(&b, "]");
+        } else {
+            ls_strbuf_printf(&b, "%s [%.6g, %.6g]", ls_grid_dist_names[p->dist], p->min, p->max);
+        }
+    }
+    for (size_t i = 0; i < s->n_params; i++) {
+        const ls_grid_param *p = &s->params[i];
+        if (p->dist != LS_GRID_DIST_VALUES || p->n_values != 1) continue;
+        ls_strbuf_printf(&b, "%s%s=%s", single++ ? ", " : multi ? " with " : "", p->key->key, p->values[0]);
+    }
+    if (s->method == LS_GRID_METHOD_RANDOM && s->seed) ls_strbuf_printf(&b, " (seed %" PRIu64 ")", s->seed);
+    return b.p;
+}
+
+/* "81 trials (27 configurations x 3 repeats)", "6 trials", "1 trial" */
+static void count_text(char *dst, size_t cap, const ls_grid_stage *s) {
+    int o = snprintf(dst, cap, "%zu trial%s", s->n_trials, s->n_trials == 1 ? "" : "s");
+    if (s->repeats > 1 && o > 0 && (size_t)o < cap)
+        snprintf(dst + o, cap - (size_t)o, " (%zu configuration%s x %zu repeats)", s->n_configs,
+                 s->n_configs == 1 ? "" : "s", s->repeats);
+}
+
 /* "train.ctx in [128, 512, 768] x lora.rank in [2, 4] with train.max_steps=2000, eval.samples=10"
- * (axes of one value as key=value), or "" without axes. */
+ * (axes of one value as key=value), or "" without axes; a sampled stage's space_text. */
 static char *axes_text(const ls_grid_stage *s) {
+    if (s->method != LS_GRID_METHOD_GRID) return space_text(s);
     size_t cap = 64;
     for (size_t a = 0; a < s->n_axes; a++) {
         cap += strlen(s->axes[a].key->key) + 16;
@@ -132,11 +169,13 @@ static char *axes_text(const ls_grid_stage *s) {
  * final_val_loss (keeping train.lr, lora.rank)" */
 static char *symbolic(const ls_grid *g, const ls_grid_stage *s) {
     const char *from = g->stages[s->select_from].name;
-    char *axes = axes_text(s);
+    char *axes = axes_text(s), count[96];
+    count_text(count, sizeof count, s);
     size_t cap = strlen(axes) + 256 + s->n_keep * 40;
     char *t = ls_malloc(cap);
-    size_t o = (size_t)snprintf(t, cap, "%zu trial%s once %s is done: %s%sthe best of %s by %s (keeping ",
-                                s->n_trials, s->n_trials == 1 ? "" : "s", from, axes, axes[0] ? " on " : "", from,
+    int by_mean = g->stages[s->select_from].repeats > 1; /* the winner is a configuration */
+    size_t o = (size_t)snprintf(t, cap, "%s once %s is done: %s%sthe best %sof %s by %s%s (keeping ", count, from,
+                                axes, axes[0] ? " on " : "", by_mean ? "configuration " : "", from, by_mean ? "mean " : "",
                                 ls_grid_metric_names[s->metric]);
     for (size_t k = 0; k < s->n_keep; k++) o += (size_t)snprintf(t + o, cap - o, "%s%s", k ? ", " : "", s->keep[k]->key);
     snprintf(t + o, cap - o, ")");
@@ -210,8 +249,13 @@ static int sweep_plan(int argc, char **argv) {
             p->flops = ls_calloc(p->n, sizeof *p->flops);
             p->parts = ls_calloc(p->n, sizeof *p->parts);
             p->budget = ls_calloc(p->n, sizeof *p->budget);
-            for (size_t t = 0; t < p->n; t++) p->flops[t] = estimate(&est, &p->trials[t].config, &p->parts[t]);
-            ls_grid_budget_plan(p->flops, p->n, &left, p->budget);
+            size_t *configuration = ls_calloc(p->n, sizeof *configuration);
+            for (size_t t = 0; t < p->n; t++) {
+                p->flops[t] = estimate(&est, &p->trials[t].config, &p->parts[t]);
+                configuration[t] = p->trials[t].configuration;
+            }
+            ls_grid_budget_plan_groups(p->flops, configuration, p->n, &left, p->budget); /* as sweep run plans it */
+            free(configuration);
             p->order_of = ls_calloc(p->n, sizeof *p->order_of);
             for (size_t b = 0; b < p->n; b++) p->order_of[p->budget[b].trial] = b;
             p->total_known = 1;
@@ -267,11 +311,38 @@ static int sweep_plan(int argc, char **argv) {
             cJSON_AddItemToArray(stages, js);
             cJSON_AddStringToObject(js, "name", s->name);
             cJSON_AddNumberToObject(js, "n_trials", (double)s->n_trials);
-            cJSON *axes = cJSON_AddObjectToObject(js, "grid");
-            for (size_t a = 0; a < s->n_axes; a++) {
-                cJSON *vals = cJSON_AddArrayToObject(axes, s->axes[a].key->key);
-                for (size_t v = 0; v < s->axes[a].n_values; v++)
-                    cJSON_AddItemToArray(vals, cJSON_CreateString(s->axes[a].values[v]));
+            cJSON_AddStringToObject(js, "method", ls_grid_method_names[s->method]);
+            cJSON_AddNumberToObject(js, "configurations", (double)s->n_configs);
+            cJSON_AddNumberToObject(js, "repeats", (double)s->repeats);
+            if (s->method == LS_GRID_METHOD_GRID) {
+                cJSON *axes = cJSON_AddObjectToObject(js, "grid");
+                for (size_t a = 0; a < s->n_axes; a++) {
+                    cJSON *vals = cJSON_AddArrayToObject(axes, s->axes[a].key->key);
+                    for (size_t v = 0; v < s->axes[a].n_values; v++)
+                        cJSON_AddItemToArray(vals, cJSON_CreateString(s->axes[a].values[v]));
+                }
+            } else { /* the space, and the configurations drawn from it (known before any winner) */
+                if (s->method == LS_GRID_METHOD_RANDOM) cJSON_AddNumberToObject(js, "seed", (double)s->seed);
+                cJSON *params = cJSON_AddObjectToObject(js, "parameters");
+                for (size_t k = 0; k < s->n_params; k++) {
+                    const ls_grid_param *gp = &s->params[k];
+                    cJSON *o = cJSON_AddObjectToObject(params, gp->key->key);
+                    if (gp->dist == LS_GRID_DIST_VALUES) {
+                        cJSON *vals = cJSON_AddArrayToObject(o, "values");
+                        for (size_t v = 0; v < gp->n_values; v++) cJSON_AddItemToArray(vals, cJSON_CreateString(gp->values[v]));
+                    } else {
+                        cJSON_AddStringToObject(o, "distribution", ls_grid_dist_names[gp->dist]);
+                        cJSON_AddNumberToObject(o, "min", gp->min);
+                        cJSON_AddNumberToObject(o, "max", gp->max);
+                    }
+                }
+                cJSON *points = cJSON_AddArrayToObject(js, "sampled");
+                for (size_t c = 0; c < s->n_configs; c++) {
+                    cJSON *o = cJSON_CreateObject();
+                    for (size_t k = 0; k < s->n_params; k++)
+                        cJSON_AddStringToObject(o, s->params[k].key->key, s->points[c * s->n_params + k]);
+                    cJSON_AddItemToArray(points, o);
+                }
             }
             if (s->select_from >= 0) {
                 cJSON *sel = cJSON_AddObjectToObject(js, "select");
@@ -293,6 +364,8 @@ static int sweep_plan(int argc, char **argv) {
                     snprintf(tid, sizeof tid, "%016" PRIx64, p->trials[t].id);
                     cJSON_AddStringToObject(jt, "id", tid);
                     cJSON_AddNumberToObject(jt, "index", (double)t);
+                    cJSON_AddNumberToObject(jt, "configuration", (double)p->trials[t].configuration);
+                    cJSON_AddNumberToObject(jt, "repeat", (double)p->trials[t].repeat);
                     cJSON_AddStringToObject(jt, "overrides", p->trials[t].overrides);
                     if (isfinite(p->flops[t])) {
                         cJSON_AddNumberToObject(jt, "flops", p->flops[t]);
@@ -341,17 +414,31 @@ static int sweep_plan(int argc, char **argv) {
                 printf("%s\n  estimated at most %s FLOPS (if the costliest trial of %s wins)\n", sym, f1,
                        g.stages[s->select_from].name);
                 free(sym);
+                if (s->method != LS_GRID_METHOD_GRID) { /* its configurations are drawn already */
+                    printf("  %-6s %s\n", "config", "sampled values (on the winner's kept keys)");
+                    for (size_t c = 0; c < s->n_configs; c++) {
+                        printf("  %-6zu", c);
+                        for (size_t k = 0; k < s->n_params; k++)
+                            printf(" %s=%s", s->params[k].key->key, s->points[c * s->n_params + k]);
+                        printf("\n");
+                    }
+                }
                 continue;
             }
-            char *axes = axes_text(s);
-            printf("%zu trial%s%s%s\n", p->n, p->n == 1 ? "" : "s", axes[0] ? ": " : "", axes);
+            char *axes = axes_text(s), count[96];
+            count_text(count, sizeof count, s);
+            printf("%s%s%s\n", count, axes[0] ? ": " : "", axes);
             free(axes);
-            printf("  %-5s %-16s %-10s %s\n", "index", "id", "flops", "overrides");
+            int rep = s->repeats > 1; /* configuration and repeat columns */
+            if (rep) printf("  %-5s %-6s %-6s %-16s %-10s %s\n", "index", "config", "repeat", "id", "flops", "overrides");
+            else printf("  %-5s %-16s %-10s %s\n", "index", "id", "flops", "overrides");
             for (size_t t = 0; t < p->n; t++) {
                 fmt_flops(f1, sizeof f1, p->flops[t]);
                 const ls_grid_budget_entry *be = &p->budget[p->order_of[t]];
                 const char *why = be->skipped && isfinite(p->flops[t]) ? be->reason : NULL;
-                printf("  %-5zu %016" PRIx64 " %-10s %s%s%s%s\n", t, p->trials[t].id, f1,
+                if (rep) printf("  %-5zu %-6zu %-6zu", t, p->trials[t].configuration, p->trials[t].repeat);
+                else printf("  %-5zu", t);
+                printf(" %016" PRIx64 " %-10s %s%s%s%s\n", p->trials[t].id, f1,
                        p->trials[t].overrides[0] ? p->trials[t].overrides : "(base)", why ? "  [skipped: " : "",
                        why ? why : "", why ? "]" : "");
             }
