@@ -237,4 +237,42 @@ PY
 then ok "real sweep: results file has the 2 trials done"; else bad "real sweep: results file"; fi
 [ $fails -eq 0 ] || show_log "$log"
 
+# The real program stopped by its own --walltime timer (LS_WALLTIME=8: each run stops after 8 s),
+# requeued; the second run preempted by Slurm itself (`scontrol requeue`: the job is killed and
+# requeued, as a preemption does) once it has started a trial; the third run finishes. Every
+# trial done exactly once, as in one uninterrupted run.
+sed -e 's/name: slurm-real/name: slurm-walltime/' -e 's/\[1.0e-3, 3.0e-3\]/[1.0e-3, 2.0e-3, 3.0e-3, 5.0e-3]/' \
+  -e 's/max_steps: 8/max_steps: 12/' real.yaml >walltime.yaml
+id=$(env LS_WALLTIME=8 LORASWEEP=$SWEEP_PROG sbatch --parsable --ntasks=2 "$SBATCH_SCRIPT" walltime.yaml results/w.h5)
+log=results/slurm-$id.out
+if wait_for 200 "the walltime stop and requeue" eval '[ "$(field '"$id"' Restarts)" = 1 ]'; then
+  ok "walltime: job $id stopped by the sweep's own timer and requeued"
+  sleep 3
+  state_is "$id" PENDING && scontrol update JobId="$id" StartTime=now
+  starts=$(grep -c "started on rank" "$log")
+  if wait_for 120 "run 2 to start a trial" eval '[ "$(grep -c "started on rank" '"$log"')" -gt '"$starts"' ]'; then
+    scontrol requeue "$id" && ok "preemption: job $id requeued by Slurm in the middle of run 2" || bad "scontrol requeue $id"
+    wait_for 120 "the second requeue" eval '[ "$(field '"$id"' Restarts)" = 2 ]' || true
+    sleep 3
+    state_is "$id" PENDING && scontrol update JobId="$id" StartTime=now
+  else bad "walltime: run 2 started no trial"; fi
+else bad "walltime: job $id was not requeued (state $(field "$id" JobState))"; fi
+wait_for 300 "job $id to end" state_is "$id" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL" || true
+check "walltime + preemption: job $id state" "COMPLETED" "$(field "$id" JobState)"
+check "walltime + preemption: job $id restarts" "2" "$(field "$id" Restarts)"
+text=$(cat "$log" 2>/dev/null)
+contains "walltime: the timer was set" "LS_WALLTIME: the sweep stops by itself after 8 s" "$text"
+first_stop=$(grep -m1 'sweep stopped with a checkpoint' "$log")
+[ -n "$first_stop" ] && [[ "$first_stop" != *"(on SIG"* ]] && ok "walltime: run 1 checkpointed on its own timer, no signal" \
+  || bad "walltime: run 1's stop: [$first_stop]"
+contains "preemption: run 3 resumed" "run 3 (SLURM_RESTART_COUNT=2)" "$text"
+if $PY - results/w.h5 <<'PY'
+import sys, h5py
+t = h5py.File(sys.argv[1], "r")["trials"]
+status = t["status"][:]
+assert len(status) == 4 and (status == 2).all(), status
+PY
+then ok "walltime + preemption: the 4 trials done, each once"; else bad "walltime + preemption: results file"; fi
+[ $fails -eq 0 ] || show_log "$log"
+
 cd / && finish
