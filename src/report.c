@@ -606,14 +606,19 @@ static void heading(FILE *out, int markdown, const char *text) {
     else fprintf(out, "\n== %s\n", text);
 }
 
+/* Losses x of index i and y of index j in ascending order, unmeasured (NaN) last, then by index. */
+static int by_loss_then_index(double x, double y, int i, int j) {
+    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
+    if (!isnan(x) && x != y) return x < y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
 /* Trial indices to show, sorted by final validation loss (unmeasured last, then file order). */
 static const ls_report *sort_rep;
 static int by_val_loss(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
-    double x = sort_rep->trials[i].row.metrics.final_val_loss, y = sort_rep->trials[j].row.metrics.final_val_loss;
-    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
-    if (!isnan(x) && x != y) return x < y ? -1 : 1;
-    return (i > j) - (i < j);
+    return by_loss_then_index(sort_rep->trials[i].row.metrics.final_val_loss,
+                              sort_rep->trials[j].row.metrics.final_val_loss, i, j);
 }
 
 static int *sorted_trials(const ls_report *rep, int stage, int *n) {
@@ -744,10 +749,7 @@ static int by_mean_val_loss(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
     const ls_report_config *ci = &sort_cfg_rep->configs[i], *cj = &sort_cfg_rep->configs[j];
     if (ci->complete != cj->complete) return ci->complete ? -1 : 1; /* a ranking of those that compete */
-    double x = ci->stat[LS_REPORT_STAT_VAL_LOSS].mean, y = cj->stat[LS_REPORT_STAT_VAL_LOSS].mean;
-    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
-    if (!isnan(x) && x != y) return x < y ? -1 : 1;
-    return (i > j) - (i < j);
+    return by_loss_then_index(ci->stat[LS_REPORT_STAT_VAL_LOSS].mean, cj->stat[LS_REPORT_STAT_VAL_LOSS].mean, i, j);
 }
 
 static int *sorted_configs(const ls_report *rep, int stage, int *n) {
