@@ -235,6 +235,10 @@ int main(int argc, char **argv) {
         char *yaml = ls_results_read_config(r, 0xa0);
         CHECK(yaml && strcmp(yaml, s0[0].config_yaml) == 0);
         free(yaml);
+        ls_results_info info; /* the file's identity, as report and a resumed sweep read it */
+        CHECK(ls_results_read_info(r, &info) == LS_OK);
+        CHECK(strcmp(info.sweep_name, meta.sweep_name) == 0 && strcmp(info.grid_text, meta.grid_text) == 0);
+        ls_results_info_free(&info);
     }
     CHECK(ls_results_close(r) == LS_OK);
     if (rank == 0) { /* for tests/results_h5py.sh */
