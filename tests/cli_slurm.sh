@@ -239,8 +239,9 @@ then ok "real sweep: results file has the 2 trials done"; else bad "real sweep: 
 
 # The real program stopped by its own --walltime timer (LS_WALLTIME=8: each run stops after 8 s),
 # requeued; the second run preempted by Slurm itself (`scontrol requeue`: the job is killed and
-# requeued, as a preemption does) once it has started a trial; the third run finishes. Every
-# trial done exactly once, as in one uninterrupted run.
+# requeued, as a preemption does) once it has started a trial; later runs go on (each again
+# stopped by the timer if the machine is slow) until the sweep finishes. Every trial done exactly
+# once, as in one uninterrupted run. A requeued job is held ~2 min by Slurm: the test releases it.
 sed -e 's/name: slurm-real/name: slurm-walltime/' -e 's/\[1.0e-3, 3.0e-3\]/[1.0e-3, 2.0e-3, 3.0e-3, 5.0e-3]/' \
   -e 's/max_steps: 8/max_steps: 12/' real.yaml >walltime.yaml
 id=$(env LS_WALLTIME=8 LORASWEEP=$SWEEP_PROG sbatch --parsable --ntasks=2 "$SBATCH_SCRIPT" walltime.yaml results/w.h5)
@@ -257,9 +258,15 @@ if wait_for 200 "the walltime stop and requeue" eval '[ "$(field '"$id"' Restart
     state_is "$id" PENDING && scontrol update JobId="$id" StartTime=now
   else bad "walltime: run 2 started no trial"; fi
 else bad "walltime: job $id was not requeued (state $(field "$id" JobState))"; fi
-wait_for 300 "job $id to end" state_is "$id" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL" || true
+release_until_done() { # a requeued job waits for its hold; start it now, until the job ends
+  state_is "$1" PENDING && scontrol update JobId="$1" StartTime=now 2>/dev/null
+  state_is "$1" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL"
+}
+wait_for 300 "job $id to end" release_until_done "$id" || true
 check "walltime + preemption: job $id state" "COMPLETED" "$(field "$id" JobState)"
-check "walltime + preemption: job $id restarts" "2" "$(field "$id" Restarts)"
+restarts=$(field "$id" Restarts)
+[ "${restarts:-0}" -ge 2 ] && ok "walltime + preemption: job $id ran $((restarts + 1)) times" \
+  || bad "walltime + preemption: job $id restarts: $restarts, at least 2 expected"
 text=$(cat "$log" 2>/dev/null)
 contains "walltime: the timer was set" "LS_WALLTIME: the sweep stops by itself after 8 s" "$text"
 first_stop=$(grep -m1 'sweep stopped with a checkpoint' "$log")
