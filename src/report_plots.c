@@ -34,6 +34,10 @@ static void trial_label(const ls_report *rep, int i, char *buf, size_t cap) {
         size_t at = strlen(extra);
         snprintf(extra + at, sizeof extra - at, ", %s %s", dot ? dot + 1 : key, v);
     }
+    if (rep->configs && t->configuration >= 0 && rep->configs[t->configuration].repeats > 1 && t->repeat >= 0) {
+        size_t at = strlen(extra); /* repeats of one configuration would share a label */
+        snprintf(extra + at, sizeof extra - at, ", repeat %d", t->repeat);
+    }
     if (t->baseline) snprintf(buf, cap, "untrained baseline (validation loss %.4f)", t->row.metrics.final_val_loss);
     else snprintf(buf, cap, "lr %s, rank %d, ctx %d%s, %d steps (%s%s)%s", lr, t->row.lora_rank, t->row.ctx, extra,
                   t->row.max_steps, t->stage_name,
@@ -312,7 +316,10 @@ static void draw_heatmap(cairo_t *cr, double W, double H, void *vctx) {
     cairo_restore(cr);
     ls_plot_colorbar(cr, W - 140, gy, 22, gh, lo, hi, "final validation loss (nats per token)");
     ls_plot_text(cr, gx, H - 18, -1, 1, 11.5, 0,
-                 "cell: lowest final validation loss of a finished trial (and its forecast MSE); red frame: lowest");
+                 rep->repeated ? "cell: lowest final validation loss of a finished configuration, the mean over its "
+                                 "n repeats (and their mean forecast MSE); red frame: lowest"
+                               : "cell: lowest final validation loss of a finished trial (and its forecast MSE); "
+                                 "red frame: lowest");
 }
 
 /* ---------------------------------------------------------------- forecasts */
