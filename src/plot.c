@@ -5,6 +5,7 @@
 #include "lorasweep/plot.h"
 
 #include <cairo-svg.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,4 +542,9 @@ int ls_plot_save(const char *base, double width, double height, ls_plot_draw_fn 
         }
     }
     return LS_OK;
+}
+
+void ls_plot_release_caches(void) {
+    cairo_debug_reset_static_data();
+    FcFini();
 }

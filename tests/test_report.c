@@ -603,6 +603,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_repeats),
     };
     fails += cmocka_run_group_tests_name("report", tests, make_results, NULL);
+    ls_plot_release_caches(); /* cairo's and fontconfig's caches: no suppression hides our surfaces */
     MPI_Finalize();
     return test_exit_status(fails);
 }

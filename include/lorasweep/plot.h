@@ -29,6 +29,11 @@ typedef void (*ls_plot_draw_fn)(cairo_t *cr, double width, double height, void *
  * LS_ERR with the file named when cairo cannot write either. */
 int ls_plot_save(const char *base, double width, double height, ls_plot_draw_fn draw, void *ctx);
 
+/* Free the font caches cairo and fontconfig keep for the life of the process, after the last
+ * figure (every surface and context already destroyed), so that LeakSanitizer sees only what is
+ * ours: a surface or a font face we failed to destroy is still reported. */
+void ls_plot_release_caches(void);
+
 typedef struct {
     double x, y, w, h;         /* the plotting area in figure pixels (ticks and labels go outside) */
     double xmin, xmax, ymin, ymax;
