@@ -161,7 +161,8 @@ EXPECT_PATTERN="symbolic link: refusing" expect_error "report --out a symlink is
 # A real full disk: the results on a 24 MB tmpfs that fills up once two trials are done.
 if [ "$(id -u)" = 0 ] && mkdir -p "$T/disk" && mount -t tmpfs -o size=24m tmpfs "$T/disk" 2>"$T/mount.err"; then
   trap 'umount "$T/disk" 2>/dev/null; rm -rf "$T"' EXIT
-  $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/disk/s.h5" >"$T/run.err" 2>&1 &
+  # bounded: with the full disk taken for the trials' fault, the sweep once went on failing forever
+  timeout -s KILL 300 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/disk/s.h5" >"$T/run.err" 2>&1 &
   pid=$!
   for _ in $(seq 1200); do
     [ -f "$T/disk/s.h5.journal" ] && [ "$(journal_count "$T/disk/s.h5.journal" 5)" -ge 2 ] && break; sleep 0.1
