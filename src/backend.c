@@ -23,7 +23,9 @@ const ls_backend *ls_backend_named(const char *name, int *picked_cuda, char *why
         return NULL;
     }
     const ls_backend *be = ls_backend_cuda(); /* NULL with its error when the device will not start */
-    if (!be && is_auto) {
+    /* a device whose context was lost (a machine fault) is not silently swapped for the CPU: the
+     * process stops, and its successor gets the device back */
+    if (!be && is_auto && !ls_error_is_machine()) {
         if (why) snprintf(why, why_cap, "CUDA failed to start: %s", ls_last_error());
         return ls_backend_cpu();
     }
