@@ -1,6 +1,6 @@
 /*
  * reduce_nccl.c: the NCCL version of a data-parallel group's gradient sum (see reduce_nccl.h).
- * Compiled to nothing without LS_HAVE_CUDA.
+ * Compiled to nothing without LS_HAVE_NCCL (a CUDA build with NCCL found, CMakeLists.txt).
  *
  * Determinism: NCCL's ring and tree all-reduces give every rank the same result (each reduced
  * chunk is computed once and then distributed), and repeat bit for bit for the same number of
@@ -9,7 +9,7 @@
  */
 #include "lorasweep/reduce_nccl.h"
 
-#ifdef LS_HAVE_CUDA
+#ifdef LS_HAVE_NCCL
 
 #include <cuda_runtime.h>
 #pragma GCC diagnostic push
