@@ -929,6 +929,8 @@ extern "C" int ls_cuda_available(char *why, size_t n) {
     return 1;
 }
 
+extern "C" int ls_cuda_lost(void) { return g_dead; }
+
 /* The process's device (chosen_device), one cuBLAS handle, on first use. NULL and ls_error when
  * there is no usable device; NULL and a machine fault (ls_error_machine) once the device's
  * context is lost: this process cannot use it again. */
