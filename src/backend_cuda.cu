@@ -191,8 +191,10 @@ static unsigned blocks_for(size_t n, unsigned threads) {
 
 static void *cuda_alloc(size_t bytes) {
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 64) != cudaSuccess) {
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 64);
+    if (e != cudaSuccess) {
         cudaGetLastError(); /* an out-of-memory is reported by the caller, not sticky */
+        if (ls_gpu_error_is_fatal((int)e)) cuda_ok(e, "cudaMalloc", __FILE__, __LINE__); /* check() says so */
         return NULL;
     }
     if (!CUDA_OK(cudaMemset(p, 0, bytes))) {
