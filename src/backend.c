@@ -14,6 +14,9 @@ const ls_backend *ls_backend_named(const char *name, int *picked_cuda, char *why
     }
     if (is_cpu) return ls_backend_cpu();
 #ifdef LS_HAVE_CUDA
+    /* a device whose context was lost (a machine fault) is not silently swapped for the CPU: the
+     * process stops, and its successor gets the device back */
+    if (ls_cuda_lost()) return ls_backend_cuda(); /* NULL with the machine fault */
     char reason[256];
     int usable = ls_cuda_available(reason, sizeof reason);
     if (why) snprintf(why, why_cap, "%s", reason);
@@ -23,7 +26,7 @@ const ls_backend *ls_backend_named(const char *name, int *picked_cuda, char *why
         return NULL;
     }
     const ls_backend *be = ls_backend_cuda(); /* NULL with its error when the device will not start */
-    if (!be && is_auto) {
+    if (!be && is_auto && !ls_cuda_lost()) {
         if (why) snprintf(why, why_cap, "CUDA failed to start: %s", ls_last_error());
         return ls_backend_cpu();
     }

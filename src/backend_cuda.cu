@@ -34,12 +34,55 @@
 extern "C" {
 #include "lorasweep/backend.h"
 #include "lorasweep/common.h"
+#include "lorasweep/gpu.h"
 }
+
+/* gpu.c classifies CUDA errors by number without CUDA's headers: the numbers must be CUDA's. */
+#define LS_SAME_CODE(ours, theirs) static_assert((int)(ours) == (int)(theirs), #ours " is not " #theirs)
+LS_SAME_CODE(LS_CUDA_SUCCESS, cudaSuccess);
+LS_SAME_CODE(LS_CUDA_INVALID_VALUE, cudaErrorInvalidValue);
+LS_SAME_CODE(LS_CUDA_MEMORY_ALLOCATION, cudaErrorMemoryAllocation);
+LS_SAME_CODE(LS_CUDA_INITIALIZATION_ERROR, cudaErrorInitializationError);
+LS_SAME_CODE(LS_CUDA_CUDART_UNLOADING, cudaErrorCudartUnloading);
+LS_SAME_CODE(LS_CUDA_INVALID_CONFIGURATION, cudaErrorInvalidConfiguration);
+LS_SAME_CODE(LS_CUDA_INSUFFICIENT_DRIVER, cudaErrorInsufficientDriver);
+LS_SAME_CODE(LS_CUDA_DEVICES_UNAVAILABLE, cudaErrorDevicesUnavailable);
+LS_SAME_CODE(LS_CUDA_PRIOR_LAUNCH_FAILURE, cudaErrorPriorLaunchFailure);
+LS_SAME_CODE(LS_CUDA_NO_DEVICE, cudaErrorNoDevice);
+LS_SAME_CODE(LS_CUDA_INVALID_DEVICE, cudaErrorInvalidDevice);
+LS_SAME_CODE(LS_CUDA_DEVICE_UNINITIALIZED, cudaErrorDeviceUninitialized);
+LS_SAME_CODE(LS_CUDA_ECC_UNCORRECTABLE, cudaErrorECCUncorrectable);
+LS_SAME_CODE(LS_CUDA_NVLINK_UNCORRECTABLE, cudaErrorNvlinkUncorrectable);
+LS_SAME_CODE(LS_CUDA_CONTAINED, cudaErrorContained);
+LS_SAME_CODE(LS_CUDA_ILLEGAL_ADDRESS, cudaErrorIllegalAddress);
+LS_SAME_CODE(LS_CUDA_LAUNCH_OUT_OF_RESOURCES, cudaErrorLaunchOutOfResources);
+LS_SAME_CODE(LS_CUDA_LAUNCH_TIMEOUT, cudaErrorLaunchTimeout);
+LS_SAME_CODE(LS_CUDA_CONTEXT_IS_DESTROYED, cudaErrorContextIsDestroyed);
+LS_SAME_CODE(LS_CUDA_ASSERT, cudaErrorAssert);
+LS_SAME_CODE(LS_CUDA_HARDWARE_STACK_ERROR, cudaErrorHardwareStackError);
+LS_SAME_CODE(LS_CUDA_ILLEGAL_INSTRUCTION, cudaErrorIllegalInstruction);
+LS_SAME_CODE(LS_CUDA_MISALIGNED_ADDRESS, cudaErrorMisalignedAddress);
+LS_SAME_CODE(LS_CUDA_INVALID_ADDRESS_SPACE, cudaErrorInvalidAddressSpace);
+LS_SAME_CODE(LS_CUDA_INVALID_PC, cudaErrorInvalidPc);
+LS_SAME_CODE(LS_CUDA_LAUNCH_FAILURE, cudaErrorLaunchFailure);
+LS_SAME_CODE(LS_CUDA_SYSTEM_NOT_READY, cudaErrorSystemNotReady);
+LS_SAME_CODE(LS_CUDA_SYSTEM_DRIVER_MISMATCH, cudaErrorSystemDriverMismatch);
+LS_SAME_CODE(LS_CUDA_MPS_CONNECTION_FAILED, cudaErrorMpsConnectionFailed);
+LS_SAME_CODE(LS_CUDA_MPS_RPC_FAILURE, cudaErrorMpsRpcFailure);
+LS_SAME_CODE(LS_CUDA_MPS_SERVER_NOT_READY, cudaErrorMpsServerNotReady);
+LS_SAME_CODE(LS_CUDA_MPS_CLIENT_TERMINATED, cudaErrorMpsClientTerminated);
+LS_SAME_CODE(LS_CUDA_EXTERNAL_DEVICE, cudaErrorExternalDevice);
+LS_SAME_CODE(LS_CUDA_UNKNOWN, cudaErrorUnknown);
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
-static char g_error[512]; /* the first failure since the last check; "" when none */
+static char g_error[600]; /* the first failure since the last check; "" when none */
 static int g_failed;
+/* The failure is fatal (ls_gpu_error_is_fatal: a sticky error, the context is lost). Once check()
+ * has reported it, g_dead stays set: every op is a no-op and check() and ls_backend_cuda() give
+ * the same machine fault, so the worker stops (the sweep exits 4) and its resume starts a fresh
+ * process, instead of later trials failing on the dead context with misleading messages. */
+static int g_fatal, g_dead;
 
 static void record_error(const char *file, int line, const char *call, const char *why) {
     if (g_failed) return;
@@ -66,6 +109,7 @@ static const char *cublas_reason(cublasStatus_t s) {
 
 static int cuda_ok(cudaError_t e, const char *call, const char *file, int line) {
     if (e == cudaSuccess) return 1;
+    if (ls_gpu_error_is_fatal((int)e)) g_fatal = 1;
     record_error(file, line, call, cudaGetErrorString(e));
     return 0;
 }
@@ -76,10 +120,24 @@ static int cublas_ok(cublasStatus_t s, const char *call, const char *file, int l
 }
 
 /* Turn a recorded failure into ls_error (the caller's thread) and clear it. Synchronises first,
- * so that faults of kernels still running are seen here rather than at a later, unrelated op. */
+ * so that faults of kernels still running are seen here rather than at a later, unrelated op.
+ * A recoverable failure (out of memory, a bad argument) is cleared from CUDA's last-error slot
+ * too, so that no later launch, perhaps in the next trial, reports it again; a fatal one (a
+ * sticky error, which CUDA keeps returning) marks the backend dead and is reported as a fault of
+ * the machine (ls_error_machine): the trial is not blamed, the sweep stops, the resume starts a
+ * fresh process. */
 static int cuda_check(void) {
+    if (g_dead) return ls_error_machine("%s", g_error);
     if (!g_failed) CUDA_OK(cudaDeviceSynchronize());
     if (!g_failed) return LS_OK;
+    cudaError_t now = cudaDeviceSynchronize(), last = cudaGetLastError(); /* a sticky error shows again */
+    if (ls_gpu_error_is_fatal((int)now) || ls_gpu_error_is_fatal((int)last)) g_fatal = 1;
+    if (g_fatal) {
+        g_dead = 1; /* g_failed stays set: every op stays a no-op */
+        size_t n = strlen(g_error);
+        snprintf(g_error + n, sizeof g_error - n, " (the GPU context is lost: a fresh process is needed)");
+        return ls_error_machine("%s", g_error);
+    }
     g_failed = 0;
     return ls_error("%s", g_error);
 }
@@ -95,16 +153,35 @@ typedef struct {
     size_t bytes;
 } scratch;
 
-static void *scratch_get(scratch *s, size_t bytes) {
+/* NULL on failure, recorded for check(). An out-of-memory is said as such, and cleared from
+ * CUDA's last-error slot at once: left there, the next kernel launch's cudaGetLastError (perhaps
+ * in the next trial) would report it as its own failure. */
+static void *scratch_get(scratch *s, size_t bytes, const char *what) {
     if (bytes <= s->bytes) return s->p;
     if (s->p) CUDA_OK(cudaFree(s->p));
     s->p = NULL;
     s->bytes = 0;
-    if (!CUDA_OK(cudaMalloc(&s->p, bytes))) return NULL;
+    cudaError_t e = cudaMalloc(&s->p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: clear it (a sticky one is seen again by check()) */
+        s->p = NULL;
+        if (e == cudaErrorMemoryAllocation) {
+            char why[160];
+            snprintf(why, sizeof why, "out of device memory: %.1f MiB of scratch for %s", (double)bytes / (1 << 20),
+                     what);
+            record_error(__FILE__, __LINE__, "cudaMalloc", why);
+        } else {
+            cuda_ok(e, "cudaMalloc (scratch)", __FILE__, __LINE__);
+        }
+        return NULL;
+    }
     s->bytes = bytes;
     return s->p;
 }
 
+/* The grid for n items: capped at 65535 * 16 blocks, so every kernel launched with it must loop
+ * (grid-stride). Those are add_bias, add, scale, rope, attention_delta, swiglu fwd/bwd, head_dz,
+ * adamw and sgd; the other kernels get exact grids (a block per row, or a fixed grid that loops). */
 static unsigned blocks_for(size_t n, unsigned threads) {
     size_t b = (n + threads - 1) / threads;
     return (unsigned)(b < 65535u * 16 ? (b ? b : 1) : 65535u * 16);
@@ -114,8 +191,10 @@ static unsigned blocks_for(size_t n, unsigned threads) {
 
 static void *cuda_alloc(size_t bytes) {
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 64) != cudaSuccess) {
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 64);
+    if (e != cudaSuccess) {
         cudaGetLastError(); /* an out-of-memory is reported by the caller, not sticky */
+        if (ls_gpu_error_is_fatal((int)e)) cuda_ok(e, "cudaMalloc", __FILE__, __LINE__); /* check() says so */
         return NULL;
     }
     if (!CUDA_OK(cudaMemset(p, 0, bytes))) {
@@ -241,7 +320,7 @@ __global__ static void sum_squares_kernel(double *part, const float *x, size_t n
 }
 static double cuda_sum_squares(const float *x, size_t n) {
     static scratch parts;
-    double *d = (double *)scratch_get(&parts, sizeof(double) * SS_BLOCKS);
+    double *d = (double *)scratch_get(&parts, sizeof(double) * SS_BLOCKS, "the squared norm");
     if (g_failed || !d || !n) return g_failed ? NAN : 0.0;
     sum_squares_kernel<<<SS_BLOCKS, SS_THREADS>>>(d, x, n);
     LAUNCHED();
@@ -427,18 +506,21 @@ static void cuda_attention_cached(float *out, const float *q, const float *k_cac
 }
 
 /* D (B, NH, T) = rowsum(dO * O) of each query row: the softmax backward's correction term. One
- * warp per (row, head). */
+ * warp per (row, head), grid-stride: blocks_for caps the grid (at 268M threads, 8.4M warps), so
+ * a warp takes rows w, w + warps, ... (all 32 lanes of a warp take the same rows: the shuffle
+ * sees every lane). */
 __global__ static void attention_delta_kernel(float *D, const float *dout, const float *out, int B, int T, int NH,
                                               int hd) {
-    size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
-    if (w >= (size_t)B * NH * T) return;
-    int i = (int)(w % T), h = (int)(w / T % NH), b = (int)(w / T / NH);
-    size_t off = ((size_t)b * T + i) * NH * hd + (size_t)h * hd;
-    float s = 0;
-    for (int d = lane; d < hd; d += 32) s += dout[off + d] * out[off + d];
-    s = warp_sum(s);
-    if (lane == 0) D[w] = s;
+    size_t rows = (size_t)B * NH * T, warps = ((size_t)gridDim.x * blockDim.x) >> 5;
+    for (size_t w = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; w < rows; w += warps) {
+        int i = (int)(w % T), h = (int)(w / T % NH), b = (int)(w / T / NH);
+        size_t off = ((size_t)b * T + i) * NH * hd + (size_t)h * hd;
+        float s = 0;
+        for (int d = lane; d < hd; d += 32) s += dout[off + d] * out[off + d];
+        s = warp_sum(s);
+        if (lane == 0) D[w] = s;
+    }
 }
 
 /* dK, dV: a warp per key row j of one (sequence, kv head); the query rows i >= j of every head
@@ -580,7 +662,7 @@ static void cuda_attention_backward(float *dq, float *dk, float *dv, const float
     if (g_failed || B <= 0 || T <= 0 || !head_dim_ok(hd)) return;
     static scratch delta;
     size_t rows = (size_t)B * NH * T;
-    float *D = (float *)scratch_get(&delta, sizeof(float) * rows);
+    float *D = (float *)scratch_get(&delta, sizeof(float) * rows, "attention backward");
     if (!D) return;
     float scale = 1.0f / sqrtf((float)hd);
     attention_delta_kernel<<<blocks_for(rows * 32, 256), 256>>>(D, dout, out, B, T, NH, hd);
@@ -702,9 +784,9 @@ static double cuda_head_loss(float *dx, float *dbias, const float *x, const floa
     static scratch logits, stats, losses;
     if (g_failed || rows <= 0) return g_failed ? NAN : 0.0;
     int rb = rows < HEAD_ROWS ? rows : HEAD_ROWS, cb = V < HEAD_COLS ? V : HEAD_COLS;
-    float *z = (float *)scratch_get(&logits, sizeof(float) * (size_t)rb * cb);
-    float *st = (float *)scratch_get(&stats, sizeof(float) * 3 * (size_t)rb);
-    double *dl = (double *)scratch_get(&losses, sizeof(double) * (size_t)rows);
+    float *z = (float *)scratch_get(&logits, sizeof(float) * (size_t)rb * cb, "the head's logits");
+    float *st = (float *)scratch_get(&stats, sizeof(float) * 3 * (size_t)rb, "the head's row statistics");
+    double *dl = (double *)scratch_get(&losses, sizeof(double) * (size_t)rows, "the head's losses");
     if (!z || !st || !dl) return NAN;
     float *mx = st, *sum = st + rb, *zt = st + 2 * rb;
     for (int r0 = 0; r0 < rows && !g_failed; r0 += rb) {
@@ -815,6 +897,19 @@ static void fill_table(ls_backend *b) {
     b->check = cuda_check;
 }
 
+/* The device this process uses among those CUDA sees: node-local rank mod their count (gpu.h),
+ * the rank ls_gpu_bind used, else the launcher's, else 0. After ls_gpu_bind narrowed
+ * CUDA_VISIBLE_DEVICES to one device CUDA sees only it: device 0. */
+static int chosen_device(int count) {
+    int rank = ls_gpu_bound_local_rank();
+    if (rank < 0)
+        rank = ls_gpu_local_rank_of(getenv("OMPI_COMM_WORLD_LOCAL_RANK"), getenv("MPI_LOCALRANKID"),
+                                    getenv("SLURM_LOCALID"));
+    char entry[32];
+    int k = ls_gpu_pick_device(rank < 0 ? 0 : rank, count, NULL, entry, sizeof entry);
+    return k < 0 ? 0 : k;
+}
+
 extern "C" int ls_cuda_available(char *why, size_t n) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -829,23 +924,40 @@ extern "C" int ls_cuda_available(char *why, size_t n) {
     }
     cudaDeviceProp prop;
     if (why && n) {
-        if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) snprintf(why, n, "%s", prop.name);
+        int dev = chosen_device(count);
+        if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess) snprintf(why, n, "%s (device %d of %d)", prop.name, dev, count);
         else why[0] = 0, cudaGetLastError();
     }
     return 1;
 }
 
-/* Device 0, one cuBLAS handle, on first use. NULL and ls_error when there is no usable device. */
+extern "C" int ls_cuda_lost(void) { return g_dead; }
+
+/* The process's device (chosen_device), one cuBLAS handle, on first use. NULL and ls_error when
+ * there is no usable device; NULL and a machine fault (ls_error_machine) once the device's
+ * context is lost: this process cannot use it again. */
 extern "C" const ls_backend *ls_backend_cuda(void) {
+    if (g_dead) {
+        ls_error_machine("%s", g_error);
+        return NULL;
+    }
     if (cuda_backend.name) return &cuda_backend;
     char why[256];
     if (!ls_cuda_available(why, sizeof why)) {
         ls_error("CUDA backend: %s", why);
         return NULL;
     }
-    cudaError_t e = cudaSetDevice(0);
+    int count = 0;
+    cudaGetDeviceCount(&count);
+    int dev = chosen_device(count);
+    cudaError_t e = cudaSetDevice(dev);
     if (e != cudaSuccess) {
-        ls_error("CUDA backend: cudaSetDevice(0): %s", cudaGetErrorString(e));
+        if (ls_gpu_error_is_fatal((int)e)) {
+            ls_error_machine("CUDA backend: cudaSetDevice(%d): %s", dev, cudaGetErrorString(e));
+        } else {
+            cudaGetLastError();
+            ls_error("CUDA backend: cudaSetDevice(%d): %s", dev, cudaGetErrorString(e));
+        }
         return NULL;
     }
     cublasStatus_t s = cublasCreate(&g_blas);

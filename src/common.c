@@ -64,6 +64,15 @@ int ls_error_io(int errnum, const char *fmt, ...) {
 
 int ls_error_is_machine(void) { return error_machine; }
 
+int ls_error_machine(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    va_end(ap);
+    error_machine = 1;
+    return LS_ERR;
+}
+
 static void out_of_memory(size_t size, const char *file, int line) {
     fprintf(stderr, "lorasweep: out of memory allocating %zu bytes at %s:%d\n", size, file, line);
     abort();

@@ -14,7 +14,8 @@
  *    the architecture are required; num_key_value_heads, rms_norm_eps, rope_theta,
  *    max_position_embeddings and tie_word_embeddings take Qwen2Config's defaults when absent.
  *    Features this code does not implement (sliding-window attention, rope scaling, another
- *    activation or head_dim) are refused rather than silently computed differently.
+ *    activation or head_dim) are refused rather than silently computed differently. RoPE's theta
+ *    is read from rope_theta or from transformers 5's rope_parameters (parse_rope).
  *  - Extra tensors in a checkpoint are ignored (an untied lm_head.weight beside a tied config, a
  *    rotary buffer); extra tensors in an adapter are an error, since dropping trained weights
  *    silently would be worse than refusing.
@@ -149,6 +150,48 @@ static int json_bool(const cJSON *root, const char *key, int def, int *out) {
     return LS_OK;
 }
 
+/* The rotary embedding: plain RoPE with one theta is all this code computes. Older configs give
+ * it as top-level rope_theta (default 10000, as Qwen2Config); newer ones (transformers 5) as
+ * rope_parameters {"rope_type": "default", "rope_theta": ...}. Either or both are accepted when
+ * they agree; anything that would rotate differently (another rope_type, a partial rotary factor,
+ * a key this code does not know, a non-null rope_scaling) is refused with one line, never
+ * computed as plain RoPE. */
+static int parse_rope(const cJSON *root, float *theta) {
+    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (scaling && !cJSON_IsNull(scaling)) return ls_error("rope_scaling is not supported");
+    float top = 0, inner = 0;
+    const cJSON *top_v = cJSON_GetObjectItemCaseSensitive(root, "rope_theta");
+    if (json_float(root, "rope_theta", 10000.0, 0, 1e12, &top) != LS_OK) return LS_ERR;
+    *theta = top;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters"), *e;
+    if (!rp || cJSON_IsNull(rp)) return LS_OK;
+    if (!cJSON_IsObject(rp)) return ls_error("rope_parameters is not an object");
+    char sb[64];
+    cJSON_ArrayForEach(e, rp) {
+        const char *k = e->string;
+        if (strcmp(k, "rope_type") == 0 || strcmp(k, "type") == 0) { /* "type": the older spelling */
+            if (!cJSON_IsString(e)) return ls_error("rope_parameters.%s is not a string", k);
+            if (strcmp(e->valuestring, "default") != 0)
+                return ls_error("rope_parameters.%s '%s' is not supported (only \"default\" RoPE)", k,
+                                ls_printable(e->valuestring, sb, sizeof sb));
+        } else if (strcmp(k, "partial_rotary_factor") == 0) {
+            if (!cJSON_IsNumber(e) || e->valuedouble != 1.0)
+                return ls_error("rope_parameters.partial_rotary_factor other than 1 is not supported");
+        } else if (strcmp(k, "rope_theta") != 0) {
+            return ls_error("rope_parameters.%s is not understood (only rope_type \"default\" and rope_theta are)",
+                            ls_printable(k, sb, sizeof sb));
+        }
+    }
+    const cJSON *inner_v = cJSON_GetObjectItemCaseSensitive(rp, "rope_theta");
+    if (!inner_v || cJSON_IsNull(inner_v)) return LS_OK;
+    if (json_float(rp, "rope_theta", 10000.0, 0, 1e12, &inner) != LS_OK) return ls_error_prefix("rope_parameters");
+    if (top_v && !cJSON_IsNull(top_v) && top_v->valuedouble != inner_v->valuedouble)
+        return ls_error("rope_theta %g and rope_parameters.rope_theta %g differ", top_v->valuedouble,
+                        inner_v->valuedouble);
+    *theta = inner;
+    return LS_OK;
+}
+
 static int parse_config(const cJSON *root, ls_model_config *c) {
     if (!cJSON_IsObject(root)) return ls_error("not a JSON object");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "model_type");
@@ -169,7 +212,6 @@ static int parse_config(const cJSON *root, ls_model_config *c) {
         json_int(root, "num_key_value_heads", 0, c->heads, 1, MAX_HEADS, &c->kv_heads) != LS_OK ||
         json_int(root, "max_position_embeddings", 0, 32768, 1, MAX_POSITIONS, &c->max_positions) != LS_OK ||
         json_float(root, "rms_norm_eps", 1e-6, 0, 1, &c->rms_eps) != LS_OK ||
-        json_float(root, "rope_theta", 10000.0, 0, 1e12, &c->rope_theta) != LS_OK ||
         json_bool(root, "tie_word_embeddings", 0, &c->tie_embeddings) != LS_OK ||
         json_token_id(root, "bos_token_id", c->vocab_size, &c->bos_id) != LS_OK ||
         json_token_id(root, "eos_token_id", c->vocab_size, &c->eos_id) != LS_OK)
@@ -190,8 +232,7 @@ static int parse_config(const cJSON *root, ls_model_config *c) {
         return ls_error("hidden_act is not \"silu\" (not supported)");
     if (json_bool(root, "use_sliding_window", 0, &sliding) != LS_OK) return LS_ERR;
     if (sliding) return ls_error("use_sliding_window true is not supported");
-    const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (scaling && !cJSON_IsNull(scaling)) return ls_error("rope_scaling is not supported");
+    if (parse_rope(root, &c->rope_theta) != LS_OK) return LS_ERR;
     if (ls_model_n_params(c) > MAX_PARAMS)
         return ls_error("the model would have %zu parameters, above the limit of %zu", ls_model_n_params(c), MAX_PARAMS);
     return LS_OK;

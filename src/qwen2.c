@@ -15,6 +15,7 @@
  */
 #include "lorasweep/qwen2.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,20 @@ static int activations_plan(ls_activations *a, const ls_model_config *c, const l
 /* Each tensor starts on a 64-byte boundary. */
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
+/* A backend allocation failed: out of memory (this message, the trial's failure), or a device
+ * whose context is lost, which be->check() reports as a fault of the machine: then the message
+ * says both and keeps the machine mark, so the sweep stops instead of blaming the trial. */
+static int alloc_error(const ls_backend *be, const char *fmt, ...) LS_PRINTF(2, 3);
+static int alloc_error(const ls_backend *be, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (be->check() != LS_OK) return ls_error_prefix("%s", msg);
+    return ls_error("%s", msg);
+}
+
 size_t ls_activations_bytes(const ls_model_config *cfg, const ls_lora *lora, int B, int T) {
     ls_activations a;
     plan_entry plan[40];
@@ -92,7 +107,7 @@ int ls_activations_init(ls_activations *a, const ls_backend *be, const ls_model_
     for (int i = 0; i < n; i++) total += align64(plan[i].count * plan[i].elem);
     a->arena = be->alloc(total);
     if (!a->arena)
-        return ls_error("cannot allocate %.2f GiB of activations for batch %d x %d tokens on %s",
+        return alloc_error(be, "cannot allocate %.2f GiB of activations for batch %d x %d tokens on %s",
                         (double)total / (1 << 30), B, T, be->name);
     a->arena_bytes = total;
     char *p = a->arena;
@@ -123,7 +138,7 @@ int ls_model_to_backend(const ls_backend *be, const ls_model *host, ls_model *ou
     size_t bytes = sizeof(float) * host->arena_floats;
     float *dev = be->alloc(bytes);
     if (!dev)
-        return ls_error("cannot allocate %.2f GiB for the model's weights on %s", (double)bytes / (1 << 30), be->name);
+        return alloc_error(be, "cannot allocate %.2f GiB for the model's weights on %s", (double)bytes / (1 << 30), be->name);
     be->upload(dev, host->arena, bytes);
     const float *h = host->arena;
     out->arena = dev;
@@ -156,7 +171,7 @@ int ls_lora_to_backend(const ls_backend *be, const ls_lora *host, ls_lora *out) 
     if (be->host_memory) return LS_OK;
     size_t bytes = sizeof(float) * host->arena_floats, pairs = (size_t)host->layers * LS_PROJ_COUNT;
     float *dev = be->alloc(bytes);
-    if (!dev) return ls_error("cannot allocate %.1f MiB for the LoRA adapter on %s", (double)bytes / (1 << 20), be->name);
+    if (!dev) return alloc_error(be, "cannot allocate %.1f MiB for the LoRA adapter on %s", (double)bytes / (1 << 20), be->name);
     be->upload(dev, host->arena, bytes);
     out->arena = dev;
     out->lm_head_bias = rebase(host->lm_head_bias, host->arena, dev);
@@ -376,7 +391,7 @@ int ls_kv_init(ls_kv_state *s, const ls_backend *be, const ls_model_config *cfg,
     s->arena = be->alloc(bytes);
     if (!s->arena) {
         ls_activations_free(&s->step, be);
-        return ls_error("cannot allocate %.2f GiB for the KV cache of %d x %d positions on %s",
+        return alloc_error(be, "cannot allocate %.2f GiB for the KV cache of %d x %d positions on %s",
                         (double)bytes / (1 << 30), B, T_max, be->name);
     }
     s->k_cache = s->arena;
@@ -475,7 +490,7 @@ int ls_kv_restrict_head(ls_kv_state *s, const ls_backend *be, const ls_model *m,
     s->n_head_ids = 0;
     if (n == 0) return LS_OK;
     s->head_sub = be->alloc(sizeof(float) * (size_t)n * (C + 1));
-    if (!s->head_sub) return ls_error("cannot allocate the restricted head on %s", be->name);
+    if (!s->head_sub) return alloc_error(be, "cannot allocate the restricted head on %s", be->name);
     for (int j = 0; j < n; j++) {
         if (ids[j] < 0 || ids[j] >= m->cfg.vocab_size) return ls_error("restrict_head: id %d out of range", ids[j]);
         s->head_ids[j] = ids[j];

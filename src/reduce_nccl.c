@@ -1,6 +1,6 @@
 /*
  * reduce_nccl.c: the NCCL version of a data-parallel group's gradient sum (see reduce_nccl.h).
- * Compiled to nothing without LS_HAVE_CUDA.
+ * Compiled to nothing without LS_HAVE_NCCL (a CUDA build with NCCL found, CMakeLists.txt).
  *
  * Determinism: NCCL's ring and tree all-reduces give every rank the same result (each reduced
  * chunk is computed once and then distributed), and repeat bit for bit for the same number of
@@ -9,7 +9,7 @@
  */
 #include "lorasweep/reduce_nccl.h"
 
-#ifdef LS_HAVE_CUDA
+#ifdef LS_HAVE_NCCL
 
 #include <cuda_runtime.h>
 #pragma GCC diagnostic push
@@ -53,12 +53,22 @@ int ls_nccl_group_init(ls_train_group *out, const ls_train_group *mpi) {
         return ls_error("NCCL: group rank 0 could not make an ncclUniqueId");
     nccl_group *g = ls_calloc(1, sizeof *g);
     g->mpi = mpi;
-    ok = cudaStreamCreate(&g->stream) == cudaSuccess;
-    ncclResult_t r = ok ? ncclCommInitRank(&g->comm, mpi->size, id, mpi->rank) : ncclInternalError;
-    ok = ok && r == ncclSuccess;
+    /* the stream first, agreed: a rank that lacks it must not leave the others waiting inside
+     * ncclCommInitRank for a rank that never comes */
+    cudaError_t e = cudaStreamCreate(&g->stream);
+    ok = e == cudaSuccess;
+    if (!ok) cudaGetLastError();
     if (!ls_train_group_agree(mpi, ok)) {
-        if (r == ncclSuccess) ncclCommDestroy(g->comm);
-        if (g->stream) cudaStreamDestroy(g->stream);
+        if (ok) cudaStreamDestroy(g->stream);
+        free(g);
+        return ls_error("NCCL: cudaStreamCreate failed%s%s", ok ? " on another rank" : ": ",
+                        ok ? "" : cudaGetErrorString(e));
+    }
+    ncclResult_t r = ncclCommInitRank(&g->comm, mpi->size, id, mpi->rank);
+    ok = r == ncclSuccess;
+    if (!ls_train_group_agree(mpi, ok)) {
+        if (ok) ncclCommDestroy(g->comm);
+        cudaStreamDestroy(g->stream);
         free(g);
         return ls_error("NCCL: ncclCommInitRank over %d ranks failed%s%s", mpi->size, ok ? " on another rank" : ": ",
                         ok ? "" : ncclGetErrorString(r));

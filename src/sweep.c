@@ -25,6 +25,7 @@
 
 #include "lorasweep/backend.h"
 #include "lorasweep/common.h"
+#include "lorasweep/gpu.h"
 #include "lorasweep/train.h"
 
 #ifdef _OPENMP
@@ -59,6 +60,9 @@ typedef struct {
 } result_msg;
 
 int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place) {
+    /* The GPU before MPI starts, where the launcher says the node-local rank: a CUDA-aware MPI may
+     * create a context in MPI_Init, on whatever device CUDA_VISIBLE_DEVICES then shows. */
+    ls_gpu_bind(-1);
     int provided;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return ls_error("MPI could not start");
@@ -91,27 +95,13 @@ int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place) {
     for (int i = 0; i < place->local_size; i++) place->cpu_sharers += !is_scheduler && all[i] == mine;
     free(all);
     MPI_Comm_free(&node);
-    place->device = -1;
-    if (!is_scheduler) {
-        char entry[64];
-        place->device = ls_sweep_pick_device(getenv("CUDA_VISIBLE_DEVICES"), place->local_worker, entry, sizeof entry);
-        if (place->device >= 0) setenv("CUDA_VISIBLE_DEVICES", entry, 1);
-    }
+    /* Otherwise now, from MPI's node split (ls_gpu_bind keeps an earlier choice: CUDA may have
+     * started in MPI_Init). Node-local rank mod the devices: the scheduler's rank takes a slot it
+     * does not use, but the workers of a node, consecutive ranks, still get distinct devices
+     * while there are enough, and share them evenly when there are not. */
+    int device = ls_gpu_bind(place->local_rank);
+    place->device = is_scheduler ? -1 : device;
     return LS_OK;
-}
-
-int ls_sweep_pick_device(const char *visible, int local_worker, char *out, size_t cap) {
-    if (!visible || !visible[0] || !strcmp(visible, "NoDevFiles") || local_worker < 0) return -1;
-    int n = 1;
-    for (const char *c = visible; *c; c++) n += *c == ',';
-    int k = local_worker % n;
-    const char *start = visible;
-    for (int i = 0; i < k; i++) start = strchr(start, ',') + 1;
-    size_t len = strcspn(start, ",");
-    if (len == 0 || len >= cap) return -1;
-    memcpy(out, start, len);
-    out[len] = '\0';
-    return k;
 }
 
 void ls_sweep_mpi_finalize(void) { MPI_Finalize(); }

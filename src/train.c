@@ -209,10 +209,10 @@ static void evaluate_range(const ls_backend *be, const ls_model *m, const ls_lor
         for (int b = 0; b < b_now; b++) order[b] = w0 + b;
         sums[1] += (double)fill_batch(w, order, b_now, pad_id, ids, targets);
         sums[0] += ls_qwen2_forward(be, m, lora, a, ids, targets, b_now, w->ctx, NULL, 1.0f);
-        if (be->check() != LS_OK) { /* a device failure: NaN, and be->check() keeps the message */
-            sums[0] = NAN;
-            break;
-        }
+        /* A device failure gives NaN here (a failed backend's ops do nothing and its loss is NaN)
+         * and is left for the caller's be->check() to report: checking here would clear a
+         * recoverable failure, and the caller's check would then find nothing wrong. */
+        if (isnan(sums[0])) break;
     }
     free(ids);
     free(targets);
@@ -373,7 +373,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         ls_qwen2_backward(be, m, lora, &a, grads, b_local, ctx);
         /* The reduction comes before the norm, so clipping and the step see the global gradient. */
         if (group && group->sum_floats(group->ctx, grads->arena, grads->arena_floats) != LS_OK) {
-            rc = ls_error("step %d: the group's gradient reduction failed", st->step + 1);
+            rc = ls_error_prefix("step %d: the group's gradient reduction failed", st->step + 1); /* keeps the cause */
             break;
         }
         float lr = ls_train_lr(o, st->step + 1), norm;

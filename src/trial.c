@@ -21,6 +21,7 @@
 #include "lorasweep/fault.h"
 #include "lorasweep/flops.h"
 #include "lorasweep/qwen2.h"
+#include "lorasweep/reduce_nccl.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -97,10 +98,11 @@ static int trial_checkpoint(void *ctx, const ls_train_state *st, const ls_lora *
  * device, or it is an error; auto takes CUDA when both are there, else the CPU, and says so on
  * stderr (once per process: a sweep runs many trials) only when it takes CUDA.
  *
- * Data parallel on the CUDA backend (when it is wired in here): the gradient arena is device
- * memory, so a trial with a group wraps it with ls_nccl_group_init (reduce_nccl.h: an NCCL
- * communicator from an ncclUniqueId broadcast over the group's MPI communicator) before
- * ls_train_run, and frees it after. The CPU backend uses the MPI group as it is. */
+ * Data parallel on the CUDA backend: the gradient arena is device memory, which the MPI group's
+ * sum would read on the host, so ls_trial_run wraps the group with ls_nccl_group_init
+ * (reduce_nccl.h: an NCCL communicator from an ncclUniqueId broadcast over the group's MPI
+ * communicator) before ls_train_run, and frees it after; a build without NCCL refuses the trial.
+ * The CPU backend uses the MPI group as it is. */
 static const ls_backend *backend_of(const ls_trial_config *cfg) {
     static const char *const names[] = {"auto", "cpu", "cuda"};
     char why[300];
@@ -182,7 +184,17 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     ls_model_cache *cache = hooks ? hooks->model_cache : NULL;
     int writer = !group || group->rank == 0, agreed = 0;
     const ls_backend *be = backend_of(cfg);
-    if (!be) return LS_ERR; /* the same config on every rank: all return here together */
+    if (!be) { /* the same config on every rank, but a lost device is one rank's: its group learns */
+        if (group) {
+            char why[1024];
+            int machine = ls_error_is_machine();
+            snprintf(why, sizeof why, "%s", ls_last_error());
+            ls_train_group_agree(group, 0);
+            if (machine) ls_error_machine("%s", why);
+            else ls_error("%s", why);
+        }
+        return LS_ERR;
+    }
     if (cfg->train.threads > 0) ls_cpu_threads_set(cfg->train.threads);
 
     int rc = LS_ERR;
@@ -193,6 +205,9 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     ls_lora dev_adapter = {0};
     ls_window_set train_w = {0}, val_w = {0};
     ls_model_config mc;
+#ifdef LS_HAVE_NCCL
+    ls_train_group nccl = {0}; /* the group with NCCL sums, on a device backend */
+#endif
     if (ls_fault("trial_run")) { /* tests: a trial that fails by its own fault */
         ls_error("a failure injected by LS_FAULT at trial_run");
         goto done;
@@ -203,6 +218,14 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
                  group && group->size > 1 ? "s" : "");
         goto done;
     }
+#ifndef LS_HAVE_NCCL
+    if (group && group->size > 1 && !be->host_memory) { /* the same build on every rank: all fail here */
+        ls_error("train.ranks_per_trial: %d on the %s backend sums device gradients with NCCL, which this build "
+                 "lacks (build with NCCL found, or use model.backend: cpu, or ranks_per_trial: 1)",
+                 cfg->train.ranks_per_trial, be->name);
+        goto done;
+    }
+#endif
     /* Everything that can be checked before the weights are read and anything runs (check.h):
      * the files, train.ctx, the split and the forecast against the model and the data. */
     const char *src = cfg->source ? cfg->source : "<config>";
@@ -273,6 +296,14 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
             goto done;
         }
     }
+#ifdef LS_HAVE_NCCL
+    /* device gradients are summed on the device: the group wrapped with NCCL (collective; on
+     * failure every rank returns LS_ERR together, past the agreement above) */
+    if (group && !be->host_memory) {
+        if (ls_nccl_group_init(&nccl, group) != LS_OK) goto done;
+        group = &nccl;
+    }
+#endif
     out->train.wall_seconds_before = out->train.wall_seconds; /* earlier attempts, to their last checkpoint */
     trial_hooks_ctx hctx = {hooks, ckpt, writer, &out->train, t_start, out->train.wall_seconds_before};
     ls_train_hooks th = {trial_progress, trial_checkpoint, trial_should_stop, &hctx};
@@ -333,6 +364,9 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     rc = LS_OK;
 done:
     if (!agreed) ls_train_group_agree(group, 0); /* the ranks waiting to train learn of the failure */
+#ifdef LS_HAVE_NCCL
+    ls_nccl_group_free(&nccl);
+#endif
     out->wall_seconds = out->train.wall_seconds_before + (ls_now() - t_start); /* all attempts */
     ls_lora_backend_free(be, &dev_adapter);
     if (cache && cache->dir && rc != LS_OK && be->check() != LS_OK)

@@ -237,6 +237,62 @@ static void test_config(void **state) {
     free(text);
 }
 
+/* RoPE settings: the top-level rope_theta, transformers 5's rope_parameters, both when they agree;
+ * whatever this code would not compute as plain RoPE is refused with one line naming it. */
+static void test_config_rope(void **state) {
+    const char *dir = subdir("config_rope");
+    char path[2048];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    ls_model_config c;
+    struct {
+        const char *to;
+        float theta; /* 0: refused with message */
+        const char *message;
+    } cases[] = {
+        /* rope_parameters alone, as transformers 5 writes it */
+        {"\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":1000000.0}", 1e6f, NULL},
+        /* both places, the same theta */
+        {"\"rope_theta\":1000000.0,\"rope_parameters\":{\"rope_theta\":1e6,\"rope_type\":\"default\"}", 1e6f, NULL},
+        /* the older "type" spelling, a full rotary factor, null parameters */
+        {"\"rope_parameters\":{\"type\":\"default\",\"rope_theta\":500000,\"partial_rotary_factor\":1.0}", 5e5f, NULL},
+        {"\"rope_theta\":20000.0,\"rope_parameters\":null", 20000.0f, NULL},
+        /* parameters without a theta: the top-level one, else Qwen2Config's default */
+        {"\"rope_theta\":30000.0,\"rope_parameters\":{\"rope_type\":\"default\"}", 30000.0f, NULL},
+        {"\"rope_parameters\":{\"rope_type\":\"default\"}", 10000.0f, NULL},
+        /* refused */
+        {"\"rope_theta\":10000.0,\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":1000000.0}", 0,
+         "rope_theta 10000 and rope_parameters.rope_theta 1e+06 differ"},
+        {"\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1e6,\"factor\":4.0}", 0,
+         "rope_parameters.rope_type 'yarn' is not supported"},
+        {"\"rope_parameters\":{\"rope_type\":\"linear\",\"factor\":2.0}", 0, "rope_parameters.rope_type 'linear'"},
+        {"\"rope_parameters\":{\"rope_type\":7}", 0, "rope_parameters.rope_type is not a string"},
+        {"\"rope_parameters\":{\"rope_theta\":1e6,\"factor\":4.0}", 0, "rope_parameters.factor is not understood"},
+        {"\"rope_parameters\":{\"rope_type\":\"default\",\"partial_rotary_factor\":0.5}", 0,
+         "rope_parameters.partial_rotary_factor other than 1 is not supported"},
+        {"\"rope_parameters\":{\"rope_type\":\"default\",\"mrope_section\":[16,24,24]}", 0,
+         "rope_parameters.mrope_section is not understood"},
+        {"\"rope_parameters\":{\"rope_theta\":\"big\"}", 0, "rope_parameters: 'rope_theta' is not a number"},
+        {"\"rope_parameters\":{\"rope_theta\":-1}", 0, "rope_parameters: 'rope_theta' is -1, outside"},
+        {"\"rope_parameters\":\"default\"", 0, "rope_parameters is not an object"},
+        {"\"rope_parameters\":{\"rope_type\":\"default\"},\"rope_scaling\":{\"type\":\"dynamic\",\"factor\":2}", 0,
+         "rope_scaling is not supported"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *text = config_with("\"rope_theta\":10000.0", cases[i].to);
+        write_file(dir, "config.json", text);
+        free(text);
+        int rc = ls_model_config_load(path, &c);
+        if (cases[i].theta > 0) {
+            if (rc != LS_OK) fail_msg("case %zu refused: %s", i, ls_last_error());
+            if (c.rope_theta != cases[i].theta) fail_msg("case %zu: theta %g, not %g", i, c.rope_theta, cases[i].theta);
+        } else {
+            if (rc != LS_ERR) fail_msg("case %zu accepted (theta %g)", i, c.rope_theta);
+            expect_error_has(cases[i].message);
+            if (strchr(ls_last_error(), '\n')) fail_msg("case %zu: more than one line: %s", i, ls_last_error());
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- checkpoints built from the golden one */
 
 /* Write m's tensors as a checkpoint in dir: `shards` files (1: model.safetensors; 2+: shards and
@@ -696,6 +752,7 @@ int main(void) {
         cmocka_unit_test(test_golden_checkpoint),
         cmocka_unit_test(test_size_table),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_rope),
         cmocka_unit_test(test_sharded_and_broken_checkpoints),
         cmocka_unit_test(test_golden_adapter),
         cmocka_unit_test(test_lora_layout_and_reset),

@@ -116,6 +116,9 @@ int ls_cpu_vector_level(int max_level);
  * initialises device 0 and cuBLAS on first use; NULL and ls_error() when that fails. */
 int ls_cuda_available(char *why, size_t n);
 const ls_backend *ls_backend_cuda(void);
+/* 1 once the CUDA backend met a fatal error (gpu.h, ls_gpu_error_is_fatal): its context is lost
+ * for the life of the process, and ls_backend_cuda returns NULL with a machine fault. */
+int ls_cuda_lost(void);
 
 /* A backend by name, in every build: "cpu"; "cuda" (NULL and an error saying whether the build
  * has no CUDA backend or no device is usable, and why); "auto": CUDA when it is built and a

@@ -38,6 +38,10 @@ const char *ls_last_error(void);
  * the trial that met it. ls_error clears the mark, ls_error_prefix keeps it. Returns LS_ERR. */
 int ls_error_io(int errnum, const char *fmt, ...) LS_PRINTF(2, 3);
 int ls_error_is_machine(void);
+/* A fault of the machine that no errno names (a GPU whose context an illegal address or an
+ * uncorrectable ECC error destroyed): records the message with the machine mark, as
+ * ls_error_io does for a full disk. Returns LS_ERR. */
+int ls_error_machine(const char *fmt, ...) LS_PRINTF(1, 2);
 /* ENOSPC, EDQUOT, EIO, EROFS, ESTALE. */
 int ls_errno_is_machine(int errnum);
 

@@ -102,13 +102,16 @@ typedef struct {
     int cpu_sharers;               /* workers on this node allowed the same CPUs as this one (itself
                                     * included): they share them (ls_thread_count) */
     int device;                    /* the GPU this worker owns (an index into the node's devices as
-                                    * CUDA_VISIBLE_DEVICES listed them), or -1: CPU */
+                                    * CUDA_VISIBLE_DEVICES listed them, or as CUDA numbers them
+                                    * when it is unset), or -1: CPU */
 } ls_sweep_place;
 
 /* MPI_Init_thread and the node-local placement; LS_ERR if MPI cannot start. A worker is given
- * one GPU when CUDA_VISIBLE_DEVICES lists some (Slurm and mpirun set it per node): worker k on a
- * node owns entry k mod n, and its own CUDA_VISIBLE_DEVICES is narrowed to that one entry before
- * any CUDA call, so every backend sees exactly its device as device 0. Without it (or with
+ * one GPU (gpu.h, ls_gpu_bind): node-local rank r owns device r mod n of the node's n devices,
+ * those CUDA_VISIBLE_DEVICES lists when it is set (Slurm and mpirun set it per node), else those
+ * the driver's device files count. Its own CUDA_VISIBLE_DEVICES is narrowed to that one device
+ * before any CUDA call (before MPI_Init where the launcher's environment gives the node-local
+ * rank), so every backend sees exactly its device as device 0. Without devices (or with
  * "NoDevFiles" / an empty list) workers run on their share of the CPU cores. */
 int ls_sweep_mpi_init(int *argc, char ***argv, ls_sweep_place *place);
 void ls_sweep_mpi_finalize(void);
@@ -164,10 +167,6 @@ typedef struct {
 } ls_sweep_run_options;
 int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place);
 
-/* The device a worker would own for a CUDA_VISIBLE_DEVICES value (NULL: unset) and its index on
- * the node; writes the chosen entry into out (for the narrowed variable) and returns its position,
- * or -1 for the CPU. Pure: tested without MPI or GPUs. */
-int ls_sweep_pick_device(const char *visible, int local_worker, char *out, size_t cap);
 
 /* Every rank of the world as one data-parallel group (MPI_Allreduce, as a sweep's groups), for
  * tests and tools that run one trial on every rank; freed with ls_sweep_group_free. */

@@ -12,6 +12,7 @@
  * Plain C with its own small checker rather than cmocka: one binary, one skip decision.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,100 @@ static void test_optimisers(void) {
     gpu->release(gp), gpu->release(gg), gpu->release(gm), gpu->release(gv);
 }
 
+/* ---- issue 13's defects, on the device ---------------------------------------------------- */
+
+/* Multiples of 1/8 in [-1, 1]: their products and short sums are exact in float, so the
+ * attention below is exact whatever the order or contraction of its sums. */
+static float *host_eighths(size_t n) {
+    float *x = ls_malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) x[i] = (float)((int)(ls_rng_next(&rng) % 17) - 8) / 8.0f;
+    return x;
+}
+
+/* attention_delta_kernel over more rows (B*NH*T) than blocks_for's capped grid has warps
+ * (65535*16*256/32 = 8388480): with T = 1 every row attends to its own key alone (p = 1), so
+ * out = v, D = dO.v = dp and dq = dk = 0 exactly, dv = dO; a row whose D is never written gives
+ * dq != 0. hd 2 keeps it small (8 tensors of 84 MB). */
+static void test_attention_many_rows(void) {
+    const int B = 65535, T = 1, NH = 160, KVH = 160, hd = 2;
+    size_t nq = (size_t)B * T * NH * hd, rows = (size_t)B * NH * T;
+    float *q = host_eighths(nq), *k = host_eighths(nq), *v = host_eighths(nq), *dout = host_eighths(nq);
+    float *gq = to_gpu(q, sizeof(float) * nq), *gk = to_gpu(k, sizeof(float) * nq), *gv = to_gpu(v, sizeof(float) * nq);
+    float *gdout = to_gpu(dout, sizeof(float) * nq), *gout = to_gpu(q, sizeof(float) * nq);
+    float *glse = to_gpu(q, sizeof(float) * rows), *gdq = to_gpu(q, sizeof(float) * nq);
+    float *gdk = to_gpu(q, sizeof(float) * nq), *gdv = to_gpu(q, sizeof(float) * nq);
+    gpu->attention_forward(gout, glse, gq, gk, gv, B, T, NH, KVH, hd);
+    gpu->attention_backward(gdq, gdk, gdv, gdout, gout, glse, gq, gk, gv, B, T, NH, KVH, hd);
+    expect_no_error("attention over 10.5M rows");
+    float *dq = from_gpu(gdq, nq), *dk = from_gpu(gdk, nq), *dv = from_gpu(gdv, nq), *out = from_gpu(gout, nq);
+    size_t bad_dq = 0, bad_dk = 0, bad_dv = 0, bad_out = 0, first = nq;
+    for (size_t i = 0; i < nq; i++) {
+        bad_dq += dq[i] != 0, bad_dk += dk[i] != 0, bad_dv += dv[i] != dout[i], bad_out += out[i] != v[i];
+        if ((dq[i] != 0 || dk[i] != 0) && first == nq) first = i;
+    }
+    checks++;
+    int ok = !bad_dq && !bad_dk && !bad_dv && !bad_out;
+    failures += !ok;
+    printf("%-4s %-42s dq %zu, dk %zu, dv %zu, out %zu wrong of %zu (first at row %zu)\n", ok ? "ok" : "FAIL",
+           "attention D past the capped grid", bad_dq, bad_dk, bad_dv, bad_out, nq, first == nq ? (size_t)0 : first / hd);
+    void *all[] = {gq, gk, gv, gdout, gout, glse, gdq, gdk, gdv};
+    for (int i = 0; i < 9; i++) gpu->release(all[i]);
+    free(q), free(k), free(v), free(dout), free(dq), free(dk), free(dv), free(out);
+}
+
+/* A scratch buffer that cannot grow: check() says out of device memory (a trial's failure, not
+ * the machine's), and nothing of it is left for the next launch: the same op runs clean once
+ * memory is back. The device is filled with allocations around inputs made first. */
+static void test_scratch_oom_recovers(void) {
+    const int B = 65535, T = 1, NH = 256, KVH = 256, hd = 2; /* D needs 67 MB, more than the last test's */
+    size_t nq = (size_t)B * T * NH * hd, rows = (size_t)B * NH * T;
+    float *h = host_eighths(nq);
+    float *t[9];
+    for (int i = 0; i < 9; i++) t[i] = to_gpu(h, sizeof(float) * (i == 5 ? rows : nq));
+    gpu->attention_forward(t[4], t[5], t[0], t[1], t[2], B, T, NH, KVH, hd);
+    expect_no_error("attention forward before the fill");
+    enum { MAX_FILL = 4096 };
+    void **fill = ls_malloc(sizeof(void *) * MAX_FILL);
+    int n_fill = 0;
+    for (size_t chunk = (size_t)1 << 30; chunk >= ((size_t)1 << 20) && n_fill < MAX_FILL; chunk >>= 1)
+        while (n_fill < MAX_FILL && (fill[n_fill] = gpu->alloc(chunk))) n_fill++;
+    gpu->attention_backward(t[6], t[7], t[8], t[3], t[4], t[5], t[0], t[1], t[2], B, T, NH, KVH, hd);
+    int rc = gpu->check();
+    checks++;
+    int ok = rc == LS_ERR && strstr(ls_last_error(), "out of device memory") && !ls_error_is_machine();
+    failures += !ok;
+    printf("%-4s %-42s %s\n", ok ? "ok" : "FAIL", "scratch OOM: a trial's error", rc == LS_OK ? "(no error)" : ls_last_error());
+    for (int i = 0; i < n_fill; i++) gpu->release(fill[i]);
+    free(fill);
+    gpu->add(t[6], t[7], nq); /* the first launch after: it must not inherit the OOM */
+    expect_no_error("the first launch after a scratch OOM");
+    gpu->attention_backward(t[6], t[7], t[8], t[3], t[4], t[5], t[0], t[1], t[2], B, T, NH, KVH, hd);
+    expect_no_error("the same backward with memory back");
+    for (int i = 0; i < 9; i++) gpu->release(t[i]);
+    free(h);
+}
+
+/* Last: an illegal address destroys the context. check() must say so as a machine fault (the
+ * sweep stops, exit 4, for a resume in a fresh process), and keep saying so; the cached backend
+ * is not handed out again, and auto does not fall back to the CPU. */
+static void test_lost_context(void) {
+    float *x = to_gpu(host_random(1024, 1), sizeof(float) * 1024);
+    gpu->add((float *)(uintptr_t)0x1000, x, 1 << 20); /* a write far from any allocation */
+    int rc1 = gpu->check(), m1 = ls_error_is_machine();
+    char first[600];
+    snprintf(first, sizeof first, "%s", ls_last_error());
+    int rc2 = gpu->check(), m2 = ls_error_is_machine();
+    const ls_backend *again = ls_backend_cuda();
+    int m3 = ls_error_is_machine();
+    int picked = -1;
+    const ls_backend *autob = ls_backend_named("auto", &picked, NULL, 0);
+    int ok = rc1 == LS_ERR && m1 && rc2 == LS_ERR && m2 && !again && m3 && !autob;
+    checks++;
+    failures += !ok;
+    printf("%-4s %-42s %s (again: %s; cuda %p, auto %p)\n", ok ? "ok" : "FAIL", "illegal address: a machine fault",
+           first, rc2 == LS_ERR && m2 ? "machine" : "not machine", (const void *)again, (const void *)autob);
+}
+
 /* ---- the model ---------------------------------------------------------------------------- */
 
 /* Loss and every LoRA gradient (and the head bias's) of one batch, on be; grads_out host. */
@@ -441,6 +536,9 @@ int main(void) {
     test_toy_model();
     test_golden_tiny();
     expect_no_error("model");
+    test_attention_many_rows();
+    test_scratch_oom_recovers();
+    test_lost_context(); /* last: it destroys the context */
     printf("%d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }
