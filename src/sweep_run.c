@@ -666,6 +666,11 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                 fflush(NULL);
                 ls_sweep_abort(5);
             }
+            /* A stop that came while the last stage's last trials were finishing cut nothing short:
+             * the sweep is complete (exit 0), not stopped (exit 3: a requeue with nothing to do). */
+            if (stopped && stage == n_stages - 1 && !sched.machine[0] &&
+                stage_unfinished(ls_journal_current(journal), trials, n_trials) == 0)
+                stopped = 0;
             for (int k = 0; k < n_items; k++) free(items[k].payload);
             free(items);
             free(plan);

@@ -273,6 +273,8 @@ first_stop=$(grep -m1 'sweep stopped with a checkpoint' "$log")
 [ -n "$first_stop" ] && [[ "$first_stop" != *"(on SIG"* ]] && ok "walltime: run 1 checkpointed on its own timer, no signal" \
   || bad "walltime: run 1's stop: [$first_stop]"
 contains "preemption: run 3 resumed" "run 3 (SLURM_RESTART_COUNT=2)" "$text"
+contains "preemption: run 2's end said why" "the sweep was ended by Slurm (SIGTERM" "$text"
+contains "walltime + preemption: the last run found the sweep complete" "sweep finished" "$text"
 if $PY - results/w.h5 <<'PY'
 import sys, h5py
 t = h5py.File(sys.argv[1], "r")["trials"]

@@ -44,6 +44,16 @@ start=$(date +%s.%N)
 $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/a/sweep.h5" 2>"$T/rerun.err" && grep -q "4 done" "$T/rerun.err" \
   && ! grep -q "started" "$T/rerun.err" && ok "a rerun runs nothing: $(tail -1 "$T/rerun.err")" || bad "rerun: $(cat "$T/rerun.err")"
 
+# A stop (SIGTERM, as Slurm's or the sweep's own timer sends) right after the last trial's journal
+# record cut nothing short: the sweep is complete, exit 0 (it exited 3 once, and sweep.sbatch
+# requeued a finished sweep). Right after the first stage's last trial it is a stop: exit 3.
+LS_FAULT=trial_done:4:stop $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/late/sweep.h5" --quiet 2>"$T/late.err"; rc=$?
+[ $rc = 0 ] && same_trials "$T/a/sweep.h5" "$T/late/sweep.h5" && ok "a stop after the last trial: exit 0, the sweep complete" \
+  || bad "a stop after the last trial: exit $rc $(tail -2 "$T/late.err")"
+LS_FAULT=trial_done:3:stop $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/mid/sweep.h5" --quiet 2>"$T/mid.err"; rc=$?
+[ $rc = 3 ] && [ "$(journal_count "$T/mid/sweep.h5.journal" 5)" = 3 ] && ok "a stop after stage 1's last trial: exit 3, stage 2 left" \
+  || bad "a stop after stage 1: exit $rc $(tail -2 "$T/mid.err")"
+
 # mpi_error NAME GRID OUT PATTERN: under mpirun, a non-zero exit and one "lorasweep" line matching
 mpi_error() {
   if $MPIRUN "$LS" sweep run "$2" --out "$3" 2>"$T/mpi.err"; then bad "$1: it ran"
