@@ -260,7 +260,9 @@ if wait_for 200 "the walltime stop and requeue" eval '[ "$(field '"$id"' Restart
 else bad "walltime: job $id was not requeued (state $(field "$id" JobState))"; fi
 release_until_done() { # a requeued job waits for its hold; start it now, until the job ends
   state_is "$1" PENDING && scontrol update JobId="$1" StartTime=now 2>/dev/null
-  state_is "$1" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL"
+  # an end state that lasts (a run that requeues itself may pass through one on its way back)
+  state_is "$1" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL" && sleep 3 &&
+    state_is "$1" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL"
 }
 wait_for 300 "job $id to end" release_until_done "$id" || true
 check "walltime + preemption: job $id state" "COMPLETED" "$(field "$id" JobState)"
