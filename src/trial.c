@@ -249,6 +249,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
 
     /* Training, resumed from the checkpoint when there is one. */
     ls_train_options opt = train_options_of(cfg, pad_id);
+    opt.pause_step = hooks ? hooks->pause_step : 0;
     ls_train_state_init(&out->train, &out->adapter, &model.cfg, cfg->train.max_steps);
     const char *ckpt = hooks ? hooks->checkpoint_dir : NULL;
     char state_path[4096];

@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
             char payloads[N_ITEMS][32];
             for (int i = 0; i < N_ITEMS; i++) {
                 snprintf(payloads[i], sizeof payloads[i], "%d.5", i);
-                items[i] = (ls_sweep_item){1000 + (uint64_t)i, i, (double)((i * 7) % N_ITEMS), payloads[i]};
+                items[i] = (ls_sweep_item){1000 + (uint64_t)i, i, (double)((i * 7) % N_ITEMS), payloads[i], 0};
             }
             record r = {0};
             r.stop_after = round % 2 == 1 ? 3 - k : 0; /* stop once every group is busy */

@@ -48,6 +48,8 @@ typedef enum {
     LS_RESULT_DONE = 2,    /* finished; its results are durable */
     LS_RESULT_FAILED = 3,  /* stopped by an error (message kept); may be retried */
     LS_RESULT_SKIPPED = 4, /* not run on purpose (reason kept), e.g. over the FLOPS budget */
+    LS_RESULT_STOPPED = 5, /* stopped early at a rung (early stopping): its step and last validation
+                            * loss kept, its files too; final, like done, but never a winner */
 } ls_result_status;
 
 /* "pending", "running", ...; "unknown" for other values. */
@@ -77,6 +79,9 @@ typedef enum {
     LS_JREC_TRIAL_DONE = 5,       /* metrics */
     LS_JREC_TRIAL_FAILED = 6,     /* text = message */
     LS_JREC_TRIAL_SKIPPED = 7,    /* text = reason */
+    LS_JREC_DECISION = 8,         /* early stopping: verdict (asha.h ls_es_verdict), rung, step, value,
+                                   * cutoff, n_at_rung; the trial is the unit judged (a configuration's
+                                   * repeat 0) or, for arrived and stopped, the trial itself */
 } ls_jrec_type;
 
 /* One record, decoded. Fields not used by the type are zero. */
@@ -90,7 +95,16 @@ typedef struct {
     double loss, val_loss;  /* progress */
     ls_result_metrics metrics; /* done */
     char text[LS_JOURNAL_TEXT_MAX];
+    int verdict, rung, n_at_rung; /* decision */
+    double value, cutoff;         /* decision: exact doubles (NaN when there is none) */
 } ls_journal_record;
+
+/* One early-stopping decision as the journal holds it (ls_journal_state.decisions, in order). */
+typedef struct {
+    uint64_t trial_id;
+    int verdict, rung, step, n_at_rung;
+    double value, cutoff;
+} ls_journal_decision;
 
 /* What replay knows of one trial. */
 typedef struct {
@@ -124,6 +138,8 @@ typedef struct {
                              * replay and lookups stay linear in a sweep of many trials */
     size_t n_slots;         /* a power of two, at least twice n_trials */
     int anomalies;          /* records that made no sense (a start after done, ...), ignored */
+    int n_decisions, cap_decisions;
+    ls_journal_decision *decisions; /* every decision record, in the order they were appended */
 } ls_journal_state;
 
 /* The trial's entry, or NULL when the journal never mentioned it (then it is pending). */
@@ -169,6 +185,10 @@ int ls_journal_trial_checkpoint(ls_journal *j, uint64_t id, int step);
 int ls_journal_trial_done(ls_journal *j, uint64_t id, const ls_result_metrics *m);
 int ls_journal_trial_failed(ls_journal *j, uint64_t id, const char *message);
 int ls_journal_trial_skipped(ls_journal *j, uint64_t id, const char *reason);
+/* An early-stopping decision (asha.h). Verdict LS_ES_STOPPED makes the trial stopped (status
+ * LS_RESULT_STOPPED, metrics.steps = step, metrics.final_val_loss = value). */
+int ls_journal_trial_decision(ls_journal *j, uint64_t id, int verdict, int rung, int step, double value, double cutoff,
+                              int n_at_rung);
 
 /* Release the lock and close. LS_ERR if the final close fails (the records were already synced). */
 int ls_journal_close(ls_journal *j);

@@ -49,6 +49,8 @@ typedef struct {
     const char *adapter_dir;              /* start from this PEFT adapter instead of a fresh one */
     const ls_train_group *group;          /* data parallel over these ranks (train.h); NULL: alone */
     ls_model_cache *model_cache;          /* keep the model for later trials; NULL: read it and free it */
+    int pause_step;                       /* > 0: stop and checkpoint at this step, validated there (a rung
+                                           * of early stopping: ls_train_options.pause_step); 0: to the end */
 } ls_trial_hooks;
 
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
