@@ -372,7 +372,7 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
         ls_result_metrics_init(&t->metrics);
         t->metrics.steps = r->step;
         t->metrics.final_val_loss = r->value;
-        snprintf(t->message, sizeof t->message, "stopped early at rung %d (step %d)", r->rung, r->step);
+        snprintf(t->message, sizeof t->message, LS_JOURNAL_STOPPED_TEXT, r->rung, r->step, r->value);
         return;
     }
     if (t->status == LS_RESULT_DONE) { /* done is final: anything later is a scheduler bug */

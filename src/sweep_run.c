@@ -367,7 +367,7 @@ static void es_stop_trial(es_stage *e, size_t t, int k, double cutoff, size_t n)
     ls_result_metrics_init(&m);
     m.steps = e->rungs[k], m.final_val_loss = v;
     char why[160];
-    snprintf(why, sizeof why, "stopped early at rung %d (step %d): val %.6g", k, e->rungs[k], v);
+    snprintf(why, sizeof why, LS_JOURNAL_STOPPED_TEXT, k, e->rungs[k], v);
     if (ls_results_write_metrics(e->s->results, e->trials[t].id, &m) != LS_OK ||
         ls_results_write_status(e->s->results, e->trials[t].id, LS_RESULT_STOPPED, why) != LS_OK)
         machine_fault(e->s, ls_last_error());
@@ -587,22 +587,26 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     free(configuration);
 }
 
-/* The journal is the truth: a done trial whose row in the results file says otherwise (a flipped
- * bit, an update cut short) gets the journal's summary and status written back. Rank 0. */
+/* The journal is the truth: a done or stopped trial whose row in the results file says otherwise
+ * (a flipped bit, an update cut short, a crash between the journal and the row) gets the
+ * journal's summary and status written back. Rank 0. */
 static void repair_rows(ls_results *res, const ls_journal_state *js) {
-    int repaired = 0;
+    int repaired = 0, stopped = 0;
     for (int k = 0; k < js->n_trials; k++) {
         const ls_journal_trial *jt = &js->trials[k];
         ls_results_row_data row;
-        if (jt->status != LS_RESULT_DONE || ls_results_row(res, jt->id) < 0 ||
+        if ((jt->status != LS_RESULT_DONE && jt->status != LS_RESULT_STOPPED) || ls_results_row(res, jt->id) < 0 ||
             ls_results_read_row(res, jt->id, &row) != LS_OK)
             continue;
-        if (ls_result_metrics_take(&row.metrics, &jt->metrics) == 0 && row.status == LS_RESULT_DONE) continue;
+        if (ls_result_metrics_take(&row.metrics, &jt->metrics) == 0 && row.status == jt->status) continue;
         if (ls_results_write_metrics(res, jt->id, &row.metrics) == LS_OK &&
-            ls_results_write_status(res, jt->id, LS_RESULT_DONE, "") == LS_OK)
-            repaired++;
+            ls_results_write_status(res, jt->id, jt->status, jt->status == LS_RESULT_DONE ? "" : jt->message) == LS_OK)
+            repaired++, stopped += jt->status == LS_RESULT_STOPPED;
     }
-    if (repaired)
+    if (stopped) /* a crash between a stop's journal record and its row: expected, not damage */
+        fprintf(stderr, "lorasweep: %d stopped trial%s written to the results file from the journal\n", stopped,
+                stopped == 1 ? "" : "s");
+    if ((repaired -= stopped))
         fprintf(stderr, "lorasweep: the results file disagreed with its journal on %d done trial%s: rewritten from "
                         "the journal\n", repaired, repaired == 1 ? "" : "s");
 }

@@ -99,6 +99,9 @@ typedef struct {
     double value, cutoff;         /* decision: exact doubles (NaN when there is none) */
 } ls_journal_record;
 
+/* The message of a stopped trial (its row's error column too): rung, step, value. */
+#define LS_JOURNAL_STOPPED_TEXT "stopped early at rung %d (step %d): val %.6g"
+
 /* One early-stopping decision as the journal holds it (ls_journal_state.decisions, in order). */
 typedef struct {
     uint64_t trial_id;
