@@ -236,12 +236,13 @@ size_t ls_journal_encode(const ls_journal_record *rec, unsigned char *buf, size_
     case LS_JREC_TRIAL_FAILED:
     case LS_JREC_TRIAL_SKIPPED: put_text(&b, rec->text); break;
     case LS_JREC_DECISION:
-        put_i32(&b, rec->verdict);
-        put_i32(&b, rec->rung);
-        put_i32(&b, rec->step);
-        put_f64(&b, rec->value);
-        put_f64(&b, rec->cutoff);
-        put_i32(&b, rec->n_at_rung);
+        put_i32(&b, rec->decision.verdict);
+        put_i32(&b, rec->decision.rung);
+        put_i32(&b, rec->decision.step);
+        put_f64(&b, rec->decision.value);
+        put_f64(&b, rec->decision.cutoff);
+        put_i32(&b, rec->decision.n_at_rung);
+        put_f64(&b, rec->decision.flops);
         break;
     default: return 0;
     }
@@ -282,12 +283,14 @@ static int decode_payload(const unsigned char *p, size_t n, ls_journal_record *r
     case LS_JREC_TRIAL_FAILED:
     case LS_JREC_TRIAL_SKIPPED: get_text(&b, rec->text); break;
     case LS_JREC_DECISION:
-        rec->verdict = get_i32(&b);
-        rec->rung = get_i32(&b);
-        rec->step = get_i32(&b);
-        rec->value = get_f64(&b);
-        rec->cutoff = get_f64(&b);
-        rec->n_at_rung = get_i32(&b);
+        rec->decision.trial_id = rec->trial_id;
+        rec->decision.verdict = get_i32(&b);
+        rec->decision.rung = get_i32(&b);
+        rec->decision.step = get_i32(&b);
+        rec->decision.value = get_f64(&b);
+        rec->decision.cutoff = get_f64(&b);
+        rec->decision.n_at_rung = get_i32(&b);
+        rec->decision.flops = get_f64(&b);
         break;
     default: return LS_ERR;
     }
@@ -360,9 +363,10 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
     if (r->type == LS_JREC_DECISION) { /* kept in order: a resumed sweep replays them */
         if (st->n_decisions == st->cap_decisions)
             st->decisions = ls_realloc(st->decisions, sizeof *st->decisions * (size_t)(st->cap_decisions = 2 * st->cap_decisions + 64));
-        st->decisions[st->n_decisions++] = (ls_journal_decision){r->trial_id, r->verdict, r->rung, r->step, r->n_at_rung,
-                                                                 r->value, r->cutoff};
-        if (r->verdict != LS_ES_STOPPED) return;
+        const ls_journal_decision *d = &r->decision;
+        st->decisions[st->n_decisions] = *d;
+        st->decisions[st->n_decisions++].trial_id = r->trial_id;
+        if (d->verdict != LS_ES_STOPPED) return;
         if (t->status == LS_RESULT_DONE) {
             st->anomalies++;
             return;
@@ -370,9 +374,10 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
         if (t->open_attempt) t->crashes--, t->open_attempt = 0;
         t->status = LS_RESULT_STOPPED;
         ls_result_metrics_init(&t->metrics);
-        t->metrics.steps = r->step;
-        t->metrics.final_val_loss = r->value;
-        snprintf(t->message, sizeof t->message, LS_JOURNAL_STOPPED_TEXT, r->rung, r->step, r->value);
+        t->metrics.steps = d->step;
+        t->metrics.final_val_loss = d->value;
+        t->metrics.flops_total = d->flops;
+        snprintf(t->message, sizeof t->message, LS_JOURNAL_STOPPED_TEXT, d->rung, d->step, d->value);
         return;
     }
     if (t->status == LS_RESULT_DONE) { /* done is final: anything later is a scheduler bug */
@@ -655,10 +660,8 @@ int ls_journal_trial_done(ls_journal *j, uint64_t id, const ls_result_metrics *m
     return ls_journal_append(j, &r);
 }
 
-int ls_journal_trial_decision(ls_journal *j, uint64_t id, int verdict, int rung, int step, double value, double cutoff,
-                              int n_at_rung) {
-    ls_journal_record r = {.type = LS_JREC_DECISION, .trial_id = id, .verdict = verdict, .rung = rung, .step = step,
-                           .value = value, .cutoff = cutoff, .n_at_rung = n_at_rung};
+int ls_journal_trial_decision(ls_journal *j, const ls_journal_decision *d) {
+    ls_journal_record r = {.type = LS_JREC_DECISION, .trial_id = d->trial_id, .decision = *d};
     return ls_journal_append(j, &r);
 }
 

@@ -323,6 +323,7 @@ typedef struct es_stage {
     ls_sweep_item *items;              /* (n_trials) payload NULL: not to run (settled or skipped) */
     unsigned char *arrived;            /* (n_trials, n_rungs) the trial's value at the rung is known */
     double *value;                     /* (n_trials, n_rungs) */
+    double *flops;                     /* (n_trials) what it spent up to the last rung it reached */
     int *target;                       /* (n_units) the rung it trains toward; -1: not training */
     unsigned char *started, *dead;     /* (n_units) */
     size_t *order, n_order, next_order; /* units to start, in the budget plan's order */
@@ -337,8 +338,10 @@ static int es_terminal(const es_stage *e, size_t t) {
 }
 
 /* Journal one decision; a record that cannot be written stops the sweep (the decision is not taken). */
-static int es_journal(es_stage *e, uint64_t id, ls_es_verdict v, int rung, double value, double cutoff, size_t n) {
-    if (ls_journal_trial_decision(e->s->journal, id, v, rung, e->rungs[rung], value, cutoff, (int)n) != LS_OK) {
+static int es_journal(es_stage *e, uint64_t id, ls_es_verdict v, int rung, double value, double cutoff, size_t n,
+                      double flops) {
+    ls_journal_decision d = {id, v, rung, e->rungs[rung], (int)n, value, cutoff, flops};
+    if (ls_journal_trial_decision(e->s->journal, &d) != LS_OK) {
         machine_fault(e->s, ls_last_error());
         return LS_ERR;
     }
@@ -362,10 +365,10 @@ static void es_queue_unit(es_stage *e, size_t u) {
 /* A trial ends at the highest rung it reached: journalled, and its row says so. */
 static void es_stop_trial(es_stage *e, size_t t, int k, double cutoff, size_t n) {
     double v = e->value[t * (size_t)e->n_rungs + (size_t)k];
-    if (es_journal(e, e->trials[t].id, LS_ES_STOPPED, k, v, cutoff, n) != LS_OK) return;
+    if (es_journal(e, e->trials[t].id, LS_ES_STOPPED, k, v, cutoff, n, e->flops[t]) != LS_OK) return;
     ls_result_metrics m;
     ls_result_metrics_init(&m);
-    m.steps = e->rungs[k], m.final_val_loss = v;
+    m.steps = e->rungs[k], m.final_val_loss = v, m.flops_total = e->flops[t];
     char why[160];
     snprintf(why, sizeof why, LS_JOURNAL_STOPPED_TEXT, k, e->rungs[k], v);
     if (ls_results_write_metrics(e->s->results, e->trials[t].id, &m) != LS_OK ||
@@ -375,19 +378,19 @@ static void es_stop_trial(es_stage *e, size_t t, int k, double cutoff, size_t n)
 
 /* Every repeat of unit u reached rung k: judge the unit by their mean (in repeat order). */
 static void es_decide(es_stage *e, size_t u, int k) {
-    double sum = 0;
-    for (size_t t = u * e->K; t < (u + 1) * e->K; t++) sum += e->value[t * (size_t)e->n_rungs + (size_t)k];
+    double sum = 0, flops = 0;
+    for (size_t t = u * e->K; t < (u + 1) * e->K; t++) sum += e->value[t * (size_t)e->n_rungs + (size_t)k], flops += e->flops[t];
     double mean = sum / (double)e->K, cutoff;
     size_t n;
     uint64_t id = es_unit_id(e, u);
     if (e->rule->type == LS_GRID_ES_ASHA) {
         ls_es_record(&e->es, u, k, mean);
         cutoff = ls_es_asha_cutoff(&e->es, k, &n);
-        if (es_journal(e, id, LS_ES_PAUSED, k, mean, cutoff, n) == LS_OK) e->target[u] = -1;
+        if (es_journal(e, id, LS_ES_PAUSED, k, mean, cutoff, n, flops) == LS_OK) e->target[u] = -1;
         return;
     }
     ls_es_verdict v = ls_es_median(&e->es, u, k, mean, &cutoff, &n);
-    if (es_journal(e, id, v, k, mean, cutoff, n) != LS_OK) return;
+    if (es_journal(e, id, v, k, mean, cutoff, n, flops) != LS_OK) return;
     ls_es_record(&e->es, u, k, mean);
     if (v == LS_ES_CONTINUE) {
         e->target[u] = k + 1;
@@ -425,7 +428,7 @@ static int es_next(void *user, ls_sweep_item *item) {
         double cutoff;
         if (e->rule->type == LS_GRID_ES_ASHA && ls_es_asha_next(&e->es, &u, &k, &cutoff, &n)) {
             if (es_journal(e, es_unit_id(e, u), LS_ES_PROMOTED, k, e->es.value[u * (size_t)e->n_rungs + (size_t)k],
-                           cutoff, n) != LS_OK)
+                           cutoff, n, NAN) != LS_OK)
                 return -1;
             ls_es_promote(&e->es, u, k);
             e->target[u] = k + 1;
@@ -435,7 +438,7 @@ static int es_next(void *user, ls_sweep_item *item) {
         while (e->next_order < e->n_order && e->started[e->order[e->next_order]]) e->next_order++;
         if (e->next_order < e->n_order) {
             u = e->order[e->next_order++];
-            if (es_journal(e, es_unit_id(e, u), LS_ES_START, 0, NAN, NAN, 0) != LS_OK) return -1;
+            if (es_journal(e, es_unit_id(e, u), LS_ES_START, 0, NAN, NAN, 0, NAN) != LS_OK) return -1;
             e->started[u] = 1, e->target[u] = 0;
             es_queue_unit(e, u);
             continue;
@@ -456,10 +459,11 @@ static void es_result(es_stage *e, const ls_sweep_item *item, const ls_trial_sum
     if (r->status != LS_TRIAL_PAUSED || k < 0 || r->metrics.steps != e->rungs[k]) return;
     e->arrived[t * (size_t)e->n_rungs + (size_t)k] = 1;
     e->value[t * (size_t)e->n_rungs + (size_t)k] = r->metrics.final_val_loss;
+    e->flops[t] = r->metrics.flops_total; /* every step and validation so far, earlier segments' too */
     if (e->K > 1) {
         size_t n = 0;
         for (size_t x = u * e->K; x < (u + 1) * e->K; x++) n += e->arrived[x * (size_t)e->n_rungs + (size_t)k];
-        if (es_journal(e, item->id, LS_ES_ARRIVED, k, r->metrics.final_val_loss, NAN, n) != LS_OK) return;
+        if (es_journal(e, item->id, LS_ES_ARRIVED, k, r->metrics.final_val_loss, NAN, n, e->flops[t]) != LS_OK) return;
     }
     if (!e->dead[u] && es_all_arrived(e, u)) es_decide(e, u, k);
 }
@@ -478,6 +482,7 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
     e->items = ls_calloc(nt, sizeof *e->items);
     e->arrived = ls_calloc(cells, 1);
     e->value = ls_calloc(cells, sizeof *e->value);
+    e->flops = ls_calloc(nt, sizeof *e->flops);
     e->target = ls_malloc(sizeof *e->target * (e->n_units ? e->n_units : 1));
     e->started = ls_calloc(e->n_units ? e->n_units : 1, 1);
     e->dead = ls_calloc(e->n_units ? e->n_units : 1, 1);
@@ -505,11 +510,11 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
         size_t u = t / e->K, at = t * (size_t)e->n_rungs + (size_t)dec->rung;
         switch (dec->verdict) {
         case LS_ES_START: e->started[u] = 1, e->target[u] = 0, activated[u] = (size_t)d + 1; break;
-        case LS_ES_ARRIVED: e->arrived[at] = 1, e->value[at] = dec->value; break;
+        case LS_ES_ARRIVED: e->arrived[at] = 1, e->value[at] = dec->value, e->flops[t] = dec->flops; break;
         case LS_ES_PAUSED:
         case LS_ES_CONTINUE:
         case LS_ES_CUT:
-            if (e->K == 1) e->arrived[at] = 1, e->value[at] = dec->value;
+            if (e->K == 1) e->arrived[at] = 1, e->value[at] = dec->value, e->flops[t] = dec->flops;
             ls_es_record(&e->es, u, dec->rung, dec->value);
             e->target[u] = dec->verdict == LS_ES_CONTINUE ? dec->rung + 1 : -1;
             if (dec->verdict == LS_ES_CONTINUE) activated[u] = (size_t)d + 1;
@@ -553,7 +558,7 @@ static void es_finish(es_stage *e) {
 
 static void es_free(es_stage *e) {
     ls_es_free(&e->es);
-    free(e->items), free(e->arrived), free(e->value), free(e->target), free(e->started), free(e->dead);
+    free(e->items), free(e->arrived), free(e->value), free(e->flops), free(e->target), free(e->started), free(e->dead);
     free(e->order), free(e->queue);
     memset(e, 0, sizeof *e);
 }
@@ -571,16 +576,23 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     double left = grid->budget_flops > 0 ? grid->budget_flops : INFINITY;
     for (int k = 0; k < js->n_trials; k++) { /* what the earlier stages spent, each trial once */
         const ls_journal_trial *jt = &js->trials[k];
-        if (jt->status == LS_RESULT_DONE && isfinite(jt->metrics.flops_total) &&
+        if ((jt->status == LS_RESULT_DONE || jt->status == LS_RESULT_STOPPED) && isfinite(jt->metrics.flops_total) &&
             seen_in_earlier_stage(stage_trials, stage_n, stage, jt->id))
             left -= jt->metrics.flops_total;
     }
     double *cost = ls_calloc(n ? n : 1, sizeof *cost);
     size_t *configuration = ls_calloc(n ? n : 1, sizeof *configuration);
+    /* early stopping: each trial at its most, trained to the top and validated at every rung */
+    const ls_grid_early_stopping *es = &grid->stages[stage].early_stopping;
+    int rungs[LS_ES_MAX_RUNGS], n_rungs = 0;
+    if (es->type != LS_GRID_ES_NONE)
+        n_rungs = ls_es_rungs(es->min_steps, es->eta, grid->base.train.max_steps, rungs, LS_ES_MAX_RUNGS);
     for (size_t i = 0; i < n; i++) {
         configuration[i] = trials[i].configuration; /* a configuration's repeats are admitted together */
         if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id)) cost[i] = 0;
-        else if (ls_trial_estimate_flops(&trials[i].config, &cost[i]) != LS_OK) cost[i] = 0; /* it fails on its own */
+        else if (ls_trial_estimate_flops_rungs(&trials[i].config, rungs, n_rungs, trials[i].config.train.max_steps,
+                                               &cost[i]) != LS_OK)
+            cost[i] = 0; /* it fails on its own */
     }
     ls_grid_budget_plan_groups(cost, configuration, n, &left, plan);
     free(cost);

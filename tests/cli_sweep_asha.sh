@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_sweep_asha.sh LORASWEEP SHARED_DIR: early stopping inside the MPI scheduler, on the tiny
 # preset with real ranks.
+#  - sweep plan: the rungs, the most and the least the stage can cost (what it spent lies between).
 #  - ASHA (promotion form, eta 2, rungs at steps 2 and 4 below max_steps 8) with one worker: every
 #    decision is a journal record; trials left paused are stopped at their rung; the next stage
 #    starts from the best trial that reached the top.
@@ -36,7 +37,7 @@ stages:
 YAML
 
 # decisions JOURNAL: one line per decision record (type 8), without its time: verdict, trial,
-# rung, step, value and cutoff as the bits of the doubles, n at the rung
+# rung, step, value and cutoff as the bits of the doubles, n at the rung, the FLOPS spent
 decisions() {
   $PY - "$1" <<'PY'
 import struct, sys
@@ -52,7 +53,8 @@ while at + 8 <= len(d):
         verdict, rung, step = struct.unpack_from("<iii", p, 18)
         value, cutoff = struct.unpack_from("<QQ", p, 30)
         n, = struct.unpack_from("<i", p, 46)
-        print(names.get(verdict, verdict), "%016x" % trial, rung, step, "%016x" % value, "%016x" % cutoff, n)
+        flops, = struct.unpack_from("<Q", p, 50)
+        print(names.get(verdict, verdict), "%016x" % trial, rung, step, "%016x" % value, "%016x" % cutoff, n, "%016x" % flops)
     at += 8 + length
 PY
 }
@@ -73,7 +75,7 @@ import sys, struct, h5py
 rows = [l.split() for l in open(sys.argv[1])]
 f64 = lambda h: struct.unpack("<d", bytes.fromhex(h)[::-1])[0]
 at, promoted, order = {}, set(), []
-for v, trial, rung, step, value, cutoff, n in rows:
+for v, trial, rung, step, value, cutoff, n, _ in rows:
     rung = int(rung)
     if v == "start": order.append(trial)
     if v == "paused":
@@ -98,6 +100,8 @@ for v, trial, rung, step, value, *_ in rows:
         k = ids.index(trial)
         assert steps[k] == int(step) and val[k] == f64(value), (trial, steps[k], val[k])
 done = [k for k in range(len(ids)) if stage[k] == 0 and status[k] == 2]
+flops = t["flops_total"][:]  # a stopped trial is charged what it spent: less than a trial run to the end
+assert all(0 < flops[ids.index(x)] < min(flops[done]) for x in stopped), (flops, stopped)
 best = min(done, key=lambda k: val[k])
 fin = [k for k in range(len(ids)) if stage[k] == 1]
 assert len(fin) == 1 and t["lr"][fin[0]] == t["lr"][best] and status[fin[0]] == 2, "the final stage's start"
@@ -105,6 +109,26 @@ print("%d promotions checked against the rule; %d stopped, %d reached the top" %
 PY
 then ok "every promotion follows the rule; stopped trials are the ones left paused; the winner reached the top"
 else bad "the decisions break the rule"; fi
+
+# sweep plan: the rungs, and what the stage costs at most (no stop) and at least (every trial
+# stopped at the first rung); what the sweep spent lies between, and each trial's estimate (to the
+# top, validated at every rung) is not below what it recorded.
+"$LS" sweep plan "$T/grid.yaml" --json >"$T/plan.json" 2>"$T/plan.err" || bad "sweep plan: $(cat "$T/plan.err")"
+"$LS" sweep plan "$T/grid.yaml" >"$T/plan.txt" 2>&1
+if grep -q "early stopping: asha, eta 2: rungs at steps 2, 4, 8 (the top); at most" "$T/plan.txt" && $PY - "$T/plan.json" "$T/ref/s.h5" <<'PY'
+import sys, json, h5py
+es = json.load(open(sys.argv[1]))["stages"][0]["early_stopping"]
+assert es["rungs"] == [2, 4, 8] and es["type"] == "asha" and es["eta"] == 2, es
+t = h5py.File(sys.argv[2], "r")["trials"]
+spent = sum(f for f, s in zip(t["flops_total"][:], t["stage"][:]) if s == 0)
+plan = {x["id"]: x["flops"] for x in json.load(open(sys.argv[1]))["stages"][0]["trials"]}
+for i, f, st in zip(t["id"][:], t["flops_total"][:], t["status"][:]):
+    if i.decode() in plan and st == 2: assert plan[i.decode()] >= f, ("estimate below the record", i, plan[i.decode()], f)
+assert es["flops_at_least"] < spent < es["flops_at_most"], (es, spent)
+print("least %.3g < spent %.3g < most %.3g" % (es["flops_at_least"], spent, es["flops_at_most"]))
+PY
+then ok "sweep plan: the rungs, the most and the least the stage can cost, the spend between"
+else bad "sweep plan: $(grep -i "early" "$T/plan.txt")"; fi
 
 # The same configurations without early stopping, each trained straight to the end.
 sed -e '/early_stopping/d' -e 's/^name: .*/name: ci-straight/' "$T/grid.yaml" | head -n 10 >"$T/straight.yaml"
@@ -201,7 +225,7 @@ ids = [x.decode() for x in t["id"][:]]
 status, steps = t["status"][:], t["steps"][:]
 unit_of = {ids[2 * c + r]: ids[2 * c] for c in range(3) for r in range(2)}  # configuration-major
 arrived, judged, cut = {}, {}, set()
-for v, trial, rung, step, value, cutoff, n in rows:
+for v, trial, rung, step, value, cutoff, n, _ in rows:
     if v == "arrived": arrived.setdefault((unit_of[trial], rung), []).append((trial, f64(value)))
     if v in ("continue", "cut"):
         reps = sorted(arrived[(trial, rung)])

@@ -506,6 +506,12 @@ static void test_files(void **state) {
     assert_int_equal(g.n_stages, 4);
     assert_true(g.n_trials <= 12);
     ls_grid_free(&g);
+    snprintf(path, sizeof path, "%s/sweep/demo-asha.yaml", LS_SOURCE_DIR);
+    if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(g.stages[0].early_stopping.type, LS_GRID_ES_ASHA);
+    assert_int_equal(g.stages[0].n_configs, 9);
+    assert_int_equal(g.stages[1].select_from, 0);
+    ls_grid_free(&g);
     snprintf(path, sizeof path, "%s/sweep/coursework-random.yaml", LS_SOURCE_DIR);
     if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
     assert_int_equal(g.n_stages, 4);

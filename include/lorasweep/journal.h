@@ -84,6 +84,18 @@ typedef enum {
                                    * repeat 0) or, for arrived and stopped, the trial itself */
 } ls_jrec_type;
 
+/* One early-stopping decision (asha.h), as a record holds it and as ls_journal_state.decisions
+ * keeps them, in order. value, cutoff and flops are exact doubles, NaN when there is none. */
+typedef struct {
+    uint64_t trial_id;      /* the unit judged (a configuration's repeat 0), or for arrived and
+                             * stopped the trial itself */
+    int verdict, rung, step, n_at_rung;
+    double value, cutoff;
+    double flops;           /* what the trial (arrived, stopped), or the unit's repeats together
+                             * (paused, continue, cut), spent up to the rung: the budget counts a
+                             * stopped trial by it */
+} ls_journal_decision;
+
 /* One record, decoded. Fields not used by the type are zero. */
 typedef struct {
     ls_jrec_type type;
@@ -95,19 +107,11 @@ typedef struct {
     double loss, val_loss;  /* progress */
     ls_result_metrics metrics; /* done */
     char text[LS_JOURNAL_TEXT_MAX];
-    int verdict, rung, n_at_rung; /* decision */
-    double value, cutoff;         /* decision: exact doubles (NaN when there is none) */
+    ls_journal_decision decision; /* decision (its trial_id is the record's) */
 } ls_journal_record;
 
 /* The message of a stopped trial (its row's error column too): rung, step, value. */
 #define LS_JOURNAL_STOPPED_TEXT "stopped early at rung %d (step %d): val %.6g"
-
-/* One early-stopping decision as the journal holds it (ls_journal_state.decisions, in order). */
-typedef struct {
-    uint64_t trial_id;
-    int verdict, rung, step, n_at_rung;
-    double value, cutoff;
-} ls_journal_decision;
 
 /* What replay knows of one trial. */
 typedef struct {
@@ -189,9 +193,8 @@ int ls_journal_trial_done(ls_journal *j, uint64_t id, const ls_result_metrics *m
 int ls_journal_trial_failed(ls_journal *j, uint64_t id, const char *message);
 int ls_journal_trial_skipped(ls_journal *j, uint64_t id, const char *reason);
 /* An early-stopping decision (asha.h). Verdict LS_ES_STOPPED makes the trial stopped (status
- * LS_RESULT_STOPPED, metrics.steps = step, metrics.final_val_loss = value). */
-int ls_journal_trial_decision(ls_journal *j, uint64_t id, int verdict, int rung, int step, double value, double cutoff,
-                              int n_at_rung);
+ * LS_RESULT_STOPPED, metrics.steps = step, final_val_loss = value, flops_total = flops). */
+int ls_journal_trial_decision(ls_journal *j, const ls_journal_decision *d);
 
 /* Release the lock and close. LS_ERR if the final close fails (the records were already synced). */
 int ls_journal_close(ls_journal *j);
