@@ -501,6 +501,7 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
     /* Replay: the decisions about this stage's trials, in the order they were taken. */
     const ls_journal_state *js = ls_journal_current(s->journal);
     size_t *activated = ls_calloc(e->n_units ? e->n_units : 1, sizeof *activated); /* 1 + decision index */
+    size_t *cut = ls_calloc(e->n_units ? e->n_units : 1, sizeof *cut);             /* 1 + its cut's index */
     for (int d = 0; d < js->n_decisions; d++) {
         const ls_journal_decision *dec = &js->decisions[d];
         size_t t = n_trials;
@@ -518,7 +519,7 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
             ls_es_record(&e->es, u, dec->rung, dec->value);
             e->target[u] = dec->verdict == LS_ES_CONTINUE ? dec->rung + 1 : -1;
             if (dec->verdict == LS_ES_CONTINUE) activated[u] = (size_t)d + 1;
-            if (dec->verdict == LS_ES_CUT) e->dead[u] = 1;
+            if (dec->verdict == LS_ES_CUT) e->dead[u] = 1, cut[u] = (size_t)d + 1;
             break;
         case LS_ES_PROMOTED:
             ls_es_promote(&e->es, u, dec->rung);
@@ -527,6 +528,20 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
         default: break; /* stopped: the trial's status says it */
         }
     }
+    /* A cut whose trials' stops were not all journalled (a crash between them): stopped now, with
+     * the cut's cutoff and count, as they would have been right after it. */
+    for (;;) {
+        size_t best = e->n_units;
+        for (size_t u = 0; u < e->n_units; u++)
+            if (cut[u] && (best == e->n_units || cut[u] < cut[best])) best = u;
+        if (best == e->n_units) break;
+        const ls_journal_decision *dec = &js->decisions[cut[best] - 1];
+        cut[best] = 0;
+        for (size_t t = best * e->K; t < (best + 1) * e->K && !s->io_error; t++)
+            if (e->items[t].payload && !es_terminal(e, t) && e->arrived[t * (size_t)e->n_rungs + (size_t)dec->rung])
+                es_stop_trial(e, t, dec->rung, dec->cutoff, (size_t)dec->n_at_rung);
+    }
+    free(cut);
     /* What was due and did not finish, in the order it was decided: a unit whose repeats all
      * arrived without the decision being journalled is decided now (it never was). */
     for (;;) {

@@ -13,8 +13,10 @@
 #    and a clean stop), each run checked to have stopped where aimed, then resumed: the same
 #    decisions (values as exact doubles), trials, rows and adapters as the uninterrupted sweep; a
 #    rerun of the finished sweep decides nothing again.
-#  - The median rule with repeats (two workers): a configuration is judged by the mean of its
-#    repeats once both reached the rung, and a cut one stops both at that rung.
+#  - The median rule with repeats: a configuration is judged by the mean of its repeats once both
+#    reached the rung, and a cut one stops both at that rung; killed while one repeat waits for
+#    the other, with both arrived and the verdict not yet journalled, and between a cut and its
+#    stops, then resumed: the same decisions.
 source "$(dirname "$0")/cli_lib.sh"
 source "$(dirname "$0")/sweep_lib.sh"
 ONE="mpirun --oversubscribe -np 2" # one worker: the order of events is the same on every run
@@ -100,6 +102,8 @@ for v, trial, rung, step, value, *_ in rows:
         k = ids.index(trial)
         assert steps[k] == int(step) and val[k] == f64(value), (trial, steps[k], val[k])
 done = [k for k in range(len(ids)) if stage[k] == 0 and status[k] == 2]
+mse = t["mse_both"][:]  # only trials that reached the top are forecast
+assert all(mse[k] == mse[k] for k in done) and all(mse[ids.index(x)] != mse[ids.index(x)] for x in stopped), mse
 flops = t["flops_total"][:]  # a stopped trial is charged what it spent: less than a trial run to the end
 assert all(0 < flops[ids.index(x)] < min(flops[done]) for x in stopped), (flops, stopped)
 best = min(done, key=lambda k: val[k])
@@ -107,7 +111,7 @@ fin = [k for k in range(len(ids)) if stage[k] == 1]
 assert len(fin) == 1 and t["lr"][fin[0]] == t["lr"][best] and status[fin[0]] == 2, "the final stage's start"
 print("%d promotions checked against the rule; %d stopped, %d reached the top" % (len(promoted), len(stopped), len(done)))
 PY
-then ok "every promotion follows the rule; stopped trials are the ones left paused; the winner reached the top"
+then ok "every promotion follows the rule; stopped trials are the ones left paused, not forecast, charged what they spent; the winner reached the top"
 else bad "the decisions break the rule"; fi
 
 # sweep plan: the rungs, and what the stage costs at most (no stop) and at least (every trial
@@ -160,8 +164,8 @@ else bad "paused and promoted trials differ from straight runs"; fi
 # run NAME LS_FAULT WANT_RC WANT_DECISIONS: one cut-short run on k/; WANT_RC kill = killed (not 0,
 # 1 or 3); WANT_DECISIONS: decision records in the journal after it (where it stopped).
 run() {
-  LS_FAULT=$2 $ONE "$LS" sweep run "$T/grid.yaml" --out "$T/k/s.h5" >>"$T/k.err" 2>&1; local rc=$?
-  local n; n=$(decisions "$T/k/s.h5.journal" | wc -l)
+  LS_FAULT=$2 $ONE "$LS" sweep run "$T/${GRID:-grid}.yaml" --out "$T/${OUT:-k}/s.h5" >>"$T/k.err" 2>&1; local rc=$?
+  local n; n=$(decisions "$T/${OUT:-k}/s.h5.journal" | wc -l)
   local why=""
   case $3 in
     kill) { [ $rc = 0 ] || [ $rc = 1 ] || [ $rc = 3 ]; } && why="exit $rc: the fault did not kill it" ;;
@@ -173,15 +177,21 @@ run() {
 }
 # the events of the uninterrupted run, in order (one worker): start, paused, start, paused,
 # promoted (5), paused, start (7), paused, promoted (9), paused, promoted (11), ...
+# Under the sanitizers (LS_TEST_SAMPLE=1, where each sweep takes far longer) two of the cuts.
+SAMPLE=${LS_TEST_SAMPLE:-0}
 run "killed while a trial is paused at rung 0" es_decision:2:kill kill 2
-run "killed during a promotion (decided, not started)" es_decision:3:kill kill 5
-run "killed with a segment's start journalled" trial_start:2:kill kill 7
-run "killed inside a rung's checkpoint" write@state.safetensors:2:kill kill 9
-run "stopped cleanly as the last segment starts" trial_start:2:stop 3 11
-run "killed as the stage ends (one of two stops journalled)" es_decision:6:kill kill 17
+if [ "$SAMPLE" != 1 ]; then
+  run "killed during a promotion (decided, not started)" es_decision:3:kill kill 5
+  run "killed with a segment's start journalled" trial_start:2:kill kill 7
+  run "killed inside a rung's checkpoint" write@state.safetensors:2:kill kill 9
+  run "stopped cleanly as the last segment starts" trial_start:2:stop 3 11
+  run "killed as the stage ends (one of two stops journalled)" es_decision:6:kill kill 17
+else
+  run "killed as the stage ends (one of two stops journalled)" es_decision:15:kill kill 17
+fi
 run "the rest" "" 0 "$n_ref"
 decisions "$T/k/s.h5.journal" >"$T/k.dec"
-if cmp -s "$T/ref.dec" "$T/k.dec"; then ok "cut short six times: the same $n_ref decisions as the uninterrupted sweep"
+if cmp -s "$T/ref.dec" "$T/k.dec"; then ok "cut short: the same $n_ref decisions as the uninterrupted sweep"
 else bad "the decisions differ: $(diff "$T/ref.dec" "$T/k.dec" | head -6)"; fi
 if same_trials "$T/ref/s.h5" "$T/k/s.h5" && $PY - "$T/ref/s.trials" "$T/k/s.trials" <<'PY'
 import sys, os, filecmp
@@ -206,7 +216,7 @@ base:
   model: {path: tiny}
   data: {path: lv.h5}
   lora: {rank: 2}
-  train: {ctx: 64, batch_size: 2, max_steps: 8, eval_every: 4, val_max_windows: 4, checkpoint_every: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: 4, eval_every: 2, val_max_windows: 4, checkpoint_every: 2}
   eval: {systems: 0}
 stages:
   - name: lr
@@ -214,7 +224,7 @@ stages:
     repeats: 2
     early_stopping: {type: median, min_steps: 2, eta: 2, min_trials: 1}
 YAML
-$MPIRUN "$LS" sweep run "$T/median.yaml" --out "$T/m/s.h5" 2>"$T/m.err" || bad "median sweep: $(tail -3 "$T/m.err")"
+$ONE "$LS" sweep run "$T/median.yaml" --out "$T/m/s.h5" 2>"$T/m.err" || bad "median sweep: $(tail -3 "$T/m.err")"
 decisions "$T/m/s.h5.journal" >"$T/m.dec"
 if $PY - "$T/m.dec" "$T/m/s.h5" <<'PY'
 import sys, struct, h5py
@@ -248,4 +258,19 @@ print("%d configurations cut, judged by the mean of 2 repeats" % len(cut))
 PY
 then ok "median rule: judged by the mean of the repeats once both arrived; a cut stops both"
 else bad "median rule: $(cat "$T/m.dec")"; fi
+# one worker: start, arrived (2: repeat 0), arrived (3: repeat 1), continue (4), ...
+n_ref=$(wc -l <"$T/m.dec")
+first_cut=$(grep -n "^cut" "$T/m.dec" | head -1 | cut -d: -f1)
+if [ "$SAMPLE" != 1 ]; then
+  GRID=median OUT=mk run "median: killed while one repeat waits for the other" es_decision:2:kill kill 2
+  GRID=median OUT=mk run "median: killed with both repeats arrived, the verdict not journalled" es_decision:1:kill kill 3
+else
+  GRID=median OUT=mk run "median: killed with both repeats arrived, the verdict not journalled" es_decision:3:kill kill 3
+fi
+GRID=median OUT=mk run "median: killed between a cut and its stops" es_decision:$((first_cut - 3)):kill kill "$first_cut"
+GRID=median OUT=mk run "median: the rest" "" 0 "$n_ref"
+decisions "$T/mk/s.h5.journal" >"$T/mk.dec"
+if cmp -s "$T/m.dec" "$T/mk.dec" && same_trials "$T/m/s.h5" "$T/mk/s.h5"; then
+  ok "median, cut short: the same $n_ref decisions and rows as the uninterrupted sweep"
+else bad "median decisions differ: $(diff "$T/m.dec" "$T/mk.dec" | head -6)"; fi
 finish
