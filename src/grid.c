@@ -26,8 +26,11 @@
  *  - Repeats: configuration-major trial indices; repeat 0 is the configuration itself (a grid
  *    given repeats later keeps its trials, and a later stage that meets the same configuration
  *    shares its trials); repeat r's train.seed and lora.seed come from a hash of (configuration
- *    id, r), so they too are pure functions, as early stopping will need (judge a configuration
+ *    id, r), so they too are pure functions, as early stopping needs (a configuration is judged
  *    once all its repeats reach a rung).
+ *  - early_stopping is read here and checked once the whole file is (it needs base's max_steps);
+ *    it is part of the grid's identity but not of any trial's: a trial's id is the same with or
+ *    without it, so adaptive and full runs of one space compare trial by trial.
  */
 #include "lorasweep/grid.h"
 

@@ -8,6 +8,8 @@
  * out those not yet done (interrupted ones resume from their checkpoints), largest estimated
  * FLOPS first and within the budget; each worker runs its trial, writes its rows, and reports.
  * A trial counts as done only once rank 0 has journalled it, after the worker's rows are written.
+ * A stage with early_stopping hands out rung segments instead (es_stage below): trials pause at
+ * rungs, and ASHA or the median rule decides which go on, each decision journalled first.
  *
  * Exit status: 0 every trial done (or skipped with a reason), 1 some failed, 3 stopped on a
  * signal or the wall-clock limit with everything checkpointed (run again to continue).
@@ -326,15 +328,19 @@ typedef struct es_stage {
     double *flops;                     /* (n_trials) what it spent up to the last rung it reached */
     int *target;                       /* (n_units) the rung it trains toward; -1: not training */
     unsigned char *started, *dead;     /* (n_units) */
+    unsigned char *retry;              /* (n_trials) failed before, run again (--retry-failed) */
     size_t *order, n_order, next_order; /* units to start, in the budget plan's order */
     size_t *queue, q_head, q_n;        /* trials whose segment is due (FIFO) */
 } es_stage;
 
 static uint64_t es_unit_id(const es_stage *e, size_t u) { return e->trials[u * e->K].id; }
 
+/* Whether trial t has ended for this run: done, stopped, failed (unless retried and not failed
+ * again), or skipped by a budget plan that still skips it. */
 static int es_terminal(const es_stage *e, size_t t) {
     ls_result_status st = ls_journal_status(ls_journal_current(e->s->journal), e->trials[t].id);
-    return st == LS_RESULT_DONE || st == LS_RESULT_FAILED || st == LS_RESULT_SKIPPED || st == LS_RESULT_STOPPED;
+    return st == LS_RESULT_DONE || st == LS_RESULT_STOPPED || (st == LS_RESULT_FAILED && !e->retry[t]) ||
+           (st == LS_RESULT_SKIPPED && !e->items[t].payload);
 }
 
 /* Journal one decision; a record that cannot be written stops the sweep (the decision is not taken). */
@@ -418,7 +424,7 @@ static int es_next(void *user, ls_sweep_item *item) {
             size_t t = e->queue[e->q_head];
             e->q_head = (e->q_head + 1) % e->n_trials, e->q_n--;
             size_t u = t / e->K;
-            if (es_terminal(e, t) || e->target[u] < 0) continue;
+            if (es_terminal(e, t) || e->target[u] < 0 || e->dead[u]) continue; /* a repeat failed: no verdict */
             *item = e->items[t];
             item->pause_step = e->target[u] < e->n_rungs - 1 ? e->rungs[e->target[u]] : 0;
             return 1;
@@ -451,8 +457,8 @@ static int es_next(void *user, ls_sweep_item *item) {
 static void es_result(es_stage *e, const ls_sweep_item *item, const ls_trial_summary *r) {
     size_t t = (size_t)item->index, u = t / e->K;
     if (t >= e->n_trials || e->trials[t].id != item->id) return;
-    if (r->status == LS_TRIAL_FAILED) {
-        e->dead[u] = 1;
+    if (r->status == LS_TRIAL_FAILED) { /* its configuration can have no verdict: out of the stage */
+        e->dead[u] = 1, e->retry[t] = 0;
         return;
     }
     int k = e->target[u];
@@ -483,6 +489,7 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
     e->arrived = ls_calloc(cells, 1);
     e->value = ls_calloc(cells, sizeof *e->value);
     e->flops = ls_calloc(nt, sizeof *e->flops);
+    e->retry = ls_calloc(nt, 1);
     e->target = ls_malloc(sizeof *e->target * (e->n_units ? e->n_units : 1));
     e->started = ls_calloc(e->n_units ? e->n_units : 1, 1);
     e->dead = ls_calloc(e->n_units ? e->n_units : 1, 1);
@@ -496,8 +503,11 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
         for (size_t i = 0; i < e->n_order; i++) listed |= e->order[i] == u;
         if (!listed) e->order[e->n_order++] = u;
     }
-    for (size_t t = 0; t < n_trials; t++)
-        if (ls_journal_status(ls_journal_current(s->journal), trials[t].id) == LS_RESULT_FAILED) e->dead[t / e->K] = 1;
+    for (size_t t = 0; t < n_trials; t++) /* a failed trial handed out again is a retry (--retry-failed) */
+        if (ls_journal_status(ls_journal_current(s->journal), trials[t].id) == LS_RESULT_FAILED) {
+            if (e->items[t].payload) e->retry[t] = 1;
+            else e->dead[t / e->K] = 1;
+        }
     /* Replay: the decisions about this stage's trials, in the order they were taken. */
     const ls_journal_state *js = ls_journal_current(s->journal);
     size_t *activated = ls_calloc(e->n_units ? e->n_units : 1, sizeof *activated); /* 1 + decision index */
@@ -574,6 +584,7 @@ static void es_finish(es_stage *e) {
 static void es_free(es_stage *e) {
     ls_es_free(&e->es);
     free(e->items), free(e->arrived), free(e->value), free(e->flops), free(e->target), free(e->started), free(e->dead);
+    free(e->retry);
     free(e->order), free(e->queue);
     memset(e, 0, sizeof *e);
 }

@@ -20,6 +20,7 @@
  *       parameters:
  *         train.lr: {distribution: log_uniform, min: 1e-5, max: 1e-3}   # min, max are values
  *         lora.rank: {values: [2, 4, 8, 16]}
+ *       early_stopping: {type: asha, metric: val_loss, min_steps: 50, eta: 3}   # or type: median
  *
  * A stage's trials are configurations x repeats, configuration-major (trial index = configuration
  * * repeats + repeat). Configuration i is a pure function of the stage's axes or search space and

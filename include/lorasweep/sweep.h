@@ -5,7 +5,9 @@
  * hands one to each worker that asks, receives their progress and results, and reports every
  * event to the caller through hooks (the journal and the results file hang there). Ranks >= 1 are
  * workers: ask, run the trial, stream progress, send the result, ask again. Dispatch is trial by
- * trial as workers free up, never in batches.
+ * trial as workers free up, never in batches. With early stopping the work appears as results
+ * come in (ls_sweep_schedule_next): a unit is a rung segment (ls_sweep_item.pause_step), and a
+ * free worker may wait until a paused trial makes another promotable.
  *
  * Stopping: a stop request on rank 0 (a signal, a wall-clock limit) stops handing out work and
  * tells the busy workers, which checkpoint their trial and report it as interrupted; a signal a
