@@ -330,7 +330,7 @@ typedef struct es_stage {
     unsigned char *started, *dead;     /* (n_units) */
     unsigned char *retry;              /* (n_trials) failed before, run again (--retry-failed) */
     size_t *order, n_order, next_order; /* units to start, in the budget plan's order */
-    size_t *queue, q_head, q_n;        /* trials whose segment is due (FIFO) */
+    size_t *queue, q_head, q_n, q_cap; /* trials whose segment is due (FIFO; each at most once) */
 } es_stage;
 
 static uint64_t es_unit_id(const es_stage *e, size_t u) { return e->trials[u * e->K].id; }
@@ -365,7 +365,7 @@ static int es_journal(es_stage *e, uint64_t id, ls_es_verdict v, int rung, doubl
 static void es_queue_unit(es_stage *e, size_t u) {
     for (size_t t = u * e->K; t < (u + 1) * e->K; t++)
         if (e->items[t].payload && !es_terminal(e, t) && !e->arrived[t * (size_t)e->n_rungs + (size_t)e->target[u]])
-            e->queue[(e->q_head + e->q_n++) % e->n_trials] = t;
+            e->queue[(e->q_head + e->q_n++) % e->q_cap] = t;
 }
 
 /* A trial ends at the highest rung it reached: journalled, and its row says so. */
@@ -422,7 +422,7 @@ static int es_next(void *user, ls_sweep_item *item) {
     for (;;) {
         while (e->q_n > 0) {
             size_t t = e->queue[e->q_head];
-            e->q_head = (e->q_head + 1) % e->n_trials, e->q_n--;
+            e->q_head = (e->q_head + 1) % e->q_cap, e->q_n--;
             size_t u = t / e->K;
             if (es_terminal(e, t) || e->target[u] < 0 || e->dead[u]) continue; /* a repeat failed: no verdict */
             *item = e->items[t];
@@ -474,6 +474,16 @@ static void es_result(es_stage *e, const ls_sweep_item *item, const ls_trial_sum
     if (!e->dead[u] && es_all_arrived(e, u)) es_decide(e, u, k);
 }
 
+typedef struct {
+    uint64_t id;
+    size_t index;
+} es_id;
+
+static int es_id_cmp(const void *a, const void *b) {
+    uint64_t x = ((const es_id *)a)->id, y = ((const es_id *)b)->id;
+    return (x > y) - (x < y);
+}
+
 /* Set a stage up: its rungs, the order configurations start in (the items, which come in the
  * budget plan's order), and the state the journal's decisions describe, replayed in order. */
 static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, const ls_grid_trial *trials,
@@ -495,14 +505,15 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
     e->dead = ls_calloc(e->n_units ? e->n_units : 1, 1);
     e->order = ls_calloc(e->n_units ? e->n_units : 1, sizeof *e->order);
     e->queue = ls_calloc(nt, sizeof *e->queue);
+    e->q_cap = nt;
     for (size_t u = 0; u < e->n_units; u++) e->target[u] = -1;
+    unsigned char *listed = ls_calloc(e->n_units ? e->n_units : 1, 1);
     for (int k = 0; k < n_items; k++) {
         size_t t = (size_t)items[k].index, u = t / e->K;
         e->items[t] = items[k];
-        int listed = 0;
-        for (size_t i = 0; i < e->n_order; i++) listed |= e->order[i] == u;
-        if (!listed) e->order[e->n_order++] = u;
+        if (!listed[u]) e->order[e->n_order++] = u, listed[u] = 1;
     }
+    free(listed);
     for (size_t t = 0; t < n_trials; t++) /* a failed trial handed out again is a retry (--retry-failed) */
         if (ls_journal_status(ls_journal_current(s->journal), trials[t].id) == LS_RESULT_FAILED) {
             if (e->items[t].payload) e->retry[t] = 1;
@@ -512,11 +523,13 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
     const ls_journal_state *js = ls_journal_current(s->journal);
     size_t *activated = ls_calloc(e->n_units ? e->n_units : 1, sizeof *activated); /* 1 + decision index */
     size_t *cut = ls_calloc(e->n_units ? e->n_units : 1, sizeof *cut);             /* 1 + its cut's index */
+    es_id *by_id = ls_malloc(nt * sizeof *by_id); /* this stage's trials by id: the lookups stay n log n */
+    for (size_t i = 0; i < n_trials; i++) by_id[i] = (es_id){trials[i].id, i};
+    qsort(by_id, n_trials, sizeof *by_id, es_id_cmp);
     for (int d = 0; d < js->n_decisions; d++) {
         const ls_journal_decision *dec = &js->decisions[d];
-        size_t t = n_trials;
-        for (size_t i = 0; i < n_trials && t == n_trials; i++)
-            if (trials[i].id == dec->trial_id) t = i;
+        es_id key = {dec->trial_id, 0}, *hit = n_trials ? bsearch(&key, by_id, n_trials, sizeof *by_id, es_id_cmp) : NULL;
+        size_t t = hit ? hit->index : n_trials;
         if (t == n_trials || dec->rung < 0 || dec->rung >= e->n_rungs) continue;
         size_t u = t / e->K, at = t * (size_t)e->n_rungs + (size_t)dec->rung;
         switch (dec->verdict) {
@@ -538,6 +551,7 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
         default: break; /* stopped: the trial's status says it */
         }
     }
+    free(by_id);
     /* A cut whose trials' stops were not all journalled (a crash between them): stopped now, with
      * the cut's cutoff and count, as they would have been right after it. */
     for (;;) {
@@ -567,14 +581,25 @@ static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, c
 }
 
 /* The stage ended with nothing running, nothing promotable and nothing left to start: the trials
- * left paused stop at the highest rung they reached. */
+ * left paused stop at the highest rung they reached. A repeat that never reached one (another
+ * repeat of its configuration failed first, so no verdict could come) is skipped with the reason,
+ * so that the stage counts as finished. */
 static void es_finish(es_stage *e) {
     for (size_t t = 0; t < e->n_trials && !e->s->io_error; t++) {
         if (!e->items[t].payload || es_terminal(e, t)) continue;
         int k = -1;
         for (int r = 0; r < e->n_rungs; r++)
             if (e->arrived[t * (size_t)e->n_rungs + (size_t)r]) k = r;
-        if (k < 0) continue; /* never reached a rung: nothing to stop it at */
+        if (k < 0) {
+            if (ls_journal_status(ls_journal_current(e->s->journal), e->trials[t].id) == LS_RESULT_SKIPPED) continue;
+            char why[200];
+            snprintf(why, sizeof why, "not run: another repeat of its configuration failed, so early stopping can "
+                     "give the configuration no verdict");
+            if (ls_journal_trial_skipped(e->s->journal, e->trials[t].id, why) != LS_OK ||
+                ls_results_write_status(e->s->results, e->trials[t].id, LS_RESULT_SKIPPED, why) != LS_OK)
+                machine_fault(e->s, ls_last_error());
+            continue;
+        }
         size_t n = 0;
         double cutoff = e->rule->type == LS_GRID_ES_ASHA ? ls_es_asha_cutoff(&e->es, k, &n) : NAN;
         es_stop_trial(e, t, k, cutoff, n);
