@@ -185,9 +185,12 @@ static char *worker_payload(const ls_trial_config *c) {
     return yaml;
 }
 
-/* Every rank adds the stage's trials to the results file: rank 0 broadcasts their YAML. */
-static int add_stage_trials(ls_results *res, int stage, ls_grid_trial *trials, int n) {
+/* Every rank adds the stage's trials to the results file: rank 0 broadcasts their YAML, and the
+ * validations early stopping adds at its rungs (extra_evals: rung steps that eval_every may miss),
+ * so that every row has room for its curve. */
+static int add_stage_trials(ls_results *res, int stage, ls_grid_trial *trials, int n, int extra_evals) {
     ls_sweep_broadcast_int(&n);
+    ls_sweep_broadcast_int(&extra_evals);
     ls_results_trial_spec *specs = ls_calloc((size_t)(n > 0 ? n : 1), sizeof *specs);
     ls_trial_config *cfgs = ls_calloc((size_t)(n > 0 ? n : 1), sizeof *cfgs);
     int bad = 0;
@@ -196,6 +199,7 @@ static int add_stage_trials(ls_results *res, int stage, ls_grid_trial *trials, i
         char *got = ls_sweep_broadcast_string(yaml);
         if (ls_config_load_string(got, strlen(got), "trial", &cfgs[i]) != LS_OK) bad = 1, ls_config_defaults(&cfgs[i]);
         ls_results_spec_from_config(&cfgs[i], stage, &specs[i]);
+        specs[i].max_evals += extra_evals;
         if (trials) specs[i].id = trials[i].id; /* same value: the YAML round-trips exactly */
         free(yaml);
         if (got != yaml) free(got);
@@ -922,7 +926,13 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             exit_status = 1;
             break;
         }
-        if (add_stage_trials(res, stage, trials, is_root ? (int)n_trials : 0) != LS_OK) {
+        int extra_evals = 0; /* rank 0: the rungs below the top, each a validation of its own */
+        if (is_root && grid.stages[stage].early_stopping.type != LS_GRID_ES_NONE) {
+            const ls_grid_early_stopping *es = &grid.stages[stage].early_stopping;
+            int rungs[LS_ES_MAX_RUNGS];
+            extra_evals = ls_es_rungs(es->min_steps, es->eta, grid.base.train.max_steps, rungs, LS_ES_MAX_RUNGS) - 1;
+        }
+        if (add_stage_trials(res, stage, trials, is_root ? (int)n_trials : 0, extra_evals) != LS_OK) {
             if (is_root) machine_fault(&sched, ls_last_error()); /* our own file, not a trial */
             ls_grid_trials_free(trials, n_trials);
             stopped = 1;

@@ -214,13 +214,15 @@ $ONE "$LS" sweep run "$T/grid.yaml" --out "$T/k/s.h5" 2>"$T/again.err"; rc=$?
   && ok "a rerun of the finished sweep runs and decides nothing" || bad "rerun: rc=$rc $(tail -3 "$T/again.err")"
 
 # The median rule with repeats: the best learning rate first, so later ones fall below the median.
+# eval_every 0 (validation at step 0 and the end only): the rung at step 2 is a validation the
+# results file must have room for in every row.
 cat >"$T/median.yaml" <<'YAML'
 name: ci-median
 base:
   model: {path: tiny}
   data: {path: lv.h5}
   lora: {rank: 2}
-  train: {ctx: 64, batch_size: 2, max_steps: 4, eval_every: 2, val_max_windows: 4, checkpoint_every: 2}
+  train: {ctx: 64, batch_size: 2, max_steps: 4, eval_every: 0, val_max_windows: 4, checkpoint_every: 2}
   eval: {systems: 0}
 stages:
   - name: lr
@@ -258,6 +260,9 @@ for u, step in cut:  # both repeats stopped at that rung
     for r in (0, 1):
         k = ids.index(u) + r
         assert status[k] == 5 and steps[k] == step, (u, r, status[k], steps[k])
+vs, vl = h5py.File(sys.argv[2], "r")["curves"]["val_step"][:], h5py.File(sys.argv[2], "r")["curves"]["val_loss"][:]
+for k in range(len(ids)):  # every row has its validation at the rung (step 2), which eval_every 0 skips
+    assert 2 in list(vs[k]), (ids[k], vs[k])
 print("%d configurations cut, judged by the mean of 2 repeats" % len(cut))
 PY
 then ok "median rule: judged by the mean of the repeats once both arrived; a cut stops both"
