@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
         memset(text, 'x', (size_t)payload);
         text[payload] = '\0';
         ls_sweep_item *items = ls_malloc(sizeof *items * (size_t)n);
-        for (int i = 0; i < n; i++) items[i] = (ls_sweep_item){(uint64_t)i, i, (double)(i % 97), text};
+        for (int i = 0; i < n; i++) items[i] = (ls_sweep_item){(uint64_t)i, i, (double)(i % 97), text, 0};
         ls_sweep_hooks hooks = {NULL, NULL, count, NULL, NULL, 0, NULL};
         ls_sweep_schedule(items, n, 1, &hooks, NULL);
         double s = ls_now() - t0;

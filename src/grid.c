@@ -26,10 +26,15 @@
  *  - Repeats: configuration-major trial indices; repeat 0 is the configuration itself (a grid
  *    given repeats later keeps its trials, and a later stage that meets the same configuration
  *    shares its trials); repeat r's train.seed and lora.seed come from a hash of (configuration
- *    id, r), so they too are pure functions, as early stopping will need (judge a configuration
+ *    id, r), so they too are pure functions, as early stopping needs (a configuration is judged
  *    once all its repeats reach a rung).
+ *  - early_stopping is read here and checked once the whole file is (it needs base's max_steps);
+ *    it is part of the grid's identity but not of any trial's: a trial's id is the same with or
+ *    without it, so adaptive and full runs of one space compare trial by trial.
  */
 #include "lorasweep/grid.h"
+
+#include "lorasweep/asha.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -729,9 +734,69 @@ static int sample_stage(loader *L, ls_grid_stage *s, int trials_line) {
 /* ---- stages --------------------------------------------------------------------------------- */
 
 /* The keys of a stage, in a stage mapping or (the single stage `main`) at the top level. */
-enum { SK_NAME, SK_GRID, SK_SELECT, SK_METHOD, SK_TRIALS, SK_SEED, SK_PARAMETERS, SK_REPEATS, SK_COUNT };
+enum { SK_NAME, SK_GRID, SK_SELECT, SK_METHOD, SK_TRIALS, SK_SEED, SK_PARAMETERS, SK_REPEATS, SK_EARLY_STOPPING, SK_COUNT };
 static const char *const stage_keys[SK_COUNT] = {"name", "grid", "select", "method", "trials", "seed", "parameters",
-                                                 "repeats"};
+                                                 "repeats", "early_stopping"};
+
+const char *const ls_grid_es_names[LS_GRID_ES_COUNT] = {"none", "asha", "median"};
+
+/* A stage's early_stopping mapping at r->ev (the key on kline): type (asha or median), metric
+ * (val_loss, the only one), min_steps, eta (default 3), min_trials (median only, default 3).
+ * What needs base (min_steps below train.max_steps) is checked once the whole file is read. */
+static int read_early_stopping(ls_yaml_reader *r, ls_grid_early_stopping *es, int kline) {
+    enum { E_TYPE, E_METRIC, E_MIN_STEPS, E_ETA, E_MIN_TRIALS, E_COUNT };
+    static const char *const keys[E_COUNT] = {"type", "metric", "min_steps", "eta", "min_trials"};
+    if (ls_yaml_check_plain(r, "early_stopping") != LS_OK) return LS_ERR;
+    if (r->ev.type != YAML_MAPPING_START_EVENT)
+        return ls_yaml_wrong(r, "early_stopping", "a mapping (type, metric, min_steps, eta, min_trials)");
+    int seen[E_COUNT] = {0};
+    memset(es, 0, sizeof *es);
+    es->line = kline, es->eta = 3, es->min_trials = 3;
+    for (;;) {
+        if (ls_yaml_next(r, "early_stopping") != LS_OK) return LS_ERR;
+        if (r->ev.type == YAML_MAPPING_END_EVENT) break;
+        char key[64], dotted[96];
+        int exact, line = ls_yaml_line(r), which = -1;
+        if (ls_yaml_read_key(r, "early_stopping", key, sizeof key, &exact) != LS_OK) return LS_ERR;
+        for (int i = 0; exact && i < E_COUNT; i++)
+            if (!strcmp(key, keys[i])) which = i;
+        snprintf(dotted, sizeof dotted, "early_stopping.%s", key);
+        if (which < 0) return ls_yaml_fail(r, line, dotted, "unknown key (expected type, metric, min_steps, eta, min_trials)");
+        if (seen[which]) return ls_yaml_fail(r, line, dotted, "duplicate key (first on line %d)", seen[which]);
+        seen[which] = line;
+        if (ls_yaml_next(r, dotted) != LS_OK) return LS_ERR;
+        if (which == E_TYPE || which == E_METRIC) {
+            if (ls_yaml_check_plain(r, dotted) != LS_OK) return LS_ERR;
+            if (r->ev.type != YAML_SCALAR_EVENT || ls_yaml_is_null(&r->ev))
+                return ls_yaml_wrong(r, dotted, which == E_TYPE ? "asha or median" : "val_loss");
+            char shown[64];
+            ls_yaml_show(shown, sizeof shown, (const char *)r->ev.data.scalar.value, r->ev.data.scalar.length);
+            if (which == E_METRIC) {
+                if (strcmp(shown, "val_loss"))
+                    return ls_yaml_fail(r, line, dotted, "'%s' is not a metric early stopping can use: only val_loss "
+                                        "(the validation loss at each rung)", shown);
+                continue;
+            }
+            for (int t = LS_GRID_ES_ASHA; t < LS_GRID_ES_COUNT; t++)
+                if (!strcmp(shown, ls_grid_es_names[t])) es->type = (ls_grid_es_type)t;
+            if (es->type == LS_GRID_ES_NONE)
+                return ls_yaml_fail(r, line, dotted, "'%s' is not one of asha, median", shown);
+            continue;
+        }
+        double v;
+        if (which == E_MIN_STEPS && read_whole(r, dotted, line, 1, 1e9, &v) == LS_OK) es->min_steps = (int)v;
+        else if (which == E_ETA && read_whole(r, dotted, line, 2, 1000, &v) == LS_OK) es->eta = (int)v;
+        else if (which == E_MIN_TRIALS && read_whole(r, dotted, line, 1, LS_GRID_MAX_TRIALS, &v) == LS_OK)
+            es->min_trials = (int)v;
+        else return LS_ERR;
+    }
+    if (!seen[E_TYPE]) return ls_yaml_fail(r, kline, "early_stopping.type", "missing: asha or median");
+    if (!seen[E_MIN_STEPS])
+        return ls_yaml_fail(r, kline, "early_stopping.min_steps", "missing: the optimiser steps of the first rung");
+    if (seen[E_MIN_TRIALS] && es->type != LS_GRID_ES_MEDIAN)
+        return ls_yaml_fail(r, seen[E_MIN_TRIALS], "early_stopping.min_trials", "only for type median");
+    return LS_OK;
+}
 
 typedef struct {
     int at[SK_COUNT];         /* line of each key given (0: not given) */
@@ -778,6 +843,7 @@ static int read_stage_value(loader *L, ls_grid_stage *s, size_t index, int which
         s->seed = (uint64_t)v;
         return LS_OK;
     case SK_PARAMETERS: return read_params(L, s, kline);
+    case SK_EARLY_STOPPING: return read_early_stopping(r, &s->early_stopping, kline);
     default:
         if (read_whole(r, "repeats", kline, 1, LS_GRID_MAX_TRIALS, &v) != LS_OK) return LS_ERR;
         s->repeats = (size_t)v;
@@ -892,7 +958,7 @@ static int read_stage(loader *L, ls_grid_stage *s, size_t index) {
             if (!strcmp(key, stage_keys[i])) which = i;
         if (which < 0)
             return ls_yaml_fail(r, kline, key, "unknown key in a stage (expected name, grid, select, method, trials, seed, "
-                                "parameters, repeats)");
+                                "parameters, repeats, early_stopping)");
         if (seen.at[which]) return ls_yaml_fail(r, kline, key, "duplicate key (first on line %d)", seen.at[which]);
         seen.at[which] = kline;
         if (ls_yaml_next(r, key) != LS_OK) return LS_ERR;
@@ -969,7 +1035,7 @@ static int read_document(loader *L) {
             if (i != SK_SELECT && !strcmp(stage_keys[i], key)) stage_key = i;
         if (which < 0 && stage_key < 0)
             return ls_yaml_fail(r, line, key, "unknown key (expected name, budget_flops, max_attempts, base, grid, stages; "
-                                "or method, trials, seed, parameters, repeats)");
+                                "or method, trials, seed, parameters, repeats, early_stopping)");
         int *where = which >= 0 ? &seen[which] : &main_seen.at[stage_key];
         if (*where) return ls_yaml_fail(r, line, key, "duplicate key (first on line %d)", *where);
         *where = line;
@@ -1067,6 +1133,13 @@ static void make_canonical(ls_grid *g) {
             ls_strbuf_puts(&b, "]}\n");
         }
         if (s->repeats > 1) ls_strbuf_printf(&b, "    repeats: %zu\n", s->repeats);
+        const ls_grid_early_stopping *es = &s->early_stopping;
+        if (es->type != LS_GRID_ES_NONE) {
+            ls_strbuf_printf(&b, "    early_stopping: {type: %s, metric: val_loss, min_steps: %d, eta: %d",
+                             ls_grid_es_names[es->type], es->min_steps, es->eta);
+            if (es->type == LS_GRID_ES_MEDIAN) ls_strbuf_printf(&b, ", min_trials: %d", es->min_trials);
+            ls_strbuf_puts(&b, "}\n");
+        }
         if (s->method != LS_GRID_METHOD_GRID) { /* a sampled stage: its space and how many it draws */
             space_text(s, "    ", &b);
             ls_strbuf_printf(&b, "    trials: %zu\n", s->n_configs);
@@ -1110,6 +1183,11 @@ int ls_grid_extends(const ls_grid *old, const ls_grid *g) {
         if (a->method != b->method)
             return ls_error("stage %s: its method changed from %s to %s", a->name, ls_grid_method_names[a->method],
                             ls_grid_method_names[b->method]);
+        const ls_grid_early_stopping *ea = &a->early_stopping, *eb = &b->early_stopping;
+        if (ea->type != eb->type || (ea->type != LS_GRID_ES_NONE && (ea->min_steps != eb->min_steps || ea->eta != eb->eta ||
+                                                                    ea->min_trials != eb->min_trials)))
+            return ls_error("stage %s: its early_stopping changed (the decisions already taken would not be this "
+                            "rule's)", a->name);
         if (b->repeats < a->repeats)
             return ls_error("stage %s: repeats went down from %zu to %zu", a->name, a->repeats, b->repeats);
         if (a->method != LS_GRID_METHOD_GRID) { /* the same space; more configurations keep the first ones */
@@ -1348,6 +1426,44 @@ static int validate_all(ls_grid *g) {
     return rc;
 }
 
+/* Early stopping needs what only the whole file tells: one train.max_steps for the stage (its
+ * rungs are defined over it), a first rung below it, and, under ASHA, a configuration left at
+ * the top rung when a later stage selects from this one. */
+static int check_early_stopping(const ls_grid *g) {
+    for (size_t i = 0; i < g->n_stages; i++) {
+        const ls_grid_stage *s = &g->stages[i];
+        const ls_grid_early_stopping *es = &s->early_stopping;
+        if (es->type == LS_GRID_ES_NONE) continue;
+        for (size_t a = 0; a < s->n_axes; a++)
+            if (!strcmp(s->axes[a].key->key, "train.max_steps"))
+                return ls_error("%s:%d: train.max_steps: cannot be an axis of a stage with early_stopping (line %d): "
+                                "its rungs are defined over one max_steps", g->source, s->axes[a].line, es->line);
+        for (size_t p = 0; p < s->n_params; p++)
+            if (!strcmp(s->params[p].key->key, "train.max_steps"))
+                return ls_error("%s:%d: train.max_steps: cannot be a parameter of a stage with early_stopping (line "
+                                "%d): its rungs are defined over one max_steps", g->source, s->params[p].line, es->line);
+        for (size_t k = 0; k < s->n_keep; k++)
+            if (!strcmp(s->keep[k]->key, "train.max_steps"))
+                return ls_error("%s:%d: select.keep: train.max_steps cannot be kept in a stage with early_stopping: "
+                                "its rungs are defined over base's max_steps", g->source, es->line);
+        int max_steps = g->base.train.max_steps;
+        if (es->min_steps >= max_steps)
+            return ls_error("%s:%d: early_stopping.min_steps: %d is not less than train.max_steps (%d): no rung below "
+                            "the top", g->source, es->line, es->min_steps, max_steps);
+        if (es->type != LS_GRID_ES_ASHA) continue;
+        int rungs[LS_ES_MAX_RUNGS], n_rungs = ls_es_rungs(es->min_steps, es->eta, max_steps, rungs, LS_ES_MAX_RUNGS);
+        size_t top = ls_es_asha_survivors(s->n_configs, es->eta, n_rungs);
+        for (size_t j = i + 1; j < g->n_stages && top == 0; j++)
+            if (g->stages[j].select_from == (int)i)
+                return ls_error("%s:%d: early_stopping: stage %s selects from stage %s, but ASHA would stop all of its "
+                                "%zu configurations below the top (eta %d keeps 1 in %d at each of its %d rungs below "
+                                "max_steps: it needs at least %.0f configurations)", g->source, es->line,
+                                g->stages[j].name, s->name, s->n_configs, es->eta, es->eta, n_rungs - 1,
+                                pow(es->eta, n_rungs - 1));
+    }
+    return LS_OK;
+}
+
 /* ---- the public loading API ----------------------------------------------------------------- */
 
 void ls_grid_free(ls_grid *g) {
@@ -1386,6 +1502,7 @@ static int load_with(const char *yaml, size_t len, const char *name, char *base_
         ls_yaml_close(&L.r);
     }
     free(L.key_line);
+    if (rc == LS_OK) rc = check_early_stopping(g);
     if (rc == LS_OK) {
         size_t cap = strlen(g->name) + 16;
         g->results_path = ls_malloc(cap);

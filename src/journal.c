@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lorasweep/asha.h"
 #include "lorasweep/common.h"
 #include "lorasweep/fault.h"
 
@@ -52,6 +53,7 @@ const char *ls_result_status_name(int status) {
     case LS_RESULT_DONE: return "done";
     case LS_RESULT_FAILED: return "failed";
     case LS_RESULT_SKIPPED: return "skipped";
+    case LS_RESULT_STOPPED: return "stopped";
     default: return "unknown";
     }
 }
@@ -233,6 +235,15 @@ size_t ls_journal_encode(const ls_journal_record *rec, unsigned char *buf, size_
     case LS_JREC_TRIAL_DONE: put_metrics(&b, &rec->metrics); break;
     case LS_JREC_TRIAL_FAILED:
     case LS_JREC_TRIAL_SKIPPED: put_text(&b, rec->text); break;
+    case LS_JREC_DECISION:
+        put_i32(&b, rec->decision.verdict);
+        put_i32(&b, rec->decision.rung);
+        put_i32(&b, rec->decision.step);
+        put_f64(&b, rec->decision.value);
+        put_f64(&b, rec->decision.cutoff);
+        put_i32(&b, rec->decision.n_at_rung);
+        put_f64(&b, rec->decision.flops);
+        break;
     default: return 0;
     }
     if (b.overflow) return 0;
@@ -271,6 +282,16 @@ static int decode_payload(const unsigned char *p, size_t n, ls_journal_record *r
     case LS_JREC_TRIAL_DONE: get_metrics(&b, &rec->metrics); break;
     case LS_JREC_TRIAL_FAILED:
     case LS_JREC_TRIAL_SKIPPED: get_text(&b, rec->text); break;
+    case LS_JREC_DECISION:
+        rec->decision.trial_id = rec->trial_id;
+        rec->decision.verdict = get_i32(&b);
+        rec->decision.rung = get_i32(&b);
+        rec->decision.step = get_i32(&b);
+        rec->decision.value = get_f64(&b);
+        rec->decision.cutoff = get_f64(&b);
+        rec->decision.n_at_rung = get_i32(&b);
+        rec->decision.flops = get_f64(&b);
+        break;
     default: return LS_ERR;
     }
     return b.bad || b.at != n ? LS_ERR : LS_OK;
@@ -339,6 +360,26 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
         return;
     }
     ls_journal_trial *t = trial_entry(st, r->trial_id);
+    if (r->type == LS_JREC_DECISION) { /* kept in order: a resumed sweep replays them */
+        if (st->n_decisions == st->cap_decisions)
+            st->decisions = ls_realloc(st->decisions, sizeof *st->decisions * (size_t)(st->cap_decisions = 2 * st->cap_decisions + 64));
+        const ls_journal_decision *d = &r->decision;
+        st->decisions[st->n_decisions] = *d;
+        st->decisions[st->n_decisions++].trial_id = r->trial_id;
+        if (d->verdict != LS_ES_STOPPED) return;
+        if (t->status == LS_RESULT_DONE) {
+            st->anomalies++;
+            return;
+        }
+        if (t->open_attempt) t->crashes--, t->open_attempt = 0;
+        t->status = LS_RESULT_STOPPED;
+        ls_result_metrics_init(&t->metrics);
+        t->metrics.steps = d->step;
+        t->metrics.final_val_loss = d->value;
+        t->metrics.flops_total = d->flops;
+        snprintf(t->message, sizeof t->message, LS_JOURNAL_STOPPED_TEXT, d->rung, d->step, d->value);
+        return;
+    }
     if (t->status == LS_RESULT_DONE) { /* done is final: anything later is a scheduler bug */
         st->anomalies++;
         return;
@@ -396,6 +437,7 @@ int ls_journal_count(const ls_journal_state *st, ls_result_status status) {
 }
 
 void ls_journal_state_free(ls_journal_state *st) {
+    free(st->decisions);
     free(st->trials);
     free(st->slots);
     memset(st, 0, sizeof *st);
@@ -615,6 +657,11 @@ int ls_journal_trial_checkpoint(ls_journal *j, uint64_t id, int step) {
 
 int ls_journal_trial_done(ls_journal *j, uint64_t id, const ls_result_metrics *m) {
     ls_journal_record r = {.type = LS_JREC_TRIAL_DONE, .trial_id = id, .metrics = *m};
+    return ls_journal_append(j, &r);
+}
+
+int ls_journal_trial_decision(ls_journal *j, const ls_journal_decision *d) {
+    ls_journal_record r = {.type = LS_JREC_DECISION, .trial_id = d->trial_id, .decision = *d};
     return ls_journal_append(j, &r);
 }
 

@@ -801,7 +801,9 @@ int ls_results_fill_from_journal(ls_results *r, const ls_journal_state *st) {
     for (int i = 0; i < st->n_trials; i++) {
         const ls_journal_trial *t = &st->trials[i];
         if (ls_results_row(r, t->id) < 0) continue;
-        if (t->status == LS_RESULT_DONE && ls_results_write_metrics(r, t->id, &t->metrics) != LS_OK) return LS_ERR;
+        if ((t->status == LS_RESULT_DONE || t->status == LS_RESULT_STOPPED) &&
+            ls_results_write_metrics(r, t->id, &t->metrics) != LS_OK)
+            return LS_ERR;
         if (ls_results_write_status(r, t->id, t->status, t->message) != LS_OK) return LS_ERR;
     }
     return LS_OK;

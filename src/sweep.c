@@ -44,6 +44,7 @@ enum {
 typedef struct {
     uint64_t id;
     int index;
+    int pause_step;
     double cost;
 } assign_header;
 
@@ -143,7 +144,7 @@ static void idle_wait(int idle_rounds) {
 static void send_assignment(const ls_sweep_item *item, int worker) {
     size_t len = item->payload ? strlen(item->payload) + 1 : 1;
     char *buf = ls_malloc(sizeof(assign_header) + len);
-    assign_header h = {item->id, item->index, item->cost};
+    assign_header h = {item->id, item->index, item->pause_step, item->cost};
     memcpy(buf, &h, sizeof h);
     memcpy(buf + sizeof h, item->payload ? item->payload : "", len);
     MPI_Send(buf, (int)(sizeof h + len), MPI_BYTE, worker, TAG_ASSIGN, MPI_COMM_WORLD);
@@ -166,7 +167,32 @@ static MPI_Comm group_split(int rank, int size, int k) {
     return comm;
 }
 
-int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped) {
+/* The fixed list of ls_sweep_schedule, handed out in order. */
+typedef struct {
+    ls_sweep_item *items;
+    int n, next;
+} item_list;
+
+static int list_next(void *user, ls_sweep_item *item) {
+    item_list *l = user;
+    if (l->next >= l->n) return -1;
+    *item = l->items[l->next++];
+    return 1;
+}
+
+static void assign(int (*next)(void *, ls_sweep_item *), void *next_user, const ls_sweep_hooks *hooks, int worker,
+                   ls_sweep_item *slot, int *running, const request_msg *info, int *answer) {
+    ls_sweep_item item;
+    *answer = next(next_user, &item);
+    if (*answer != 1) return;
+    *slot = item;
+    running[worker] = 1;
+    send_assignment(slot, worker);
+    if (hooks && hooks->on_start) hooks->on_start(hooks->user, slot, worker, info);
+}
+
+static int schedule(int (*next)(void *, ls_sweep_item *), void *next_user, int ranks_per_trial,
+                    const ls_sweep_hooks *hooks, int *stopped) {
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (ranks_per_trial > 1) { /* the workers' split needs rank 0's part; it gets no group */
@@ -174,21 +200,22 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
         if (none != MPI_COMM_NULL) MPI_Comm_free(&none);
     }
     int leaders = ls_sweep_groups(size, ranks_per_trial, NULL);
-    qsort(items, (size_t)n, sizeof *items, by_cost_desc);
-    int *running = ls_malloc(sizeof(int) * (size_t)size); /* item of each worker, -1 when idle */
+    int *running = ls_calloc((size_t)size, sizeof(int));               /* 1: the worker has a trial */
+    int *waiting = ls_calloc((size_t)size, sizeof(int));               /* 1: asked, told to wait */
+    ls_sweep_item *current = ls_calloc((size_t)size, sizeof *current); /* each worker's trial */
     request_msg *workers = ls_calloc((size_t)size, sizeof *workers); /* each worker's GPU and host */
     double *heard = ls_calloc((size_t)size, sizeof *heard);         /* when each worker last spoke */
-    for (int r = 0; r < size; r++) running[r] = -1, workers[r].device = -1;
-    int next = 0, released = 0, stopping = 0, idle_rounds = 0;
+    for (int r = 0; r < size; r++) workers[r].device = -1;
+    int released = 0, stopping = 0, idle_rounds = 0, n_running = 0, n_waiting = 0;
     double timeout = hooks ? hooks->hang_timeout_s : 0;
     while (released < leaders) {
         int stop_now = !stopping && hooks && hooks->should_stop && hooks->should_stop(hooks->user);
         if (timeout > 0) { /* a worker with a trial that went silent: hung; the others checkpoint */
             double now = MPI_Wtime();
             for (int r = 1; r < size; r++) {
-                if (running[r] < 0 || now - heard[r] <= timeout) continue;
-                if (hooks->on_hung) hooks->on_hung(hooks->user, &items[running[r]], r, workers[r].host, now - heard[r]);
-                running[r] = -1;
+                if (!running[r] || now - heard[r] <= timeout) continue;
+                if (hooks->on_hung) hooks->on_hung(hooks->user, &current[r], r, workers[r].host, now - heard[r]);
+                running[r] = 0, n_running--;
                 released++; /* never waited for again */
                 stop_now = !stopping;
             }
@@ -196,8 +223,23 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
         if (stop_now) {
             stopping = 1;
             for (int r = 1; r < size; r++)
-                if (running[r] >= 0) MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
+                if (running[r]) MPI_Send(NULL, 0, MPI_BYTE, r, TAG_STOP, MPI_COMM_WORLD);
         }
+        /* Waiting groups: released when stopping, or when no running trial can give them work. */
+        if (n_waiting > 0 && (stopping || n_running == 0))
+            for (int r = 1; r < size; r++)
+                if (waiting[r]) {
+                    int answer = -1;
+                    if (!stopping) assign(next, next_user, hooks, r, &current[r], running, &workers[r], &answer);
+                    if (answer == 0 && n_running > 0) continue; /* another waiting group just got work */
+                    waiting[r] = 0, n_waiting--;
+                    if (answer == 1) {
+                        n_running++;
+                    } else {
+                        MPI_Send(NULL, 0, MPI_BYTE, r, TAG_RELEASE, MPI_COMM_WORLD);
+                        released++;
+                    }
+                }
         if (released >= leaders) break;
         int flag;
         MPI_Status st;
@@ -212,12 +254,12 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
         if (st.MPI_TAG == TAG_REQUEST) {
             MPI_Recv(&workers[src], sizeof workers[src], MPI_BYTE, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             workers[src].host[sizeof workers[src].host - 1] = '\0';
-            if (!stopping && next < n) {
-                running[src] = next;
-                send_assignment(&items[next], src);
-                if (hooks && hooks->on_start)
-                    hooks->on_start(hooks->user, &items[next], src, &workers[src]);
-                next++;
+            int answer = -1;
+            if (!stopping) assign(next, next_user, hooks, src, &current[src], running, &workers[src], &answer);
+            if (answer == 1) {
+                n_running++;
+            } else if (answer == 0) {
+                waiting[src] = 1, n_waiting++;
             } else {
                 MPI_Send(NULL, 0, MPI_BYTE, src, TAG_RELEASE, MPI_COMM_WORLD);
                 released++;
@@ -225,24 +267,51 @@ int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls
         } else if (st.MPI_TAG == TAG_HEARTBEAT) {
             heartbeat_msg m;
             MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_HEARTBEAT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            if (hooks && hooks->on_heartbeat && running[src] >= 0)
-                hooks->on_heartbeat(hooks->user, &items[running[src]], src, &m.hb);
+            if (hooks && hooks->on_heartbeat && running[src])
+                hooks->on_heartbeat(hooks->user, &current[src], src, &m.hb);
         } else if (st.MPI_TAG == TAG_RESULT) {
             result_msg m;
             MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             m.summary.message[sizeof m.summary.message - 1] = '\0';
-            if (hooks && hooks->on_result && running[src] >= 0)
-                hooks->on_result(hooks->user, &items[running[src]], src, &m.summary);
-            running[src] = -1;
+            if (running[src]) {
+                running[src] = 0, n_running--;
+                if (hooks && hooks->on_result) hooks->on_result(hooks->user, &current[src], src, &m.summary);
+            }
+            /* a result may have made work (a promotion): the waiting groups ask again, in rank order */
+            for (int r = 1; r < size && n_waiting > 0 && !stopping; r++) {
+                if (!waiting[r]) continue;
+                int answer;
+                assign(next, next_user, hooks, r, &current[r], running, &workers[r], &answer);
+                if (answer == 1) {
+                    waiting[r] = 0, n_waiting--, n_running++;
+                } else if (answer < 0) {
+                    waiting[r] = 0, n_waiting--;
+                    MPI_Send(NULL, 0, MPI_BYTE, r, TAG_RELEASE, MPI_COMM_WORLD);
+                    released++;
+                }
+            }
         } else { /* nothing else is sent to rank 0: drop it rather than spin on it */
             MPI_Recv(NULL, 0, MPI_BYTE, src, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         }
     }
     free(running);
+    free(waiting);
+    free(current);
     free(workers);
     free(heard);
     if (stopped) *stopped = stopping;
     return LS_OK;
+}
+
+int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped) {
+    qsort(items, (size_t)n, sizeof *items, by_cost_desc);
+    item_list l = {items, n, 0};
+    return schedule(list_next, &l, ranks_per_trial, hooks, stopped);
+}
+
+int ls_sweep_schedule_next(int (*next)(void *user, ls_sweep_item *item), int ranks_per_trial,
+                           const ls_sweep_hooks *hooks, int *stopped) {
+    return schedule(next, hooks ? hooks->user : NULL, ranks_per_trial, hooks, stopped);
 }
 
 /* ---- workers ------------------------------------------------------------------------------ */
@@ -303,7 +372,7 @@ static char *request_work(const ls_sweep_place *place, int *len) {
 static void run_assignment(ls_sweep_run_fn run, void *user, const ls_train_group *group, char *buf) {
     assign_header h;
     memcpy(&h, buf, sizeof h);
-    ls_sweep_item item = {h.id, h.index, h.cost, buf + sizeof h};
+    ls_sweep_item item = {h.id, h.index, h.cost, buf + sizeof h, h.pause_step};
     worker_ctx ctx = {h.index, 0};
     result_msg m = {h.index, {0}};
     int leader = !group || group->rank == 0;

@@ -8,6 +8,8 @@
  * out those not yet done (interrupted ones resume from their checkpoints), largest estimated
  * FLOPS first and within the budget; each worker runs its trial, writes its rows, and reports.
  * A trial counts as done only once rank 0 has journalled it, after the worker's rows are written.
+ * A stage with early_stopping hands out rung segments instead (es_stage below): trials pause at
+ * rungs, and ASHA or the median rule decides which go on, each decision journalled first.
  *
  * Exit status: 0 every trial done (or skipped with a reason), 1 some failed, 3 stopped on a
  * signal or the wall-clock limit with everything checkpointed (run again to continue).
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lorasweep/asha.h"
 #include "lorasweep/check.h"
 #include "lorasweep/common.h"
 #include "lorasweep/fault.h"
@@ -51,7 +54,10 @@ typedef struct {
     int io_error;              /* the journal could not be written: stop */
     char machine[600];         /* the first fault of the machine (a full disk): stop, exit 4 */
     char hung[400];            /* a worker that stopped answering: stop, exit 5 */
+    struct es_stage *es;       /* the running stage's early stopping, or NULL */
 } scheduler;
+
+static void es_result(struct es_stage *e, const ls_sweep_item *item, const ls_trial_summary *r);
 
 /* A fault of the machine, not of a trial: the first one is kept (said at the end) and the sweep
  * stops: running trials checkpoint, nothing is recorded as failed, no later stage starts. */
@@ -66,7 +72,7 @@ static void status_line(scheduler *s, const char *event) {
     const ls_journal_state *js = ls_journal_current(s->journal); /* the counts, as the journal has them */
     int done = ls_journal_count(js, LS_RESULT_DONE), failed = ls_journal_count(js, LS_RESULT_FAILED),
         skipped = ls_journal_count(js, LS_RESULT_SKIPPED);
-    int left = s->total - done - failed - skipped - s->running;
+    int left = s->total - done - failed - skipped - ls_journal_count(js, LS_RESULT_STOPPED) - s->running;
     char eta[32] = "?";
     if (s->finished_now > 0) { /* worker-seconds per trial so far, spread over the workers */
         double per_trial = elapsed * s->workers / s->finished_now;
@@ -96,7 +102,9 @@ static void on_start(void *user, const ls_sweep_item *item, int worker, const ls
     char event[256], where[96], again[32] = "";
     if (w->device >= 0) snprintf(where, sizeof where, "GPU %d", w->device);
     else snprintf(where, sizeof where, "%d thread%s", w->threads, w->threads == 1 ? "" : "s");
-    if (attempt > 1) snprintf(again, sizeof again, ", attempt %d", attempt);
+    if (s->es && item->pause_step > 0) snprintf(again, sizeof again, ", to step %d", item->pause_step);
+    else if (s->es) snprintf(again, sizeof again, ", to the end"); /* a rung segment is not a new attempt */
+    else if (attempt > 1) snprintf(again, sizeof again, ", attempt %d", attempt);
     snprintf(event, sizeof event, "trial %016" PRIx64 " started on rank %d (%s, %s%s)", item->id, worker, w->host, where,
              again);
     status_line(s, event);
@@ -130,6 +138,10 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
         machine_fault(s, r->message);
         ls_journal_trial_checkpoint(s->journal, item->id, r->metrics.steps); /* a stop, not a crash (if it can) */
         snprintf(event, sizeof event, "trial %016" PRIx64 " stopped by the machine: %s", item->id, r->message);
+    } else if (r->status == LS_TRIAL_PAUSED) { /* at a rung: the decision follows (es_result) */
+        rc = ls_journal_trial_checkpoint(s->journal, item->id, r->metrics.steps);
+        snprintf(event, sizeof event, "trial %016" PRIx64 " reached step %d: val %.4f", item->id, r->metrics.steps,
+                 r->metrics.final_val_loss);
     } else {
         rc = ls_journal_trial_checkpoint(s->journal, item->id, r->metrics.steps);
         snprintf(event, sizeof event, "trial %016" PRIx64 " stopped at step %d (checkpointed)", item->id, r->metrics.steps);
@@ -137,6 +149,7 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
     if (rc != LS_OK) machine_fault(s, ls_last_error());
     if (r->status == LS_TRIAL_DONE) ls_fault("trial_done"); /* tests: a crash just after a trial counts */
     status_line(s, event);
+    if (s->es && rc == LS_OK) es_result(s->es, item, r);
 }
 
 /* A worker that went silent: nothing it holds can be checkpointed; the others are (sweep.c). */
@@ -172,9 +185,12 @@ static char *worker_payload(const ls_trial_config *c) {
     return yaml;
 }
 
-/* Every rank adds the stage's trials to the results file: rank 0 broadcasts their YAML. */
-static int add_stage_trials(ls_results *res, int stage, ls_grid_trial *trials, int n) {
+/* Every rank adds the stage's trials to the results file: rank 0 broadcasts their YAML, and the
+ * validations early stopping adds at its rungs (extra_evals: rung steps that eval_every may miss),
+ * so that every row has room for its curve. */
+static int add_stage_trials(ls_results *res, int stage, ls_grid_trial *trials, int n, int extra_evals) {
     ls_sweep_broadcast_int(&n);
+    ls_sweep_broadcast_int(&extra_evals);
     ls_results_trial_spec *specs = ls_calloc((size_t)(n > 0 ? n : 1), sizeof *specs);
     ls_trial_config *cfgs = ls_calloc((size_t)(n > 0 ? n : 1), sizeof *cfgs);
     int bad = 0;
@@ -183,6 +199,7 @@ static int add_stage_trials(ls_results *res, int stage, ls_grid_trial *trials, i
         char *got = ls_sweep_broadcast_string(yaml);
         if (ls_config_load_string(got, strlen(got), "trial", &cfgs[i]) != LS_OK) bad = 1, ls_config_defaults(&cfgs[i]);
         ls_results_spec_from_config(&cfgs[i], stage, &specs[i]);
+        specs[i].max_evals += extra_evals;
         if (trials) specs[i].id = trials[i].id; /* same value: the YAML round-trips exactly */
         free(yaml);
         if (got != yaml) free(got);
@@ -283,9 +300,322 @@ static int stage_unfinished(const ls_journal_state *js, const ls_grid_trial *tri
     int left = 0;
     for (size_t i = 0; i < n; i++) {
         ls_result_status st = ls_journal_status(js, trials[i].id);
-        left += st != LS_RESULT_DONE && st != LS_RESULT_FAILED && st != LS_RESULT_SKIPPED;
+        left += st != LS_RESULT_DONE && st != LS_RESULT_FAILED && st != LS_RESULT_SKIPPED && st != LS_RESULT_STOPPED;
     }
     return left;
+}
+
+/* ---- early stopping (rank 0) ----------------------------------------------------------------
+ *
+ * A stage with early_stopping hands out rung segments instead of whole trials: a trial trains to
+ * its next rung (ls_sweep_item.pause_step), is validated and checkpointed there, and comes back
+ * paused; the unit judged is a configuration (its repeats' mean, once all of them reached the
+ * rung). A free worker takes, in this order: a segment already due (the other repeats of a
+ * configuration just promoted, or one a killed job left unfinished), a promotion (asha), the next
+ * configuration of the budget plan at rung 0; else it waits while trials run.
+ *
+ * Every decision is journalled before it acts (start, arrived, paused, promoted, continue, cut,
+ * stopped: asha.h), with the value as an exact double, the cutoff and the count at the rung. A
+ * resumed stage rebuilds its state by replaying those records in order and never recomputes one:
+ * with asynchronous workers the order of arrival can be replayed but not reproduced. What the
+ * records say was due and did not finish is handed out first, in the order it was decided. */
+typedef struct es_stage {
+    scheduler *s;
+    const ls_grid_early_stopping *rule;
+    const ls_grid_trial *trials;
+    size_t n_trials, n_units, K;       /* units: configurations of K repeats, trials u*K .. u*K+K-1 */
+    int rungs[LS_ES_MAX_RUNGS], n_rungs;
+    ls_es es;
+    ls_sweep_item *items;              /* (n_trials) payload NULL: not to run (settled or skipped) */
+    unsigned char *arrived;            /* (n_trials, n_rungs) the trial's value at the rung is known */
+    double *value;                     /* (n_trials, n_rungs) */
+    double *flops;                     /* (n_trials) what it spent up to the last rung it reached */
+    int *target;                       /* (n_units) the rung it trains toward; -1: not training */
+    unsigned char *started, *dead;     /* (n_units) */
+    unsigned char *retry;              /* (n_trials) failed before, run again (--retry-failed) */
+    size_t *order, n_order, next_order; /* units to start, in the budget plan's order */
+    size_t *queue, q_head, q_n, q_cap; /* trials whose segment is due (FIFO; each at most once) */
+} es_stage;
+
+static uint64_t es_unit_id(const es_stage *e, size_t u) { return e->trials[u * e->K].id; }
+
+/* Whether trial t has ended for this run: done, stopped, failed (unless retried and not failed
+ * again), or skipped by a budget plan that still skips it. */
+static int es_terminal(const es_stage *e, size_t t) {
+    ls_result_status st = ls_journal_status(ls_journal_current(e->s->journal), e->trials[t].id);
+    return st == LS_RESULT_DONE || st == LS_RESULT_STOPPED || (st == LS_RESULT_FAILED && !e->retry[t]) ||
+           (st == LS_RESULT_SKIPPED && !e->items[t].payload);
+}
+
+/* Journal one decision; a record that cannot be written stops the sweep (the decision is not taken). */
+static int es_journal(es_stage *e, uint64_t id, ls_es_verdict v, int rung, double value, double cutoff, size_t n,
+                      double flops) {
+    ls_journal_decision d = {id, v, rung, e->rungs[rung], (int)n, value, cutoff, flops};
+    if (ls_journal_trial_decision(e->s->journal, &d) != LS_OK) {
+        machine_fault(e->s, ls_last_error());
+        return LS_ERR;
+    }
+    if (v != LS_ES_ARRIVED && v != LS_ES_START) {
+        char event[300];
+        snprintf(event, sizeof event, "trial %016" PRIx64 " %s at rung %d (step %d): val %.4f, cutoff %.4f of %zu",
+                 id, ls_es_verdict_name(v), rung, e->rungs[rung], value, cutoff, n);
+        status_line(e->s, event);
+    }
+    ls_fault("es_decision"); /* tests: a crash just after a decision is durable */
+    return LS_OK;
+}
+
+/* Queue the unit's trials that have not reached its target rung yet. */
+static void es_queue_unit(es_stage *e, size_t u) {
+    for (size_t t = u * e->K; t < (u + 1) * e->K; t++)
+        if (e->items[t].payload && !es_terminal(e, t) && !e->arrived[t * (size_t)e->n_rungs + (size_t)e->target[u]])
+            e->queue[(e->q_head + e->q_n++) % e->q_cap] = t;
+}
+
+/* A trial ends at the highest rung it reached: journalled, and its row says so. */
+static void es_stop_trial(es_stage *e, size_t t, int k, double cutoff, size_t n) {
+    double v = e->value[t * (size_t)e->n_rungs + (size_t)k];
+    if (es_journal(e, e->trials[t].id, LS_ES_STOPPED, k, v, cutoff, n, e->flops[t]) != LS_OK) return;
+    ls_result_metrics m;
+    ls_result_metrics_init(&m);
+    m.steps = e->rungs[k], m.final_val_loss = v, m.flops_total = e->flops[t];
+    char why[160];
+    snprintf(why, sizeof why, LS_JOURNAL_STOPPED_TEXT, k, e->rungs[k], v);
+    if (ls_results_write_metrics(e->s->results, e->trials[t].id, &m) != LS_OK ||
+        ls_results_write_status(e->s->results, e->trials[t].id, LS_RESULT_STOPPED, why) != LS_OK)
+        machine_fault(e->s, ls_last_error());
+}
+
+/* Every repeat of unit u reached rung k: judge the unit by their mean (in repeat order). */
+static void es_decide(es_stage *e, size_t u, int k) {
+    double sum = 0, flops = 0;
+    for (size_t t = u * e->K; t < (u + 1) * e->K; t++) sum += e->value[t * (size_t)e->n_rungs + (size_t)k], flops += e->flops[t];
+    double mean = sum / (double)e->K, cutoff;
+    size_t n;
+    uint64_t id = es_unit_id(e, u);
+    if (e->rule->type == LS_GRID_ES_ASHA) {
+        ls_es_record(&e->es, u, k, mean);
+        cutoff = ls_es_asha_cutoff(&e->es, k, &n);
+        if (es_journal(e, id, LS_ES_PAUSED, k, mean, cutoff, n, flops) == LS_OK) e->target[u] = -1;
+        return;
+    }
+    ls_es_verdict v = ls_es_median(&e->es, u, k, mean, &cutoff, &n);
+    if (es_journal(e, id, v, k, mean, cutoff, n, flops) != LS_OK) return;
+    ls_es_record(&e->es, u, k, mean);
+    if (v == LS_ES_CONTINUE) {
+        e->target[u] = k + 1;
+        es_queue_unit(e, u);
+        return;
+    }
+    e->target[u] = -1, e->dead[u] = 1;
+    for (size_t t = u * e->K; t < (u + 1) * e->K && !e->s->io_error; t++) es_stop_trial(e, t, k, cutoff, n);
+}
+
+/* Whether every repeat of u has reached its target rung (a failed one never does). */
+static int es_all_arrived(const es_stage *e, size_t u) {
+    for (size_t t = u * e->K; t < (u + 1) * e->K; t++)
+        if (!e->arrived[t * (size_t)e->n_rungs + (size_t)e->target[u]]) return 0;
+    return 1;
+}
+
+/* The next segment for a free worker (ls_sweep_schedule_next). */
+static int es_next(void *user, ls_sweep_item *item) {
+    scheduler *s = user;
+    es_stage *e = s->es;
+    if (s->io_error) return -1;
+    for (;;) {
+        while (e->q_n > 0) {
+            size_t t = e->queue[e->q_head];
+            e->q_head = (e->q_head + 1) % e->q_cap, e->q_n--;
+            size_t u = t / e->K;
+            if (es_terminal(e, t) || e->target[u] < 0 || e->dead[u]) continue; /* a repeat failed: no verdict */
+            *item = e->items[t];
+            item->pause_step = e->target[u] < e->n_rungs - 1 ? e->rungs[e->target[u]] : 0;
+            return 1;
+        }
+        size_t u, n;
+        int k;
+        double cutoff;
+        if (e->rule->type == LS_GRID_ES_ASHA && ls_es_asha_next(&e->es, &u, &k, &cutoff, &n)) {
+            if (es_journal(e, es_unit_id(e, u), LS_ES_PROMOTED, k, e->es.value[u * (size_t)e->n_rungs + (size_t)k],
+                           cutoff, n, NAN) != LS_OK)
+                return -1;
+            ls_es_promote(&e->es, u, k);
+            e->target[u] = k + 1;
+            es_queue_unit(e, u);
+            continue;
+        }
+        while (e->next_order < e->n_order && e->started[e->order[e->next_order]]) e->next_order++;
+        if (e->next_order < e->n_order) {
+            u = e->order[e->next_order++];
+            if (es_journal(e, es_unit_id(e, u), LS_ES_START, 0, NAN, NAN, 0, NAN) != LS_OK) return -1;
+            e->started[u] = 1, e->target[u] = 0;
+            es_queue_unit(e, u);
+            continue;
+        }
+        return s->running > 0 ? 0 : -1;
+    }
+}
+
+/* A segment's result (after on_result journalled it). */
+static void es_result(es_stage *e, const ls_sweep_item *item, const ls_trial_summary *r) {
+    size_t t = (size_t)item->index, u = t / e->K;
+    if (t >= e->n_trials || e->trials[t].id != item->id) return;
+    if (r->status == LS_TRIAL_FAILED) { /* its configuration can have no verdict: out of the stage */
+        e->dead[u] = 1, e->retry[t] = 0;
+        return;
+    }
+    int k = e->target[u];
+    if (r->status != LS_TRIAL_PAUSED || k < 0 || r->metrics.steps != e->rungs[k]) return;
+    e->arrived[t * (size_t)e->n_rungs + (size_t)k] = 1;
+    e->value[t * (size_t)e->n_rungs + (size_t)k] = r->metrics.final_val_loss;
+    e->flops[t] = r->metrics.flops_total; /* every step and validation so far, earlier segments' too */
+    if (e->K > 1) {
+        size_t n = 0;
+        for (size_t x = u * e->K; x < (u + 1) * e->K; x++) n += e->arrived[x * (size_t)e->n_rungs + (size_t)k];
+        if (es_journal(e, item->id, LS_ES_ARRIVED, k, r->metrics.final_val_loss, NAN, n, e->flops[t]) != LS_OK) return;
+    }
+    if (!e->dead[u] && es_all_arrived(e, u)) es_decide(e, u, k);
+}
+
+typedef struct {
+    uint64_t id;
+    size_t index;
+} es_id;
+
+static int es_id_cmp(const void *a, const void *b) {
+    uint64_t x = ((const es_id *)a)->id, y = ((const es_id *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* Set a stage up: its rungs, the order configurations start in (the items, which come in the
+ * budget plan's order), and the state the journal's decisions describe, replayed in order. */
+static void es_init(es_stage *e, scheduler *s, const ls_grid *grid, int stage, const ls_grid_trial *trials,
+                    size_t n_trials, const ls_sweep_item *items, int n_items) {
+    memset(e, 0, sizeof *e);
+    const ls_grid_stage *gs = &grid->stages[stage];
+    e->s = s, e->rule = &gs->early_stopping, e->trials = trials, e->n_trials = n_trials;
+    e->K = gs->repeats, e->n_units = n_trials / gs->repeats;
+    e->n_rungs = ls_es_rungs(e->rule->min_steps, e->rule->eta, grid->base.train.max_steps, e->rungs, LS_ES_MAX_RUNGS);
+    ls_es_init(&e->es, e->n_units, e->n_rungs, e->rule->eta, e->rule->min_trials);
+    size_t nt = n_trials ? n_trials : 1, cells = nt * (size_t)e->n_rungs;
+    e->items = ls_calloc(nt, sizeof *e->items);
+    e->arrived = ls_calloc(cells, 1);
+    e->value = ls_calloc(cells, sizeof *e->value);
+    e->flops = ls_calloc(nt, sizeof *e->flops);
+    e->retry = ls_calloc(nt, 1);
+    e->target = ls_malloc(sizeof *e->target * (e->n_units ? e->n_units : 1));
+    e->started = ls_calloc(e->n_units ? e->n_units : 1, 1);
+    e->dead = ls_calloc(e->n_units ? e->n_units : 1, 1);
+    e->order = ls_calloc(e->n_units ? e->n_units : 1, sizeof *e->order);
+    e->queue = ls_calloc(nt, sizeof *e->queue);
+    e->q_cap = nt;
+    for (size_t u = 0; u < e->n_units; u++) e->target[u] = -1;
+    unsigned char *listed = ls_calloc(e->n_units ? e->n_units : 1, 1);
+    for (int k = 0; k < n_items; k++) {
+        size_t t = (size_t)items[k].index, u = t / e->K;
+        e->items[t] = items[k];
+        if (!listed[u]) e->order[e->n_order++] = u, listed[u] = 1;
+    }
+    free(listed);
+    for (size_t t = 0; t < n_trials; t++) /* a failed trial handed out again is a retry (--retry-failed) */
+        if (ls_journal_status(ls_journal_current(s->journal), trials[t].id) == LS_RESULT_FAILED) {
+            if (e->items[t].payload) e->retry[t] = 1;
+            else e->dead[t / e->K] = 1;
+        }
+    /* Replay: the decisions about this stage's trials, in the order they were taken. */
+    const ls_journal_state *js = ls_journal_current(s->journal);
+    size_t *activated = ls_calloc(e->n_units ? e->n_units : 1, sizeof *activated); /* 1 + decision index */
+    size_t *cut = ls_calloc(e->n_units ? e->n_units : 1, sizeof *cut);             /* 1 + its cut's index */
+    es_id *by_id = ls_malloc(nt * sizeof *by_id); /* this stage's trials by id: the lookups stay n log n */
+    for (size_t i = 0; i < n_trials; i++) by_id[i] = (es_id){trials[i].id, i};
+    qsort(by_id, n_trials, sizeof *by_id, es_id_cmp);
+    for (int d = 0; d < js->n_decisions; d++) {
+        const ls_journal_decision *dec = &js->decisions[d];
+        es_id key = {dec->trial_id, 0}, *hit = n_trials ? bsearch(&key, by_id, n_trials, sizeof *by_id, es_id_cmp) : NULL;
+        size_t t = hit ? hit->index : n_trials;
+        if (t == n_trials || dec->rung < 0 || dec->rung >= e->n_rungs) continue;
+        size_t u = t / e->K, at = t * (size_t)e->n_rungs + (size_t)dec->rung;
+        switch (dec->verdict) {
+        case LS_ES_START: e->started[u] = 1, e->target[u] = 0, activated[u] = (size_t)d + 1; break;
+        case LS_ES_ARRIVED: e->arrived[at] = 1, e->value[at] = dec->value, e->flops[t] = dec->flops; break;
+        case LS_ES_PAUSED:
+        case LS_ES_CONTINUE:
+        case LS_ES_CUT:
+            if (e->K == 1) e->arrived[at] = 1, e->value[at] = dec->value, e->flops[t] = dec->flops;
+            ls_es_record(&e->es, u, dec->rung, dec->value);
+            e->target[u] = dec->verdict == LS_ES_CONTINUE ? dec->rung + 1 : -1;
+            if (dec->verdict == LS_ES_CONTINUE) activated[u] = (size_t)d + 1;
+            if (dec->verdict == LS_ES_CUT) e->dead[u] = 1, cut[u] = (size_t)d + 1;
+            break;
+        case LS_ES_PROMOTED:
+            ls_es_promote(&e->es, u, dec->rung);
+            e->target[u] = dec->rung + 1, activated[u] = (size_t)d + 1;
+            break;
+        default: break; /* stopped: the trial's status says it */
+        }
+    }
+    free(by_id);
+    /* A cut whose trials' stops were not all journalled (a crash between them): stopped now, with
+     * the cut's cutoff and count, as they would have been right after it. */
+    for (;;) {
+        size_t best = e->n_units;
+        for (size_t u = 0; u < e->n_units; u++)
+            if (cut[u] && (best == e->n_units || cut[u] < cut[best])) best = u;
+        if (best == e->n_units) break;
+        const ls_journal_decision *dec = &js->decisions[cut[best] - 1];
+        cut[best] = 0;
+        for (size_t t = best * e->K; t < (best + 1) * e->K && !s->io_error; t++)
+            if (e->items[t].payload && !es_terminal(e, t) && e->arrived[t * (size_t)e->n_rungs + (size_t)dec->rung])
+                es_stop_trial(e, t, dec->rung, dec->cutoff, (size_t)dec->n_at_rung);
+    }
+    free(cut);
+    /* What was due and did not finish, in the order it was decided: a unit whose repeats all
+     * arrived without the decision being journalled is decided now (it never was). */
+    for (;;) {
+        size_t best = e->n_units;
+        for (size_t u = 0; u < e->n_units; u++)
+            if (activated[u] && e->target[u] >= 0 && (best == e->n_units || activated[u] < activated[best])) best = u;
+        if (best == e->n_units) break;
+        activated[best] = 0;
+        if (e->target[best] < e->n_rungs - 1 && !e->dead[best] && es_all_arrived(e, best)) es_decide(e, best, e->target[best]);
+        else es_queue_unit(e, best);
+    }
+    free(activated);
+}
+
+/* The stage ended with nothing running, nothing promotable and nothing left to start: the trials
+ * left paused stop at the highest rung they reached. A repeat that never reached one (another
+ * repeat of its configuration failed first, so no verdict could come) is skipped with the reason,
+ * so that the stage counts as finished. */
+static void es_finish(es_stage *e) {
+    for (size_t t = 0; t < e->n_trials && !e->s->io_error; t++) {
+        if (!e->items[t].payload || es_terminal(e, t)) continue;
+        int k = -1;
+        for (int r = 0; r < e->n_rungs; r++)
+            if (e->arrived[t * (size_t)e->n_rungs + (size_t)r]) k = r;
+        if (k < 0) {
+            if (ls_journal_status(ls_journal_current(e->s->journal), e->trials[t].id) == LS_RESULT_SKIPPED) continue;
+            char why[200];
+            snprintf(why, sizeof why, "not run: another repeat of its configuration failed, so early stopping can "
+                     "give the configuration no verdict");
+            if (ls_journal_trial_skipped(e->s->journal, e->trials[t].id, why) != LS_OK ||
+                ls_results_write_status(e->s->results, e->trials[t].id, LS_RESULT_SKIPPED, why) != LS_OK)
+                machine_fault(e->s, ls_last_error());
+            continue;
+        }
+        size_t n = 0;
+        double cutoff = e->rule->type == LS_GRID_ES_ASHA ? ls_es_asha_cutoff(&e->es, k, &n) : NAN;
+        es_stop_trial(e, t, k, cutoff, n);
+    }
+}
+
+static void es_free(es_stage *e) {
+    ls_es_free(&e->es);
+    free(e->items), free(e->arrived), free(e->value), free(e->flops), free(e->target), free(e->started), free(e->dead);
+    free(e->retry);
+    free(e->order), free(e->queue);
+    memset(e, 0, sizeof *e);
 }
 
 /* The budget plan of a stage, made when the stage starts: its trials largest estimate first,
@@ -301,38 +631,49 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     double left = grid->budget_flops > 0 ? grid->budget_flops : INFINITY;
     for (int k = 0; k < js->n_trials; k++) { /* what the earlier stages spent, each trial once */
         const ls_journal_trial *jt = &js->trials[k];
-        if (jt->status == LS_RESULT_DONE && isfinite(jt->metrics.flops_total) &&
+        if ((jt->status == LS_RESULT_DONE || jt->status == LS_RESULT_STOPPED) && isfinite(jt->metrics.flops_total) &&
             seen_in_earlier_stage(stage_trials, stage_n, stage, jt->id))
             left -= jt->metrics.flops_total;
     }
     double *cost = ls_calloc(n ? n : 1, sizeof *cost);
     size_t *configuration = ls_calloc(n ? n : 1, sizeof *configuration);
+    /* early stopping: each trial at its most, trained to the top and validated at every rung */
+    const ls_grid_early_stopping *es = &grid->stages[stage].early_stopping;
+    int rungs[LS_ES_MAX_RUNGS], n_rungs = 0;
+    if (es->type != LS_GRID_ES_NONE)
+        n_rungs = ls_es_rungs(es->min_steps, es->eta, grid->base.train.max_steps, rungs, LS_ES_MAX_RUNGS);
     for (size_t i = 0; i < n; i++) {
         configuration[i] = trials[i].configuration; /* a configuration's repeats are admitted together */
         if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id)) cost[i] = 0;
-        else if (ls_trial_estimate_flops(&trials[i].config, &cost[i]) != LS_OK) cost[i] = 0; /* it fails on its own */
+        else if (ls_trial_estimate_flops_rungs(&trials[i].config, rungs, n_rungs, trials[i].config.train.max_steps,
+                                               &cost[i]) != LS_OK)
+            cost[i] = 0; /* it fails on its own */
     }
     ls_grid_budget_plan_groups(cost, configuration, n, &left, plan);
     free(cost);
     free(configuration);
 }
 
-/* The journal is the truth: a done trial whose row in the results file says otherwise (a flipped
- * bit, an update cut short) gets the journal's summary and status written back. Rank 0. */
+/* The journal is the truth: a done or stopped trial whose row in the results file says otherwise
+ * (a flipped bit, an update cut short, a crash between the journal and the row) gets the
+ * journal's summary and status written back. Rank 0. */
 static void repair_rows(ls_results *res, const ls_journal_state *js) {
-    int repaired = 0;
+    int repaired = 0, stopped = 0;
     for (int k = 0; k < js->n_trials; k++) {
         const ls_journal_trial *jt = &js->trials[k];
         ls_results_row_data row;
-        if (jt->status != LS_RESULT_DONE || ls_results_row(res, jt->id) < 0 ||
+        if ((jt->status != LS_RESULT_DONE && jt->status != LS_RESULT_STOPPED) || ls_results_row(res, jt->id) < 0 ||
             ls_results_read_row(res, jt->id, &row) != LS_OK)
             continue;
-        if (ls_result_metrics_take(&row.metrics, &jt->metrics) == 0 && row.status == LS_RESULT_DONE) continue;
+        if (ls_result_metrics_take(&row.metrics, &jt->metrics) == 0 && row.status == jt->status) continue;
         if (ls_results_write_metrics(res, jt->id, &row.metrics) == LS_OK &&
-            ls_results_write_status(res, jt->id, LS_RESULT_DONE, "") == LS_OK)
-            repaired++;
+            ls_results_write_status(res, jt->id, jt->status, jt->status == LS_RESULT_DONE ? "" : jt->message) == LS_OK)
+            repaired++, stopped += jt->status == LS_RESULT_STOPPED;
     }
-    if (repaired)
+    if (stopped) /* a crash between a stop's journal record and its row: expected, not damage */
+        fprintf(stderr, "lorasweep: %d stopped trial%s written to the results file from the journal\n", stopped,
+                stopped == 1 ? "" : "s");
+    if ((repaired -= stopped))
         fprintf(stderr, "lorasweep: the results file disagreed with its journal on %d done trial%s: rewritten from "
                         "the journal\n", repaired, repaired == 1 ? "" : "s");
 }
@@ -585,7 +926,13 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             exit_status = 1;
             break;
         }
-        if (add_stage_trials(res, stage, trials, is_root ? (int)n_trials : 0) != LS_OK) {
+        int extra_evals = 0; /* rank 0: the rungs below the top, each a validation of its own */
+        if (is_root && grid.stages[stage].early_stopping.type != LS_GRID_ES_NONE) {
+            const ls_grid_early_stopping *es = &grid.stages[stage].early_stopping;
+            int rungs[LS_ES_MAX_RUNGS];
+            extra_evals = ls_es_rungs(es->min_steps, es->eta, grid.base.train.max_steps, rungs, LS_ES_MAX_RUNGS) - 1;
+        }
+        if (add_stage_trials(res, stage, trials, is_root ? (int)n_trials : 0, extra_evals) != LS_OK) {
             if (is_root) machine_fault(&sched, ls_last_error()); /* our own file, not a trial */
             ls_grid_trials_free(trials, n_trials);
             stopped = 1;
@@ -632,13 +979,13 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                 }
                 int retry = st == LS_RESULT_FAILED && opt->retry_failed;
                 if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id) || st == LS_RESULT_DONE ||
-                    (st == LS_RESULT_FAILED && !retry)) {
+                    st == LS_RESULT_STOPPED || (st == LS_RESULT_FAILED && !retry)) {
                     n_before++; /* settled by an earlier stage or an earlier run */
                 } else if (plan[k].skipped) {
                     if (st != LS_RESULT_SKIPPED) skip[n_skip++] = k;
                     else n_before++; /* decided by an earlier run of this same plan */
                 } else { /* pending, interrupted, retried, or skipped by an earlier plan this one affords */
-                    items[n_items++] = (ls_sweep_item){trials[i].id, (int)i, plan[k].flops, worker_payload(&trials[i].config)};
+                    items[n_items++] = (ls_sweep_item){trials[i].id, (int)i, plan[k].flops, worker_payload(&trials[i].config), 0};
                 }
             }
             char event[300];
@@ -657,7 +1004,17 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             }
             free(skip);
             ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &sched, opt->hang_timeout_s, on_hung};
-            ls_sweep_schedule(items, n_items, ranks_per_trial, &hooks, &stopped);
+            if (grid.stages[stage].early_stopping.type != LS_GRID_ES_NONE) { /* rung by rung */
+                es_stage es;
+                es_init(&es, &sched, &grid, stage, trials, n_trials, items, n_items);
+                sched.es = &es;
+                ls_sweep_schedule_next(es_next, ranks_per_trial, &hooks, &stopped);
+                if (!stopped && !sched.io_error && !sched.hung[0]) es_finish(&es);
+                sched.es = NULL;
+                es_free(&es);
+            } else {
+                ls_sweep_schedule(items, n_items, ranks_per_trial, &hooks, &stopped);
+            }
             if (sched.hung[0]) { /* its rank will never reach another collective call: end the job */
                 fprintf(stderr, "lorasweep: a worker stopped answering: %s; the other trials were checkpointed; "
                                 "run the same command to continue (the hung trial resumes from its last checkpoint)\n",
@@ -704,8 +1061,11 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         if (sched.tty && !opt->quiet) fputc('\n', stderr);
         const ls_journal_state *js = ls_journal_current(journal);
         int n_failed = ls_journal_count(js, LS_RESULT_FAILED);
-        fprintf(stderr, "lorasweep sweep: %s: %d done, %d failed, %d skipped%s%s; results in %s\n", grid.name,
-                ls_journal_count(js, LS_RESULT_DONE), n_failed, ls_journal_count(js, LS_RESULT_SKIPPED),
+        char early[48] = "";
+        if (ls_journal_count(js, LS_RESULT_STOPPED))
+            snprintf(early, sizeof early, ", %d stopped early", ls_journal_count(js, LS_RESULT_STOPPED));
+        fprintf(stderr, "lorasweep sweep: %s: %d done, %d failed, %d skipped%s%s%s; results in %s\n", grid.name,
+                ls_journal_count(js, LS_RESULT_DONE), n_failed, ls_journal_count(js, LS_RESULT_SKIPPED), early,
                 stopped ? " (stopped: run the same command to continue)" : "",
                 n_failed && !stopped ? " (add --retry-failed to run the failed ones again)" : "", path);
         if (sched.machine[0]) { /* the one line that says what happened, last */

@@ -71,6 +71,7 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
         .checkpoint_dir = ckpt, /* every rank resumes from it; the trial lets the leader write it */
         .group = group,
         .model_cache = opt->model_cache,
+        .pause_step = item->pause_step,
     };
     ls_trial_result res = {0}; /* freed whatever happened: zeroed parts free as nothing */
     int rc = leader ? ls_mkdirs(dir) : LS_OK;
@@ -82,7 +83,10 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
         out->status = ls_error_is_machine() ? LS_TRIAL_MACHINE : LS_TRIAL_FAILED;
         snprintf(out->message, sizeof out->message, "%s", ls_last_error());
     } else {
-        out->status = res.train.step < cfg.train.max_steps ? LS_TRIAL_INTERRUPTED : LS_TRIAL_DONE;
+        int paused = item->pause_step > 0 && res.train.step >= item->pause_step;
+        out->status = res.train.step >= cfg.train.max_steps ? LS_TRIAL_DONE
+                      : paused                             ? LS_TRIAL_PAUSED
+                                                           : LS_TRIAL_INTERRUPTED;
         ls_results_metrics_from_trial(&res, &out->metrics);
     }
     if (res_out) *res_out = res;

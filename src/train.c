@@ -344,7 +344,8 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         rc = be->check();
     }
 
-    while (rc == LS_OK && st->step < o->max_steps) {
+    int pause = o->pause_step > 0 && o->pause_step < o->max_steps ? o->pause_step : o->max_steps;
+    while (rc == LS_OK && st->step < o->max_steps && st->step < pause) {
         /* A stop asked on any rank stops the group: every rank must leave at the same step. */
         int stop = hooks && hooks->should_stop && hooks->should_stop(hooks->ctx);
         if (!ls_train_group_agree(group, !stop)) break;
@@ -387,7 +388,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         st->train_seconds += ls_now() - t0;
 
         ls_train_progress p = {st->step, o->max_steps, st->train_loss[st->step - 1], NAN, lr, norm, 0, 0};
-        if ((o->eval_every > 0 && st->step % o->eval_every == 0) || st->step == o->max_steps) {
+        if ((o->eval_every > 0 && st->step % o->eval_every == 0) || st->step == o->max_steps || st->step == pause) {
             if (val && val->n_windows > 0) {
                 p.val_loss = (float)evaluate_group(be, m, lora, val, b_local, o->val_max_windows, o->pad_id, group, &a);
                 st->eval_step[st->n_evals] = st->step;
@@ -400,7 +401,7 @@ int ls_train_run(const ls_backend *be, const ls_model *m, ls_lora *host_lora, co
         p.eta_s = elapsed / (st->step - first_step) * (o->max_steps - st->step);
         if (hooks && hooks->on_progress) hooks->on_progress(hooks->ctx, &p);
         if (hooks && hooks->on_checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
-            st->step < o->max_steps) {
+            st->step < pause) { /* the pause (or the end) checkpoints below */
             sync_to_host(be, &dev, host_lora, st);
             if ((rc = checkpoint_agreed(hooks, st, host_lora, group)) != LS_OK) break;
         }

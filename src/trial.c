@@ -272,6 +272,7 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
 
     /* Training, resumed from the checkpoint when there is one. */
     ls_train_options opt = train_options_of(cfg, pad_id);
+    opt.pause_step = hooks ? hooks->pause_step : 0;
     ls_train_state_init(&out->train, &out->adapter, &model.cfg, cfg->train.max_steps);
     const char *ckpt = hooks ? hooks->checkpoint_dir : NULL;
     char state_path[4096];
@@ -391,6 +392,10 @@ void ls_trial_result_free(ls_trial_result *r) {
 }
 
 int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
+    return ls_trial_estimate_flops_rungs(cfg, NULL, 0, cfg->train.max_steps, flops);
+}
+
+int ls_trial_estimate_flops_rungs(const ls_trial_config *cfg, const int *rungs, int n_rungs, int steps, double *flops) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", cfg->resolved.model_path);
     ls_model_config mc;
@@ -399,7 +404,7 @@ int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops) {
     ls_dataset ds;
     int have_data = ls_dataset_read(cfg->resolved.data_path, &ds) == LS_OK;
     ls_trial_flops f;
-    int rc = ls_trial_estimate_flops_model(cfg, &mc, have_data ? &ds : NULL, &f);
+    int rc = ls_trial_estimate_flops_model_rungs(cfg, &mc, have_data ? &ds : NULL, rungs, n_rungs, steps, &f);
     if (have_data) ls_dataset_free(&ds);
     if (rc == LS_OK) *flops = f.total;
     return rc;
@@ -467,13 +472,30 @@ static void nominal_data_costs(const ls_trial_config *cfg, data_costs *out) {
     out->prompt_tokens = cfg->eval.context_steps * per_step;
 }
 
+/* Validation passes of a run of `steps` steps (max_steps 0: the one pass of an evaluation): the
+ * untrained adapter at step 0, every eval_every steps, the last step, and each rung below it
+ * (early stopping validates there whatever eval_every says), each step once. */
+static int validation_passes(int steps, int eval_every, const int *rungs, int n_rungs) {
+    if (steps == 0) return 1;
+    int evals = 1 + (eval_every > 0 ? steps / eval_every + (steps % eval_every != 0) : 1);
+    for (int k = 0; k < n_rungs; k++)
+        if (rungs[k] > 0 && rungs[k] < steps && (eval_every <= 0 || rungs[k] % eval_every != 0)) evals++;
+    return evals;
+}
+
 int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
                                   ls_trial_flops *out) {
+    return ls_trial_estimate_flops_model_rungs(cfg, model, ds, NULL, 0, cfg->train.max_steps, out);
+}
+
+int ls_trial_estimate_flops_model_rungs(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
+                                        const int *rungs, int n_rungs, int steps, ls_trial_flops *out) {
+    if (steps < 0 || steps > cfg->train.max_steps) steps = cfg->train.max_steps;
     const ls_model_config *mc = model;
     ls_flops_lora fl = {cfg->lora.rank, cfg->lora.targets, cfg->lora.head_bias};
     double train = 0, loss = 0;
     ls_flops_breakdown fwd;
-    if (ls_flops_train_total(mc, cfg->train.ctx, cfg->train.batch_size, cfg->train.max_steps, &fl, &train) != LS_OK ||
+    if (ls_flops_train_total(mc, cfg->train.ctx, cfg->train.batch_size, steps, &fl, &train) != LS_OK ||
         ls_flops_forward(mc, cfg->train.ctx, &fl, &fwd) != LS_OK || ls_flops_loss(mc, cfg->train.ctx, &loss) != LS_OK)
         return LS_ERR;
     memset(out, 0, sizeof *out);
@@ -485,15 +507,11 @@ int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_con
     }
     double val_windows = dc.val_windows;
     if (cfg->train.val_max_windows > 0 && cfg->train.val_max_windows < val_windows) val_windows = cfg->train.val_max_windows;
-    /* Validation passes as the trainer runs them: the untrained adapter at step 0, then every
-     * eval_every steps and at the last step (max_steps 0: the one pass of an evaluation). */
-    int evals = cfg->train.max_steps == 0 ? 1
-                : 1 + (cfg->train.eval_every > 0 ? cfg->train.max_steps / cfg->train.eval_every +
-                                                       (cfg->train.max_steps % cfg->train.eval_every != 0)
-                                                 : 1);
+    /* Validation passes as the trainer runs them (validation_passes). */
+    int evals = validation_passes(steps, cfg->train.eval_every, rungs, n_rungs);
     if (val_windows < 1) evals = 0; /* no validation split, no passes */
     double validation = evals * val_windows * (fwd.total + loss), forecast = 0;
-    if (cfg->eval.systems > 0) {
+    if (cfg->eval.systems > 0 && steps == cfg->train.max_steps) { /* a trial stopped early is not forecast */
         /* Generation at the most a sample can write (an upper bound: the budget is never overrun
          * by an undercount): under the grammar, every number at its longest until the last ';';
          * without it, max_new_tokens. The prompt is exact. */

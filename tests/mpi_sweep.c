@@ -4,7 +4,10 @@
  * arrive, failures come back with their message, and a stop request interrupts busy workers and
  * hands out nothing more. Rounds 2 and 3 repeat both with the 2 workers as one data-parallel group
  * (ranks_per_trial 2): rank 0 sees only the leader, every rank of the group runs each item, and a
- * stop reaches the whole group. Rank 0 prints "N passed, M failed".
+ * stop reaches the whole group. Round 4 hands out work that appears as results come in
+ * (ls_sweep_schedule_next, as early stopping does): a free worker waits until a result makes
+ * work, a pause step reaches the worker and comes back paused; round 5: a source that says "wait"
+ * with nothing running releases every worker instead of hanging. Rank 0 prints "N passed, M failed".
  */
 #include <math.h>
 #include <stdio.h>
@@ -60,15 +63,15 @@ static int run_trivial(void *user, const ls_sweep_item *item, const ls_train_gro
         heartbeat(ctx, &hb);
     }
     if (!stop_round && item->index == 7) return ls_error("trial 7 fails on purpose");
-    out->status = LS_TRIAL_DONE;
-    out->metrics.steps = steps;
+    out->status = item->pause_step > 0 ? LS_TRIAL_PAUSED : LS_TRIAL_DONE;
+    out->metrics.steps = item->pause_step > 0 ? item->pause_step : steps;
     out->metrics.mse[LS_METRIC_BOTH] = atof(item->payload); /* the payload travels intact */
     return LS_OK;
 }
 
 typedef struct {
     int results[N_ITEMS], heartbeats[N_ITEMS], started, order[N_ITEMS], workers_used[64];
-    int failed, interrupted, stop_after, stop_now, devices_seen;
+    int failed, interrupted, stop_after, stop_now, devices_seen, paused, paused_step;
     double mse[N_ITEMS];
     char message[512];
 } record;
@@ -89,6 +92,29 @@ static void on_result(void *u, const ls_sweep_item *it, int w, const ls_trial_su
     r->mse[it->index] = s->metrics.mse[LS_METRIC_BOTH];
     if (s->status == LS_TRIAL_FAILED) r->failed++, snprintf(r->message, sizeof r->message, "%s", s->message);
     if (s->status == LS_TRIAL_INTERRUPTED) r->interrupted++;
+    if (s->status == LS_TRIAL_PAUSED) r->paused++, r->paused_step = s->metrics.steps;
+}
+
+/* Round 4's source: item 0, then nothing until its result is in (the other worker waits), then
+ * items 1 (to pause at step 5) and 2. Round 5's (never): always "wait". */
+typedef struct {
+    record r; /* first: the hooks take the same pointer */
+    ls_sweep_item items[3];
+    int given, waits, asked_after_release;
+} source;
+static int source_next(void *u, ls_sweep_item *it) {
+    source *s = u;
+    if (s->given == 0 || (s->r.results[0] && s->given < 3)) {
+        *it = s->items[s->given++];
+        return 1;
+    }
+    if (s->given < 3) return s->waits++, 0;
+    return -1;
+}
+static int source_never(void *u, ls_sweep_item *it) {
+    (void)it;
+    ((source *)u)->waits++;
+    return 0;
 }
 static int should_stop(void *u) {
     record *r = u;
@@ -109,7 +135,7 @@ int main(int argc, char **argv) {
             char payloads[N_ITEMS][32];
             for (int i = 0; i < N_ITEMS; i++) {
                 snprintf(payloads[i], sizeof payloads[i], "%d.5", i);
-                items[i] = (ls_sweep_item){1000 + (uint64_t)i, i, (double)((i * 7) % N_ITEMS), payloads[i]};
+                items[i] = (ls_sweep_item){1000 + (uint64_t)i, i, (double)((i * 7) % N_ITEMS), payloads[i], 0};
             }
             record r = {0};
             r.stop_after = round % 2 == 1 ? 3 - k : 0; /* stop once every group is busy */
@@ -141,6 +167,30 @@ int main(int argc, char **argv) {
         } else {
             int stop_round = round % 2 == 1;
             ls_sweep_work(run_trivial, &stop_round, &place, k);
+        }
+        ls_sweep_barrier();
+    }
+    for (int round = 4; round < 6; round++) {
+        if (place.rank == 0) {
+            source s = {0};
+            char payloads[3][8] = {"0.5", "1.5", "2.5"};
+            for (int i = 0; i < 3; i++) s.items[i] = (ls_sweep_item){2000 + (uint64_t)i, i, 1.0, payloads[i], i == 1 ? 5 : 0};
+            ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, NULL, &s, 0, NULL};
+            int stopped = -1;
+            ls_sweep_schedule_next(round == 4 ? source_next : source_never, 1, &hooks, &stopped);
+            if (round == 4) {
+                for (int i = 0; i < 3; i++) CHECK(s.r.results[i] == 1, "dynamic item %d reported %d times", i, s.r.results[i]);
+                CHECK(s.r.order[0] == 0 && s.given == 3, "dynamic order %d, %d given", s.r.order[0], s.given);
+                CHECK(place.size < 3 || s.waits >= 1, "the second worker never waited (%d)", s.waits);
+                CHECK(s.r.paused == 1 && s.r.paused_step == 5, "pause step: %d paused at %d", s.r.paused, s.r.paused_step);
+                CHECK(s.r.mse[2] == 2.5, "dynamic payload gave %g", s.r.mse[2]);
+            } else {
+                CHECK(s.r.started == 0 && s.waits >= 1, "never: %d started, %d waits", s.r.started, s.waits);
+            }
+            CHECK(stopped == 0, "dynamic round %d stopped", round);
+        } else {
+            int stop_round = 0;
+            ls_sweep_work(run_trivial, &stop_round, &place, 1);
         }
         ls_sweep_barrier();
     }

@@ -314,7 +314,7 @@ static void test_errors(void **state) {
         {"  train.ctx: [!!int 64]\n", "g.yaml:8: train.ctx: tags (tag:yaml.org,2002:int) are not supported"},
         /* top level */
         {"grdi: {}\n", "g.yaml:8: grdi: unknown key (expected name, budget_flops, max_attempts, base, grid, stages; or method, trials, "
-         "seed, parameters, repeats)"},
+         "seed, parameters, repeats, early_stopping)"},
         {"max_attempts: 0\n", "g.yaml:8: max_attempts: 0 is out of range [1, inf)"},
         {"max_attempts: 2.5\n", "g.yaml:8: max_attempts: 2.5 is not a whole number in [1, 1000]"},
         {"max_attempts: many\n", "g.yaml:8: max_attempts: 'many' is not a number"},
@@ -362,7 +362,7 @@ static void test_errors(void **state) {
         {"name: a\nstages: []\n", "g.yaml:2: stages: the list is empty"},
         {"name: a\nstages: [{grid: {}}]\n", "g.yaml:2: stages: stage 1 has no name"},
         {"name: a\nstages: [{name: s, nmae: t}]\n", "g.yaml:2: nmae: unknown key in a stage (expected name, grid, select, method, trials, seed, "
-                                                    "parameters, repeats)"},
+                                                    "parameters, repeats, early_stopping)"},
         {"name: a\nstages:\n  - name: s\n  - name: s\n", "g.yaml:4: name: stage 's' is defined twice (first on line 3)"},
         {"name: a\nstages:\n  - name: s\n    select: {from: s, keep: [train.lr]}\n",
          "g.yaml:4: select.from: the first stage has no earlier stage to select from"},
@@ -505,6 +505,12 @@ static void test_files(void **state) {
     assert_string_equal(g.name, "demo");
     assert_int_equal(g.n_stages, 4);
     assert_true(g.n_trials <= 12);
+    ls_grid_free(&g);
+    snprintf(path, sizeof path, "%s/sweep/demo-asha.yaml", LS_SOURCE_DIR);
+    if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(g.stages[0].early_stopping.type, LS_GRID_ES_ASHA);
+    assert_int_equal(g.stages[0].n_configs, 9);
+    assert_int_equal(g.stages[1].select_from, 0);
     ls_grid_free(&g);
     snprintf(path, sizeof path, "%s/sweep/coursework-random.yaml", LS_SOURCE_DIR);
     if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
@@ -1105,7 +1111,7 @@ static void test_sampled_errors(void **state) {
          "g.yaml:4: parameters: give either parameters or stages, not both (stages on line 3)"},
         {"name: a\nbase: {model.path: m, data.path: d}\nselect: {from: s}\n",
          "g.yaml:3: select: unknown key (expected name, budget_flops, max_attempts, base, grid, stages; or method, "
-         "trials, seed, parameters, repeats)"},
+         "trials, seed, parameters, repeats, early_stopping)"},
         {"name: a\nbase: {model.path: m, data.path: d}\nstages:\n"
          "  - {name: s, method: random, trials: 9000, parameters: {train.lr: {distribution: uniform, min: 1e-4, max: 1}}}\n"
          "  - {name: t, method: sobol, trials: 1001, parameters: {train.lr: {distribution: uniform, min: 1e-4, max: 1}}}\n",
@@ -1119,6 +1125,96 @@ static void test_sampled_errors(void **state) {
         const char *msg = load_error(files[i][0]);
         if (strcmp(msg, files[i][1])) fail_msg("file %zu:\n  got  %s\n  want %s", i, msg, files[i][1]);
     }
+}
+
+/* early_stopping: what loads (defaults, the canonical text, trial ids the same as without it), a
+ * changed rule refused on a grown grid, and each bad input with its line. */
+static void test_early_stopping(void **state) {
+    (void)state;
+    static const char head[] = "name: e\nbase: {model: {path: m}, data: {path: d.h5}, train: {max_steps: 40}}\n"
+                               "stages:\n  - name: s\n    grid: {train.lr: [1e-4, 2e-4, 3e-4, 4e-4]}\n";
+    char yaml[2048];
+    ls_grid g, plain;
+    snprintf(yaml, sizeof yaml, "%s    early_stopping: {type: asha, metric: val_loss, min_steps: 5}\n", head);
+    load_ok(yaml, &g);
+    const ls_grid_early_stopping *es = &g.stages[0].early_stopping;
+    assert_int_equal(es->type, LS_GRID_ES_ASHA);
+    assert_int_equal(es->min_steps, 5);
+    assert_int_equal(es->eta, 3);
+    assert_int_equal(es->line, 6);
+    assert_non_null(strstr(g.canonical, "early_stopping: {type: asha, metric: val_loss, min_steps: 5, eta: 3}"));
+    load_ok(head, &plain);
+    assert_int_equal(plain.stages[0].early_stopping.type, LS_GRID_ES_NONE);
+    assert_true(plain.hash != g.hash); /* another rule, another sweep */
+    ls_grid_trial *a, *b;
+    size_t na, nb;
+    assert_int_equal(ls_grid_expand(&g, 0, NULL, &a, &na), LS_OK);
+    assert_int_equal(ls_grid_expand(&plain, 0, NULL, &b, &nb), LS_OK);
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++) assert_true(a[i].id == b[i].id); /* the same trials: comparable runs */
+    ls_grid_trials_free(a, na), ls_grid_trials_free(b, nb);
+    assert_int_equal(ls_grid_extends(&plain, &g), LS_ERR);
+    assert_non_null(strstr(ls_last_error(), "early_stopping changed"));
+    ls_grid_free(&g);
+    snprintf(yaml, sizeof yaml, "%s    early_stopping: {type: median, min_steps: 5, eta: 2, min_trials: 2}\n", head);
+    load_ok(yaml, &g);
+    assert_int_equal(g.stages[0].early_stopping.type, LS_GRID_ES_MEDIAN);
+    assert_int_equal(g.stages[0].early_stopping.min_trials, 2);
+    assert_int_equal(g.stages[0].early_stopping.eta, 2);
+    assert_int_equal(ls_grid_extends(&g, &g), LS_OK);
+    ls_grid_free(&g);
+    ls_grid_free(&plain);
+    /* a single stage at the top level */
+    load_ok("name: e\nbase: {model.path: m, data.path: d, train.max_steps: 9}\ngrid: {train.lr: [1e-4]}\n"
+            "early_stopping: {type: median, min_steps: 3}\n", &g);
+    assert_int_equal(g.stages[0].early_stopping.type, LS_GRID_ES_MEDIAN);
+    ls_grid_free(&g);
+
+    static const char *const cases[][2] = {
+        {"    early_stopping: {type: asha, min_steps: 40}\n",
+         "g.yaml:6: early_stopping.min_steps: 40 is not less than train.max_steps (40): no rung below the top"},
+        {"    early_stopping: {type: asha, min_steps: 5, eta: 1}\n",
+         "g.yaml:6: early_stopping.eta: 1 is out of range [2, 1000]"},
+        {"    early_stopping: {type: hyperband, min_steps: 5}\n",
+         "g.yaml:6: early_stopping.type: 'hyperband' is not one of asha, median"},
+        {"    early_stopping: {type: asha, metric: mse, min_steps: 5}\n",
+         "g.yaml:6: early_stopping.metric: 'mse' is not a metric early stopping can use: only val_loss (the validation "
+         "loss at each rung)"},
+        {"    early_stopping: {type: asha}\n", "g.yaml:6: early_stopping.min_steps: missing: the optimiser steps of the first rung"},
+        {"    early_stopping: {min_steps: 5}\n", "g.yaml:6: early_stopping.type: missing: asha or median"},
+        {"    early_stopping: {type: asha, min_steps: 0}\n", "g.yaml:6: early_stopping.min_steps: 0 is out of range [1, 1000000000]"},
+        {"    early_stopping: {type: asha, min_steps: 5, min_trials: 2}\n", "g.yaml:6: early_stopping.min_trials: only for type median"},
+        {"    early_stopping: {type: asha, min_steps: 5, patience: 2}\n",
+         "g.yaml:6: early_stopping.patience: unknown key (expected type, metric, min_steps, eta, min_trials)"},
+        {"    early_stopping: asha\n", "g.yaml:6: early_stopping: expected a mapping (type, metric, min_steps, eta, min_trials), got 'asha'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(yaml, sizeof yaml, "%s%s", head, cases[i][0]);
+        const char *msg = load_error(yaml);
+        if (strcmp(msg, cases[i][1])) fail_msg("case %zu:\n  got  %s\n  want %s", i, msg, cases[i][1]);
+    }
+    static const char *const files[][2] = {
+        {"name: a\nbase: {model.path: m, data.path: d, train.max_steps: 40}\nstages:\n"
+         "  - name: s\n    grid: {train.max_steps: [40, 80]}\n    early_stopping: {type: asha, min_steps: 5}\n",
+         "g.yaml:5: train.max_steps: cannot be an axis of a stage with early_stopping (line 6): its rungs are defined "
+         "over one max_steps"},
+        /* 8 configurations, eta 3, rungs 5 15 (45 is past 40): 8 -> 2 -> 0 at the top, and t needs a winner */
+        {"name: a\nbase: {model.path: m, data.path: d, train.max_steps: 40}\nstages:\n"
+         "  - name: s\n    grid: {train.lr: [1e-4, 2e-4, 3e-4, 4e-4], lora.rank: [2, 4]}\n"
+         "    early_stopping: {type: asha, min_steps: 5}\n"
+         "  - {name: t, select: {from: s, keep: [train.lr]}, grid: {}}\n",
+         "g.yaml:6: early_stopping: stage t selects from stage s, but ASHA would stop all of its 8 configurations below "
+         "the top (eta 3 keeps 1 in 3 at each of its 2 rungs below max_steps: it needs at least 9 configurations)"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *msg = load_error(files[i][0]);
+        if (strcmp(msg, files[i][1])) fail_msg("file %zu:\n  got  %s\n  want %s", i, msg, files[i][1]);
+    }
+    /* the same stage with nothing selecting from it loads: its rungs are informative on their own */
+    load_ok("name: a\nbase: {model.path: m, data.path: d, train.max_steps: 40}\nstages:\n"
+            "  - name: s\n    grid: {train.lr: [1e-4, 2e-4, 3e-4, 4e-4], lora.rank: [2, 4]}\n"
+            "    early_stopping: {type: asha, min_steps: 5}\n", &g);
+    ls_grid_free(&g);
 }
 
 /* Mutation fuzz: random damage to a valid grid, loaded from buffers of exactly its size (ASan sees
@@ -1167,7 +1263,8 @@ int main(void) {
         cmocka_unit_test(test_sampled),     cmocka_unit_test(test_log_uniform_ks),
         cmocka_unit_test(test_sobol),       cmocka_unit_test(test_repeats),
         cmocka_unit_test(test_select_repeats), cmocka_unit_test(test_budget_groups),
-        cmocka_unit_test(test_sampled_errors), cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_sampled_errors), cmocka_unit_test(test_early_stopping),
+        cmocka_unit_test(test_fuzz_mutations),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -2,7 +2,8 @@
  * test_journal.c: the sweep journal: round trip of every record type, a torn tail at every byte
  * offset of the last record discarded (and truncated on open) with the rest kept, bit flips
  * detected (tail: discarded; middle: refused), the lock refusing a second opener, and the replay
- * state machine, a full disk (nothing acknowledged lost) and random bytes.
+ * state machine, a full disk (nothing acknowledged lost) and random bytes; early-stopping decisions
+ * kept in order with exact values, and a stopped verdict's state.
  */
 #include "testing.h"
 
@@ -14,6 +15,7 @@
 #include <zlib.h>
 
 #include "lorasweep/common.h"
+#include "lorasweep/asha.h"
 #include "lorasweep/journal.h"
 
 static int counter;
@@ -343,6 +345,68 @@ static void test_state_machine(void **state) {
     ls_journal_state_free(&re);
 }
 
+/* Early-stopping decisions: kept in order with their exact values (a NaN too), replayed the same;
+ * a stopped verdict makes the trial stopped with its step, value and FLOPS, and closes its attempt;
+ * a stop after done is an anomaly. */
+static void test_decisions(void **state) {
+    (void)state;
+    char path[512], jpath[600];
+    fresh_path(path, sizeof path);
+    ls_journal *j;
+    assert_int_equal(ls_journal_open(path, "job", &j), LS_OK);
+    const ls_journal_state *st = ls_journal_current(j);
+    const ls_journal_decision d[] = {
+        {20, LS_ES_START, 0, 2, 0, NAN, NAN, NAN},
+        {20, LS_ES_PAUSED, 0, 2, 1, 1.0 / 3.0, NAN, 1.5e9},
+        {21, LS_ES_START, 0, 2, 0, NAN, NAN, NAN},
+        {21, LS_ES_PAUSED, 0, 2, 2, 0.1, 0.1, 1.5e9},
+        {21, LS_ES_PROMOTED, 0, 2, 2, 0.1, 0.1, NAN},
+        {20, LS_ES_STOPPED, 0, 2, 2, 1.0 / 3.0, 0.1, 1.5e9},
+    };
+    size_t n = sizeof d / sizeof d[0];
+    assert_int_equal(ls_journal_trial_start(j, 20, 1, 1, "h", 0), LS_OK);
+    assert_int_equal(ls_journal_trial_checkpoint(j, 20, 2), LS_OK);
+    assert_int_equal(ls_journal_trial_start(j, 21, 1, 1, "h", 0), LS_OK);
+    for (size_t i = 0; i < n; i++) assert_int_equal(ls_journal_trial_decision(j, &d[i]), LS_OK);
+    ls_result_metrics m = sample_metrics();
+    assert_int_equal(ls_journal_trial_done(j, 21, &m), LS_OK);
+    const ls_journal_decision late = {21, LS_ES_STOPPED, 1, 4, 1, 0.05, NAN, 3e9};
+    assert_int_equal(ls_journal_trial_decision(j, &late), LS_OK); /* after done: ignored */
+    for (int pass = 0; pass < 2; pass++) { /* live, then replayed */
+        assert_int_equal(st->n_decisions, (int)n + 1);
+        for (size_t i = 0; i < n; i++) {
+            const ls_journal_decision *g = &st->decisions[i];
+            assert_true(g->trial_id == d[i].trial_id);
+            assert_int_equal(g->verdict, d[i].verdict);
+            assert_int_equal(g->rung, d[i].rung), assert_int_equal(g->step, d[i].step);
+            assert_int_equal(g->n_at_rung, d[i].n_at_rung);
+            assert_memory_equal(&g->value, &d[i].value, sizeof g->value); /* bit for bit, NaN too */
+            assert_memory_equal(&g->cutoff, &d[i].cutoff, sizeof g->cutoff);
+            assert_memory_equal(&g->flops, &d[i].flops, sizeof g->flops);
+        }
+        const ls_journal_trial *t = ls_journal_find(st, 20);
+        assert_int_equal(t->status, LS_RESULT_STOPPED);
+        assert_int_equal(t->metrics.steps, 2);
+        assert_true(t->metrics.final_val_loss == 1.0 / 3.0 && t->metrics.flops_total == 1.5e9);
+        assert_true(isnan(t->metrics.final_train_loss));
+        assert_string_equal(t->message, "stopped early at rung 0 (step 2): val 0.333333");
+        assert_int_equal(t->crashes, 0);
+        assert_int_equal(ls_journal_status(st, 21), LS_RESULT_DONE);
+        assert_int_equal(ls_journal_count(st, LS_RESULT_STOPPED), 1);
+        assert_int_equal(st->anomalies, 1);
+        assert_string_equal(ls_result_status_name(LS_RESULT_STOPPED), "stopped");
+        if (pass == 0) {
+            ls_journal_paths(path, jpath, sizeof jpath, NULL, 0);
+            assert_int_equal(ls_journal_close(j), LS_OK);
+            static ls_journal_state re;
+            assert_int_equal(ls_journal_replay(jpath, &re), LS_OK);
+            st = &re;
+        } else {
+            ls_journal_state_free((ls_journal_state *)st);
+        }
+    }
+}
+
 /* A full disk: appends fail once the file cannot grow (RLIMIT_FSIZE stands in for ENOSPC); every
  * acknowledged record is there on the next open, nothing else, and later appends fail too. */
 static void test_disk_full(void **state) {
@@ -432,7 +496,7 @@ int main(void) {
         cmocka_unit_test(test_bit_flips),        cmocka_unit_test(test_lock),
         cmocka_unit_test(test_state_machine),    cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_disk_full),        cmocka_unit_test(test_random_bytes),
-        cmocka_unit_test(test_unknown_record),
+        cmocka_unit_test(test_unknown_record),   cmocka_unit_test(test_decisions),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,7 +1,7 @@
 /*
  * test_train.c: the training loop on a toy model: it learns, it repeats bit for bit, a run
- * stopped at a checkpoint and resumed ends exactly where an uninterrupted one does, the schedules
- * and the optimisers do what PyTorch's do.
+ * stopped at a checkpoint (or paused at the rungs of early stopping) and resumed ends exactly
+ * where an uninterrupted one does, the schedules and the optimisers do what PyTorch's do.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -142,6 +142,60 @@ static void test_resume_is_exact(void **state) {
     ls_lora_free(&straight);
     ls_lora_free(&first);
     ls_lora_free(&resumed);
+    ls_window_set_free(&train);
+    ls_window_set_free(&val);
+}
+
+/* Early stopping's rungs: 13 steps straight == paused at step 3, reloaded, paused at 9, reloaded,
+ * to the end, bit for bit (the schedule stays over 13 steps). Each pause validates at its step
+ * although eval_every (5) does not, and checkpoints there; a run resumed at the step it pauses at
+ * trains nothing. */
+static void test_pause_is_exact(void **state) {
+    const ls_backend *be = ls_backend_cpu();
+    ls_window_set train, val;
+    pattern_windows(&train, 90, 0);
+    pattern_windows(&val, 30, 3);
+    ls_train_options o = options(13);
+    o.checkpoint_every = 4;
+    ls_lora straight;
+    fresh_lora(&straight);
+    ls_train_state st;
+    ls_train_state_init(&st, &straight, &toy_config, o.max_steps);
+    assert_int_equal(ls_train_run(be, &model, &straight, &train, &val, &o, &st, NULL, NULL), LS_OK);
+    assert_int_equal(st.n_evals, 4); /* 0, 5, 10, 13 */
+
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/pause", temp_dir());
+    mkdir(dir, 0777);
+    stop_ctx sc = {dir, 0, 0};
+    ls_train_hooks hooks = {track, save, stop_now, &sc};
+    const int pauses[] = {3, 9, 9, 0}, want_step[] = {3, 9, 9, 13}, want_evals[] = {2, 4, 4, 6};
+    ls_lora lora;
+    ls_train_state sp;
+    for (int leg = 0; leg < 4; leg++) {
+        fresh_lora(&lora);
+        ls_train_state_init(&sp, &lora, &toy_config, o.max_steps);
+        if (leg > 0) assert_int_equal(ls_train_checkpoint_load(dir, &sp, &lora, &toy_config), LS_OK);
+        o.pause_step = pauses[leg];
+        assert_int_equal(ls_train_run(be, &model, &lora, &train, &val, &o, &sp, &hooks, NULL), LS_OK);
+        assert_int_equal(sp.step, want_step[leg]);
+        assert_int_equal(sp.n_evals, want_evals[leg]); /* 0, 3, 5, 9, 10, 13 */
+        assert_int_equal(sp.eval_step[sp.n_evals - 1], want_step[leg]);
+        if (leg < 3) ls_lora_free(&lora), ls_train_state_free(&sp);
+    }
+    assert_memory_equal(lora.arena, straight.arena, sizeof(float) * straight.arena_floats);
+    assert_memory_equal(sp.m.arena, st.m.arena, sizeof(float) * st.m.arena_floats);
+    assert_memory_equal(sp.v.arena, st.v.arena, sizeof(float) * st.v.arena_floats);
+    assert_memory_equal(sp.train_loss, st.train_loss, sizeof(float) * 13);
+    for (int i = 0, k = 0; i < sp.n_evals; i++) /* the straight run's validations, the same values */
+        if (k < st.n_evals && sp.eval_step[i] == st.eval_step[k]) {
+            assert_memory_equal(&sp.val_loss[i], &st.val_loss[k], sizeof(float));
+            k++;
+        }
+    ls_train_state_free(&sp);
+    ls_train_state_free(&st);
+    ls_lora_free(&lora);
+    ls_lora_free(&straight);
     ls_window_set_free(&train);
     ls_window_set_free(&val);
 }
@@ -302,6 +356,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_training_lowers_validation_loss),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_pause_is_exact),
         cmocka_unit_test(test_validation_allocates_nothing),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_optimiser_steps),

@@ -20,6 +20,7 @@
  *       parameters:
  *         train.lr: {distribution: log_uniform, min: 1e-5, max: 1e-3}   # min, max are values
  *         lora.rank: {values: [2, 4, 8, 16]}
+ *       early_stopping: {type: asha, metric: val_loss, min_steps: 50, eta: 3}   # or type: median
  *
  * A stage's trials are configurations x repeats, configuration-major (trial index = configuration
  * * repeats + repeat). Configuration i is a pure function of the stage's axes or search space and
@@ -103,6 +104,27 @@ typedef struct {
 
 enum { LS_GRID_SAMPLE_DIGITS = 4 };
 
+/* Early stopping of a stage's configurations (asha.h has the rules, docs/sweep.md the format):
+ *   early_stopping: {type: asha, metric: val_loss, min_steps: 50, eta: 3}   # or type: median
+ * Rungs at min_steps * eta^k optimiser steps below train.max_steps, and max_steps itself (the top);
+ * every trial of the stage pauses at each rung with its validation loss there. */
+typedef enum {
+    LS_GRID_ES_NONE,          /* every trial runs to train.max_steps */
+    LS_GRID_ES_ASHA,          /* asynchronous successive halving, promotion form (Li et al. 2020, Alg. 2) */
+    LS_GRID_ES_MEDIAN,        /* the median rule: stop when worse than the median of the others at a rung */
+    LS_GRID_ES_COUNT
+} ls_grid_es_type;
+/* "none", "asha", "median". */
+extern const char *const ls_grid_es_names[LS_GRID_ES_COUNT];
+
+typedef struct {
+    ls_grid_es_type type;
+    int line;                 /* of `early_stopping` in the file (0: not given) */
+    int min_steps;            /* the first rung, >= 1, below train.max_steps */
+    int eta;                  /* >= 2 (default 3): rung k at min_steps * eta^k; asha keeps the top 1/eta */
+    int min_trials;           /* median (default 3): others needed at a rung before a trial is judged */
+} ls_grid_early_stopping;
+
 typedef struct {
     char *name;
     int line;                 /* where the stage starts */
@@ -121,6 +143,7 @@ typedef struct {
     ls_grid_metric metric;
     size_t n_keep;
     const ls_config_key **keep; /* keys copied from the winner of select_from */
+    ls_grid_early_stopping early_stopping; /* type LS_GRID_ES_NONE without one */
 } ls_grid_stage;
 
 typedef struct {

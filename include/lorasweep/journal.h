@@ -48,6 +48,8 @@ typedef enum {
     LS_RESULT_DONE = 2,    /* finished; its results are durable */
     LS_RESULT_FAILED = 3,  /* stopped by an error (message kept); may be retried */
     LS_RESULT_SKIPPED = 4, /* not run on purpose (reason kept), e.g. over the FLOPS budget */
+    LS_RESULT_STOPPED = 5, /* stopped early at a rung (early stopping): its step and last validation
+                            * loss kept, its files too; final, like done, but never a winner */
 } ls_result_status;
 
 /* "pending", "running", ...; "unknown" for other values. */
@@ -77,7 +79,22 @@ typedef enum {
     LS_JREC_TRIAL_DONE = 5,       /* metrics */
     LS_JREC_TRIAL_FAILED = 6,     /* text = message */
     LS_JREC_TRIAL_SKIPPED = 7,    /* text = reason */
+    LS_JREC_DECISION = 8,         /* early stopping: verdict (asha.h ls_es_verdict), rung, step, value,
+                                   * cutoff, n_at_rung; the trial is the unit judged (a configuration's
+                                   * repeat 0) or, for arrived and stopped, the trial itself */
 } ls_jrec_type;
+
+/* One early-stopping decision (asha.h), as a record holds it and as ls_journal_state.decisions
+ * keeps them, in order. value, cutoff and flops are exact doubles, NaN when there is none. */
+typedef struct {
+    uint64_t trial_id;      /* the unit judged (a configuration's repeat 0), or for arrived and
+                             * stopped the trial itself */
+    int verdict, rung, step, n_at_rung;
+    double value, cutoff;
+    double flops;           /* what the trial (arrived, stopped), or the unit's repeats together
+                             * (paused, continue, cut), spent up to the rung: the budget counts a
+                             * stopped trial by it */
+} ls_journal_decision;
 
 /* One record, decoded. Fields not used by the type are zero. */
 typedef struct {
@@ -90,7 +107,11 @@ typedef struct {
     double loss, val_loss;  /* progress */
     ls_result_metrics metrics; /* done */
     char text[LS_JOURNAL_TEXT_MAX];
+    ls_journal_decision decision; /* decision (its trial_id is the record's) */
 } ls_journal_record;
+
+/* The message of a stopped trial (its row's error column too): rung, step, value. */
+#define LS_JOURNAL_STOPPED_TEXT "stopped early at rung %d (step %d): val %.6g"
 
 /* What replay knows of one trial. */
 typedef struct {
@@ -124,6 +145,8 @@ typedef struct {
                              * replay and lookups stay linear in a sweep of many trials */
     size_t n_slots;         /* a power of two, at least twice n_trials */
     int anomalies;          /* records that made no sense (a start after done, ...), ignored */
+    int n_decisions, cap_decisions;
+    ls_journal_decision *decisions; /* every decision record, in the order they were appended */
 } ls_journal_state;
 
 /* The trial's entry, or NULL when the journal never mentioned it (then it is pending). */
@@ -169,6 +192,9 @@ int ls_journal_trial_checkpoint(ls_journal *j, uint64_t id, int step);
 int ls_journal_trial_done(ls_journal *j, uint64_t id, const ls_result_metrics *m);
 int ls_journal_trial_failed(ls_journal *j, uint64_t id, const char *message);
 int ls_journal_trial_skipped(ls_journal *j, uint64_t id, const char *reason);
+/* An early-stopping decision (asha.h). Verdict LS_ES_STOPPED makes the trial stopped (status
+ * LS_RESULT_STOPPED, metrics.steps = step, final_val_loss = value, flops_total = flops). */
+int ls_journal_trial_decision(ls_journal *j, const ls_journal_decision *d);
 
 /* Release the lock and close. LS_ERR if the final close fails (the records were already synced). */
 int ls_journal_close(ls_journal *j);

@@ -5,7 +5,9 @@
  * hands one to each worker that asks, receives their progress and results, and reports every
  * event to the caller through hooks (the journal and the results file hang there). Ranks >= 1 are
  * workers: ask, run the trial, stream progress, send the result, ask again. Dispatch is trial by
- * trial as workers free up, never in batches.
+ * trial as workers free up, never in batches. With early stopping the work appears as results
+ * come in (ls_sweep_schedule_next): a unit is a rung segment (ls_sweep_item.pause_step), and a
+ * free worker may wait until a paused trial makes another promotable.
  *
  * Stopping: a stop request on rank 0 (a signal, a wall-clock limit) stops handing out work and
  * tells the busy workers, which checkpoint their trial and report it as interrupted; a signal a
@@ -32,6 +34,8 @@ typedef enum {
     LS_TRIAL_DONE,        /* finished: metrics valid */
     LS_TRIAL_FAILED,      /* stopped by an error: message set */
     LS_TRIAL_INTERRUPTED, /* stopped on request after a checkpoint: to be continued */
+    LS_TRIAL_PAUSED,      /* reached the item's pause_step (a rung of early stopping), validated and
+                           * checkpointed there: metrics.steps and final_val_loss say where and what */
     LS_TRIAL_MACHINE,     /* stopped by a fault of the machine (a full disk, an I/O error: message
                            * set), not of the trial: not recorded as failed; the sweep stops and a
                            * later run continues it from its last checkpoint */
@@ -57,6 +61,8 @@ typedef struct {
     int index;                     /* the caller's index of the trial (stable across reruns) */
     double cost;                   /* estimated FLOPS: larger first */
     char *payload;                 /* text the worker's run function gets (the trial's YAML) */
+    int pause_step;                /* > 0: train to this step (a rung), checkpoint and report
+                                    * LS_TRIAL_PAUSED; 0: to the end */
 } ls_sweep_item;
 
 struct ls_train_group;
@@ -127,6 +133,14 @@ int ls_sweep_groups(int size, int ranks_per_trial, int *idle);
  * *stopped tells whether a stop cut it short. Every rank must use the same ranks_per_trial, and
  * ls_sweep_groups must find at least one group. The worker_rank of the hooks is the leader's. */
 int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped);
+/* Rank 0, with work that appears as results come in (early stopping: a trial paused at a rung
+ * may make another promotable): when a group is free, next(hooks->user, &item) is asked for
+ * work: 1 = item filled (it and its payload must stay valid until on_result or on_hung for it);
+ * 0 = nothing now (the group waits and next is asked again after each result); -1 = nothing any
+ * more (the group is released). Groups that wait while no trial runs are released (no result can
+ * come to change the answer). Otherwise as ls_sweep_schedule. */
+int ls_sweep_schedule_next(int (*next)(void *user, ls_sweep_item *item), int ranks_per_trial,
+                           const ls_sweep_hooks *hooks, int *stopped);
 /* Ranks >= 1: work until released (an idle rank returns at once). */
 int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place, int ranks_per_trial);
 

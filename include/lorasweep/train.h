@@ -71,6 +71,10 @@ typedef struct {
     int eval_every;         /* validation every N steps (and at step 0 and the end); 0 = 0 and end */
     int val_max_windows;    /* validation on the first N windows; 0 = all */
     int checkpoint_every;   /* 0 = only at the end */
+    int pause_step;         /* > 0 and < max_steps: stop after this step (a rung of early stopping),
+                             * validating there whatever eval_every says, and checkpoint; the schedule
+                             * stays the one over max_steps, so a paused run resumed later takes
+                             * exactly the steps of one never paused. 0: run to max_steps */
     uint64_t seed;          /* data order */
     int32_t pad_id;         /* token id written into padding (never a target) */
 } ls_train_options;

@@ -49,6 +49,8 @@ typedef struct {
     const char *adapter_dir;              /* start from this PEFT adapter instead of a fresh one */
     const ls_train_group *group;          /* data parallel over these ranks (train.h); NULL: alone */
     ls_model_cache *model_cache;          /* keep the model for later trials; NULL: read it and free it */
+    int pause_step;                       /* > 0: stop and checkpoint at this step, validated there (a rung
+                                           * of early stopping: ls_train_options.pause_step); 0: to the end */
 } ls_trial_hooks;
 
 /* Run the trial. LS_ERR with a message for anything that stops it (a missing file, a NaN loss,
@@ -85,6 +87,9 @@ int ls_trial_write_outputs(const char *dir, const ls_trial_config *cfg, const ls
  * estimated as the course's shape, as below: the trial will fail on it anyway); LS_ERR where the
  * trial would fail on its data (a split or a forecast the data set cannot hold). */
 int ls_trial_estimate_flops(const ls_trial_config *cfg, double *flops);
+/* The same for a trial of an early-stopping stage that trains `steps` steps (<= max_steps; fewer:
+ * stopped there, so no forecast) and is validated at each of the rungs below that as well. */
+int ls_trial_estimate_flops_rungs(const ls_trial_config *cfg, const int *rungs, int n_rungs, int steps, double *flops);
 /* An estimate by part, as a finished trial records them (flops_train, ...), and the forecast's
  * tokens per sample: the prompt (the mean over the systems, rounded down, as the trial records
  * it) and the most a sample can write (what the forecast is estimated at). */
@@ -98,5 +103,8 @@ typedef struct {
  * value), for a plan made before the data exists. */
 int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
                                   ls_trial_flops *out);
+/* ... and with rungs, for `steps` steps (ls_trial_estimate_flops_rungs). */
+int ls_trial_estimate_flops_model_rungs(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
+                                        const int *rungs, int n_rungs, int steps, ls_trial_flops *out);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lorasweep/asha.h"
 #include "lorasweep/check.h"
 #include "lorasweep/cli.h"
 #include "lorasweep/common.h"
@@ -73,7 +74,9 @@ static const ls_dataset *estimator_data(estimator *e, const ls_trial_config *c) 
     return e->data_ok ? &e->ds : NULL;
 }
 
-static double estimate(estimator *e, const ls_trial_config *c, ls_trial_flops *parts) {
+/* The estimate of c trained `steps` steps and validated at the rungs too (early stopping). */
+static double estimate_at(estimator *e, const ls_trial_config *c, const int *rungs, int n_rungs, int steps,
+                          ls_trial_flops *parts) {
     const ls_model_config *mc = NULL;
     if (e->have_preset) mc = &e->preset;
     else {
@@ -89,12 +92,16 @@ static double estimate(estimator *e, const ls_trial_config *c, ls_trial_flops *p
         if (e->ok) mc = &e->mc;
     }
     ls_trial_flops f = {NAN, NAN, NAN, NAN, 0, 0};
-    if (mc && ls_trial_estimate_flops_model(c, mc, estimator_data(e, c), &f) != LS_OK) {
+    if (mc && ls_trial_estimate_flops_model_rungs(c, mc, estimator_data(e, c), rungs, n_rungs, steps, &f) != LS_OK) {
         if (!e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
         f = (ls_trial_flops){NAN, NAN, NAN, NAN, 0, 0};
     }
     if (parts) *parts = f;
     return f.total;
+}
+
+static double estimate(estimator *e, const ls_trial_config *c, ls_trial_flops *parts) {
+    return estimate_at(e, c, NULL, 0, c->train.max_steps, parts);
 }
 
 static void fmt_flops(char *dst, size_t cap, double f) {
@@ -195,7 +202,26 @@ typedef struct {
     /* a waiting stage's stand-in: the costliest candidate of its select.from stage */
     ls_grid_trial *stand;
     size_t n_stand;
+    /* early stopping: the rungs, and what the admitted trials cost if each stops at the first */
+    int rungs[LS_ES_MAX_RUNGS], n_rungs;
+    double least;
 } stage_plan;
+
+/* "  early stopping: asha, eta 3: rungs at steps 5, 15, 40 (the top); at most 1.2e+12 FLOPS (no
+ * trial stopped), at least 3.4e+11 (every trial stopped at the first rung)" */
+static void print_early_stopping(const ls_grid_stage *s, const stage_plan *p) {
+    const ls_grid_early_stopping *es = &s->early_stopping;
+    if (es->type == LS_GRID_ES_NONE) return;
+    printf("  early stopping: %s, eta %d", ls_grid_es_names[es->type], es->eta);
+    if (es->type == LS_GRID_ES_MEDIAN) printf(", min_trials %d", es->min_trials);
+    printf(": rungs at steps");
+    for (int k = 0; k < p->n_rungs; k++) printf("%s %d", k ? "," : "", p->rungs[k]);
+    char most[32], least[32];
+    fmt_flops(most, sizeof most, p->total_known ? p->total : NAN);
+    fmt_flops(least, sizeof least, p->total_known ? p->least : NAN);
+    printf(" (the top); at most %s FLOPS (no trial stopped), at least %s (every trial stopped at the first rung)\n",
+           most, least);
+}
 
 static int sweep_plan(int argc, char **argv) {
     static const struct option opts[] = {
@@ -241,6 +267,9 @@ static int sweep_plan(int argc, char **argv) {
     for (size_t i = 0; i < g.n_stages && rc == CLI_EXIT_OK; i++) {
         const ls_grid_stage *s = &g.stages[i];
         stage_plan *p = &sp[i];
+        const ls_grid_early_stopping *es = &s->early_stopping;
+        if (es->type != LS_GRID_ES_NONE) /* each trial at its most: to the top, validated at every rung */
+            p->n_rungs = ls_es_rungs(es->min_steps, es->eta, g.base.train.max_steps, p->rungs, LS_ES_MAX_RUNGS);
         if (s->select_from < 0) {
             if (ls_grid_expand(&g, i, NULL, &p->trials, &p->n) != LS_OK) {
                 rc = cli_fail();
@@ -251,7 +280,8 @@ static int sweep_plan(int argc, char **argv) {
             p->budget = ls_calloc(p->n, sizeof *p->budget);
             size_t *configuration = ls_calloc(p->n, sizeof *configuration);
             for (size_t t = 0; t < p->n; t++) {
-                p->flops[t] = estimate(&est, &p->trials[t].config, &p->parts[t]);
+                const ls_trial_config *c = &p->trials[t].config;
+                p->flops[t] = estimate_at(&est, c, p->rungs, p->n_rungs, c->train.max_steps, &p->parts[t]);
                 configuration[t] = p->trials[t].configuration;
             }
             ls_grid_budget_plan_groups(p->flops, configuration, p->n, &left, p->budget); /* as sweep run plans it */
@@ -263,6 +293,10 @@ static int sweep_plan(int argc, char **argv) {
                 if (!isfinite(p->flops[t])) p->total_known = 0;
                 else if (!p->budget[t].skipped) p->total += p->budget[t].flops;
             }
+            for (size_t b = 0; p->n_rungs > 1 && b < p->n; b++) /* every admitted trial stopped at rung 0 */
+                if (!p->budget[b].skipped)
+                    p->least += estimate_at(&est, &p->trials[p->budget[b].trial].config, p->rungs, p->n_rungs,
+                                            p->rungs[0], NULL);
         } else {
             /* candidates: the source stage's trials (or its own stand-in expansion) */
             const stage_plan *src = &sp[s->select_from];
@@ -280,9 +314,11 @@ static int sweep_plan(int argc, char **argv) {
             }
             p->total_known = 1;
             for (size_t t = 0; t < p->n_stand; t++) {
-                double f = estimate(&est, &p->stand[t].config, NULL);
+                const ls_trial_config *c = &p->stand[t].config;
+                double f = estimate_at(&est, c, p->rungs, p->n_rungs, c->train.max_steps, NULL);
                 if (isfinite(f)) p->total += f;
                 else p->total_known = 0;
+                if (p->n_rungs > 1) p->least += estimate_at(&est, c, p->rungs, p->n_rungs, p->rungs[0], NULL);
             }
             left -= p->total_known ? p->total : 0;
         }
@@ -314,6 +350,21 @@ static int sweep_plan(int argc, char **argv) {
             cJSON_AddStringToObject(js, "method", ls_grid_method_names[s->method]);
             cJSON_AddNumberToObject(js, "configurations", (double)s->n_configs);
             cJSON_AddNumberToObject(js, "repeats", (double)s->repeats);
+            const ls_grid_early_stopping *es = &s->early_stopping;
+            if (es->type != LS_GRID_ES_NONE) {
+                cJSON *e = cJSON_AddObjectToObject(js, "early_stopping");
+                cJSON_AddStringToObject(e, "type", ls_grid_es_names[es->type]);
+                cJSON_AddStringToObject(e, "metric", "val_loss");
+                cJSON_AddNumberToObject(e, "min_steps", es->min_steps);
+                cJSON_AddNumberToObject(e, "eta", es->eta);
+                if (es->type == LS_GRID_ES_MEDIAN) cJSON_AddNumberToObject(e, "min_trials", es->min_trials);
+                cJSON *r = cJSON_AddArrayToObject(e, "rungs");
+                for (int k = 0; k < p->n_rungs; k++) cJSON_AddItemToArray(r, cJSON_CreateNumber(p->rungs[k]));
+                if (p->total_known) { /* at most: no trial stopped; at least: every trial stopped at rung 0 */
+                    cJSON_AddNumberToObject(e, "flops_at_most", p->total);
+                    cJSON_AddNumberToObject(e, "flops_at_least", p->least);
+                }
+            }
             if (s->method == LS_GRID_METHOD_GRID) {
                 cJSON *axes = cJSON_AddObjectToObject(js, "grid");
                 for (size_t a = 0; a < s->n_axes; a++) {
@@ -414,6 +465,7 @@ static int sweep_plan(int argc, char **argv) {
                 printf("%s\n  estimated at most %s FLOPS (if the costliest trial of %s wins)\n", sym, f1,
                        g.stages[s->select_from].name);
                 free(sym);
+                print_early_stopping(s, p);
                 if (s->method != LS_GRID_METHOD_GRID) { /* its configurations are drawn already */
                     printf("  %-6s %s\n", "config", "sampled values (on the winner's kept keys)");
                     for (size_t c = 0; c < s->n_configs; c++) {
@@ -443,7 +495,8 @@ static int sweep_plan(int argc, char **argv) {
                        why ? why : "", why ? "]" : "");
             }
             fmt_flops(f1, sizeof f1, p->total_known ? p->total : NAN);
-            printf("  stage total %s FLOPS\n", f1);
+            printf("  stage total %s FLOPS%s\n", f1, p->n_rungs ? " (no trial stopped early)" : "");
+            print_early_stopping(s, p);
         }
         fmt_flops(f1, sizeof f1, grand_known ? grand : NAN);
         printf("\ntotal: %zu trials, estimated at most %s FLOPS", g.n_trials, f1);
