@@ -374,7 +374,7 @@ static void summarise(ls_report *rep) {
         ensure_stage(rep, t->stage);
         if (t->stage >= rep->n_started && t->stage < LS_GRID_MAX_STAGES) rep->n_started = t->stage + 1; /* no overflow */
         t->stage_name = t->stage >= 0 && t->stage < rep->n_stages ? rep->stage_names[t->stage] : "?";
-        if (t->status >= 0 && t->status <= 4) rep->counts[t->status]++;
+        if (t->status >= 0 && t->status <= LS_RESULT_STOPPED) rep->counts[t->status]++;
         if (t->status == LS_RESULT_RUNNING) {
             t->live = rep->lock_owner[0] != 0;
             if (!t->live) rep->interrupted++;
@@ -642,9 +642,11 @@ static void print_header(FILE *out, const ls_report *rep, int markdown, int stag
             in->program_version);
     fprintf(out, "%sdata %s (%s)\n", li, in->data_path[0] ? in->data_path : "-", in->data_checksum);
     if (markdown) fprintf(out, "- file `%s`\n", rep->path);
-    fprintf(out, "%strials: %d: %d done, %d running, %d pending, %d failed, %d skipped\n", li, rep->n_trials,
+    fprintf(out, "%strials: %d: %d done, %d running, %d pending, %d failed, %d skipped", li, rep->n_trials,
             rep->counts[LS_RESULT_DONE], rep->counts[LS_RESULT_RUNNING], rep->counts[LS_RESULT_PENDING],
             rep->counts[LS_RESULT_FAILED], rep->counts[LS_RESULT_SKIPPED]);
+    if (rep->counts[LS_RESULT_STOPPED]) fprintf(out, ", %d stopped early", rep->counts[LS_RESULT_STOPPED]);
+    fputc('\n', out);
     if (stage >= 0) fprintf(out, "%sshowing stage %s only\n", li, rep->stage_names[stage]);
     /* what is unfinished, and why */
     int open = rep->counts[LS_RESULT_RUNNING] + rep->counts[LS_RESULT_PENDING];
@@ -1344,7 +1346,7 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
     cJSON_AddBoolToObject(root, "being_written", rep->lock_owner[0] != 0);
     cJSON_AddBoolToObject(root, "journal", rep->have_journal);
     cJSON *counts = cJSON_AddObjectToObject(root, "counts");
-    for (int s = 0; s <= LS_RESULT_SKIPPED; s++) cJSON_AddNumberToObject(counts, ls_result_status_name(s), rep->counts[s]);
+    for (int s = 0; s <= LS_RESULT_STOPPED; s++) cJSON_AddNumberToObject(counts, ls_result_status_name(s), rep->counts[s]);
     cJSON_AddNumberToObject(counts, "interrupted", rep->interrupted);
     cJSON *varying = cJSON_AddArrayToObject(root, "varying_keys"); /* besides lr, rank, ctx, max_steps */
     for (int j = 0; j < rep->n_varying; j++) cJSON_AddItemToArray(varying, cJSON_CreateString(rep->varying[j]->key));

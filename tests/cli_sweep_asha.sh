@@ -113,6 +113,12 @@ print("%d promotions checked against the rule; %d stopped, %d reached the top" %
 PY
 then ok "every promotion follows the rule; stopped trials are the ones left paused, not forecast, charged what they spent; the winner reached the top"
 else bad "the decisions break the rule"; fi
+# the report counts the stopped trials: the header and JSON, against the results file
+n_stopped=$($PY -c 'import sys, h5py; print(int((h5py.File(sys.argv[1], "r")["trials"]["status"][:] == 5).sum()))' "$T/ref/s.h5")
+header=$("$LS" report "$T/ref/s.h5" | grep "^  trials:")
+json_stopped=$("$LS" report "$T/ref/s.h5" --format json | $PY -c 'import json, sys; print(json.load(sys.stdin)["counts"]["stopped"])')
+[ "$n_stopped" -gt 0 ] && [[ "$header" == *", $n_stopped stopped early" ]] && [ "$json_stopped" = "$n_stopped" ] \
+  && ok "report: $n_stopped stopped early in the header and the JSON counts" || bad "report counts: [$header] json $json_stopped, file $n_stopped"
 
 # sweep plan: the rungs, and what the stage costs at most (no stop) and at least (every trial
 # stopped at the first rung); what the sweep spent lies between, and each trial's estimate (to the

@@ -104,7 +104,7 @@ typedef struct {
     ls_report_trial *trials;     /* in file order */
     struct ls_results *res;      /* the file, open read only until ls_report_free: series are read
                                   * from it one trial at a time (ls_report_load_curves) */
-    int counts[5];               /* by ls_result_status */
+    int counts[6];               /* by ls_result_status (stopped: early stopping) */
     int interrupted;             /* running trials with no live sweep */
     const ls_config_key *varying[LS_REPORT_MAX_VARYING]; /* keys besides lr, rank, ctx and steps whose
                                   * values differ between trials (a stage's lora.alpha axis): shown too */
