@@ -278,6 +278,13 @@ check "coursework-random: log-uniform lr x rank, 3 repeats" "stage 2/4 lr_rank: 
   "$(grep '^stage 2/4' "$T/course-random.txt")"
 pct=$(tail -1 "$T/course-random.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
 $PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework-random fits its budget ($pct%)" || bad "coursework-random uses $pct% of its budget"
+cp "$ROOT/sweep/coursework-asha.yaml" "$T/ship/sweep/"
+"$LS" sweep plan "$T/ship/sweep/coursework-asha.yaml" --preset qwen2.5-0.5b >"$T/course-asha.txt"
+check "coursework-asha.yaml plans" "0" "$?"
+check "coursework-asha: ASHA's rungs over 9 Sobol configurations x 3 repeats" "1" \
+  "$(grep -c '^  early stopping: asha, eta 3: rungs at steps 50, 150, 300 (the top)' "$T/course-asha.txt")"
+pct=$(tail -1 "$T/course-asha.txt" | sed -n 's/.*, \([0-9.]*\)% of the budget.*/\1/p')
+$PY -c "import sys; sys.exit(0 if 0 < float('$pct') <= 100 else 1)" && ok "coursework-asha fits its budget even with no stop ($pct%)" || bad "coursework-asha uses $pct% of its budget"
 # the example in docs/sweep.md is a valid grid with the course's 14 trials (baseline included)
 mkdir -p "$T/doc/sweep" "$T/doc/results"
 cp "$T/data/lv.h5" "$T/doc/results/lotka_volterra_data.h5"

@@ -512,6 +512,13 @@ static void test_files(void **state) {
     assert_int_equal(g.stages[0].n_configs, 9);
     assert_int_equal(g.stages[1].select_from, 0);
     ls_grid_free(&g);
+    snprintf(path, sizeof path, "%s/sweep/coursework-asha.yaml", LS_SOURCE_DIR);
+    if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(g.stages[1].method, LS_GRID_METHOD_SOBOL);
+    assert_int_equal(g.stages[1].early_stopping.type, LS_GRID_ES_ASHA);
+    assert_int_equal(g.stages[1].repeats, 3);
+    assert_int_equal(g.stages[1].n_trials, 27);
+    ls_grid_free(&g);
     snprintf(path, sizeof path, "%s/sweep/coursework-random.yaml", LS_SOURCE_DIR);
     if (ls_grid_load_file(path, &g) != LS_OK) fail_msg("%s", ls_last_error());
     assert_int_equal(g.n_stages, 4);
