@@ -528,6 +528,19 @@ typedef struct {
     char **cells;
 } table;
 
+/* The headings of a table: the fixed columns with n_extra more (right-aligned) after column `at`
+ * (the keys that vary between trials go after ctx). Returns the number of columns. */
+static int table_headings(const char *const *fixed, const int *fixed_right, int n_fixed, int at,
+                          const char *const *extra, int n_extra, const char **head, int *right) {
+    int cols = n_fixed + n_extra;
+    for (int c = 0; c < cols; c++) {
+        int f = c < at ? c : c < at + n_extra ? -1 : c - n_extra;
+        head[c] = f >= 0 ? fixed[f] : extra[c - at];
+        right[c] = f >= 0 ? fixed_right[f] : 1;
+    }
+    return cols;
+}
+
 static void table_init(table *t, int cols, const char *const *head, const int *right) {
     memset(t, 0, sizeof *t);
     t->cols = cols;
@@ -697,14 +710,11 @@ static void print_trials(FILE *out, const ls_report *rep, int markdown, int stag
                                              "train loss", "val loss", "MSE", "MAE", "FLOPS", "wall", "status"};
     static const int fixed_right[FIXED] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
     /* after ctx: the repeat (a grid with repeats), then the varying keys */
-    int rc = rep->repeated, nv = rep->n_varying + rc, cols = FIXED + nv;
-    const char *head[TABLE_MAX_COLS];
-    int right[TABLE_MAX_COLS];
-    for (int c = 0; c < cols; c++) {
-        int f = c < AFTER_CTX ? c : c < AFTER_CTX + nv ? -1 : c - nv;
-        head[c] = f >= 0 ? fixed[f] : rc && c == AFTER_CTX ? "repeat" : rep->varying[c - AFTER_CTX - rc]->key;
-        right[c] = f >= 0 ? fixed_right[f] : 1;
-    }
+    int rc = rep->repeated, nv = rep->n_varying + rc;
+    const char *extra[LS_REPORT_MAX_VARYING + 1], *head[TABLE_MAX_COLS];
+    if (rc) extra[0] = "repeat";
+    for (int j = 0; j < rep->n_varying; j++) extra[rc + j] = rep->varying[j]->key;
+    int right[TABLE_MAX_COLS], cols = table_headings(fixed, fixed_right, FIXED, AFTER_CTX, extra, nv, head, right);
     table t;
     table_init(&t, cols, head, right);
     int n;
@@ -788,17 +798,11 @@ static void print_configs(FILE *out, const ls_report *rep, int markdown, int sta
     static const int fixed_right[FIXED] = {1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0};
     int nv = 0;
     const ls_config_key *keys[LS_REPORT_MAX_VARYING];
+    const char *extra[LS_REPORT_MAX_VARYING], *head[TABLE_MAX_COLS];
     for (int j = 0; j < rep->n_varying; j++)
         if (strcmp(rep->varying[j]->key, "train.seed") && strcmp(rep->varying[j]->key, "lora.seed"))
-            keys[nv++] = rep->varying[j];
-    int cols = FIXED + nv;
-    const char *head[TABLE_MAX_COLS];
-    int right[TABLE_MAX_COLS];
-    for (int c = 0; c < cols; c++) {
-        int f = c < AFTER_CTX ? c : c < AFTER_CTX + nv ? -1 : c - nv;
-        head[c] = f >= 0 ? fixed[f] : keys[c - AFTER_CTX]->key;
-        right[c] = f >= 0 ? fixed_right[f] : 1;
-    }
+            extra[nv] = rep->varying[j]->key, keys[nv++] = rep->varying[j];
+    int right[TABLE_MAX_COLS], cols = table_headings(fixed, fixed_right, FIXED, AFTER_CTX, extra, nv, head, right);
     table t;
     table_init(&t, cols, head, right);
     int n;
