@@ -8,7 +8,7 @@ JOBS=${JOBS:-$(nproc)}
 APT_PACKAGES=(build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libopenblas-dev libopenblas-openmp-dev libyaml-dev
   libcjson-dev libpcre2-dev libutf8proc-dev libgsl-dev libcmocka-dev
-  libcairo2-dev fonts-dejavu-core   # the report's plots (PNG + SVG) and the font they are drawn in
+  libcairo2-dev libfontconfig-dev fonts-dejavu-core   # the report's plots (PNG + SVG), its font caches freed, the font
   python3 python3-h5py python3-numpy python3-pandas ca-certificates xz-utils
   slurm-wlm munge)   # slurm-wlm + munge: the one-node Slurm of tests/cli_slurm.sh (tests/slurm/)
 
