@@ -205,6 +205,21 @@ static void get_metrics(rbuf *b, ls_result_metrics *m) {
     m->tokens_per_s = get_f64(b);
 }
 
+static void put_cost(wbuf *b, const ls_segment_cost *c) {
+    put_i32(b, c->steps);
+    put_i32(b, c->batch);
+    put_i32(b, c->ctx);
+    const double *v[] = {&c->train_s, &c->gen_tokens, &c->gen_units, &c->gen_s, &c->wall_s};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) put_f64(b, *v[i]);
+}
+static void get_cost(rbuf *b, ls_segment_cost *c) {
+    c->steps = get_i32(b);
+    c->batch = get_i32(b);
+    c->ctx = get_i32(b);
+    double *v[] = {&c->train_s, &c->gen_tokens, &c->gen_units, &c->gen_s, &c->wall_s};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) *v[i] = get_f64(b);
+}
+
 /* ---------------------------------------------------------------- encoding */
 
 size_t ls_journal_encode(const ls_journal_record *rec, unsigned char *buf, size_t cap) {
@@ -243,6 +258,10 @@ size_t ls_journal_encode(const ls_journal_record *rec, unsigned char *buf, size_
         put_f64(&b, rec->decision.cutoff);
         put_i32(&b, rec->decision.n_at_rung);
         put_f64(&b, rec->decision.flops);
+        break;
+    case LS_JREC_COST:
+        put_text(&b, rec->text);
+        put_cost(&b, &rec->cost);
         break;
     default: return 0;
     }
@@ -291,6 +310,10 @@ static int decode_payload(const unsigned char *p, size_t n, ls_journal_record *r
         rec->decision.cutoff = get_f64(&b);
         rec->decision.n_at_rung = get_i32(&b);
         rec->decision.flops = get_f64(&b);
+        break;
+    case LS_JREC_COST:
+        get_text(&b, rec->text);
+        get_cost(&b, &rec->cost);
         break;
     default: return LS_ERR;
     }
@@ -357,6 +380,14 @@ static void apply(ls_journal_state *st, const ls_journal_record *r) {
         st->n_sweep_starts++;
         st->grid_hash = r->grid_hash;
         snprintf(st->job_id, sizeof st->job_id, "%s", r->text);
+        return;
+    }
+    if (r->type == LS_JREC_COST) { /* the time model's samples: no change to the trial's state */
+        if (st->n_costs == st->cap_costs)
+            st->costs = ls_realloc(st->costs, sizeof *st->costs * (size_t)(st->cap_costs = 2 * st->cap_costs + 64));
+        ls_journal_cost *c = &st->costs[st->n_costs++];
+        c->trial_id = r->trial_id, c->cost = r->cost;
+        snprintf(c->key, sizeof c->key, "%s", r->text);
         return;
     }
     ls_journal_trial *t = trial_entry(st, r->trial_id);
@@ -437,6 +468,7 @@ int ls_journal_count(const ls_journal_state *st, ls_result_status status) {
 }
 
 void ls_journal_state_free(ls_journal_state *st) {
+    free(st->costs);
     free(st->decisions);
     free(st->trials);
     free(st->slots);
@@ -688,4 +720,10 @@ int ls_journal_close(ls_journal *j) {
     ls_journal_state_free(&j->state);
     free(j);
     return rc;
+}
+
+int ls_journal_trial_cost(ls_journal *j, uint64_t id, const char *key, const ls_segment_cost *c) {
+    ls_journal_record r = {.type = LS_JREC_COST, .trial_id = id, .cost = *c};
+    set_text(&r, key);
+    return ls_journal_append(j, &r);
 }

@@ -173,17 +173,20 @@ typedef struct {
     int n, next;
 } item_list;
 
-static int list_next(void *user, ls_sweep_item *item) {
+static int list_next(void *user, const ls_sweep_worker_info *worker, ls_sweep_item *item) {
     item_list *l = user;
+    (void)worker;
     if (l->next >= l->n) return -1;
     *item = l->items[l->next++];
     return 1;
 }
 
-static void assign(int (*next)(void *, ls_sweep_item *), void *next_user, const ls_sweep_hooks *hooks, int worker,
+typedef int (*next_fn)(void *user, const ls_sweep_worker_info *worker, ls_sweep_item *item);
+
+static void assign(next_fn next, void *next_user, const ls_sweep_hooks *hooks, int worker,
                    ls_sweep_item *slot, int *running, const request_msg *info, int *answer) {
     ls_sweep_item item;
-    *answer = next(next_user, &item);
+    *answer = next(next_user, info, &item);
     if (*answer != 1) return;
     *slot = item;
     running[worker] = 1;
@@ -191,7 +194,7 @@ static void assign(int (*next)(void *, ls_sweep_item *), void *next_user, const 
     if (hooks && hooks->on_start) hooks->on_start(hooks->user, slot, worker, info);
 }
 
-static int schedule(int (*next)(void *, ls_sweep_item *), void *next_user, int ranks_per_trial,
+static int schedule(next_fn next, void *next_user, int ranks_per_trial,
                     const ls_sweep_hooks *hooks, int *stopped) {
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -303,13 +306,15 @@ static int schedule(int (*next)(void *, ls_sweep_item *), void *next_user, int r
     return LS_OK;
 }
 
+void ls_sweep_items_sort(ls_sweep_item *items, int n) { qsort(items, (size_t)n, sizeof *items, by_cost_desc); }
+
 int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped) {
-    qsort(items, (size_t)n, sizeof *items, by_cost_desc);
+    ls_sweep_items_sort(items, n);
     item_list l = {items, n, 0};
     return schedule(list_next, &l, ranks_per_trial, hooks, stopped);
 }
 
-int ls_sweep_schedule_next(int (*next)(void *user, ls_sweep_item *item), int ranks_per_trial,
+int ls_sweep_schedule_next(next_fn next, int ranks_per_trial,
                            const ls_sweep_hooks *hooks, int *stopped) {
     return schedule(next, hooks ? hooks->user : NULL, ranks_per_trial, hooks, stopped);
 }

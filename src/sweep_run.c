@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lorasweep/asha.h"
@@ -31,6 +32,7 @@
 #include "lorasweep/journal.h"
 #include "lorasweep/results.h"
 #include "lorasweep/sweep.h"
+#include "lorasweep/timemodel.h"
 #include "lorasweep/train.h"
 #include "lorasweep/trial.h"
 
@@ -55,6 +57,16 @@ typedef struct {
     char machine[600];         /* the first fault of the machine (a full disk): stop, exit 4 */
     char hung[400];            /* a worker that stopped answering: stop, exit 5 */
     struct es_stage *es;       /* the running stage's early stopping, or NULL */
+    struct plain_stage *plain; /* the running stage's trials when it has no early stopping */
+    const ls_grid_trial *trials; /* the running stage's trials (items index them) */
+    int ranks_per_trial;
+    /* the time limit (see "the time limit" below) */
+    ls_time_model tm;          /* seconds per token per model, shape and device, from the journal */
+    double run_s;              /* the length of one run: what the deadline allows from its start */
+    char (*device)[64];        /* each worker rank's device, as the time model names it */
+    char last_device[64];      /* the last asking worker's: the progress line's predictions */
+    double *since, *need;      /* each worker rank's start of its work, and its prediction */
+    int time_short;            /* work was left for the next run: it did not fit */
 } scheduler;
 
 static void es_result(struct es_stage *e, const ls_sweep_item *item, const ls_trial_summary *r);
@@ -66,6 +78,136 @@ static void machine_fault(scheduler *s, const char *message) {
     s->io_error = 1;
 }
 
+/* ---- the time limit (rank 0) ---------------------------------------------------------------
+ *
+ * With a deadline (--walltime, or the Slurm job's end less --stop-margin) a free worker is given
+ * only work that the time model (timemodel.h, every run ever measured, from the journal) says
+ * reaches its end before it: a rung's checkpoint, or the trial's end and its forecast. Largest
+ * first, the first that fits. Work of a shape never measured on such a device starts (its run
+ * measures it; the deadline may cut it, and its stop checkpoints it), so once one run of a shape
+ * has been measured no later one of that shape is cut. Work longer than a whole run can only end
+ * across runs: it starts when its next periodic checkpoint fits. A worker that nothing fits is
+ * released (time only shrinks); when nothing runs any more the sweep exits 3 with everything
+ * checkpointed, and the next run (the batch script requeues) goes on where this one stopped. */
+
+static void worker_device(const ls_sweep_worker_info *w, int ranks_per_trial, char *out, size_t cap) {
+    if (w->device >= 0) snprintf(out, cap, "gpu");
+    else snprintf(out, cap, "cpu %d thread%s", w->threads, w->threads == 1 ? "" : "s");
+    if (ranks_per_trial > 1) snprintf(out + strlen(out), cap - strlen(out), " x%d ranks", ranks_per_trial);
+}
+
+static void time_key_of(const ls_trial_config *c, const char *device, char *key, size_t cap) {
+    ls_time_key(key, cap, c->resolved.model_path[0] ? c->resolved.model_path : c->model.path, c->train.batch_size,
+                c->train.ctx, device);
+}
+
+/* What is left of a trial up to pause_step (0: its end and forecast), from its last checkpoint. */
+static ls_time_work work_left(const scheduler *s, const ls_trial_config *c, uint64_t id, int pause_step) {
+    const ls_journal_trial *jt = ls_journal_find(ls_journal_current(s->journal), id);
+    int from = jt ? jt->checkpoint_step : 0, to = pause_step > 0 ? pause_step : c->train.max_steps;
+    ls_time_work w = {to > from ? to - from : 0, c->train.batch_size, c->train.ctx, 0};
+    if (pause_step == 0 && c->eval.systems > 0)
+        w.forecast_units = (double)c->eval.systems * c->eval.samples * c->eval.forecast_steps;
+    return w;
+}
+
+/* Predicted seconds of the work on this device (NaN: never measured). */
+static double time_need(const scheduler *s, const ls_trial_config *c, uint64_t id, int pause_step, const char *device) {
+    char key[LS_JOURNAL_TEXT_MAX];
+    time_key_of(c, device, key, sizeof key);
+    ls_time_work w = work_left(s, c, id, pause_step);
+    return ls_time_predict(&s->tm, key, &w);
+}
+
+/* May this work start now on worker w? Always without a deadline. */
+static int time_allows(scheduler *s, const ls_trial_config *c, uint64_t id, int pause_step,
+                       const ls_sweep_worker_info *w) {
+    char device[64];
+    worker_device(w, s->ranks_per_trial, device, sizeof device);
+    snprintf(s->last_device, sizeof s->last_device, "%s", device);
+    if (s->deadline <= 0) return 1;
+    double left = s->deadline - ls_now(), need = time_need(s, c, id, pause_step, device);
+    if (left <= 0) return 0;
+    if (isnan(need) || need <= left) return 1;
+    if (need > s->run_s) { /* longer than any run: it ends across runs, checkpoint by checkpoint */
+        char key[LS_JOURNAL_TEXT_MAX];
+        time_key_of(c, device, key, sizeof key);
+        ls_time_work first = work_left(s, c, id, pause_step);
+        int every = c->train.checkpoint_every > 0 ? c->train.checkpoint_every : 1;
+        if (first.steps > every) first.steps = every;
+        first.forecast_units = 0;
+        double part = ls_time_predict(&s->tm, key, &first);
+        return isfinite(part) && part <= left;
+    }
+    return 0;
+}
+
+static void status_line(scheduler *s, const char *event);
+
+/* Work that does not fit waits for the next run: said once per stage. */
+static void time_short(scheduler *s, uint64_t id, const ls_trial_config *c, int pause_step) {
+    if (s->time_short++) return;
+    char event[400];
+    snprintf(event, sizeof event, "time limit: trial %016" PRIx64 " needs about %.0fs to its %s, %.0fs are left: what "
+             "does not fit waits for the next run", id, time_need(s, c, id, pause_step, s->last_device),
+             pause_step > 0 ? "next rung" : "end", s->deadline - ls_now());
+    status_line(s, event);
+}
+
+/* The scheduling ended with work left that did not fit: the run stops as at the deadline (exit 3,
+ * everything checkpointed), early rather than idle. Returns 1 (stopped). */
+static int time_stop(scheduler *s) {
+    char event[200];
+    snprintf(event, sizeof event, "time limit: nothing left fits in the %.0fs this run has left: stopping (everything "
+             "is checkpointed; the next run goes on)", s->deadline - ls_now());
+    status_line(s, event);
+    return 1;
+}
+
+/* This run's deadline (rank 0): --walltime from its start, else the Slurm job's end
+ * (SLURM_JOB_END_TIME, unix seconds, which Slurm sets for the job) less --stop-margin; and how
+ * long one run is (SLURM_JOB_START_TIME to the end), for work longer than any run. */
+static void set_deadline(scheduler *s, const ls_sweep_run_options *opt) {
+    char event[300];
+    if (opt->walltime_s > 0) {
+        s->deadline = s->t_start + opt->walltime_s, s->run_s = opt->walltime_s;
+        snprintf(event, sizeof event, "time limit: %.0fs (--walltime): only work the time model says ends before it "
+                 "starts", opt->walltime_s);
+        status_line(s, event);
+        return;
+    }
+    const char *end_text = getenv("SLURM_JOB_END_TIME"), *start_text = getenv("SLURM_JOB_START_TIME");
+    if (!end_text || !*end_text) return;
+    char *tail;
+    long long end = strtoll(end_text, &tail, 10), start = start_text ? strtoll(start_text, NULL, 10) : 0;
+    if (*tail || end <= 0) {
+        fprintf(stderr, "lorasweep: warning: SLURM_JOB_END_TIME '%s' is not a unix time: no time limit is known "
+                        "(give --walltime)\n", end_text);
+        return;
+    }
+    double left = (double)end - (double)time(NULL) - opt->stop_margin_s;
+    s->run_s = start > 0 && end > start ? (double)(end - start) - opt->stop_margin_s : left;
+    s->deadline = s->t_start + (left > 0 ? left : 0); /* none left: nothing starts */
+    if (left <= 0) s->deadline = s->t_start + 1e-3;
+    snprintf(event, sizeof event, "time limit: the Slurm job ends in %.0fs; work stops %.0fs before it (--stop-margin)",
+             left + opt->stop_margin_s, opt->stop_margin_s);
+    status_line(s, event);
+}
+
+/* A run's measurement: journalled (the next runs' model too), then learnt. */
+static void record_cost(scheduler *s, const ls_sweep_item *item, int worker, const ls_segment_cost *c) {
+    if (!s->trials || !s->device || c->wall_s <= 0) return;
+    char key[LS_JOURNAL_TEXT_MAX];
+    time_key_of(&s->trials[item->index].config, s->device[worker], key, sizeof key);
+    if (ls_journal_trial_cost(s->journal, item->id, key, c) != LS_OK) {
+        machine_fault(s, ls_last_error());
+        return;
+    }
+    ls_time_model_add(&s->tm, key, c);
+}
+
+static double expected_left_s(const scheduler *s, int *lower_bound);
+
 static void status_line(scheduler *s, const char *event) {
     if (s->opt->quiet) return;
     double now = ls_now(), elapsed = now - s->t_start;
@@ -73,8 +215,16 @@ static void status_line(scheduler *s, const char *event) {
     int done = ls_journal_count(js, LS_RESULT_DONE), failed = ls_journal_count(js, LS_RESULT_FAILED),
         skipped = ls_journal_count(js, LS_RESULT_SKIPPED);
     int left = s->total - done - failed - skipped - ls_journal_count(js, LS_RESULT_STOPPED) - s->running;
-    char eta[32] = "?";
-    if (s->finished_now > 0) { /* worker-seconds per trial so far, spread over the workers */
+    char eta[64] = "?";
+    int lower = 0;
+    double model = expected_left_s(s, &lower);
+    if (isfinite(model)) { /* the time model's: the work of this stage left, spread over the workers */
+        time_t finish = time(NULL) + (time_t)model;
+        struct tm at;
+        localtime_r(&finish, &at);
+        snprintf(eta, sizeof eta, "finish %s%02d:%02d | ETA %.0fs", lower ? "after " : "~", at.tm_hour, at.tm_min,
+                 model);
+    } else if (s->finished_now > 0) { /* worker-seconds per trial so far, spread over the workers */
         double per_trial = elapsed * s->workers / s->finished_now;
         snprintf(eta, sizeof eta, "%.0fs", per_trial * (left + 0.5 * s->running) / s->workers);
     }
@@ -82,11 +232,14 @@ static void status_line(scheduler *s, const char *event) {
     if (s->best_id) snprintf(best, sizeof best, "%.4f (%016" PRIx64 ")", s->best, s->best_id);
     if (s->tty && !event) {
         if (now - s->last_line < 0.5) return;
-        fprintf(stderr, "\r\033[Kdone %d  running %d  failed %d  skipped %d  left %d | best val %s | %.0fs, ETA %s",
-                done, s->running, failed, skipped, left, best, elapsed, eta);
+        fprintf(stderr, "\r\033[Kdone %d  running %d  failed %d  skipped %d  left %d | best val %s | %.0fs, %s%s",
+                done, s->running, failed, skipped, left, best, elapsed, strncmp(eta, "finish", 6) ? "ETA " : "", eta);
+    } else if (event && s->total == 0) { /* before the first stage: no counts yet */
+        fprintf(stderr, "%s[%.0fs] %s\n", s->tty ? "\r\033[K" : "", elapsed, event);
     } else if (event) {
-        fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s | ETA %s\n",
-                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best, eta);
+        fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s | %s%s\n",
+                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best,
+                strncmp(eta, "finish", 6) ? "ETA " : "", eta);
     }
     s->last_line = now;
 }
@@ -99,6 +252,11 @@ static void on_start(void *user, const ls_sweep_item *item, int worker, const ls
         machine_fault(s, ls_last_error());
     ls_fault("trial_start"); /* tests: a crash with the start journalled, the trial not begun */
     s->running++;
+    if (s->device && s->trials) { /* the time model: this worker's device, and what it expects */
+        worker_device(w, s->ranks_per_trial, s->device[worker], sizeof s->device[worker]);
+        s->since[worker] = ls_now();
+        s->need[worker] = time_need(s, &s->trials[item->index].config, item->id, item->pause_step, s->device[worker]);
+    }
     char event[256], where[96], again[32] = "";
     if (w->device >= 0) snprintf(where, sizeof where, "GPU %d", w->device);
     else snprintf(where, sizeof where, "%d thread%s", w->threads, w->threads == 1 ? "" : "s");
@@ -121,6 +279,9 @@ static void on_result(void *user, const ls_sweep_item *item, int worker, const l
     scheduler *s = user;
     s->running--;
     if (r->status == LS_TRIAL_DONE || r->status == LS_TRIAL_FAILED) s->finished_now++;
+    if (r->status == LS_TRIAL_DONE || r->status == LS_TRIAL_PAUSED || r->status == LS_TRIAL_INTERRUPTED)
+        record_cost(s, item, worker, &r->cost);
+    if (s->need) s->need[worker] = NAN, s->since[worker] = 0;
     char event[700];
     int rc = LS_OK;
     if (r->status == LS_TRIAL_DONE) {
@@ -305,6 +466,37 @@ static int stage_unfinished(const ls_journal_state *js, const ls_grid_trial *tri
     return left;
 }
 
+/* ---- a stage without early stopping (rank 0) ------------------------------------------------
+ * Its trials, largest estimate first; a free worker takes the first one the time limit lets start. */
+typedef struct plain_stage {
+    ls_sweep_item *items;
+    int n;
+    unsigned char *taken;
+} plain_stage;
+
+static int plain_next(void *user, const ls_sweep_worker_info *w, ls_sweep_item *item) {
+    scheduler *s = user;
+    plain_stage *p = s->plain;
+    int first_left = -1;
+    for (int k = 0; k < p->n; k++) {
+        if (p->taken[k]) continue;
+        const ls_trial_config *c = &s->trials[p->items[k].index].config;
+        if (first_left < 0) first_left = k;
+        if (!time_allows(s, c, p->items[k].id, 0, w)) continue;
+        p->taken[k] = 1;
+        *item = p->items[k];
+        return 1;
+    }
+    if (first_left >= 0) time_short(s, p->items[first_left].id, &s->trials[p->items[first_left].index].config, 0);
+    return -1;
+}
+
+static int plain_left(const plain_stage *p) {
+    int left = 0;
+    for (int k = 0; k < p->n; k++) left += !p->taken[k];
+    return left;
+}
+
 /* ---- early stopping (rank 0) ----------------------------------------------------------------
  *
  * A stage with early_stopping hands out rung segments instead of whole trials: a trial trains to
@@ -418,43 +610,119 @@ static int es_all_arrived(const es_stage *e, size_t u) {
     return 1;
 }
 
-/* The next segment for a free worker (ls_sweep_schedule_next). */
-static int es_next(void *user, ls_sweep_item *item) {
+/* The segment of trial t toward the unit's target rung: its pause step (0: to the end). */
+static int es_pause_step(const es_stage *e, size_t t) {
+    int k = e->target[t / e->K];
+    return k >= 0 && k < e->n_rungs - 1 ? e->rungs[k] : 0;
+}
+
+/* The next segment for a free worker (ls_sweep_schedule_next): a due one, a promotion, a new
+ * configuration, in that order, each only when the time limit lets it start (time_allows). */
+static int es_next(void *user, const ls_sweep_worker_info *w, ls_sweep_item *item) {
     scheduler *s = user;
     es_stage *e = s->es;
     if (s->io_error) return -1;
     for (;;) {
-        while (e->q_n > 0) {
+        /* the due segments in order: the first that fits goes; the others keep their places */
+        size_t n = e->q_n, chosen = e->n_trials;
+        for (size_t j = 0; j < n; j++) {
             size_t t = e->queue[e->q_head];
             e->q_head = (e->q_head + 1) % e->q_cap, e->q_n--;
             size_t u = t / e->K;
             if (es_terminal(e, t) || e->target[u] < 0 || e->dead[u]) continue; /* a repeat failed: no verdict */
-            *item = e->items[t];
-            item->pause_step = e->target[u] < e->n_rungs - 1 ? e->rungs[e->target[u]] : 0;
+            if (chosen == e->n_trials && time_allows(s, &e->trials[t].config, e->trials[t].id, es_pause_step(e, t), w)) {
+                chosen = t;
+                continue;
+            }
+            e->queue[(e->q_head + e->q_n++) % e->q_cap] = t;
+        }
+        if (chosen < e->n_trials) {
+            *item = e->items[chosen];
+            item->pause_step = es_pause_step(e, chosen);
             return 1;
         }
-        size_t u, n;
+        if (e->q_n > 0) time_short(s, e->trials[e->queue[e->q_head]].id, &e->trials[e->queue[e->q_head]].config,
+                                   es_pause_step(e, e->queue[e->q_head]));
+        size_t u;
         int k;
         double cutoff;
         if (e->rule->type == LS_GRID_ES_ASHA && ls_es_asha_next(&e->es, &u, &k, &cutoff, &n)) {
-            if (es_journal(e, es_unit_id(e, u), LS_ES_PROMOTED, k, e->es.value[u * (size_t)e->n_rungs + (size_t)k],
-                           cutoff, n, NAN) != LS_OK)
-                return -1;
-            ls_es_promote(&e->es, u, k);
-            e->target[u] = k + 1;
-            es_queue_unit(e, u);
-            continue;
+            size_t t = u * e->K; /* its segment to the next rung must fit before it is decided */
+            int pause = k + 1 < e->n_rungs - 1 ? e->rungs[k + 1] : 0;
+            if (time_allows(s, &e->trials[t].config, e->trials[t].id, pause, w)) {
+                if (es_journal(e, es_unit_id(e, u), LS_ES_PROMOTED, k, e->es.value[u * (size_t)e->n_rungs + (size_t)k],
+                               cutoff, n, NAN) != LS_OK)
+                    return -1;
+                ls_es_promote(&e->es, u, k);
+                e->target[u] = k + 1;
+                es_queue_unit(e, u);
+                continue;
+            }
+            time_short(s, e->trials[t].id, &e->trials[t].config, pause);
         }
         while (e->next_order < e->n_order && e->started[e->order[e->next_order]]) e->next_order++;
         if (e->next_order < e->n_order) {
-            u = e->order[e->next_order++];
-            if (es_journal(e, es_unit_id(e, u), LS_ES_START, 0, NAN, NAN, 0, NAN) != LS_OK) return -1;
-            e->started[u] = 1, e->target[u] = 0;
-            es_queue_unit(e, u);
-            continue;
+            u = e->order[e->next_order];
+            size_t t = u * e->K;
+            int pause = e->n_rungs > 1 ? e->rungs[0] : 0;
+            if (time_allows(s, &e->trials[t].config, e->trials[t].id, pause, w)) {
+                e->next_order++;
+                if (es_journal(e, es_unit_id(e, u), LS_ES_START, 0, NAN, NAN, 0, NAN) != LS_OK) return -1;
+                e->started[u] = 1, e->target[u] = 0;
+                es_queue_unit(e, u);
+                continue;
+            }
+            time_short(s, e->trials[t].id, &e->trials[t].config, pause);
         }
         return s->running > 0 ? 0 : -1;
     }
+}
+
+/* Whether the stage still has work to hand out: due segments, a promotion, a configuration not
+ * started (after the scheduling ended: what the time limit left for the next run). */
+static int es_work_left(es_stage *e) {
+    for (size_t j = 0; j < e->q_n; j++) {
+        size_t t = e->queue[(e->q_head + j) % e->q_cap];
+        if (!es_terminal(e, t) && e->target[t / e->K] >= 0 && !e->dead[t / e->K]) return 1;
+    }
+    size_t u, n;
+    int k;
+    double cutoff;
+    while (e->next_order < e->n_order && e->started[e->order[e->next_order]]) e->next_order++;
+    return e->next_order < e->n_order ||
+           (e->rule->type == LS_GRID_ES_ASHA && ls_es_asha_next(&e->es, &u, &k, &cutoff, &n));
+}
+
+/* The progress line's expectation: the stage's work left by the time model on the last asking
+ * worker's device, spread over the workers (what runs counts its predicted rest). NaN when some
+ * of it was never measured. An early-stopping stage counts what is due and the configurations
+ * not started, to their first rung: promotions come on top (*lower_bound). */
+static double expected_left_s(const scheduler *s, int *lower_bound) {
+    if (!s->trials || !s->need || !s->last_device[0] || (!s->plain && !s->es)) return NAN;
+    double sum = 0, now = ls_now();
+    int size = s->workers * s->ranks_per_trial + 1;
+    for (int r = 1; r < size; r++)
+        if (s->since[r] > 0) {
+            if (isnan(s->need[r])) return NAN;
+            sum += fmax(0, s->need[r] - (now - s->since[r]));
+        }
+    if (s->plain) {
+        for (int k = 0; k < s->plain->n; k++)
+            if (!s->plain->taken[k])
+                sum += time_need(s, &s->trials[s->plain->items[k].index].config, s->plain->items[k].id, 0, s->last_device);
+    } else {
+        const es_stage *e = s->es;
+        *lower_bound = 1;
+        for (size_t j = 0; j < e->q_n; j++) {
+            size_t t = e->queue[(e->q_head + j) % e->q_cap];
+            sum += time_need(s, &e->trials[t].config, e->trials[t].id, es_pause_step(e, t), s->last_device);
+        }
+        for (size_t o = e->next_order; o < e->n_order; o++)
+            for (size_t t = e->order[o] * e->K; !e->started[e->order[o]] && t < (e->order[o] + 1) * e->K; t++)
+                sum += time_need(s, &e->trials[t].config, e->trials[t].id, e->n_rungs > 1 ? e->rungs[0] : 0,
+                                 s->last_device);
+    }
+    return sum / (s->workers > 0 ? s->workers : 1);
 }
 
 /* A segment's result (after on_result journalled it). */
@@ -865,12 +1133,19 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
                 sched.best = jt->metrics.final_val_loss, sched.best_id = jt->id;
         }
     }
-    sched.deadline = opt->walltime_s > 0 ? sched.t_start + opt->walltime_s : 0;
+    if (is_root) { /* the time limit: this run's deadline, and the time model every run measured */
+        ls_time_model_from_journal(&sched.tm, ls_journal_current(journal));
+        sched.device = ls_calloc((size_t)place->size, sizeof *sched.device);
+        sched.since = ls_calloc((size_t)place->size, sizeof *sched.since);
+        sched.need = ls_calloc((size_t)place->size, sizeof *sched.need);
+        set_deadline(&sched, opt);
+    }
     sched.tty = isatty(2);
     /* Data parallel: one group size for the whole sweep (the grid refuses it as an axis). */
     int ranks_per_trial = is_root ? grid.base.train.ranks_per_trial : 1, idle = 0;
     ls_sweep_broadcast_int(&ranks_per_trial);
     sched.workers = ls_sweep_groups(place->size, ranks_per_trial, &idle); /* trials at a time */
+    sched.ranks_per_trial = ranks_per_trial;
     if (is_root && ranks_per_trial > 1) {
         char event[200];
         snprintf(event, sizeof event, "data parallel: %d group%s of %d ranks, one trial each", sched.workers,
@@ -1004,17 +1279,26 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
             }
             free(skip);
             ls_sweep_hooks hooks = {on_start, on_heartbeat, on_result, should_stop, &sched, opt->hang_timeout_s, on_hung};
+            sched.trials = trials, sched.time_short = 0;
             if (grid.stages[stage].early_stopping.type != LS_GRID_ES_NONE) { /* rung by rung */
                 es_stage es;
                 es_init(&es, &sched, &grid, stage, trials, n_trials, items, n_items);
                 sched.es = &es;
                 ls_sweep_schedule_next(es_next, ranks_per_trial, &hooks, &stopped);
+                if (!stopped && sched.time_short && es_work_left(&es)) stopped = time_stop(&sched);
                 if (!stopped && !sched.io_error && !sched.hung[0]) es_finish(&es);
                 sched.es = NULL;
                 es_free(&es);
             } else {
-                ls_sweep_schedule(items, n_items, ranks_per_trial, &hooks, &stopped);
+                ls_sweep_items_sort(items, n_items); /* largest estimate first */
+                plain_stage plain = {items, n_items, ls_calloc(n_items ? (size_t)n_items : 1, 1)};
+                sched.plain = &plain;
+                ls_sweep_schedule_next(plain_next, ranks_per_trial, &hooks, &stopped);
+                if (!stopped && plain_left(&plain)) stopped = time_stop(&sched);
+                sched.plain = NULL;
+                free(plain.taken);
             }
+            sched.trials = NULL;
             if (sched.hung[0]) { /* its rank will never reach another collective call: end the job */
                 fprintf(stderr, "lorasweep: a worker stopped answering: %s; the other trials were checkpointed; "
                                 "run the same command to continue (the hung trial resumes from its last checkpoint)\n",
@@ -1056,6 +1340,8 @@ int ls_sweep_run(const ls_sweep_run_options *opt, const ls_sweep_place *place) {
         if (stopped) break;
     }
     ls_model_cache_free(&models);
+    ls_time_model_free(&sched.tm);
+    free(sched.device), free(sched.since), free(sched.need);
     ls_results_close(res);
     if (is_root) {
         if (sched.tty && !opt->quiet) fputc('\n', stderr);

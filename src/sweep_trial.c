@@ -47,6 +47,7 @@ static int relay_stop(void *ctx) {
 int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_item *item,
                             const ls_train_group *group, void (*heartbeat)(void *ctx, const ls_trial_heartbeat *hb), int (*should_stop)(void *ctx),
                             void *ctx, ls_trial_summary *out, ls_trial_result *res_out) {
+    double t_start = ls_now();
     memset(out, 0, sizeof *out);
     ls_result_metrics_init(&out->metrics);
     ls_trial_config cfg;
@@ -89,6 +90,16 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
                                                            : LS_TRIAL_INTERRUPTED;
         ls_results_metrics_from_trial(&res, &out->metrics);
     }
+    /* What this run took, for the time model: its steps, its forecast, the rest is overhead. */
+    ls_segment_cost *c = &out->cost;
+    c->steps = res.train.step - res.resumed_step;
+    c->batch = cfg.train.batch_size, c->ctx = cfg.train.ctx;
+    c->train_s = res.train_run_seconds;
+    if (res.has_forecast) {
+        c->gen_tokens = (double)res.forecast.generated_tokens, c->gen_s = res.forecast.seconds;
+        c->gen_units = (double)cfg.eval.systems * cfg.eval.samples * cfg.eval.forecast_steps;
+    }
+    c->wall_s = ls_now() - t_start;
     if (res_out) *res_out = res;
     else ls_trial_result_free(&res);
     ls_config_free(&cfg);

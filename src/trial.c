@@ -308,9 +308,12 @@ int ls_trial_run(const ls_trial_config *cfg, const ls_trial_hooks *hooks, ls_tri
     out->train.wall_seconds_before = out->train.wall_seconds; /* earlier attempts, to their last checkpoint */
     trial_hooks_ctx hctx = {hooks, ckpt, writer, &out->train, t_start, out->train.wall_seconds_before};
     ls_train_hooks th = {trial_progress, trial_checkpoint, trial_should_stop, &hctx};
+    out->resumed_step = out->train.step;
     if (cfg->train.max_steps > 0) {
-        if (ls_train_run(be, &dev_model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th, group) != LS_OK)
-            goto done;
+        double t_loop = ls_now();
+        int trained = ls_train_run(be, &dev_model, &out->adapter, &train_w, &val_w, &opt, &out->train, &th, group);
+        out->train_run_seconds = ls_now() - t_loop;
+        if (trained != LS_OK) goto done;
         int n = out->train.step < 10 ? out->train.step : 10;
         double sum = 0;
         for (int i = out->train.step - n; i < out->train.step; i++) sum += out->train.train_loss[i];

@@ -102,7 +102,8 @@ typedef struct {
     ls_sweep_item items[3];
     int given, waits, asked_after_release;
 } source;
-static int source_next(void *u, ls_sweep_item *it) {
+static int source_next(void *u, const ls_sweep_worker_info *w, ls_sweep_item *it) {
+    (void)w;
     source *s = u;
     if (s->given == 0 || (s->r.results[0] && s->given < 3)) {
         *it = s->items[s->given++];
@@ -111,7 +112,8 @@ static int source_next(void *u, ls_sweep_item *it) {
     if (s->given < 3) return s->waits++, 0;
     return -1;
 }
-static int source_never(void *u, ls_sweep_item *it) {
+static int source_never(void *u, const ls_sweep_worker_info *w, ls_sweep_item *it) {
+    (void)w;
     (void)it;
     ((source *)u)->waits++;
     return 0;

@@ -82,7 +82,22 @@ typedef enum {
     LS_JREC_DECISION = 8,         /* early stopping: verdict (asha.h ls_es_verdict), rung, step, value,
                                    * cutoff, n_at_rung; the trial is the unit judged (a configuration's
                                    * repeat 0) or, for arrived and stopped, the trial itself */
+    LS_JREC_COST = 9,             /* what one run of a trial or rung segment took (ls_segment_cost),
+                                   * text = its time-model key (timemodel.h): the model of the
+                                   * time limit, rebuilt by every run of the sweep */
 } ls_jrec_type;
+
+/* What one run of a trial (or of a rung segment) on a worker took: measured there, journalled by
+ * rank 0, the time model's samples (timemodel.h). Durations only, never absolute times. */
+typedef struct {
+    int steps;              /* optimiser steps this run took */
+    int batch, ctx;         /* the shape of a step */
+    double train_s;         /* the training loop's wall time (steps, validations, checkpoints) */
+    double gen_tokens;      /* forecast: tokens generated (0: no forecast in this run) */
+    double gen_units;       /* forecast: systems x samples x forecast steps */
+    double gen_s;           /* forecast: wall time */
+    double wall_s;          /* the whole run on the worker, setup included */
+} ls_segment_cost;
 
 /* One early-stopping decision (asha.h), as a record holds it and as ls_journal_state.decisions
  * keeps them, in order. value, cutoff and flops are exact doubles, NaN when there is none. */
@@ -96,6 +111,13 @@ typedef struct {
                              * stopped trial by it */
 } ls_journal_decision;
 
+/* A cost record as the state keeps it. */
+typedef struct {
+    uint64_t trial_id;
+    char key[LS_JOURNAL_TEXT_MAX]; /* the time model's key (timemodel.h) */
+    ls_segment_cost cost;
+} ls_journal_cost;
+
 /* One record, decoded. Fields not used by the type are zero. */
 typedef struct {
     ls_jrec_type type;
@@ -108,6 +130,7 @@ typedef struct {
     ls_result_metrics metrics; /* done */
     char text[LS_JOURNAL_TEXT_MAX];
     ls_journal_decision decision; /* decision (its trial_id is the record's) */
+    ls_segment_cost cost;   /* cost (its key in text) */
 } ls_journal_record;
 
 /* The message of a stopped trial (its row's error column too): rung, step, value. */
@@ -147,6 +170,8 @@ typedef struct {
     int anomalies;          /* records that made no sense (a start after done, ...), ignored */
     int n_decisions, cap_decisions;
     ls_journal_decision *decisions; /* every decision record, in the order they were appended */
+    int n_costs, cap_costs;
+    ls_journal_cost *costs; /* every cost record, in order */
 } ls_journal_state;
 
 /* The trial's entry, or NULL when the journal never mentioned it (then it is pending). */
@@ -195,6 +220,8 @@ int ls_journal_trial_skipped(ls_journal *j, uint64_t id, const char *reason);
 /* An early-stopping decision (asha.h). Verdict LS_ES_STOPPED makes the trial stopped (status
  * LS_RESULT_STOPPED, metrics.steps = step, final_val_loss = value, flops_total = flops). */
 int ls_journal_trial_decision(ls_journal *j, const ls_journal_decision *d);
+/* What a run of the trial took, under the time model's key (cut to LS_JOURNAL_TEXT_MAX - 1 bytes). */
+int ls_journal_trial_cost(ls_journal *j, uint64_t id, const char *key, const ls_segment_cost *c);
 
 /* Release the lock and close. LS_ERR if the final close fails (the records were already synced). */
 int ls_journal_close(ls_journal *j);

@@ -48,6 +48,7 @@ typedef struct {
                                     * rebuilt results file loses nothing); steps also when
                                     * interrupted; NaN for what was not measured */
     char message[512];             /* the error of a failed trial */
+    ls_segment_cost cost;          /* what this run took (the time model's sample; timemodel.h) */
 } ls_trial_summary;
 
 typedef struct {
@@ -133,13 +134,17 @@ int ls_sweep_groups(int size, int ranks_per_trial, int *idle);
  * *stopped tells whether a stop cut it short. Every rank must use the same ranks_per_trial, and
  * ls_sweep_groups must find at least one group. The worker_rank of the hooks is the leader's. */
 int ls_sweep_schedule(ls_sweep_item *items, int n, int ranks_per_trial, const ls_sweep_hooks *hooks, int *stopped);
+/* The order ls_sweep_schedule hands items out in: largest cost first, then by index. */
+void ls_sweep_items_sort(ls_sweep_item *items, int n);
 /* Rank 0, with work that appears as results come in (early stopping: a trial paused at a rung
- * may make another promotable): when a group is free, next(hooks->user, &item) is asked for
- * work: 1 = item filled (it and its payload must stay valid until on_result or on_hung for it);
+ * may make another promotable) or that depends on the asking worker and the time left (the time
+ * limit): when a group is free, next(hooks->user, worker, &item) is asked for work (worker: what
+ * the group's leader said of itself): 1 = item filled (it and its payload must stay valid until on_result or on_hung for it);
  * 0 = nothing now (the group waits and next is asked again after each result); -1 = nothing any
  * more (the group is released). Groups that wait while no trial runs are released (no result can
  * come to change the answer). Otherwise as ls_sweep_schedule. */
-int ls_sweep_schedule_next(int (*next)(void *user, ls_sweep_item *item), int ranks_per_trial,
+int ls_sweep_schedule_next(int (*next)(void *user, const ls_sweep_worker_info *worker, ls_sweep_item *item),
+                           int ranks_per_trial,
                            const ls_sweep_hooks *hooks, int *stopped);
 /* Ranks >= 1: work until released (an idle rank returns at once). */
 int ls_sweep_work(ls_sweep_run_fn run, void *user, const ls_sweep_place *place, int ranks_per_trial);
@@ -174,7 +179,10 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
 typedef struct {
     const char *grid_path;
     const char *out_path;  /* the results file; NULL: the grid's results/<name>.h5 */
-    double walltime_s;     /* stop handing out work and checkpoint after this long; 0 = no limit */
+    double walltime_s;     /* this run's time limit: only work the time model says ends before it
+                            * starts, and whatever runs is checkpointed at it; 0 = none given
+                            * (under Slurm, the job's end: SLURM_JOB_END_TIME) */
+    double stop_margin_s;  /* with SLURM_JOB_END_TIME: stop this long before the job's end */
     int quiet;
     int retry_failed;      /* run failed trials again (each a new attempt) */
     double hang_timeout_s; /* a worker silent this long is hung: stop, exit 5 (0: never) */

@@ -21,6 +21,8 @@ typedef struct ls_trial_result_s {
     ls_forecast forecast;
     double flops_train, flops_validation, flops_forecast, flops_total;
     double wall_seconds;
+    int resumed_step;          /* the step this run started from (its checkpoint's; 0: fresh) */
+    double train_run_seconds;  /* this run's training loop: steps, validations, checkpoints */
     ls_lora adapter;           /* the trained adapter */
     ls_model_config model_cfg;
     uint64_t data_checksum;    /* ls_data_file_checksum of the data file the trial ran on */

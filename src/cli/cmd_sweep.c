@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lorasweep/asha.h"
 #include "lorasweep/check.h"
@@ -30,11 +31,13 @@
 #include "lorasweep/common.h"
 #include "lorasweep/data.h"
 #include "lorasweep/grid.h"
+#include "lorasweep/journal.h"
 #include "lorasweep/model.h"
+#include "lorasweep/timemodel.h"
 #include "lorasweep/trial.h"
 
 static const char plan_usage[] =
-    "usage: lorasweep sweep plan GRID.yaml [--json] [--preset NAME]\n"
+    "usage: lorasweep sweep plan GRID.yaml [--json] [--preset NAME] [--walltime S [--workers N] [--costs FILE]]\n"
     "\n"
     "Checks a grid file (docs/sweep.md) and prints its plan: the stages; every trial that can be\n"
     "made now with its id, overrides and estimated FLOPS, in index order, marking those the\n"
@@ -45,7 +48,14 @@ static const char plan_usage[] =
     "  --json          print JSON instead of text\n"
     "  --preset NAME   estimate FLOPS with a built-in model (tiny, small, qwen2.5-0.5b) instead of\n"
     "                  the config.json under model.path; a model.path that does not exist yet\n"
-    "                  (a model not downloaded yet) is then not checked\n";
+    "                  (a model not downloaded yet) is then not checked\n"
+    "  --walltime S    also say how many runs of S seconds (a batch job's time limit) the sweep\n"
+    "                  needs, by the time model `sweep run` keeps in the results' journal: the\n"
+    "                  seconds its runs took per model, shape and device. What the journal says is\n"
+    "                  done is left out; early-stopping stages count as if nothing stopped early\n"
+    "  --workers N     workers (trials at a time) for --walltime (default 1)\n"
+    "  --costs FILE    take the costs from FILE's journal (another sweep on the same machine and\n"
+    "                  models) instead of the grid's own results file; nothing of it counts as done\n";
 
 /* FLOPS estimates, reading each model.path's config.json once (or one preset for all) and each
  * data.path once. */
@@ -223,25 +233,122 @@ static void print_early_stopping(const ls_grid_stage *s, const stage_plan *p) {
            most, least);
 }
 
+/* ---- runs of a time limit (sweep plan --walltime) ------------------------------------------ */
+
+typedef struct {
+    char journal[4200];     /* where the costs came from */
+    int measured;           /* the runs it measured */
+    int runs;               /* runs needed; -1: some work never fits */
+    double last_s;
+    int at_most;            /* early stopping: the count if nothing stops early */
+    char unknown[600];      /* the first model and shape never measured */
+} plan_runs;
+
+/* Every trial of every stage (a waiting stage's stand-ins) that the journal does not say is
+ * settled, each predicted by the time model from what remains of it, packed into runs. */
+static int count_runs(const ls_grid *g, const stage_plan *sp, const char *costs, int workers, double run_s,
+                      plan_runs *out) {
+    snprintf(out->journal, sizeof out->journal, "%s.journal", costs ? costs : g->results_path);
+    if (costs && access(out->journal, F_OK) != 0)
+        return ls_error("--costs %s: no journal beside it (%s): not a sweep's results file", costs, out->journal);
+    ls_journal_state js;
+    if (ls_journal_replay(out->journal, &js) != LS_OK) return LS_ERR;
+    ls_time_model tm = {0};
+    ls_time_model_from_journal(&tm, &js);
+    out->measured = js.n_costs;
+    size_t cap = 0;
+    for (size_t i = 0; i < g->n_stages; i++) cap += sp[i].trials ? sp[i].n : sp[i].n_stand;
+    double *seconds = ls_calloc(cap ? cap : 1, sizeof *seconds);
+    int *stage = ls_calloc(cap ? cap : 1, sizeof *stage);
+    unsigned char *split = ls_calloc(cap ? cap : 1, 1);
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_stages && !out->unknown[0]; i++) {
+        const stage_plan *p = &sp[i];
+        const ls_grid_trial *trials = p->trials ? p->trials : p->stand;
+        size_t nt = p->trials ? p->n : p->n_stand;
+        out->at_most |= g->stages[i].early_stopping.type != LS_GRID_ES_NONE;
+        for (size_t t = 0; t < nt; t++) {
+            if (p->trials && p->budget[p->order_of[t]].skipped) continue;
+            /* the sweep's own journal says what is settled; another's (--costs) only measures */
+            const ls_journal_trial *jt = costs ? NULL : ls_journal_find(&js, trials[t].id);
+            if (jt && (jt->status == LS_RESULT_DONE || jt->status == LS_RESULT_STOPPED || jt->status == LS_RESULT_SKIPPED))
+                continue;
+            const ls_trial_config *c = &trials[t].config;
+            int from = jt ? jt->checkpoint_step : 0;
+            ls_time_work w = {c->train.max_steps - from, c->train.batch_size, c->train.ctx,
+                              c->eval.systems > 0 ? (double)c->eval.systems * c->eval.samples * c->eval.forecast_steps : 0};
+            char key[LS_JOURNAL_TEXT_MAX];
+            ls_time_key(key, sizeof key, c->resolved.model_path[0] ? c->resolved.model_path : c->model.path,
+                        c->train.batch_size, c->train.ctx, NULL);
+            double need = ls_time_predict(&tm, key, &w);
+            if (isnan(need)) {
+                snprintf(out->unknown, sizeof out->unknown, "%s at batch %d x ctx %d", c->model.path,
+                         c->train.batch_size, c->train.ctx);
+                break;
+            }
+            seconds[n] = need, stage[n] = (int)i, split[n] = 1; /* a stop checkpoints it: runs on later */
+            n++;
+        }
+    }
+    out->runs = out->unknown[0] ? -1 : ls_time_runs(seconds, stage, split, n, workers, run_s, &out->last_s, NULL);
+    free(seconds), free(stage), free(split);
+    ls_time_model_free(&tm);
+    ls_journal_state_free(&js);
+    return LS_OK;
+}
+
+static void print_runs(const ls_grid *g, const plan_runs *pr, double run_s, int workers) {
+    printf("time limit: ");
+    if (pr->unknown[0]) {
+        printf("no run of %s has been measured for %s yet (%s: %d runs measured): run the sweep once (its first "
+               "run measures each shape), or give --costs RESULTS.h5 of a sweep measured on the same machine\n",
+               g->name, pr->unknown, pr->journal, pr->measured);
+        return;
+    }
+    if (pr->runs == 0) {
+        printf("nothing is left to run (%s says every trial is settled)\n", pr->journal);
+        return;
+    }
+    printf("%d worker%s: the sweep needs %s%d run%s of %.0fs", workers, workers == 1 ? "" : "s",
+           pr->at_most ? "at most " : "", pr->runs, pr->runs == 1 ? "" : "s", run_s);
+    printf(" (the last about %.0fs)", pr->last_s);
+    printf(", by the time model of %s (%d runs measured)%s\n", pr->journal, pr->measured,
+           pr->at_most ? "; early stopping counted as if no trial stopped early" : "");
+}
+
 static int sweep_plan(int argc, char **argv) {
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'},
         {"preset", required_argument, 0, 'p'},
+        {"walltime", required_argument, 0, 'w'},
+        {"workers", required_argument, 0, 'n'},
+        {"costs", required_argument, 0, 'c'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int json = 0, ch;
-    const char *preset = NULL;
+    const char *preset = NULL, *costs = NULL;
+    double walltime = 0;
+    long workers = 1;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'j': json = 1; break;
         case 'p': preset = optarg; break;
+        case 'w':
+            if (cli_double("sweep plan", "walltime", optarg, 1, 1e9, &walltime)) return CLI_EXIT_USAGE;
+            break;
+        case 'n':
+            if (cli_long("sweep plan", "workers", optarg, 1, 1000000, &workers)) return CLI_EXIT_USAGE;
+            break;
+        case 'c': costs = optarg; break;
         case 'h': fputs(plan_usage, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option("sweep plan", argv);
         }
     }
     if (optind >= argc) return cli_usage_error("sweep plan", "a grid file is required");
     if (optind + 1 < argc) return cli_usage_error("sweep plan", "unexpected argument '%s'", argv[optind + 1]);
+    if (!walltime && (costs || workers != 1))
+        return cli_usage_error("sweep plan", "--workers and --costs go with --walltime");
     estimator est;
     memset(&est, 0, sizeof est);
     if (preset) {
@@ -325,6 +432,10 @@ static int sweep_plan(int argc, char **argv) {
         grand += p->total;
         if (!p->total_known) grand_known = 0;
     }
+
+    plan_runs pr = {0};
+    if (rc == CLI_EXIT_OK && walltime > 0 && count_runs(&g, sp, costs, (int)workers, walltime, &pr) != LS_OK)
+        rc = cli_fail();
 
     if (rc == CLI_EXIT_OK && json) {
         cJSON *root = cJSON_CreateObject();
@@ -440,6 +551,19 @@ static int sweep_plan(int argc, char **argv) {
         }
         if (grand_known) cJSON_AddNumberToObject(root, "flops_at_most", grand);
         else cJSON_AddNullToObject(root, "flops_at_most");
+        if (walltime > 0) {
+            cJSON *wt = cJSON_AddObjectToObject(root, "walltime");
+            cJSON_AddNumberToObject(wt, "run_seconds", walltime);
+            cJSON_AddNumberToObject(wt, "workers", (double)workers);
+            cJSON_AddStringToObject(wt, "costs", pr.journal);
+            cJSON_AddNumberToObject(wt, "measured_runs", pr.measured);
+            if (pr.runs >= 0 && !pr.unknown[0]) {
+                cJSON_AddNumberToObject(wt, "runs", pr.runs);
+                cJSON_AddNumberToObject(wt, "last_run_seconds", pr.last_s);
+            } else cJSON_AddNullToObject(wt, "runs");
+            if (pr.unknown[0]) cJSON_AddStringToObject(wt, "not_measured", pr.unknown);
+            cJSON_AddBoolToObject(wt, "at_most", pr.at_most);
+        }
         char *text = cJSON_Print(root);
         puts(text);
         free(text);
@@ -506,6 +630,7 @@ static int sweep_plan(int argc, char **argv) {
             else printf(" of the budget %s", f2);
         }
         printf("\n");
+        if (walltime > 0) print_runs(&g, &pr, walltime, (int)workers);
     }
     for (size_t i = 0; i < g.n_stages; i++) {
         ls_grid_trials_free(sp[i].trials, sp[i].n);

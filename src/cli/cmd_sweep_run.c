@@ -24,7 +24,12 @@ static const char usage[] =
     "trial's files to RESULTS.trials/<id>/. Running the same command again resumes: finished\n"
     "trials are kept, interrupted ones continue from their checkpoints.\n"
     "  --out FILE     the results file\n"
-    "  --walltime S   stop handing out trials and checkpoint after S seconds (a batch job's limit)\n"
+    "  --walltime S   this run's time limit: a trial or rung segment starts only when the time\n"
+    "                 model (measured on every earlier run, kept in the journal) says it ends\n"
+    "                 before it; when nothing fits, or at S, everything is checkpointed and the\n"
+    "                 run exits 3 (the batch script requeues). Under Slurm without --walltime,\n"
+    "                 the job's end (SLURM_JOB_END_TIME) less --stop-margin\n"
+    "  --stop-margin S  under Slurm: stop this long before the job's end (default 120)\n"
     "  --retry-failed run the trials that failed again (each run is a new attempt)\n"
     "  --hang-timeout S  a worker silent for S seconds while it runs a trial is hung: the others\n"
     "                 checkpoint and the job ends with exit status 5 (default 1800; 0: never)\n"
@@ -119,11 +124,12 @@ int cmd_sweep_run(int argc, char **argv) {
         {"out", required_argument, 0, 'o'}, {"walltime", required_argument, 0, 'w'},
         {"quiet", no_argument, 0, 'q'},     {"retry-failed", no_argument, 0, 'r'},
         {"ranks", required_argument, 0, 'n'}, {"hang-timeout", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},
+        {"stop-margin", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     ls_sweep_run_options opt = {0};
     opt.hang_timeout_s = 1800;
+    opt.stop_margin_s = 120;
     long ranks = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":o:w:qrh", opts, NULL)) != -1) {
@@ -131,6 +137,9 @@ int cmd_sweep_run(int argc, char **argv) {
         case 'o': opt.out_path = optarg; break;
         case 'w':
             if (cli_double("sweep run", "walltime", optarg, 1, 1e9, &opt.walltime_s)) return CLI_EXIT_USAGE;
+            break;
+        case 'm':
+            if (cli_double("sweep run", "stop-margin", optarg, 0, 1e9, &opt.stop_margin_s)) return CLI_EXIT_USAGE;
             break;
         case 'q': opt.quiet = 1; break;
         case 'r': opt.retry_failed = 1; break;
