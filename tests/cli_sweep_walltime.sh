@@ -9,6 +9,9 @@
 # model. The test runs alone (RUN_SERIAL): it times things.
 source "$(dirname "$0")/cli_lib.sh"
 source "$(dirname "$0")/sweep_lib.sh"
+# Under the sanitizers (LS_TEST_SAMPLE=1) a smaller sweep: one learning rate, two ASHA configurations.
+if [ "${LS_TEST_SAMPLE:-0}" = 1 ]; then lrs="[1.0e-3]" asha_lrs="[2.0e-3, 6.0e-3]" min_steps=10 rungs="{10}" enough=2
+else lrs="[1.0e-3, 3.0e-3]" asha_lrs="[2.0e-3, 4.0e-3, 6.0e-3, 8.0e-3]" min_steps=5 rungs="{5, 10}" enough=4; fi
 cat >"$T/grid.yaml" <<YAML
 name: ci-walltime
 base:
@@ -19,11 +22,11 @@ base:
   eval: {systems: 1, samples: 2}
 stages:
   - name: lr
-    grid: {train.lr: [1.0e-3, 3.0e-3], train.ctx: [64, 48]}
+    grid: {train.lr: $lrs, train.ctx: [64, 48]}
   - name: asha
     select: {from: lr, metric: final_val_loss, keep: [train.ctx]}
-    grid: {train.lr: [2.0e-3, 4.0e-3, 6.0e-3, 8.0e-3]}
-    early_stopping: {type: asha, min_steps: 5, eta: 2}
+    grid: {train.lr: $asha_lrs}
+    early_stopping: {type: asha, min_steps: $min_steps, eta: 2}
 YAML
 # The reference, uninterrupted: its wall time sets the limit (the same share of the work on any
 # machine or build), and stage 1 must come out the same.
@@ -56,7 +59,7 @@ early=$(grep -l "time limit: nothing left fits" "$T"/run*.err | wc -l)
 
 # The journal, record by record: how every run of a trial or segment ended, and whether a trial
 # of its shape (ctx) had finished before it started.
-if $PY - "$T/w/s.h5" "$limit" <<'PY'
+if $PY - "$T/w/s.h5" "$rungs" "$enough" <<'PY'
 import struct, sys, h5py
 path = sys.argv[1]
 t = h5py.File(path, "r")["trials"]
@@ -74,7 +77,7 @@ while at + 8 <= len(d):
     step = struct.unpack_from("<i", p, 18)[0] if typ == 4 else None
     recs.append((typ, tid, step))
     at += 8 + n
-rungs = {5, 10}  # asha: min_steps 5, eta 2, max_steps 20: a pause at 5 or 10 is a rung, not a cut
+rungs = eval(sys.argv[2])  # asha's rungs below max_steps 20: a pause there is a rung, not a cut
 finished_shapes, open_runs, checked, cut_first, costs = set(), {}, 0, 0, 0
 for typ, tid, step in recs:
     if typ == 2:    # start: was a trial of its shape finished already?
@@ -95,7 +98,7 @@ for typ, tid, step in recs:
 done = [tid for typ, tid, _ in recs if typ == 5]
 assert len(done) == len(set(done)), "a trial done twice"
 assert all(status[i] in (2, 5) for i in status), status  # done, or stopped early by ASHA
-assert checked >= 4, ("too few runs started after their shape was measured to tell anything", checked)
+assert checked >= int(sys.argv[3]), ("too few runs started after their shape was measured to tell anything", checked)
 assert costs > 0
 print("%d runs of trials/segments started after the first of their shape finished, none cut; %d first-of-shape "
       "runs cut; %d cost records" % (checked, cut_first, costs))
@@ -113,4 +116,19 @@ PY
 # The model carried over: run 2 predicted from run 1's measurements before it had any of its own.
 cat "$T"/run[2-9].err 2>/dev/null | grep -q "finish ~" && ok "later runs show the expected finish from the journal's model" \
   || bad "run 2 has no model-based expected finish: $(head -4 "$T/run2.err")"
+# Under Slurm without --walltime: the job's end (SLURM_JOB_END_TIME) less --stop-margin. A job
+# with less time left than the margin starts nothing and stops at once (exit 3: requeue).
+now=$(date +%s)
+SLURM_JOB_END_TIME=$((now + 20)) $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/late/s.h5" --stop-margin 60 \
+  >"$T/late.err" 2>&1; rc=$?
+[ $rc = 3 ] && [ "$(journal_count "$T/late/s.h5.journal" 2)" = 0 ] && grep -q "time limit: the Slurm job ends in" "$T/late.err" \
+  && ok "SLURM_JOB_END_TIME 20 s away, --stop-margin 60: nothing started, exit 3" \
+  || bad "SLURM_JOB_END_TIME: exit $rc, $(journal_count "$T/late/s.h5.journal" 2) starts: $(grep -h 'time limit\|^lorasweep' "$T/late.err")"
+SLURM_JOB_END_TIME=$((now + 900)) $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/w/s.h5" >"$T/end.err" 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "time limit: the Slurm job ends in [0-9]*s; work stops 120s before it" "$T/end.err" \
+  && ok "SLURM_JOB_END_TIME read: $(grep -o 'time limit: the Slurm job ends in [0-9]*s; work stops 120s before it' "$T/end.err")" \
+  || bad "SLURM_JOB_END_TIME not read: exit $rc $(grep -h 'time limit\|^lorasweep' "$T/end.err")"
+SLURM_JOB_END_TIME=soon $MPIRUN "$LS" sweep run "$T/grid.yaml" --out "$T/w/s.h5" >"$T/bad.err" 2>&1; rc=$?
+[ $rc = 0 ] && grep -q "warning: SLURM_JOB_END_TIME 'soon' is not a unix time" "$T/bad.err" \
+  && ok "a SLURM_JOB_END_TIME that is not a time: one warning, no limit" || bad "SLURM_JOB_END_TIME=soon: exit $rc $(cat "$T/bad.err")"
 finish
