@@ -412,9 +412,11 @@ static void record_heartbeat(void *ctx, const ls_trial_heartbeat *hb) {
         }
         rw->val_step[rw->n_evals] = hb->step;
         rw->val_loss[rw->n_evals++] = (float)hb->val_loss;
-        /* best effort: the trial's final write (ls_results_write_trial) is what counts */
+        /* best effort: the trial's final write (ls_results_write_trial) is what counts. A resumed
+         * run's points are not the whole curve (its earlier points are in the file already and
+         * would be overwritten from slot 0): the end of the run writes its whole curve instead. */
         if (rw->n_loss) ls_results_write_train_loss(rw->w->results, rw->id, rw->first_step, rw->n_loss, rw->loss);
-        ls_results_write_evals(rw->w->results, rw->id, rw->n_evals, rw->val_step, rw->val_loss);
+        if (rw->first_step <= 1) ls_results_write_evals(rw->w->results, rw->id, rw->n_evals, rw->val_step, rw->val_loss);
         rw->n_loss = 0;
     }
     rw->heartbeat(rw->ctx, hb);
@@ -443,6 +445,15 @@ static int run_and_record(void *user, const ls_sweep_item *item, const ls_train_
             snprintf(out->message, sizeof out->message, "%s", ls_last_error());
         }
         ls_fault("trial_written"); /* tests: a crash with the rows written and the journal not yet told */
+    } else if (rc == LS_OK && leader && (out->status == LS_TRIAL_PAUSED || out->status == LS_TRIAL_INTERRUPTED) &&
+               res.train.step > 0) {
+        /* a paused or stopped run: the whole curve so far, earlier runs' points included (the trial's
+         * state has them from its checkpoint); a trial stopped early keeps this as its curve */
+        if (ls_results_write_train_loss(w->results, item->id, 1, res.train.step, res.train.train_loss) != LS_OK ||
+            ls_results_write_evals(w->results, item->id, res.train.n_evals, res.train.eval_step, res.train.val_loss) != LS_OK) {
+            out->status = LS_TRIAL_MACHINE;
+            snprintf(out->message, sizeof out->message, "%s", ls_last_error());
+        }
     }
     ls_trial_result_free(&res);
     return LS_OK;

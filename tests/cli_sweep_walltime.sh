@@ -113,8 +113,29 @@ def rows(path):
 a, b = rows(sys.argv[1]), rows(sys.argv[2])
 assert a == b, (a, b)
 PY
+# Curves of the ASHA stage's trials, paused and resumed run after run: every validation from
+# step 0 through each rung a trial reached, and every training step's loss (a resumed run once
+# wrote its points over the earlier ones, so trials stopped early lost the start of their curve).
+$PY - "$T/w/s.h5" "$rungs" <<'PY' && ok "paused-and-resumed trials keep their whole curves" || bad "curves of resumed trials"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+t, c = f["trials"], f["curves"]
+rungs = sorted(eval(sys.argv[2]))
+n = 0
+for row in range(len(t["id"])):
+    if t["stage"][row] != 1 or t["status"][row] not in (2, 5):
+        continue
+    steps = t["steps"][row]
+    vs = [int(x) for x in c["val_step"][row] if x >= 0]
+    want = [0] + [r for r in rungs if r <= steps] + ([20] if steps == 20 else [])
+    assert all(w in vs for w in want), (t["id"][row], steps, vs, want)
+    assert np.isfinite(c["train_loss"][row, :steps]).all(), (t["id"][row], c["train_loss"][row, :steps])
+    n += 1
+assert n >= 2, n
+print("%d trials of the ASHA stage" % n)
+PY
 # The model carried over: run 2 predicted from run 1's measurements before it had any of its own.
-cat "$T"/run[2-9].err 2>/dev/null | grep -q "finish ~" && ok "later runs show the expected finish from the journal's model" \
+cat "$T"/run[2-9].err 2>/dev/null | grep -qE "finish (~|after )[0-9]" && ok "later runs show the expected finish from the journal's model" \
   || bad "run 2 has no model-based expected finish: $(head -4 "$T/run2.err")"
 # Under Slurm without --walltime: the job's end (SLURM_JOB_END_TIME) less --stop-margin. A job
 # with less time left than the margin starts nothing and stops at once (exit 3: requeue).

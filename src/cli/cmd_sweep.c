@@ -311,7 +311,7 @@ static void print_runs(const ls_grid *g, const plan_runs *pr, double run_s, int 
     }
     printf("%d worker%s: the sweep needs %s%d run%s of %.0fs", workers, workers == 1 ? "" : "s",
            pr->at_most ? "at most " : "", pr->runs, pr->runs == 1 ? "" : "s", run_s);
-    printf(" (the last about %.0fs)", pr->last_s);
+    if (pr->last_s >= 1) printf(" (the last about %.0fs)", pr->last_s);
     printf(", by the time model of %s (%d runs measured)%s\n", pr->journal, pr->measured,
            pr->at_most ? "; early stopping counted as if no trial stopped early" : "");
 }
