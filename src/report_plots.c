@@ -577,8 +577,9 @@ static void draw_rungs(cairo_t *cr, double W, double H, void *vctx) {
         if (l->stopped) snprintf(end, sizeof end, "stopped at step %d", e->rungs[l->last]);
         else if (l->done) snprintf(end, sizeof end, "to max_steps");
         else snprintf(end, sizeof end, "%s", ls_result_status_name(t->status));
-        snprintf(labels[k], sizeof labels[k], "lr %s, rank %d, ctx %d%s: %s", lr, t->row.lora_rank, t->row.ctx,
-                 cf->repeats > 1 ? ", mean of repeats" : "", end);
+        char mean[32] = "";
+        if (cf->repeats > 1) snprintf(mean, sizeof mean, ", mean of %d repeats", cf->n_trials);
+        snprintf(labels[k], sizeof labels[k], "lr %s, rank %d, ctx %d%s: %s", lr, t->row.lora_rank, t->row.ctx, mean, end);
         le[k].label = labels[k];
         le[k].style = (ls_style){.color = ls_plot_color(k), .width = l->done ? 2.6 : 1.6, .marker = 1,
                                  .marker_size = 3};
