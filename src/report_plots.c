@@ -38,13 +38,16 @@ static void trial_label(const ls_report *rep, int i, char *buf, size_t cap) {
         size_t at = strlen(extra); /* repeats of one configuration would share a label */
         snprintf(extra + at, sizeof extra - at, ", repeat %d", t->repeat);
     }
+    char stopped[48]; /* early stopping: where */
+    snprintf(stopped, sizeof stopped, ", stopped at step %d", t->row.metrics.steps);
     if (t->baseline) snprintf(buf, cap, "untrained baseline (validation loss %.4f)", t->row.metrics.final_val_loss);
     else snprintf(buf, cap, "lr %s, rank %d, ctx %d%s, %d steps (%s%s)%s", lr, t->row.lora_rank, t->row.ctx, extra,
                   t->row.max_steps, t->stage_name,
                   t->status == LS_RESULT_DONE      ? ""
                   : t->status == LS_RESULT_RUNNING ? (t->live ? ", running" : ", interrupted")
                                                    : t->status == LS_RESULT_FAILED ? ", failed"
-                                                   : t->status == LS_RESULT_SKIPPED ? ", skipped" : ", pending",
+                                                   : t->status == LS_RESULT_SKIPPED ? ", skipped"
+                                                   : t->status == LS_RESULT_STOPPED ? stopped : ", pending",
                   i == rep->best ? " best" : "");
 }
 
