@@ -155,12 +155,6 @@ static int rung_of_step(const ls_report_es *e, int step) {
     return -1;
 }
 
-static int trial_index(const ls_report *rep, uint64_t id) {
-    for (int i = 0; i < rep->n_trials; i++)
-        if (rep->trials[i].row.id == id) return i;
-    return -1;
-}
-
 /* Each early-stopping trial's validation loss at the rungs, from its curve in the file: a first
  * take, since a trial paused and resumed may keep only its last segment's points there (the
  * journal's decisions, read next, have every rung's value). A curve that cannot be read leaves
@@ -189,7 +183,7 @@ static void take_rung_decisions(ls_report *rep, const ls_journal_state *st) {
         const ls_journal_decision *dc = &st->decisions[d];
         int own = dc->verdict == LS_ES_ARRIVED || dc->verdict == LS_ES_STOPPED;
         int unit = dc->verdict == LS_ES_PAUSED || dc->verdict == LS_ES_CONTINUE || dc->verdict == LS_ES_CUT;
-        int i = own || unit ? trial_index(rep, dc->trial_id) : -1;
+        int i = own || unit ? ls_results_row(rep->res, dc->trial_id) : -1; /* trials are in row order */
         if (i < 0) continue;
         ls_report_trial *t = &rep->trials[i];
         const ls_report_es *e = trial_es(rep, t);
@@ -1195,6 +1189,11 @@ static void rungs_text(const ls_report_es *e, char *buf, size_t cap) {
     for (int k = 0; k < e->n_rungs && o + 12 < cap; k++) o += (size_t)snprintf(buf + o, cap - o, "%s%d", k ? ", " : "", e->rungs[k]);
 }
 
+/* all += sv: the savings of several stages together. */
+static void savings_add(ls_report_savings *all, const ls_report_savings *sv) {
+    all->trials += sv->trials, all->stopped += sv->stopped, all->spent += sv->spent, all->to_end += sv->to_end;
+}
+
 /* "2.9e+13 (58.0%)", "-" when unknown. */
 static void saved_text(char *buf, size_t cap, const ls_report_savings *sv) {
     double saved = sv->to_end - sv->spent;
@@ -1262,7 +1261,7 @@ static void print_stopped(FILE *out, const ls_report *rep, int markdown, int sta
         saved_text(c[7], 64, &sv);
         const char *row[8] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]};
         table_row(&t, row);
-        all.trials += sv.trials, all.stopped += sv.stopped, all.spent += sv.spent, all.to_end += sv.to_end;
+        savings_add(&all, &sv);
         stages++;
     }
     if (stages > 1) {
@@ -1671,7 +1670,7 @@ static cJSON *flops_saved_json(const ls_report *rep, int stage) {
         cJSON_AddItemToObject(st, "rungs", cJSON_CreateIntArray(e->rungs, e->n_rungs));
         savings_json(st, &sv);
         cJSON_AddItemToArray(stages, st);
-        all.trials += sv.trials, all.stopped += sv.stopped, all.spent += sv.spent, all.to_end += sv.to_end;
+        savings_add(&all, &sv);
     }
     savings_json(o, &all);
     cJSON_AddItemToObject(o, "estimate_note", rep->estimate_note[0] ? cJSON_CreateString(rep->estimate_note)
