@@ -3,7 +3,9 @@
 # encode a system as LLMTIME text and tokenize it with the real Qwen tokenizer, then train a LoRA
 # adapter on the `tiny` preset and forecast test systems (sweep/demo-trial.yaml).
 # Then the sweep of sweep/demo.yaml over MPI into results/demo.h5, and its report: the tables on
-# the terminal, the figures in results/demo-report/.
+# the terminal, the figures in results/demo-report/. Last the same lr x rank study with early
+# stopping (sweep/demo-asha.yaml, results/demo-asha.h5): its trials stopped early and the FLOPS
+# saved, the figures in results/demo-asha-report/.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 install_packages
 find_tokenizer
@@ -30,5 +32,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1   # Open MPI re
 mpirun --oversubscribe -np 3 "$LS" sweep run "$ROOT/sweep/demo.yaml" --out "$ROOT/results/demo.h5"
 echo "== the report (docs/analysis.md): tables, and figures as PNG + SVG"
 "$LS" report "$ROOT/results/demo.h5" --plots "$ROOT/results/demo-report"
-echo "== done: $ROOT/results/demo.h5 (every trial; from Python: docs/analysis.md), the figures above,"
+echo "== an adaptive stage: sweep/demo-asha.yaml, lr x rank with ASHA (rungs at steps 5 and 15 of 40), then context"
+mpirun --oversubscribe -np 3 "$LS" sweep run "$ROOT/sweep/demo-asha.yaml" --out "$ROOT/results/demo-asha.h5" --quiet
+echo "== its figures, and what early stopping saved (the whole report: results/demo-asha-report.txt)"
+"$LS" report "$ROOT/results/demo-asha.h5" --plots "$ROOT/results/demo-asha-report" --out "$ROOT/results/demo-asha-report.txt"
+sed -n '/^== Stopped early/,/^== Best/p' "$ROOT/results/demo-asha-report.txt" | sed '$d'
+echo "== done: $ROOT/results/demo.h5 and demo-asha.h5 (every trial; from Python: docs/analysis.md), the figures above,"
 echo "   trial files in $ROOT/results/demo.trials/ and $OUT (one trial: metrics.json, curves.csv, forecasts.csv, adapter/)"

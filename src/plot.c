@@ -355,6 +355,16 @@ static void marker_path(cairo_t *cr, int shape, double x, double y, double s) {
 
 static void draw_marker(cairo_t *cr, const ls_style *st, double x, double y) {
     double s = st->marker_size > 0 ? st->marker_size : 4;
+    if (st->marker == LS_PLOT_MARKER_CROSS) { /* an x has no inside to fill: two thick strokes */
+        cairo_move_to(cr, x - s, y - s), cairo_line_to(cr, x + s, y + s);
+        cairo_move_to(cr, x - s, y + s), cairo_line_to(cr, x + s, y - s);
+        cairo_set_source_rgba(cr, st->color.r, st->color.g, st->color.b, st->alpha > 0 ? st->alpha : 1);
+        cairo_set_line_width(cr, fmax(2.0, s / 2.2));
+        cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+        cairo_set_dash(cr, NULL, 0, 0);
+        cairo_stroke(cr);
+        return;
+    }
     marker_path(cr, st->marker, x, y, s);
     cairo_set_source_rgba(cr, st->color.r, st->color.g, st->color.b, st->alpha > 0 ? st->alpha : 1);
     cairo_fill_preserve(cr);

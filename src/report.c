@@ -19,6 +19,7 @@
 #include "lorasweep/config.h"
 #include "lorasweep/grid.h"
 #include "lorasweep/plot.h"
+#include "lorasweep/trial.h"
 
 int ls_report_format_parse(const char *name, ls_report_format *out) {
     static const char *const names[] = {"table", "md", "csv", "json"};
@@ -51,9 +52,17 @@ static void read_grid(ls_report *rep) {
     rep->stage_names = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_names);
     rep->stage_ctx_axis = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_ctx_axis);
     rep->stage_from = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_from);
+    rep->stage_es = ls_calloc(g->n_stages ? g->n_stages : 1, sizeof *rep->stage_es);
     for (size_t i = 0; i < g->n_stages; i++) {
         const ls_grid_stage *st = &g->stages[i];
         rep->stage_names[i] = ls_strdup(st->name);
+        const ls_grid_early_stopping *es = &st->early_stopping;
+        ls_report_es *e = &rep->stage_es[i];
+        e->type = es->type;
+        if (es->type != LS_GRID_ES_NONE) { /* the rungs as the sweep makes them (sweep_run.c): from base's max_steps */
+            e->eta = es->eta;
+            e->n_rungs = ls_es_rungs(es->min_steps, es->eta, g->base.train.max_steps, e->rungs, LS_ES_MAX_RUNGS);
+        }
         rep->stage_from[i] = st->select_from;
         rep->repeated |= st->repeats > 1;
         for (size_t a = 0; a < st->n_axes; a++) rep->stage_ctx_axis[i] |= !strcmp(st->axes[a].key->key, "train.ctx");
@@ -73,7 +82,9 @@ static void ensure_stage(ls_report *rep, int stage) {
     rep->stage_names = ls_realloc(rep->stage_names, (size_t)(stage + 1) * sizeof *rep->stage_names);
     rep->stage_ctx_axis = ls_realloc(rep->stage_ctx_axis, (size_t)(stage + 1) * sizeof *rep->stage_ctx_axis);
     rep->stage_from = ls_realloc(rep->stage_from, (size_t)(stage + 1) * sizeof *rep->stage_from);
+    rep->stage_es = ls_realloc(rep->stage_es, (size_t)(stage + 1) * sizeof *rep->stage_es);
     for (int i = rep->n_stages; i <= stage; i++) {
+        memset(&rep->stage_es[i], 0, sizeof rep->stage_es[i]); /* not in the grid: no early stopping known */
         rep->stage_ctx_axis[i] = -1; /* unknown: decided by its trials */
         rep->stage_from[i] = -1;
         char buf[32];
@@ -120,11 +131,144 @@ static int read_trial(ls_results *res, uint64_t id, ls_report_trial *t) {
     t->status = t->row.status;
     t->baseline = t->row.max_steps == 0;
     t->message = ls_strdup(t->row.error);
+    t->rung = -1;
+    t->flops_to_end = NAN;
     t->config_yaml = ls_results_read_config(res, id);
     if (!t->config_yaml) return LS_ERR;
     t->config_ok = ls_config_load_string(t->config_yaml, strlen(t->config_yaml), "/trials/config", &t->config) == LS_OK;
     if (!t->config_ok) ls_config_defaults(&t->config);
     return LS_OK;
+}
+
+/* ---- early stopping ---- */
+
+/* The early stopping of trial t's stage, or NULL when it has none. */
+static const ls_report_es *trial_es(const ls_report *rep, const ls_report_trial *t) {
+    if (!rep->stage_es || t->stage < 0 || t->stage >= rep->n_stages) return NULL;
+    const ls_report_es *e = &rep->stage_es[t->stage];
+    return e->type != LS_GRID_ES_NONE && e->n_rungs > 0 ? e : NULL;
+}
+
+static int rung_of_step(const ls_report_es *e, int step) {
+    for (int k = 0; k < e->n_rungs; k++)
+        if (e->rungs[k] == step) return k;
+    return -1;
+}
+
+/* Each early-stopping trial's validation loss at the rungs, from its curve in the file: a first
+ * take, since a trial paused and resumed may keep only its last segment's points there (the
+ * journal's decisions, read next, have every rung's value). A curve that cannot be read leaves
+ * NaN: the report goes on without it. */
+static void read_rung_values(ls_report *rep) {
+    for (int i = 0; i < rep->n_trials; i++) {
+        ls_report_trial *t = &rep->trials[i];
+        const ls_report_es *e = trial_es(rep, t);
+        if (!e) continue;
+        t->rung_val = ls_malloc((size_t)e->n_rungs * sizeof *t->rung_val);
+        for (int k = 0; k < e->n_rungs; k++) t->rung_val[k] = NAN;
+        if (ls_report_load_curves(rep, i) != LS_OK) continue;
+        for (int v = 0; v < t->n_val; v++) {
+            int k = rung_of_step(e, t->val_step[v]);
+            if (k >= 0) t->rung_val[k] = t->val_loss[v];
+        }
+        ls_report_unload(rep, i);
+    }
+}
+
+/* The journal's early-stopping decisions hold the values at the rungs exactly: a trial's own
+ * (arrived, stopped) or its configuration's (paused, continue, cut: the trial's own in a stage
+ * without repeats). */
+static void take_rung_decisions(ls_report *rep, const ls_journal_state *st) {
+    for (int d = 0; d < st->n_decisions; d++) {
+        const ls_journal_decision *dc = &st->decisions[d];
+        int own = dc->verdict == LS_ES_ARRIVED || dc->verdict == LS_ES_STOPPED;
+        int unit = dc->verdict == LS_ES_PAUSED || dc->verdict == LS_ES_CONTINUE || dc->verdict == LS_ES_CUT;
+        int i = own || unit ? ls_results_row(rep->res, dc->trial_id) : -1; /* trials are in row order */
+        if (i < 0) continue;
+        ls_report_trial *t = &rep->trials[i];
+        const ls_report_es *e = trial_es(rep, t);
+        if (!e || !t->rung_val || dc->rung < 0 || dc->rung >= e->n_rungs) continue;
+        if (own || stage_repeats(rep, t->stage) <= 1) t->rung_val[dc->rung] = dc->value;
+    }
+}
+
+/* A stopped trial's rung is where its steps ended; there and at a done trial's top its final
+ * validation loss is the value (the journal's summary). */
+static void settle_rungs(ls_report *rep) {
+    for (int i = 0; i < rep->n_trials; i++) {
+        ls_report_trial *t = &rep->trials[i];
+        const ls_report_es *e = trial_es(rep, t);
+        if (!e || !t->rung_val) continue;
+        if (t->status == LS_RESULT_STOPPED) t->rung = rung_of_step(e, t->row.metrics.steps);
+        int k = t->status == LS_RESULT_STOPPED ? t->rung : t->status == LS_RESULT_DONE ? e->n_rungs - 1 : -1;
+        if (k >= 0 && isfinite(t->row.metrics.final_val_loss)) t->rung_val[k] = t->row.metrics.final_val_loss;
+    }
+}
+
+/* A stored config's relative paths resolve against the grid's directory, which the file keeps
+ * only inside its data path ("<grid dir>/<data.path>", as the sweep resolved it): the model is
+ * found from there too, wherever the report runs. Left as it is when the data path says nothing. */
+static void rebase_config(const ls_report *rep, ls_report_trial *t) {
+    const char *data = rep->info.data_path, *rel = t->config.data.path;
+    size_t n = strlen(data), m = rel ? strlen(rel) : 0;
+    if (m == 0 || rel[0] == '/' || n <= m + 1 || strcmp(data + n - m, rel) || data[n - m - 1] != '/') return;
+    char *dir = ls_malloc(n - m);
+    memcpy(dir, data, n - m - 1);
+    dir[n - m - 1] = '\0';
+    free(t->config.base_dir);
+    t->config.base_dir = dir;
+    static const char *const keys[] = {"model.path", "data.path"};
+    for (int k = 0; k < 2; k++) { /* set again: resolved against the new base */
+        char *v = ls_config_value_yaml(&t->config, ls_config_find(keys[k]));
+        ls_config_set(&t->config, keys[k], v);
+        free(v);
+    }
+}
+
+/* What each trial of an early-stopping stage would have spent had the stage none
+ * (ls_report_trial.flops_to_end), with the estimates `sweep plan` and the budget make
+ * (ls_trial_estimate_flops*): one formula for planned and saved FLOPS. */
+static void estimate_runs_to_end(ls_report *rep) {
+    for (int i = 0; i < rep->n_trials; i++) {
+        ls_report_trial *t = &rep->trials[i];
+        const ls_report_es *e = trial_es(rep, t);
+        if (!e) continue;
+        double own = isfinite(t->row.metrics.flops_total) ? t->row.metrics.flops_total : 0;
+        t->flops_to_end = own; /* failed, skipped, unfinished: what they spent either way */
+        if (t->status != LS_RESULT_STOPPED && (t->status != LS_RESULT_DONE || t->baseline)) continue;
+        double full = NAN, with_rungs = NAN;
+        int ok = t->config_ok;
+        if (ok) {
+            rebase_config(rep, t);
+            ok = ls_trial_estimate_flops(&t->config, &full) == LS_OK;
+        }
+        /* a done trial paid for validations at the rungs a straight run does not make */
+        if (ok && t->status == LS_RESULT_DONE)
+            ok = ls_trial_estimate_flops_rungs(&t->config, e->rungs, e->n_rungs, t->config.train.max_steps,
+                                               &with_rungs) == LS_OK;
+        if (!ok) {
+            t->flops_to_end = NAN;
+            if (!rep->estimate_note[0])
+                snprintf(rep->estimate_note, sizeof rep->estimate_note, "trial %016" PRIx64 ": %s", t->row.id,
+                         t->config_ok ? ls_last_error() : "its stored configuration does not parse");
+            continue;
+        }
+        t->flops_to_end = t->status == LS_RESULT_STOPPED ? full : own - (with_rungs - full);
+    }
+}
+
+int ls_report_stage_savings(const ls_report *rep, int s, ls_report_savings *out) {
+    memset(out, 0, sizeof *out);
+    if (s < 0 || s >= rep->n_stages || !rep->stage_es || rep->stage_es[s].type == LS_GRID_ES_NONE) return 0;
+    for (int i = 0; i < rep->n_trials; i++) {
+        const ls_report_trial *t = &rep->trials[i];
+        if (t->stage != s) continue;
+        out->trials++;
+        out->stopped += t->status == LS_RESULT_STOPPED;
+        if (isfinite(t->row.metrics.flops_total)) out->spent += t->row.metrics.flops_total;
+        out->to_end += t->flops_to_end; /* NaN: unknown, and so the total */
+    }
+    return 1;
 }
 
 /* The journal's word on every trial: status, message, progress; "running" without a live sweep
@@ -163,6 +307,7 @@ static void apply_journal(ls_report *rep, const char *journal_path) {
         snprintf(rep->journal_note, sizeof rep->journal_note,
                  "the results file disagrees with its journal on %d done trial%s: the journal's values are shown; "
                  "run the same `sweep run` again to repair the file", disagree, disagree == 1 ? "" : "s");
+    take_rung_decisions(rep, &st);
     ls_journal_state_free(&st);
 }
 
@@ -383,6 +528,8 @@ static void summarise(ls_report *rep) {
         if (t->baseline && (rep->baseline < 0 || t->stage > rep->trials[rep->baseline].stage)) rep->baseline = i;
     }
     find_best(rep);
+    settle_rungs(rep);
+    estimate_runs_to_end(rep);
 }
 
 /* ---- series, read when a figure needs them ------------------------------------------------ */
@@ -458,6 +605,7 @@ int ls_report_load(const char *path, ls_report *rep) {
     char journal[4200], lock[4200];
     ls_journal_paths(path, journal, sizeof journal, lock, sizeof lock);
     read_lock(rep, lock);
+    read_rung_values(rep);
     apply_journal(rep, journal);
     summarise(rep);
     return LS_OK;
@@ -467,7 +615,7 @@ void ls_report_free(ls_report *rep) {
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
         ls_report_unload(rep, i);
-        free(t->message), free(t->config_yaml);
+        free(t->message), free(t->config_yaml), free(t->rung_val);
         if (t->config_yaml) ls_config_free(&t->config); /* parsed or defaulted once the text was read */
     }
     if (rep->res) ls_results_close(rep->res);
@@ -476,6 +624,7 @@ void ls_report_free(ls_report *rep) {
     free(rep->stage_names);
     free(rep->stage_ctx_axis);
     free(rep->stage_from);
+    free(rep->stage_es);
     for (int c = 0; c < rep->n_configs; c++) free(rep->configs[c].trials);
     free(rep->configs);
     if (rep->have_grid) ls_grid_free(&rep->grid);
@@ -1001,6 +1150,139 @@ static void print_flops(FILE *out, const ls_report *rep, int markdown, int stage
     else fprintf(out, "%stotal %.3g FLOPS (the grid sets no budget)\n", markdown ? "\n" : "", total);
 }
 
+/* Whether the report shows a stage with early stopping. */
+static int shows_early_stopping(const ls_report *rep, int stage) {
+    for (int s = 0; s < rep->n_stages; s++)
+        if ((stage < 0 || s == stage) && rep->stage_es && rep->stage_es[s].type != LS_GRID_ES_NONE) return 1;
+    return 0;
+}
+
+/* Stopped trials to show: by stage, the furthest first (most steps), then by validation loss. */
+static const ls_report *sort_stop_rep;
+static int by_stop(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    const ls_report_trial *ti = &sort_stop_rep->trials[i], *tj = &sort_stop_rep->trials[j];
+    if (ti->stage != tj->stage) return ti->stage < tj->stage ? -1 : 1;
+    if (ti->row.metrics.steps != tj->row.metrics.steps) return ti->row.metrics.steps > tj->row.metrics.steps ? -1 : 1;
+    return by_loss_then_index(ti->row.metrics.final_val_loss, tj->row.metrics.final_val_loss, i, j);
+}
+
+static int *sorted_stopped(const ls_report *rep, int stage, int *n) {
+    int *idx = ls_malloc((size_t)(rep->n_trials ? rep->n_trials : 1) * sizeof *idx);
+    *n = 0;
+    for (int i = 0; i < rep->n_trials; i++)
+        if (ls_report_shows(&rep->trials[i], stage) && rep->trials[i].status == LS_RESULT_STOPPED) idx[(*n)++] = i;
+    sort_stop_rep = rep;
+    qsort(idx, (size_t)*n, sizeof *idx, by_stop);
+    return idx;
+}
+
+/* "asha, eta 3" */
+static void es_text(const ls_report_es *e, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s, eta %d", ls_grid_es_names[e->type], e->eta);
+}
+
+/* "5, 15, 40" */
+static void rungs_text(const ls_report_es *e, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < e->n_rungs && o + 12 < cap; k++) o += (size_t)snprintf(buf + o, cap - o, "%s%d", k ? ", " : "", e->rungs[k]);
+}
+
+/* all += sv: the savings of several stages together. */
+static void savings_add(ls_report_savings *all, const ls_report_savings *sv) {
+    all->trials += sv->trials, all->stopped += sv->stopped, all->spent += sv->spent, all->to_end += sv->to_end;
+}
+
+/* "2.9e+13 (58.0%)", "-" when unknown. */
+static void saved_text(char *buf, size_t cap, const ls_report_savings *sv) {
+    double saved = sv->to_end - sv->spent;
+    if (isnan(saved)) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, "%.3g (%.1f%%)", saved, sv->to_end > 0 ? 100 * saved / sv->to_end : 0.0);
+}
+
+/* Trials stopped early at a rung, and each early-stopping stage's FLOPS against the same trials
+ * all run to the end. */
+static void print_stopped(FILE *out, const ls_report *rep, int markdown, int stage) {
+    if (!shows_early_stopping(rep, stage)) return;
+    heading(out, markdown, "Stopped early (early stopping)");
+    enum { FIXED = 10, AFTER_CTX = 5 };
+    static const char *const fixed[FIXED] = {"id", "stage", "lr", "rank", "ctx", "rung", "step",
+                                             "val loss", "FLOPS spent", "FLOPS to the end"};
+    static const int fixed_right[FIXED] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    const char *extra[1] = {"repeat"}, *head[TABLE_MAX_COLS];
+    int rc = rep->repeated, right[TABLE_MAX_COLS];
+    int cols = table_headings(fixed, fixed_right, FIXED, AFTER_CTX, extra, rc, head, right);
+    table t;
+    table_init(&t, cols, head, right);
+    int n;
+    int *idx = sorted_stopped(rep, stage, &n);
+    for (int k = 0; k < n; k++) {
+        const ls_report_trial *tr = &rep->trials[idx[k]];
+        const ls_result_metrics *m = &tr->row.metrics;
+        char c[FIXED][64], r[64];
+        snprintf(c[0], 64, "%016" PRIx64, tr->row.id);
+        snprintf(c[1], 64, "%s", tr->stage_name);
+        ls_plot_format_e_digits(tr->row.lr, LS_GRID_SAMPLE_DIGITS, c[2], 64);
+        snprintf(c[3], 64, "%d", tr->row.lora_rank);
+        snprintf(c[4], 64, "%d", tr->row.ctx);
+        if (tr->rung >= 0) snprintf(c[5], 64, "%d", tr->rung);
+        else snprintf(c[5], 64, "?");
+        snprintf(c[6], 64, "%d/%d", m->steps, tr->row.max_steps);
+        num(c[7], 64, "%.4f", m->final_val_loss);
+        num(c[8], 64, "%.3g", m->flops_total);
+        num(c[9], 64, "%.3g", tr->flops_to_end);
+        repeat_text(rep, tr, r, sizeof r);
+        const char *row[TABLE_MAX_COLS];
+        for (int i = 0; i < cols; i++) row[i] = i < AFTER_CTX ? c[i] : i < AFTER_CTX + rc ? r : c[i - rc];
+        table_row(&t, row);
+    }
+    free(idx);
+    if (n == 0) fprintf(out, "(none: every trial of %s ran to the top rung)\n", stage >= 0 ? "the stage" : "the sweep");
+    else table_print(out, &t, markdown);
+    fputc('\n', out);
+    static const char *const shead[] = {"stage", "early stopping", "rungs (steps)", "trials", "stopped",
+                                        "FLOPS spent", "all run to the end", "saved"};
+    static const int sright[] = {0, 0, 0, 1, 1, 1, 1, 1};
+    table_init(&t, 8, shead, sright);
+    ls_report_savings all = {0};
+    int stages = 0;
+    for (int s = 0; s < rep->n_stages; s++) {
+        ls_report_savings sv;
+        if ((stage >= 0 && s != stage) || !ls_report_stage_savings(rep, s, &sv)) continue;
+        char c[8][64];
+        snprintf(c[0], 64, "%s", rep->stage_names[s]);
+        es_text(&rep->stage_es[s], c[1], 64);
+        rungs_text(&rep->stage_es[s], c[2], 64);
+        snprintf(c[3], 64, "%d", sv.trials);
+        snprintf(c[4], 64, "%d", sv.stopped);
+        num(c[5], 64, "%.3g", sv.spent);
+        num(c[6], 64, "%.3g", sv.to_end);
+        saved_text(c[7], 64, &sv);
+        const char *row[8] = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]};
+        table_row(&t, row);
+        savings_add(&all, &sv);
+        stages++;
+    }
+    if (stages > 1) {
+        char c[8][64];
+        snprintf(c[3], 64, "%d", all.trials);
+        snprintf(c[4], 64, "%d", all.stopped);
+        num(c[5], 64, "%.3g", all.spent);
+        num(c[6], 64, "%.3g", all.to_end);
+        saved_text(c[7], 64, &all);
+        const char *row[8] = {"all", "", "", c[3], c[4], c[5], c[6], c[7]};
+        table_row(&t, row);
+    }
+    table_print(out, &t, markdown);
+    fprintf(out, "%srung: where the trial stopped (0 = the first), with its last validation loss; FLOPS to the end: "
+                 "the trial run to max_steps without early stopping, estimated as `sweep plan` and the budget do "
+                 "(training and validation exact, the forecast at its most); all run to the end: the stage so, its "
+                 "finished trials at their own FLOPS less their extra validations at rungs.\n",
+            markdown ? "\n" : "");
+    if (rep->estimate_note[0]) fprintf(out, "%sno estimate to the end: %s\n", markdown ? "\n" : "", rep->estimate_note);
+}
+
 /* A value of the best-vs-baseline table: the configuration's mean ± std when it has repeats, else
  * its trial's value. *v gets the number the ratio uses. */
 static void best_cell(char *buf, size_t cap, const ls_report *rep, const ls_report_trial *t, int config, int k,
@@ -1125,6 +1407,7 @@ static void print_text(FILE *out, const ls_report *rep, int markdown, int stage)
     print_configs(out, rep, markdown, stage);
     print_context(out, rep, markdown, stage);
     print_flops(out, rep, markdown, stage);
+    print_stopped(out, rep, markdown, stage);
     print_best(out, rep, markdown);
     print_failures(out, rep, markdown, stage);
 }
@@ -1148,7 +1431,7 @@ static void print_csv(FILE *out, const ls_report *rep, int stage) {
     fputs("id,stage,status,lr,rank,ctx,batch_size,max_steps,steps,final_train_loss,final_val_loss,"
           "mse_prey,mse_predator,mse_both,mae_prey,mae_predator,mae_both,"
           "flops_train,flops_validation,flops_forecast,flops_total,wall_seconds,tokens_per_s,baseline,best,message,"
-          "configuration,repeat",
+          "configuration,repeat,rung,flops_run_to_end",
           out);
     for (int j = 0; j < rep->n_varying; j++) /* keys that differ between trials, besides the columns above */
         if (strcmp(rep->varying[j]->key, "train.batch_size")) fprintf(out, ",%s", rep->varying[j]->key);
@@ -1173,6 +1456,10 @@ static void print_csv(FILE *out, const ls_report *rep, int stage) {
         csv_string(out, t->message);
         fprintf(out, ",%016" PRIx64 ",", rep->configs[t->configuration].id);
         if (t->repeat >= 0) fprintf(out, "%d", t->repeat);
+        fputc(',', out); /* early stopping: the rung it stopped at, what it would have spent without */
+        if (t->rung >= 0) fprintf(out, "%d", t->rung);
+        fputc(',', out);
+        csv_number(out, t->flops_to_end);
         for (int j = 0; j < rep->n_varying; j++) {
             if (!strcmp(rep->varying[j]->key, "train.batch_size")) continue;
             char value[256];
@@ -1336,6 +1623,62 @@ static cJSON *config_json(const ls_report *rep, int ci) {
     return o;
 }
 
+static cJSON *stopped_json(const ls_report *rep, int i) {
+    const ls_report_trial *t = &rep->trials[i];
+    cJSON *o = cJSON_CreateObject();
+    char id[32];
+    snprintf(id, sizeof id, "%016" PRIx64, t->row.id);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "stage", t->stage_name);
+    snprintf(id, sizeof id, "%016" PRIx64, rep->configs[t->configuration].id);
+    cJSON_AddStringToObject(o, "configuration", id);
+    cJSON_AddItemToObject(o, "repeat", t->repeat >= 0 ? cJSON_CreateNumber(t->repeat) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "lr", t->row.lr);
+    cJSON_AddNumberToObject(o, "rank", t->row.lora_rank);
+    cJSON_AddNumberToObject(o, "ctx", t->row.ctx);
+    cJSON_AddItemToObject(o, "rung", t->rung >= 0 ? cJSON_CreateNumber(t->rung) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "step", t->row.metrics.steps);
+    cJSON_AddNumberToObject(o, "max_steps", t->row.max_steps);
+    cJSON_AddItemToObject(o, "final_val_loss", json_num(t->row.metrics.final_val_loss));
+    cJSON_AddItemToObject(o, "flops_spent", json_num(t->row.metrics.flops_total));
+    cJSON_AddItemToObject(o, "flops_run_to_end", json_num(t->flops_to_end));
+    return o;
+}
+
+static void savings_json(cJSON *o, const ls_report_savings *sv) {
+    cJSON_AddNumberToObject(o, "trials", sv->trials);
+    cJSON_AddNumberToObject(o, "stopped", sv->stopped);
+    cJSON_AddItemToObject(o, "flops_spent", json_num(sv->spent));
+    cJSON_AddItemToObject(o, "flops_run_to_end", json_num(sv->to_end));
+    cJSON_AddItemToObject(o, "flops_saved", json_num(sv->to_end - sv->spent));
+    cJSON_AddItemToObject(o, "percent", json_num(sv->to_end > 0 ? 100 * (sv->to_end - sv->spent) / sv->to_end : NAN));
+}
+
+/* Early stopping's savings: per stage that has it and over them all; null without such a stage. */
+static cJSON *flops_saved_json(const ls_report *rep, int stage) {
+    if (!shows_early_stopping(rep, stage)) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject(), *stages = cJSON_CreateArray();
+    ls_report_savings all = {0};
+    for (int s = 0; s < rep->n_stages; s++) {
+        ls_report_savings sv;
+        if ((stage >= 0 && s != stage) || !ls_report_stage_savings(rep, s, &sv)) continue;
+        const ls_report_es *e = &rep->stage_es[s];
+        cJSON *st = cJSON_CreateObject();
+        cJSON_AddStringToObject(st, "stage", rep->stage_names[s]);
+        cJSON_AddStringToObject(st, "early_stopping", ls_grid_es_names[e->type]);
+        cJSON_AddNumberToObject(st, "eta", e->eta);
+        cJSON_AddItemToObject(st, "rungs", cJSON_CreateIntArray(e->rungs, e->n_rungs));
+        savings_json(st, &sv);
+        cJSON_AddItemToArray(stages, st);
+        savings_add(&all, &sv);
+    }
+    savings_json(o, &all);
+    cJSON_AddItemToObject(o, "estimate_note", rep->estimate_note[0] ? cJSON_CreateString(rep->estimate_note)
+                                                                     : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "stages", stages);
+    return o;
+}
+
 static void print_json(FILE *out, const ls_report *rep, int stage) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "file", rep->path);
@@ -1370,6 +1713,12 @@ static void print_json(FILE *out, const ls_report *rep, int stage) {
     cJSON *fl = cJSON_AddObjectToObject(root, "flops");
     cJSON_AddNumberToObject(fl, "total", total_flops(rep));
     cJSON_AddItemToObject(fl, "budget", rep->budget_flops > 0 ? cJSON_CreateNumber(rep->budget_flops) : cJSON_CreateNull());
+    cJSON *stopped = cJSON_AddArrayToObject(root, "stopped"); /* sorted as their table */
+    int ns;
+    int *sidx = sorted_stopped(rep, stage, &ns);
+    for (int k = 0; k < ns; k++) cJSON_AddItemToArray(stopped, stopped_json(rep, sidx[k]));
+    free(sidx);
+    cJSON_AddItemToObject(root, "flops_saved", flops_saved_json(rep, stage));
     char id[32];
     snprintf(id, sizeof id, "%016" PRIx64, rep->best >= 0 ? rep->trials[rep->best].row.id : 0);
     cJSON_AddItemToObject(root, "best", rep->best >= 0 ? cJSON_CreateString(id) : cJSON_CreateNull());

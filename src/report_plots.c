@@ -1,7 +1,7 @@
 /*
  * report_plots.c: the report's figures (PNG + SVG through plot.c): loss curves of every trial,
- * a validation-loss heatmap over learning rate x rank, forecasts of chosen systems, and FLOPS
- * against validation loss.
+ * a validation-loss heatmap over learning rate x rank, forecasts of chosen systems, FLOPS
+ * against validation loss, and the validation loss at the rungs of each early-stopping stage.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -38,13 +38,16 @@ static void trial_label(const ls_report *rep, int i, char *buf, size_t cap) {
         size_t at = strlen(extra); /* repeats of one configuration would share a label */
         snprintf(extra + at, sizeof extra - at, ", repeat %d", t->repeat);
     }
+    char stopped[48]; /* early stopping: where */
+    snprintf(stopped, sizeof stopped, ", stopped at step %d", t->row.metrics.steps);
     if (t->baseline) snprintf(buf, cap, "untrained baseline (validation loss %.4f)", t->row.metrics.final_val_loss);
     else snprintf(buf, cap, "lr %s, rank %d, ctx %d%s, %d steps (%s%s)%s", lr, t->row.lora_rank, t->row.ctx, extra,
                   t->row.max_steps, t->stage_name,
                   t->status == LS_RESULT_DONE      ? ""
                   : t->status == LS_RESULT_RUNNING ? (t->live ? ", running" : ", interrupted")
                                                    : t->status == LS_RESULT_FAILED ? ", failed"
-                                                   : t->status == LS_RESULT_SKIPPED ? ", skipped" : ", pending",
+                                                   : t->status == LS_RESULT_SKIPPED ? ", skipped"
+                                                   : t->status == LS_RESULT_STOPPED ? stopped : ", pending",
                   i == rep->best ? " best" : "");
 }
 
@@ -57,7 +60,7 @@ typedef struct {
     int trial;
     int systems[16], n_systems;   /* positions in the trial's forecast arrays */
     const ls_dataset *data;       /* for the context; NULL when the data file is unreadable */
-    /* heatmap */
+    /* heatmap; rungs: the early-stopping stage */
     int stage;
     int of_total; /* loss curves: trials there were to show (more than drawn when capped) */
 } figure;
@@ -503,6 +506,145 @@ static void draw_flops(cairo_t *cr, double W, double H, void *vctx) {
     free(x), free(y), free(le);
 }
 
+/* ---------------------------------------------------------------- early stopping at the rungs */
+
+/* A line of the rungs figure: a configuration, at each rung the mean of its repeats' values there
+ * (the value early stopping judged it by; without repeats, its trial's). */
+typedef struct {
+    int config;                  /* into rep->configs */
+    double val[LS_ES_MAX_RUNGS]; /* NaN where none */
+    int last;                    /* its last rung with a value */
+    int stopped, done;           /* stopped early at `last` / ran to max_steps */
+} rung_line;
+
+static int by_reach(const void *pa, const void *pb) {
+    const rung_line *a = pa, *b = pb;
+    if (a->last != b->last) return a->last > b->last ? -1 : 1; /* the furthest first */
+    double x = a->val[a->last], y = b->val[b->last];
+    if (x != y && !isnan(x) && !isnan(y)) return x < y ? -1 : 1;
+    return (a->config > b->config) - (a->config < b->config);
+}
+
+/* The lines of stage s, those that got furthest first (then the lowest value there); returns the
+ * number of configurations with a value at some rung. */
+static int rung_lines(const ls_report *rep, int s, rung_line *out) {
+    const ls_report_es *e = &rep->stage_es[s];
+    int n = 0;
+    for (int c = 0; c < rep->n_configs; c++) {
+        const ls_report_config *cf = &rep->configs[c];
+        if (cf->stage != s || cf->baseline) continue;
+        rung_line *l = &out[n];
+        l->config = c, l->last = -1, l->stopped = l->done = 0;
+        for (int k = 0; k < e->n_rungs; k++) {
+            double sum = 0;
+            int m = 0;
+            for (int r = 0; r < cf->n_trials; r++) {
+                const ls_report_trial *t = &rep->trials[cf->trials[r]];
+                if (t->stage == s && t->rung_val && isfinite(t->rung_val[k])) sum += t->rung_val[k], m++;
+            }
+            l->val[k] = m ? sum / m : NAN;
+            if (m) l->last = k;
+        }
+        for (int r = 0; r < cf->n_trials; r++) {
+            ls_result_status st = rep->trials[cf->trials[r]].status;
+            l->stopped |= st == LS_RESULT_STOPPED, l->done |= st == LS_RESULT_DONE;
+        }
+        l->done &= l->last == e->n_rungs - 1 && !l->stopped;
+        if (l->last >= 0) n++;
+    }
+    qsort(out, (size_t)n, sizeof *out, by_reach);
+    return n;
+}
+
+static void draw_rungs(cairo_t *cr, double W, double H, void *vctx) {
+    figure *f = vctx;
+    const ls_report *rep = f->rep;
+    int s = f->stage;
+    const ls_report_es *e = &rep->stage_es[s];
+    rung_line *lines = ls_malloc((size_t)(rep->n_configs ? rep->n_configs : 1) * sizeof *lines);
+    int total = rung_lines(rep, s, lines), n = total < MAX_CURVES ? total : MAX_CURVES;
+    int repeated = 0, stopped = 0, done = 0;
+    for (int k = 0; k < total; k++) {
+        repeated |= rep->configs[lines[k].config].repeats > 1;
+        stopped += lines[k].stopped, done += lines[k].done;
+    }
+    /* the legend: one entry per line, then what the end markers mean */
+    ls_legend_entry *le = ls_calloc((size_t)n + 2, sizeof *le);
+    char (*labels)[160] = ls_calloc((size_t)n + 2, sizeof *labels);
+    for (int k = 0; k < n; k++) {
+        const rung_line *l = &lines[k];
+        const ls_report_config *cf = &rep->configs[l->config];
+        const ls_report_trial *t = &rep->trials[cf->first];
+        char lr[32], end[64];
+        lr_short(lr, sizeof lr, t->row.lr);
+        if (l->stopped) snprintf(end, sizeof end, "stopped at step %d", e->rungs[l->last]);
+        else if (l->done) snprintf(end, sizeof end, "to max_steps");
+        else snprintf(end, sizeof end, "%s", ls_result_status_name(t->status));
+        char mean[32] = "";
+        if (cf->repeats > 1) snprintf(mean, sizeof mean, ", mean of %d repeats", cf->n_trials);
+        snprintf(labels[k], sizeof labels[k], "lr %s, rank %d, ctx %d%s: %s", lr, t->row.lora_rank, t->row.ctx, mean, end);
+        le[k].label = labels[k];
+        le[k].style = (ls_style){.color = ls_plot_color(k), .width = l->done ? 2.6 : 1.6, .marker = 1,
+                                 .marker_size = 3};
+    }
+    ls_rgb ink = {0.2, 0.2, 0.2};
+    le[n] = (ls_legend_entry){"x: stopped early at this rung", {.color = ink, .width = -1, .marker = LS_PLOT_MARKER_CROSS,
+                                                                .marker_size = 6}, 0};
+    le[n + 1] = (ls_legend_entry){"o: ran to max_steps (the top rung)", {.color = ink, .width = -1, .marker = 1,
+                                                                      .marker_size = 6}, 0};
+    int max_rows = (int)((H - 120) / (LEGEND_FONT * 1.55));
+    int cols = (n + 2 + max_rows - 1) / (max_rows > 0 ? max_rows : 1);
+    double lw = ls_plot_legend_width(cr, le, (size_t)n + 2, LEGEND_FONT) * (cols > 0 ? cols : 1) + 16;
+
+    char title[200], sub[300], es[64];
+    snprintf(es, sizeof es, "%s, eta %d", ls_grid_es_names[e->type], e->eta);
+    snprintf(title, sizeof title, "Validation loss at the rungs of stage %s (early stopping: %s)", rep->stage_names[s], es);
+    ls_plot_text(cr, 20, 12, -1, -1, 16, 1, title);
+    ls_report_savings sv;
+    ls_report_stage_savings(rep, s, &sv);
+    int w = snprintf(sub, sizeof sub, "%s%d %s: %d stopped early (x), %d ran to step %d (o)",
+                     n < total ? "the furthest of " : "", total, repeated ? "configurations" : "trials", stopped, done,
+                     e->rungs[e->n_rungs - 1]);
+    if (isfinite(sv.to_end) && sv.to_end > 0 && w > 0 && (size_t)w < sizeof sub)
+        snprintf(sub + w, sizeof sub - (size_t)w, "; FLOPS %.3g spent of %.3g had all run to the end (%.0f%% saved)",
+                 sv.spent, sv.to_end, 100 * (sv.to_end - sv.spent) / sv.to_end);
+    ls_plot_text(cr, 20, 36, -1, -1, 12, 0, sub);
+
+    ls_axes ax;
+    ls_axes_place(&ax, 10, 56, W - lw - 20, H - 62);
+    double steps[LS_ES_MAX_RUNGS], *vals = ls_malloc(((size_t)n * LS_ES_MAX_RUNGS + 1) * sizeof *vals);
+    size_t nv = 0;
+    for (int k = 0; k < e->n_rungs; k++) steps[k] = e->rungs[k];
+    for (int k = 0; k < n; k++)
+        for (int r = 0; r < e->n_rungs; r++) vals[nv++] = lines[k].val[r];
+    /* rungs are min_steps * eta^k: evenly spaced on a log axis */
+    ls_axes_fit_x(&ax, steps, (size_t)e->n_rungs, e->n_rungs > 1 ? 1 : 0, 0);
+    if (ax.xlog) ax.xmin = steps[0] / 1.3, ax.xmax = steps[e->n_rungs - 1] * 1.1; /* room for the end markers */
+    ls_axes_fit_y(&ax, vals, nv, -1, 1.0);
+    if (!ax.ylog) ax.ymax += 0.08 * (ax.ymax - ax.ymin); /* room for the rungs' labels above the lines */
+    ls_axes_draw(cr, &ax, "", "optimiser step (log scale; dotted: the rungs)",
+                 repeated ? "validation loss, mean of the repeats (nats per token)" : "validation loss (nats per token)");
+    for (int k = 0; k < e->n_rungs; k++) { /* each rung named beside its line, the top one on its left */
+        char label[48];
+        int top = k == e->n_rungs - 1;
+        if (top) snprintf(label, sizeof label, "top: step %d", e->rungs[k]);
+        else snprintf(label, sizeof label, "rung %d: step %d", k, e->rungs[k]);
+        ls_plot_vline(cr, &ax, steps[k], (ls_rgb){0.55, 0.55, 0.55}, 2, NULL);
+        double px = ls_axes_px(&ax, steps[k]);
+        ls_plot_text(cr, top ? px - 6 : px + 6, ax.y + 8, top ? 1 : -1, -1, 11.5, 0, label);
+    }
+    for (int k = n - 1; k >= 0; k--) { /* the furthest drawn last, on top */
+        const rung_line *l = &lines[k];
+        ls_plot_line(cr, &ax, steps, l->val, (size_t)e->n_rungs, &le[k].style);
+        if (!l->stopped && !l->done) continue;
+        ls_style end = {.color = le[k].style.color, .width = -1, .marker = l->stopped ? LS_PLOT_MARKER_CROSS : 1,
+                        .marker_size = 6.5};
+        ls_plot_line(cr, &ax, &steps[l->last], &l->val[l->last], 1, &end);
+    }
+    ls_plot_legend(cr, W - lw + 4, 64, le, (size_t)n + 2, max_rows, LEGEND_FONT);
+    free(lines), free(vals), free(le), free(labels);
+}
+
 /* ---------------------------------------------------------------- the figures */
 
 /* The trial whose forecasts are drawn: the chosen id (or a unique prefix), else the best, else
@@ -647,6 +789,23 @@ int ls_report_plots(ls_report *rep, const char *dir, const ls_report_plot_option
             fprintf(log, "  %-34s %s.png\n", "FLOPS against validation loss:", base);
     } else if (rc == LS_OK) {
         fprintf(log, "  FLOPS against validation loss: none yet (no finished trial)\n");
+    }
+    for (int s = 0; s < rep->n_stages && rc == LS_OK; s++) {
+        if ((opt->stage >= 0 && s != opt->stage) || !rep->stage_es || rep->stage_es[s].type == LS_GRID_ES_NONE) continue;
+        int any = 0; /* a value at some rung */
+        for (int i = 0; i < rep->n_trials && !any; i++)
+            for (int k = 0; rep->trials[i].stage == s && rep->trials[i].rung_val && k < rep->stage_es[s].n_rungs; k++)
+                any |= isfinite(rep->trials[i].rung_val[k]);
+        if (!any) {
+            fprintf(log, "  rungs of stage %s: none yet (no trial has reached a rung)\n", rep->stage_names[s]);
+            continue;
+        }
+        figure rf = f;
+        rf.stage = s;
+        snprintf(base, sizeof base, "%s/rungs_%s", dir, rep->stage_names[s]);
+        char what[96];
+        snprintf(what, sizeof what, "validation loss at the rungs (%s):", rep->stage_names[s]);
+        if ((rc = ls_plot_save(base, 1300, 640, draw_rungs, &rf)) == LS_OK) fprintf(log, "  %-34s %s.png\n", what, base);
     }
     free(f.shown);
     return rc;

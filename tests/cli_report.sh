@@ -53,6 +53,10 @@ for section in "Trials by final validation loss" "Context length (stage ctx" "FL
 done
 grep -q "UNFINISHED" "$T/report.txt" && bad "a finished sweep reported as unfinished" || ok "a finished sweep is not marked unfinished"
 grep -q "trials: 10: 10 done" "$T/report.txt" && ok "counts: 10 done" || bad "counts: $(grep trials: "$T/report.txt")"
+# no stage with early stopping: no such section, JSON stopped [] and flops_saved null, no rungs figure
+"$LS" report "$R" --format json --plots "$T/nofigs" 2>"$T/nofigs.txt" | $PY -c 'import json, sys; r = json.load(sys.stdin); assert r["stopped"] == [] and r["flops_saved"] is None, r["flops_saved"]' \
+  && ! grep -q "== Stopped early" "$T/report.txt" && ! grep -q "rungs" "$T/nofigs.txt" && [ -z "$(ls "$T/nofigs" | grep rungs_)" ] \
+  && ok "without early stopping: no stopped-early section, figure or savings" || bad "early-stopping output without early stopping"
 
 # CSV and JSON against the file read with h5py, computed independently here
 "$LS" report "$R" --format csv >"$T/r.csv" && "$LS" report "$R" --format json >"$T/r.json"

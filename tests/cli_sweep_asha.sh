@@ -5,6 +5,8 @@
 #  - ASHA (promotion form, eta 2, rungs at steps 2 and 4 below max_steps 8) with one worker: every
 #    decision is a journal record; trials left paused are stopped at their rung; the next stage
 #    starts from the best trial that reached the top.
+#  - The report's section on trials stopped early against the journal, `sweep plan` and the
+#    straight sweep (FLOPS to the end, the saving), in JSON, CSV and the table; the rungs figure.
 #  - Paused and promoted trials train exactly as straight runs: the curves and adapters of the
 #    top-rung trials equal those of the same grid without early stopping, bit for bit, and a
 #    stopped trial's curve is the straight run's up to its rung.
@@ -172,6 +174,58 @@ PY
 then ok "paused and promoted trials equal straight runs bit for bit"
 else bad "paused and promoted trials differ from straight runs"; fi
 
+# The report's early-stopping section against the journal and `sweep plan`: the trials stopped
+# are exactly those the journal stopped, at its rung and step; each one's FLOPS to the end is the
+# plan's estimate of it in the same stage without early stopping (and, where the straight sweep
+# ran, not below what it really spent there nor 5% above); the saving is their sum less what they
+# spent (the rungs are multiples of eval_every: a finished trial validated nowhere extra); the
+# same in the CSV and the table; and the rungs figure is drawn.
+"$LS" sweep plan "$T/straight.yaml" --json >"$T/straight-plan.json" 2>"$T/sp.err" || bad "sweep plan (straight): $(cat "$T/sp.err")"
+{ "$LS" report "$T/ref/s.h5" --format json >"$T/es.json" && "$LS" report "$T/ref/s.h5" --format csv >"$T/es.csv" \
+  && "$LS" report "$T/ref/s.h5" --plots "$T/es-figs" >"$T/es.txt"; } 2>"$T/es.err" || bad "report of the ASHA sweep: $(cat "$T/es.err")"
+if $PY - "$T/ref.dec" "$T/ref/s.h5" "$T/straight-plan.json" "$T/es.json" "$T/es.csv" "$T/es.txt" "$T/st/s.h5" "$SAMPLE" <<'PY'
+import sys, json, csv, struct, h5py, math
+dec, h5, plan, rj, rcsv, txt, straight, sample = sys.argv[1:]
+f64 = lambda h: struct.unpack("<d", bytes.fromhex(h)[::-1])[0]
+stops = {r[1]: (int(r[2]), int(r[3]), f64(r[4])) for r in (l.split() for l in open(dec)) if r[0] == "stopped"}
+r = json.load(open(rj))
+got = {s["id"]: s for s in r["stopped"]}
+assert stops and set(got) == set(stops) and len(r["stopped"]) == len(stops), (sorted(got), sorted(stops))
+t = h5py.File(h5, "r")["trials"]
+ids = [x.decode() for x in t["id"][:]]
+spent = dict(zip(ids, t["flops_total"][:]))
+est = {x["id"]: x["flops"] for x in json.load(open(plan))["stages"][0]["trials"]}
+for i, (rung, step, val) in stops.items():
+    s = got[i]
+    assert (s["rung"], s["step"], s["final_val_loss"]) == (rung, step, val), (i, s, stops[i])
+    assert s["flops_spent"] == spent[i] and math.isclose(s["flops_run_to_end"], est[i], rel_tol=1e-12), (i, s, est[i])
+saved = sum(est[i] - spent[i] for i in stops)
+st = r["flops_saved"]["stages"][0]
+assert st["stage"] == "lr" and st["rungs"] == [2, 4, 8] and st["stopped"] == len(stops), st
+assert math.isclose(st["flops_saved"], saved, rel_tol=1e-9), (st, saved)
+assert math.isclose(st["flops_spent"], sum(f for f, g in zip(t["flops_total"][:], t["stage"][:]) if g == 0), rel_tol=1e-12)
+rows = {x["id"]: x for x in csv.DictReader(open(rcsv))}
+for i, s in got.items():
+    assert int(rows[i]["rung"]) == s["rung"], rows[i]
+    assert math.isclose(float(rows[i]["flops_run_to_end"]), s["flops_run_to_end"], rel_tol=1e-8), rows[i]
+text = open(txt).read()
+sec = text.split("== Stopped early (early stopping)\n")[1].split("\n\n")[0].splitlines()[1:]
+assert sorted(l.split()[0] for l in sec) == sorted(stops), sec
+assert ("%.3g (%.1f%%)" % (saved, 100 * saved / st["flops_run_to_end"])) in text, "the saving in the table"
+if sample != "1":  # the straight sweep ran: the estimates against what the same trials spent there
+    s2 = h5py.File(straight, "r")["trials"]
+    real = dict(zip([x.decode() for x in s2["id"][:]], s2["flops_total"][:]))
+    for i in stops:
+        assert real[i] <= est[i] < 1.05 * real[i], (i, real[i], est[i])
+print("%d stopped, %.4g FLOPS saved (%.1f%%)" % (len(stops), saved, st["percent"]))
+PY
+then ok "report: the trials stopped (rung, step, value) as the journal has them; FLOPS to the end as sweep plan estimates; the saving"
+else bad "report: the early-stopping section"; fi
+png=$T/es-figs/rungs_lr.png
+if grep -qF "$png" "$T/es.txt" && [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] \
+  && [ "$(stat -c %s "$png")" -gt 20000 ]; then ok "report --plots: rungs_lr.png named and drawn ($(stat -c %s "$png") bytes)"
+else bad "the rungs figure: $(grep rungs "$T/es.txt")"; fi
+
 # run NAME LS_FAULT WANT_RC WANT_DECISIONS: one cut-short run on k/; WANT_RC kill = killed (not 0,
 # 1 or 3); WANT_DECISIONS: decision records in the journal after it (where it stopped).
 run() {
@@ -273,6 +327,25 @@ print("%d configurations cut, judged by the mean of 2 repeats" % len(cut))
 PY
 then ok "median rule: judged by the mean of the repeats once both arrived; a cut stops both"
 else bad "median rule: $(cat "$T/m.dec")"; fi
+# the report of the median rule with repeats: its stopped trials are the file's, both repeats of a
+# cut configuration at rung 0 (step 2); the rungs figure draws configurations (their mean)
+"$LS" report "$T/m/s.h5" --format json >"$T/m.json" 2>&1 && "$LS" report "$T/m/s.h5" --plots "$T/m-figs" >"$T/m.txt" 2>&1 \
+  || bad "report of the median sweep: $(tail -2 "$T/m.txt")"
+if $PY - "$T/m.json" "$T/m/s.h5" <<'PY'
+import sys, json, h5py
+r = json.load(open(sys.argv[1]))
+t = h5py.File(sys.argv[2], "r")["trials"]
+stopped = {i.decode() for i, s in zip(t["id"][:], t["status"][:]) if s == 5}
+assert stopped and {s["id"] for s in r["stopped"]} == stopped, (r["stopped"], stopped)
+assert all(s["rung"] == 0 and s["step"] == 2 and s["repeat"] in (0, 1) for s in r["stopped"]), r["stopped"]
+by_config = {}
+for s in r["stopped"]: by_config.setdefault(s["configuration"], set()).add(s["repeat"])
+assert all(v == {0, 1} for v in by_config.values()), by_config
+PY
+then grep -q "rungs_lr.png" "$T/m.txt" && grep -A1 "== Stopped early" "$T/m.txt" | grep -q " repeat " \
+  && ok "report of the median rule with repeats: both repeats of each cut configuration stopped at rung 0; the figure" \
+  || bad "median report: $(grep -A2 'Stopped early' "$T/m.txt")"
+else bad "median report: the stopped trials"; fi
 # one worker: start, arrived (2: repeat 0), arrived (3: repeat 1), continue (4), ...
 n_ref=$(wc -l <"$T/m.dec")
 first_cut=$(grep -n "^cut" "$T/m.dec" | head -1 | cut -d: -f1)

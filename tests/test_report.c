@@ -13,14 +13,17 @@
 #include <math.h>
 #include <mpi.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lorasweep/common.h"
 #include "lorasweep/config.h"
 #include "lorasweep/grid.h"
 #include "lorasweep/journal.h"
+#include "lorasweep/model.h"
 #include "lorasweep/plot.h"
 #include "lorasweep/report.h"
 #include "lorasweep/results.h"
+#include "lorasweep/trial.h"
 
 static const char grid_text[] = "name: t\n"
                                 "budget_flops: 1e16\n"
@@ -538,6 +541,9 @@ static void test_figures(void **state) {
             assert_int_equal(stat(path, &st), 0);
             assert_true(st.st_size > 2000);
         }
+    struct stat none; /* no stage with early stopping: no rungs figure */
+    snprintf(path, sizeof path, "%s/rungs_lr_rank.png", dir);
+    assert_int_equal(stat(path, &none), -1);
     /* options checked before anything is drawn or printed */
     opt.n_systems = 1, opt.systems[0] = 8;
     assert_int_equal(ls_report_plot_check(&rep, &opt), LS_ERR);
@@ -555,6 +561,173 @@ static void test_figures(void **state) {
     assert_true(strlen(ls_last_error()) > 0);
     fclose(log);
     ls_report_free(&rep);
+}
+
+/* Early stopping: an ASHA stage (rungs 2, 4, 8) with a trial run to the top, one stopped at rung 1
+ * whose curve in the file holds only its last segment (a trial paused and resumed rewrites its
+ * validation points from the segment's first: the journal's decisions have the earlier rung), and
+ * one stopped at rung 0. The section, JSON, CSV and figure; FLOPS to the end as ls_trial_estimate*
+ * make them (the model's config.json written here), then unknown without the model. */
+static const char es_grid[] = "name: es\n"
+                              "base: {model: {path: m}, data: {path: d.h5}, train: {max_steps: 8, eval_every: 4}}\n"
+                              "stages:\n"
+                              "  - name: lr\n"
+                              "    grid: {train.lr: [1.0e-2, 1.0e-3, 1.0e-4]}\n"
+                              "    early_stopping: {type: asha, min_steps: 2, eta: 2}\n";
+
+static void test_early_stopping(void **state) {
+    (void)state;
+    char path[4300], model[4300], cfg_path[4400];
+    snprintf(path, sizeof path, "%s/es.h5", temp_dir());
+    snprintf(model, sizeof model, "%s/es-model", temp_dir());
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", model);
+    ls_model_config mc;
+    assert_int_equal(ls_model_config_preset("tiny", &mc), LS_OK);
+    assert_int_equal(ls_mkdirs(model), LS_OK);
+    assert_int_equal(ls_model_config_save(cfg_path, &mc), LS_OK);
+    ls_results_meta meta = {"es", es_grid, 0x77, "/nonexistent/d.h5", 0, 0};
+    ls_results *r;
+    assert_int_equal(ls_results_open(MPI_COMM_SELF, path, &meta, 0, &r, NULL), LS_OK);
+    static const double lr[3] = {1e-2, 1e-3, 1e-4};
+    static const int steps[3] = {8, 4, 2};
+    static const double val[3] = {1.0, 1.6, 1.9}, spent[3] = {9e9, 4e9, 2e9};
+    ls_trial_config cfg[3];
+    ls_results_trial_spec specs[3];
+    char *yaml[3];
+    for (int i = 0; i < 3; i++) {
+        ls_config_defaults(&cfg[i]);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%g", lr[i]);
+        assert_int_equal(ls_config_set(&cfg[i], "train.lr", buf), LS_OK);
+        assert_int_equal(ls_config_set(&cfg[i], "train.max_steps", "8"), LS_OK);
+        assert_int_equal(ls_config_set(&cfg[i], "train.eval_every", "4"), LS_OK);
+        assert_int_equal(ls_config_set(&cfg[i], "model.path", model), LS_OK);
+        assert_int_equal(ls_config_set(&cfg[i], "data.path", "/nonexistent/d.h5"), LS_OK);
+        yaml[i] = ls_config_to_yaml(&cfg[i]);
+        specs[i] = (ls_results_trial_spec){.id = 0x300 + (uint64_t)i, .stage = 0, .config_yaml = yaml[i], .lr = lr[i],
+                                           .lora_rank = cfg[i].lora.rank, .ctx = cfg[i].train.ctx, .batch_size = 4,
+                                           .max_steps = 8, .max_evals = 6};
+    }
+    assert_int_equal(ls_results_add_trials(r, specs, 3), LS_OK);
+    for (int i = 0; i < 3; i++) {
+        ls_result_metrics m;
+        ls_result_metrics_init(&m);
+        m.steps = steps[i], m.final_val_loss = val[i], m.flops_total = spent[i];
+        assert_int_equal(ls_results_write_metrics(r, 0x300 + (uint64_t)i, &m), LS_OK);
+        free(yaml[i]);
+    }
+    int s0[5] = {0, 2, 4, 6, 8}, s1[1] = {4}, s2[2] = {0, 2};
+    float v0[5] = {3, 2.0f, 1.5f, 1.2f, 1.0f}, v1[1] = {1.6f}, v2[2] = {3, 1.9f};
+    assert_int_equal(ls_results_write_evals(r, 0x300, 5, s0, v0), LS_OK);
+    assert_int_equal(ls_results_write_evals(r, 0x301, 1, s1, v1), LS_OK); /* its last segment only */
+    assert_int_equal(ls_results_write_evals(r, 0x302, 2, s2, v2), LS_OK);
+    assert_int_equal(ls_results_write_status(r, 0x300, LS_RESULT_DONE, NULL), LS_OK);
+    assert_int_equal(ls_results_write_status(r, 0x301, LS_RESULT_STOPPED, "stopped early at rung 1 (step 4): val 1.6"), LS_OK);
+    assert_int_equal(ls_results_write_status(r, 0x302, LS_RESULT_STOPPED, "stopped early at rung 0 (step 2): val 1.9"), LS_OK);
+    assert_int_equal(ls_results_close(r), LS_OK);
+    ls_journal *j;
+    assert_int_equal(ls_journal_open(path, "job-es", &j), LS_OK);
+    assert_int_equal(ls_journal_sweep_start(j, 0x77, "job-es"), LS_OK);
+    const ls_journal_decision dec[] = {
+        {0x300, LS_ES_PAUSED, 0, 2, 1, 2.0, NAN, 1e9},  {0x301, LS_ES_PAUSED, 0, 2, 2, 1.8, NAN, 1e9},
+        {0x300, LS_ES_PROMOTED, 0, 2, 2, 2.0, 2.0, 1e9}, {0x302, LS_ES_PAUSED, 0, 2, 3, 1.9, 1.8, 1e9},
+        {0x301, LS_ES_PROMOTED, 0, 2, 3, 1.8, 1.8, 1e9}, {0x300, LS_ES_PAUSED, 1, 4, 1, 1.5, NAN, 3e9},
+        {0x301, LS_ES_PAUSED, 1, 4, 2, 1.6, 1.5, 3e9},   {0x300, LS_ES_PROMOTED, 1, 4, 2, 1.5, 1.5, 3e9},
+        {0x301, LS_ES_STOPPED, 1, 4, 2, 1.6, NAN, 4e9},  {0x302, LS_ES_STOPPED, 0, 2, 3, 1.9, NAN, 2e9},
+    };
+    assert_int_equal(ls_journal_trial_start(j, 0x300, 1, 1, "host", -1), LS_OK);
+    for (size_t d = 0; d < sizeof dec / sizeof *dec; d++) assert_int_equal(ls_journal_trial_decision(j, &dec[d]), LS_OK);
+    ls_result_metrics m0;
+    ls_result_metrics_init(&m0);
+    m0.steps = 8, m0.final_val_loss = 1.0, m0.flops_total = spent[0];
+    assert_int_equal(ls_journal_trial_done(j, 0x300, &m0), LS_OK);
+    assert_int_equal(ls_journal_close(j), LS_OK);
+
+    ls_report rep;
+    if (ls_report_load(path, &rep) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_int_equal(rep.stage_es[0].type, LS_GRID_ES_ASHA);
+    assert_int_equal(rep.stage_es[0].n_rungs, 3);
+    assert_int_equal(rep.stage_es[0].rungs[2], 8);
+    const ls_report_trial *top = &rep.trials[find(&rep, 0x300)], *at1 = &rep.trials[find(&rep, 0x301)],
+                          *at0 = &rep.trials[find(&rep, 0x302)];
+    assert_int_equal(at1->status, LS_RESULT_STOPPED);
+    assert_int_equal(at1->rung, 1);
+    assert_int_equal(at0->rung, 0);
+    assert_int_equal(top->rung, -1);
+    assert_true(at1->rung_val[0] == 1.8 && at1->rung_val[1] == 1.6 && isnan(at1->rung_val[2])); /* rung 0: the journal's */
+    assert_true(top->rung_val[0] == 2.0 && top->rung_val[1] == 1.5 && top->rung_val[2] == 1.0);
+    /* to the end: a stopped trial's estimate to max_steps; the done one's own less its validation at rung 2 */
+    double full[3], with_rungs;
+    for (int i = 0; i < 3; i++) assert_int_equal(ls_trial_estimate_flops(&cfg[i], &full[i]), LS_OK);
+    assert_int_equal(ls_trial_estimate_flops_rungs(&cfg[0], rep.stage_es[0].rungs, 3, 8, &with_rungs), LS_OK);
+    assert_true(with_rungs > full[0]); /* step 2 is no multiple of eval_every: one validation more */
+    assert_true(at1->flops_to_end == full[1] && at0->flops_to_end == full[2]);
+    assert_true(fabs(top->flops_to_end - (spent[0] - (with_rungs - full[0]))) < 1e-6 * spent[0]);
+    ls_report_savings sv;
+    assert_int_equal(ls_report_stage_savings(&rep, 0, &sv), 1);
+    assert_int_equal(sv.stopped, 2);
+    double to_end = top->flops_to_end + full[1] + full[2];
+    assert_true(sv.spent == spent[0] + spent[1] + spent[2] && fabs(sv.to_end - to_end) < 1e-9 * to_end);
+
+    char *text = print_to_string(&rep, LS_REPORT_TABLE, -1);
+    char *sec = strstr(text, "== Stopped early (early stopping)\n");
+    assert_non_null(sec);
+    char *a = strstr(sec, "0000000000000301  lr"), *b = strstr(sec, "0000000000000302  lr");
+    assert_true(a && b && a < b); /* the furthest first */
+    assert_null(strstr(sec, "0000000000000300  lr"));
+    assert_non_null(strstr(sec, "asha, eta 2     2, 4, 8"));
+    char saved[64];
+    snprintf(saved, sizeof saved, "%.3g (%.1f%%)", to_end - sv.spent, 100 * (to_end - sv.spent) / to_end);
+    assert_non_null(strstr(sec, saved));
+    free(text);
+    char *csv = print_to_string(&rep, LS_REPORT_CSV, -1);
+    assert_non_null(strstr(csv, ",repeat,rung,flops_run_to_end\n"));
+    char row_end[96];
+    snprintf(row_end, sizeof row_end, ",0000000000000302,0,0,%.9g\n", full[2]);
+    assert_non_null(strstr(csv, row_end));
+    free(csv);
+    char *json = print_to_string(&rep, LS_REPORT_JSON, -1);
+    cJSON *root = cJSON_Parse(json);
+    cJSON *stopped = cJSON_GetObjectItem(root, "stopped"), *first = cJSON_GetArrayItem(stopped, 0);
+    assert_int_equal(cJSON_GetArraySize(stopped), 2);
+    assert_string_equal(cJSON_GetObjectItem(first, "id")->valuestring, "0000000000000301");
+    assert_int_equal(cJSON_GetObjectItem(first, "rung")->valueint, 1);
+    assert_int_equal(cJSON_GetObjectItem(first, "step")->valueint, 4);
+    assert_true(cJSON_GetObjectItem(first, "flops_run_to_end")->valuedouble == full[1]);
+    cJSON *fs = cJSON_GetObjectItem(root, "flops_saved");
+    assert_true(fabs(cJSON_GetObjectItem(fs, "flops_saved")->valuedouble - (to_end - sv.spent)) < 1e-6 * to_end);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(fs, "stages"), 0), "rungs")), 3);
+    cJSON_Delete(root);
+    free(json);
+    char dir[4400], png[4500];
+    snprintf(dir, sizeof dir, "%s/es-figs", temp_dir());
+    ls_report_plot_options opt = {.stage = -1};
+    FILE *log = fopen("/dev/null", "w");
+    assert_int_equal(ls_report_plots(&rep, dir, &opt, log), LS_OK);
+    fclose(log);
+    struct stat st;
+    snprintf(png, sizeof png, "%s/rungs_lr.png", dir);
+    assert_int_equal(stat(png, &st), 0);
+    assert_true(st.st_size > 10000);
+    ls_report_free(&rep);
+
+    /* without the model: no estimate, said once; the saving unknown (null, "-"), the rest as before */
+    assert_int_equal(unlink(cfg_path), 0);
+    if (ls_report_load(path, &rep) != LS_OK) fail_msg("%s", ls_last_error());
+    assert_non_null(strstr(rep.estimate_note, "config.json"));
+    assert_true(isnan(rep.trials[find(&rep, 0x301)].flops_to_end));
+    text = print_to_string(&rep, LS_REPORT_TABLE, -1);
+    assert_non_null(strstr(text, "no estimate to the end: trial 0000000000000300"));
+    free(text);
+    json = print_to_string(&rep, LS_REPORT_JSON, -1);
+    root = cJSON_Parse(json);
+    fs = cJSON_GetObjectItem(root, "flops_saved");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(fs, "flops_saved")));
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(fs, "estimate_note")));
+    cJSON_Delete(root);
+    free(json);
+    ls_report_free(&rep);
+    for (int i = 0; i < 3; i++) ls_config_free(&cfg[i]);
 }
 
 static void test_plot_helpers(void **state) {
@@ -600,7 +773,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conclusions), cmocka_unit_test(test_live_sweep), cmocka_unit_test(test_without_journal),
         cmocka_unit_test(test_not_results), cmocka_unit_test(test_figures),  cmocka_unit_test(test_empty_file),
-        cmocka_unit_test(test_repeats),
+        cmocka_unit_test(test_repeats),     cmocka_unit_test(test_early_stopping),
     };
     fails += cmocka_run_group_tests_name("report", tests, make_results, NULL);
     ls_plot_release_caches(); /* cairo's and fontconfig's caches: no suppression hides our surfaces */

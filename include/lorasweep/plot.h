@@ -59,12 +59,14 @@ void ls_axes_draw(cairo_t *cr, const ls_axes *ax, const char *title, const char 
 double ls_axes_px(const ls_axes *ax, double x);
 double ls_axes_py(const ls_axes *ax, double y);
 
+enum { LS_PLOT_MARKER_CROSS = 5 }; /* an x: where something ended early */
+
 typedef struct {
     ls_rgb color;
     double alpha;       /* 0 means 1 */
     double width;       /* line width in pixels; 0 means 1.5 */
     int dashed;         /* 1 dashed, 2 dotted */
-    int marker;         /* 0 none, 1 circle, 2 square, 3 triangle, 4 diamond */
+    int marker;         /* 0 none, 1 circle, 2 square, 3 triangle, 4 diamond, 5 cross (LS_PLOT_MARKER_CROSS) */
     double marker_size; /* 0 means 4 */
 } ls_style;
 

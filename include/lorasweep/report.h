@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 
+#include "lorasweep/asha.h"
 #include "lorasweep/config.h"
 #include "lorasweep/grid.h"
 #include "lorasweep/results.h"
@@ -52,7 +53,31 @@ typedef struct {
     float *fc_mean, *fc_std, *fc_truth;
     int configuration;           /* index into ls_report.configs: its configuration in its stage */
     int repeat;                  /* its repeat (0 in a stage without repeats; -1: seeds of no repeat) */
+    /* early stopping (a trial of a stage with `early_stopping`, else NULL, -1 and NaN): */
+    double *rung_val;            /* its validation loss at each of the stage's rungs, NaN where it
+                                  * did not get to (the journal's decisions, else its curve; a done
+                                  * trial's top rung is its final validation loss) */
+    int rung;                    /* stopped: the rung it stopped at (0 = the first, as its message) */
+    double flops_to_end;         /* the FLOPS it would have spent in the same stage without early
+                                  * stopping: a stopped trial's estimate to max_steps (as `sweep plan`
+                                  * and the budget estimate a trial), a done one's own less its extra
+                                  * validations at rungs, any other its own; NaN: no estimate */
 } ls_report_trial;
+
+/* A stage's early stopping, as its grid has it: the rungs are those the sweep paused at. */
+typedef struct {
+    ls_grid_es_type type;        /* LS_GRID_ES_NONE: the stage has none */
+    int eta;
+    int n_rungs;
+    int rungs[LS_ES_MAX_RUNGS];  /* steps, ascending; the last is max_steps (the top) */
+} ls_report_es;
+
+/* What early stopping saved in a stage: its trials' FLOPS against the same trials all run to
+ * the end (ls_report_trial.flops_to_end). */
+typedef struct {
+    int trials, stopped;
+    double spent, to_end;        /* to_end NaN: some trial has no estimate */
+} ls_report_savings;
 
 /* Mean and sample standard deviation (n - 1 in the denominator; NaN when n < 2) of n values. */
 typedef struct {
@@ -96,6 +121,8 @@ typedef struct {
     char **stage_names;
     int *stage_ctx_axis;         /* 1: the grid's stage has a train.ctx axis (a context comparison) */
     int *stage_from;             /* the stage whose winner it starts from (select.from), or -1 */
+    ls_report_es *stage_es;      /* each stage's early stopping (type NONE without, or without the grid) */
+    char estimate_note[512];     /* why a run to the end could not be estimated ("" it could) */
     int n_started;               /* stages 0..n_started-1 have trials in the file */
     int have_journal;            /* 1 when the journal was read */
     char journal_note[512];      /* why it was not, or what replay said ("" nothing) */
@@ -138,6 +165,10 @@ void ls_report_unload(ls_report *rep, int i);
 /* Trials of stage s not yet ended (pending or running): while there are any, stage s hands on no
  * winner and the stages that select from it wait. */
 int ls_report_stage_unfinished(const ls_report *rep, int s);
+
+/* Stage s's trials' FLOPS against the same trials all run to the end (0: the stage has no early
+ * stopping; then *out is zero). */
+int ls_report_stage_savings(const ls_report *rep, int s, ls_report_savings *out);
 
 /* A varying key's value in trial t, for a table cell or a legend ("8.0", "[q_proj, v_proj]"). */
 void ls_report_value(const ls_report_trial *t, const ls_config_key *key, char *buf, size_t cap);
