@@ -284,6 +284,11 @@ status = t["status"][:]
 assert len(status) == 4 and (status == 2).all(), status
 PY
 then ok "walltime + preemption: the 4 trials done, each once"; else bad "walltime + preemption: results file"; fi
-[ $fails -eq 0 ] || show_log "$log"
+if [ $fails -gt 0 ]; then # what Slurm itself says of the job, to tell its faults from ours
+  show_log "$log"
+  echo "---- scontrol show job $id"; scontrol show job "$id" 2>&1 | sed 's/^/     /'
+  echo "---- slurmctld and slurmd on job $id"
+  grep -h "JobId=$id\b\|job_id=$id\b\|JOB $id\b\|StepId=$id\." "$CL"/log/slurmctld.log "$CL"/log/slurmd.log 2>/dev/null | tail -40 | sed 's/^/     /'
+fi
 
 cd / && finish
