@@ -259,7 +259,9 @@ if wait_for 200 "the walltime stop and requeue" eval '[ "$(field '"$id"' Restart
   else bad "walltime: run 2 started no trial"; fi
 else bad "walltime: job $id was not requeued (state $(field "$id" JobState))"; fi
 release_until_done() { # a requeued job waits for its hold; start it now, until the job ends
-  state_is "$1" PENDING && scontrol update JobId="$1" StartTime=now 2>/dev/null
+  # not at once: a job started within a second of its requeue can meet its previous run's revoked
+  # credential ("Killing non-startable batch JobId=10: Job credential revoked": FAILED)
+  state_is "$1" PENDING && sleep 3 && state_is "$1" PENDING && scontrol update JobId="$1" StartTime=now 2>/dev/null
   # an end state that lasts (a run that requeues itself may pass through one on its way back)
   state_is "$1" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL" && sleep 3 &&
     state_is "$1" "COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL"
