@@ -628,29 +628,49 @@ static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const flo
 
 /* ---- output head + cross-entropy ---------------------------------------------------------- */
 
+/* Logits of a chunk of rows are kept whole (softmax needs the row's maximum and sum before any
+ * gradient, and the head bias's gradient sums the finished probabilities over rows), so the head
+ * runs in chunks of rows over the full vocabulary. The chunk sets the shape of both products,
+ * (rows x V x C) and (rows x C x V): OpenBLAS packs the whole weight (V x C, 544 MB at
+ * Qwen2.5-0.5B) once per product and uses each packed element once per row of the chunk, so
+ * short chunks run below its rate (110 rows, the old 64 MB bound, measured 0.47-0.93 of the
+ * sgemm probe in the same run; 256-342 rows 1.0-1.1). Hence up to HEAD_LOGITS_FLOATS of logits
+ * (256 MB: every row at once up to 441 rows of a 151 936 vocabulary) and the rows split evenly,
+ * never a short remainder chunk. Grown once and kept, like the other scratch. */
+enum { HEAD_LOGITS_FLOATS = 64 << 20 };
+static size_t head_logits_bound = HEAD_LOGITS_FLOATS;
+static float *head_logits;
+static size_t head_logits_cap;
+static double *head_row_loss;
+static size_t head_row_loss_cap;
+
+size_t ls_cpu_head_logits(size_t floats) {
+    size_t was = head_logits_bound;
+    head_logits_bound = floats ? floats : HEAD_LOGITS_FLOATS;
+    return was;
+}
+
 static double cpu_head_loss(float *dx, float *dbias, const float *x, const float *w, const float *bias,
                             const int32_t *targets, int rows, int C, int V, float grad_scale) {
-    /* Rows per chunk: enough for sgemm to run well, bounded to ~64 MB of logits. */
-    int chunk = (int)((64u << 20) / (sizeof(float) * (size_t)V));
-    if (chunk < 1) chunk = 1;
-    if (chunk > rows) chunk = rows;
-    static float *logits;
-    static size_t logits_cap;
-    if ((size_t)chunk * V > logits_cap) {
-        free(logits);
-        logits_cap = (size_t)chunk * V;
-        logits = ls_malloc(logits_cap * sizeof(float));
+    size_t most_rows = head_logits_bound / (size_t)V;
+    int most = most_rows > (size_t)rows ? rows : most_rows < 1 ? 1 : (int)most_rows;
+    if (most < 1) most = 1;
+    int chunks = (rows + most - 1) / most, chunk = (rows + chunks - 1) / chunks;
+    float *logits = grown(&head_logits, &head_logits_cap, (size_t)chunk * V);
+    if ((size_t)chunk > head_row_loss_cap) {
+        free(head_row_loss);
+        head_row_loss = ls_malloc(sizeof(double) * (size_t)(head_row_loss_cap = (size_t)chunk));
     }
-    double loss = 0;
+    double *row_loss = head_row_loss, loss = 0; /* per-row losses, summed in order: deterministic */
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         int n = rows - r0 < chunk ? rows - r0 : chunk, any = 0;
         for (int r = 0; r < n; r++) any |= targets[r0 + r] >= 0;
         if (!any) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f,
                     logits, V);
-        static double *row_loss; /* per-row losses, summed in order: deterministic */
-        static int row_loss_cap;
-        if (n > row_loss_cap) row_loss = ls_realloc(row_loss, sizeof(double) * (size_t)(row_loss_cap = n));
+        /* Per row, while it is in this core's cache (a row is 600 KB at V = 151 936): the bias
+         * and the maximum in one pass, then one exponential per logit (kept for the gradient),
+         * then softmax - onehot, scaled, in place. */
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
             row_loss[r] = 0;
@@ -660,10 +680,17 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
                 memset(z, 0, sizeof(float) * (size_t)V); /* contributes no gradient */
                 continue;
             }
-            if (bias)
-                for (int j = 0; j < V; j++) z[j] += bias[j];
-            float mx = row_max(z, V), zt = z[t];
-            /* one exponential per logit: kept for the gradient, softmax = e / sum */
+            float mx = -INFINITY;
+            if (bias) {
+#pragma omp simd reduction(max : mx)
+                for (int j = 0; j < V; j++) {
+                    z[j] += bias[j];
+                    mx = z[j] > mx ? z[j] : mx;
+                }
+            } else {
+                mx = row_max(z, V);
+            }
+            float zt = z[t];
             float sum = vk.exp_shift_sum(z, V, mx);
             row_loss[r] = (double)(mx + logf(sum)) - zt;
             if (dx) {
