@@ -129,13 +129,83 @@ VECTOR_KERNELS(avx2, __attribute__((target("avx2"))), exp_nonpositive_trunc)
 VECTOR_KERNELS(avx512, __attribute__((target("avx512f"))), exp_nonpositive_trunc)
 #endif
 
+/* The inner loops of the thin products (below, where they are described), once per instruction
+ * set like the exp loops: one row or one block of rows of the output per call. Each output
+ * element is summed in the same order on every one (no contraction into FMA: ISO C), except
+ * thin_n_row's dot products, whose partial sums follow the vector width. THIN_ACC is the largest
+ * accumulator block (THIN x THIN_BLOCK floats). */
+enum { THIN = 16, THIN_BLOCK = 64 };
+#define THIN_KERNELS(sfx, ATTR)                                                                                    \
+    /* c[j] = alpha sum_p a[p] b[p][j] (+ beta c[j]), b (k, n) row-major */                                       \
+    ATTR static void thin_k_row_##sfx(float *c, const float *a, const float *b, int n, int k, float alpha,         \
+                                      float beta) {                                                                \
+        if (beta == 0) {                                                                                           \
+            _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                      \
+                float s = 0;                                                                                       \
+                for (int p = 0; p < k; p++) s += a[p] * b[(size_t)p * n + j];                                      \
+                c[j] = alpha * s;                                                                                  \
+            }                                                                                                      \
+        } else {                                                                                                   \
+            _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                      \
+                float s = 0;                                                                                       \
+                for (int p = 0; p < k; p++) s += a[p] * b[(size_t)p * n + j];                                      \
+                c[j] = alpha * s + beta * c[j];                                                                    \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* c[j] = alpha a . b[j] (+ beta c[j]), b (n, k) row-major: n dot products over k */                          \
+    ATTR static void thin_n_row_##sfx(float *c, const float *a, const float *b, int n, int k, float alpha,         \
+                                      float beta) {                                                                \
+        for (int j = 0; j < n; j++) {                                                                              \
+            const float *bj = b + (size_t)j * k;                                                                   \
+            float s = 0;                                                                                           \
+            _Pragma("omp simd reduction(+ : s)") for (int p = 0; p < k; p++) s += a[p] * bj[p];                   \
+            c[j] = beta == 0 ? alpha * s : alpha * s + beta * c[j];                                                \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* acc[j][i] += sum over p in order of a[p][i] b(p, j), i < w, for the k rows of a (ld lda) */                 \
+    ATTR static void thin_n_ta_block_##sfx(float (*acc)[THIN_BLOCK], const float *a, size_t lda, const float *b,   \
+                                           int n, int k, int tb, int w) {                                          \
+        for (int p = 0; p < k; p++) {                                                                              \
+            const float *ap = a + (size_t)p * lda;                                                                 \
+            for (int j = 0; j < n; j++) {                                                                          \
+                float bj = tb ? b[(size_t)j * k + p] : b[(size_t)p * n + j];                                       \
+                _Pragma("omp simd") for (int i = 0; i < w; i++) acc[j][i] += ap[i] * bj;                           \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* acc[i][j] += sum over p in order of op(a)(i, p) b[p][j], j < w, i < m (b's rows ld ldb) */                  \
+    ATTR static void thin_m_block_##sfx(float (*acc)[THIN_BLOCK], const float *a, const float *b, size_t ldb,      \
+                                        int m, int k, int ta, int w) {                                             \
+        for (int p = 0; p < k; p++) {                                                                              \
+            const float *bp = b + (size_t)p * ldb;                                                                 \
+            for (int i = 0; i < m; i++) {                                                                          \
+                float ai = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];                                       \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) acc[i][j] += ai * bp[j];                           \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+THIN_KERNELS(base, )
+#if defined(__x86_64__) && defined(__GNUC__)
+THIN_KERNELS(avx2, __attribute__((target("avx2"))))
+THIN_KERNELS(avx512, __attribute__((target("avx512f"))))
+#endif
+
 static struct {
     int level;
     float (*exp_shift_sum)(float *z, int n, float shift);
     void (*softmax_grad)(float *p, float *ds, int n, float lse, float D);
     void (*swiglu_fwd)(float *h, const float *g, const float *u, size_t n);
     void (*swiglu_bwd)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
-} vk = {0, exp_shift_sum_base, softmax_grad_base, swiglu_fwd_base, swiglu_bwd_base};
+    void (*thin_k_row)(float *c, const float *a, const float *b, int n, int k, float alpha, float beta);
+    void (*thin_n_row)(float *c, const float *a, const float *b, int n, int k, float alpha, float beta);
+    void (*thin_n_ta_block)(float (*acc)[THIN_BLOCK], const float *a, size_t lda, const float *b, int n, int k,
+                            int tb, int w);
+    void (*thin_m_block)(float (*acc)[THIN_BLOCK], const float *a, const float *b, size_t ldb, int m, int k, int ta,
+                         int w);
+} vk = {0, exp_shift_sum_base, softmax_grad_base, swiglu_fwd_base, swiglu_bwd_base,
+        thin_k_row_base, thin_n_row_base, thin_n_ta_block_base, thin_m_block_base};
 
 int ls_cpu_vector_level(int max_level) {
     int level = 0;
@@ -148,13 +218,19 @@ int ls_cpu_vector_level(int max_level) {
     vk.level = level;
     vk.exp_shift_sum = exp_shift_sum_base, vk.softmax_grad = softmax_grad_base;
     vk.swiglu_fwd = swiglu_fwd_base, vk.swiglu_bwd = swiglu_bwd_base;
+    vk.thin_k_row = thin_k_row_base, vk.thin_n_row = thin_n_row_base;
+    vk.thin_n_ta_block = thin_n_ta_block_base, vk.thin_m_block = thin_m_block_base;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (level == 1) {
         vk.exp_shift_sum = exp_shift_sum_avx2, vk.softmax_grad = softmax_grad_avx2;
         vk.swiglu_fwd = swiglu_fwd_avx2, vk.swiglu_bwd = swiglu_bwd_avx2;
+        vk.thin_k_row = thin_k_row_avx2, vk.thin_n_row = thin_n_row_avx2;
+        vk.thin_n_ta_block = thin_n_ta_block_avx2, vk.thin_m_block = thin_m_block_avx2;
     } else if (level == 2) {
         vk.exp_shift_sum = exp_shift_sum_avx512, vk.softmax_grad = softmax_grad_avx512;
         vk.swiglu_fwd = swiglu_fwd_avx512, vk.swiglu_bwd = swiglu_bwd_avx512;
+        vk.thin_k_row = thin_k_row_avx512, vk.thin_n_row = thin_n_row_avx512;
+        vk.thin_n_ta_block = thin_n_ta_block_avx512, vk.thin_m_block = thin_m_block_avx512;
     }
 #endif
     return level;
@@ -176,8 +252,6 @@ static inline float row_max(const float *x, int n) {
  * memory with a few multiply-adds per element. Written as such passes here, each output element
  * summed by one thread in a fixed order (results repeat bit for bit at any thread count). They
  * follow BLAS: beta 0 ignores what c held. */
-enum { THIN = 16, THIN_BLOCK = 64 };
-
 static float *thin_scratch(size_t n) {
     static float *buf;
     static size_t cap;
@@ -206,14 +280,9 @@ static void thin_k(float *c, const float *a, const float *b, int m, int n, int k
     const float *bk = tb ? thin_transpose(b, n, k) : b;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < m; i++) {
-        float ai[THIN], *ci = c + (size_t)i * n;
+        float ai[THIN];
         for (int p = 0; p < k; p++) ai[p] = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];
-#pragma omp simd
-        for (int j = 0; j < n; j++) {
-            float s = 0;
-            for (int p = 0; p < k; p++) s += ai[p] * bk[(size_t)p * n + j];
-            thin_store(ci + j, s, alpha, beta);
-        }
+        vk.thin_k_row(c + (size_t)i * n, ai, bk, n, k, alpha, beta);
     }
 }
 
@@ -221,16 +290,7 @@ static void thin_k(float *c, const float *a, const float *b, int m, int n, int k
 static void thin_n(float *c, const float *a, const float *b, int m, int n, int k, int tb, float alpha, float beta) {
     const float *bn = tb ? b : thin_transpose(b, k, n);
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < m; i++) {
-        const float *ai = a + (size_t)i * k;
-        for (int j = 0; j < n; j++) {
-            const float *bj = bn + (size_t)j * k;
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int p = 0; p < k; p++) s += ai[p] * bj[p];
-            thin_store(c + (size_t)i * n + j, s, alpha, beta);
-        }
-    }
+    for (int i = 0; i < m; i++) vk.thin_n_row(c + (size_t)i * n, a + (size_t)i * k, bn, n, k, alpha, beta);
 }
 
 /* n <= THIN, a transposed (a is (k, m)): c[i][j] = sum over p of a[p][i] op(b)[p][j], a sum over
@@ -241,14 +301,7 @@ static void thin_n_ta(float *c, const float *a, const float *b, int m, int n, in
     for (int i0 = 0; i0 < m; i0 += THIN_BLOCK) {
         int w = m - i0 < THIN_BLOCK ? m - i0 : THIN_BLOCK;
         float acc[THIN][THIN_BLOCK] = {{0}};
-        for (int p = 0; p < k; p++) {
-            const float *ap = a + (size_t)p * m + i0;
-            for (int j = 0; j < n; j++) {
-                float bj = tb ? b[(size_t)j * k + p] : b[(size_t)p * n + j];
-#pragma omp simd
-                for (int i = 0; i < w; i++) acc[j][i] += ap[i] * bj;
-            }
-        }
+        vk.thin_n_ta_block(acc, a + i0, (size_t)m, b, n, k, tb, w);
         for (int i = 0; i < w; i++)
             for (int j = 0; j < n; j++) thin_store(c + (size_t)(i0 + i) * n + j, acc[j][i], alpha, beta);
     }
@@ -261,14 +314,7 @@ static void thin_m(float *c, const float *a, const float *b, int m, int n, int k
     for (int j0 = 0; j0 < n; j0 += THIN_BLOCK) {
         int w = n - j0 < THIN_BLOCK ? n - j0 : THIN_BLOCK;
         float acc[THIN][THIN_BLOCK] = {{0}};
-        for (int p = 0; p < k; p++) {
-            const float *bp = b + (size_t)p * n + j0;
-            for (int i = 0; i < m; i++) {
-                float ai = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];
-#pragma omp simd
-                for (int j = 0; j < w; j++) acc[i][j] += ai * bp[j];
-            }
-        }
+        vk.thin_m_block(acc, a, b + j0, (size_t)n, m, k, ta, w);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < w; j++) thin_store(c + (size_t)i * n + j0 + j, acc[i][j], alpha, beta);
     }

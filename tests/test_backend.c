@@ -31,9 +31,17 @@ static int n_backends;
 /* Every transpose case of every path of the CPU backend's products: thin ones (one dimension up
  * to 16, a LoRA rank: k, n, n with a transposed, m) and OpenBLAS's; with beta 0.5, and with
  * beta 0 over a c full of NaN (BLAS: beta 0 ignores what c held). */
+/* Every instruction set of the CPU backend's exp loops (ls_cpu_vector_level) this CPU has. */
+static int vector_levels(void) {
+    int best = ls_cpu_vector_level(-1);
+    return best + 1;
+}
+
 static void test_matmul(void **state) {
     const int shapes[][3] = {{5, 7, 3}, {37, 300, 4}, {300, 5, 200}, {7, 300, 150}, {70, 80, 90}, {33, 16, 16}, {130, 17, 17}};
+    for (int level = 0, levels = vector_levels(); level < levels; level++) /* the thin products' kernels */
     for (int bi = 0; bi < n_backends; bi++) {
+        ls_cpu_vector_level(level);
         const ls_backend *be = backends[bi];
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
@@ -60,6 +68,7 @@ static void test_matmul(void **state) {
                     }
         }
     }
+    ls_cpu_vector_level(-1);
 }
 
 /* Finite-difference check of a backward: f is a scalar function of x (sum of w * forward(x)),
@@ -297,11 +306,6 @@ static void check_attention(const ls_backend *be, int B, int T, int NH, int KVH,
     free(a.q), free(a.k), free(a.v), free(a.up), free(out), free(lse), free(dq), free(dk), free(dv), free(ref);
 }
 
-/* Every instruction set of the CPU backend's exp loops (ls_cpu_vector_level) this CPU has. */
-static int vector_levels(void) {
-    int best = ls_cpu_vector_level(-1);
-    return best + 1;
-}
 
 static void test_attention(void **state) {
     for (int level = 0, n = vector_levels(); level < n; level++) {
