@@ -676,17 +676,22 @@ static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const flo
 
 /* Logits of a chunk of rows are kept whole (softmax needs the row's maximum and sum before any
  * gradient, and the head bias's gradient sums the finished probabilities over rows), so the head
- * runs in chunks of rows over the full vocabulary. The chunk sets the shape of both products,
- * (rows x V x C) and (rows x C x V): OpenBLAS packs the whole weight (V x C, 544 MB at
- * Qwen2.5-0.5B) once per product and uses each packed element once per row of the chunk, so
- * short chunks run below its rate (110 rows, the old 64 MB bound, measured 0.47-0.93 of the
- * sgemm probe in the same run; 256-342 rows 1.0-1.1). Hence up to HEAD_LOGITS_FLOATS of logits
- * (256 MB: every row at once up to 441 rows of a 151 936 vocabulary) and the rows split evenly,
- * never a short remainder chunk. Grown once and kept, like the other scratch. */
-enum { HEAD_LOGITS_FLOATS = 64 << 20 };
+ * runs in chunks of rows over the full vocabulary, and each chunk streams the whole weight (V x C,
+ * 544 MB at Qwen2.5-0.5B) from memory twice, once per product. Few chunks pay: at B 4 x T 256 the
+ * head took (best of 3, same run) 3.84 s in chunks of 110 rows (the old 64 MB bound), 3.31 s in
+ * 3 chunks of 342, 3.00 s in one of 1024 (2.92 s would be the sgemm probe's rate). Hence up to
+ * HEAD_LOGITS_FLOATS of logits (640 MB: every row at once up to 1104 rows of a 151 936 vocabulary,
+ * B x T = 1024 in one chunk), the rows split evenly (never a short remainder), grown once and kept
+ * like the other scratch. */
+enum { HEAD_LOGITS_FLOATS = 160 << 20 };
+/* The head bias's gradient is summed per group of rows while each row is still in cache, into
+ * HEAD_GROUPS partial sums (fixed groups of each chunk's rows, whatever the thread count), added
+ * in group order at the end of the chunk: no extra pass over the logits, same bits at any thread
+ * count. */
+enum { HEAD_GROUPS = 8 };
 static size_t head_logits_bound = HEAD_LOGITS_FLOATS;
-static float *head_logits;
-static size_t head_logits_cap;
+static float *head_logits, *head_dbias_part;
+static size_t head_logits_cap, head_dbias_part_cap;
 static double *head_row_loss;
 static size_t head_row_loss_cap;
 
@@ -700,9 +705,9 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
                             const int32_t *targets, int rows, int C, int V, float grad_scale) {
     size_t most_rows = head_logits_bound / (size_t)V;
     int most = most_rows > (size_t)rows ? rows : most_rows < 1 ? 1 : (int)most_rows;
-    if (most < 1) most = 1;
     int chunks = (rows + most - 1) / most, chunk = (rows + chunks - 1) / chunks;
     float *logits = grown(&head_logits, &head_logits_cap, (size_t)chunk * V);
+    float *part = dx && dbias ? grown(&head_dbias_part, &head_dbias_part_cap, (size_t)HEAD_GROUPS * V) : NULL;
     if ((size_t)chunk > head_row_loss_cap) {
         free(head_row_loss);
         head_row_loss = ls_malloc(sizeof(double) * (size_t)(head_row_loss_cap = (size_t)chunk));
@@ -715,52 +720,61 @@ static double cpu_head_loss(float *dx, float *dbias, const float *x, const float
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f,
                     logits, V);
         /* Per row, while it is in this core's cache (a row is 600 KB at V = 151 936): the bias
-         * and the maximum in one pass, then one exponential per logit (kept for the gradient),
-         * then softmax - onehot, scaled, in place. */
+         * and the maximum in one pass, one exponential per logit (kept for the gradient), then
+         * softmax - onehot, scaled, in place, added to the group's share of dbias. */
+        int groups = n < HEAD_GROUPS ? n : HEAD_GROUPS, per = (n + groups - 1) / groups;
 #pragma omp parallel for schedule(static)
-        for (int r = 0; r < n; r++) {
-            row_loss[r] = 0;
-            float *z = logits + (size_t)r * V;
-            int32_t t = targets[r0 + r];
-            if (t < 0) {
-                memset(z, 0, sizeof(float) * (size_t)V); /* contributes no gradient */
-                continue;
-            }
-            float mx = -INFINITY;
-            if (bias) {
-#pragma omp simd reduction(max : mx)
-                for (int j = 0; j < V; j++) {
-                    z[j] += bias[j];
-                    mx = z[j] > mx ? z[j] : mx;
+        for (int g = 0; g < groups; g++) {
+            float *pg = part ? part + (size_t)g * V : NULL;
+            int first = 1;
+            for (int r = g * per; r < n && r < (g + 1) * per; r++) {
+                row_loss[r] = 0;
+                float *z = logits + (size_t)r * V;
+                int32_t t = targets[r0 + r];
+                if (t < 0) {
+                    memset(z, 0, sizeof(float) * (size_t)V); /* contributes no gradient */
+                    continue;
                 }
-            } else {
-                mx = row_max(z, V);
-            }
-            float zt = z[t];
-            float sum = vk.exp_shift_sum(z, V, mx);
-            row_loss[r] = (double)(mx + logf(sum)) - zt;
-            if (dx) {
+                float mx = -INFINITY;
+                if (bias) {
+#pragma omp simd reduction(max : mx)
+                    for (int j = 0; j < V; j++) {
+                        z[j] += bias[j];
+                        mx = z[j] > mx ? z[j] : mx;
+                    }
+                } else {
+                    mx = row_max(z, V);
+                }
+                float zt = z[t];
+                float sum = vk.exp_shift_sum(z, V, mx);
+                row_loss[r] = (double)(mx + logf(sum)) - zt;
+                if (!dx) continue;
                 float k = grad_scale / sum;
+                z[t] -= sum; /* (e_t - sum) k = k e_t - grad_scale */
+                if (!pg) {
 #pragma omp simd
-                for (int j = 0; j < V; j++) z[j] *= k;
-                z[t] -= grad_scale;
+                    for (int j = 0; j < V; j++) z[j] *= k;
+                } else if (first) {
+#pragma omp simd
+                    for (int j = 0; j < V; j++) pg[j] = z[j] *= k;
+                } else {
+#pragma omp simd
+                    for (int j = 0; j < V; j++) pg[j] += z[j] *= k;
+                }
+                first = 0;
             }
+            if (pg && first) memset(pg, 0, sizeof(float) * (size_t)V); /* no row with a target */
         }
         for (int r = 0; r < n; r++) loss += row_loss[r];
         if (!dx) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, logits, V, w, C, 1.0f,
                     dx + (size_t)r0 * C, C);
-        if (dbias) { /* by blocks of columns, rows in order: each sum as before, read row by row */
+        if (part) {
 #pragma omp parallel for schedule(static)
-            for (int j0 = 0; j0 < V; j0 += 1024) {
-                int cols = V - j0 < 1024 ? V - j0 : 1024;
-                float s[1024] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *zr = logits + (size_t)r * V + j0;
-#pragma omp simd
-                    for (int j = 0; j < cols; j++) s[j] += zr[j];
-                }
-                for (int j = 0; j < cols; j++) dbias[j0 + j] += s[j];
+            for (int j = 0; j < V; j++) {
+                float s = part[j];
+                for (int g = 1; g < groups; g++) s += part[(size_t)g * V + j];
+                dbias[j] += s;
             }
         }
     }

@@ -451,7 +451,7 @@ static void test_head_loss_chunks(void **state) {
         for (int j = 0; j < R * HC; j++) assert_true(fabsf(dx[j] - dx0[j]) <= 1e-5f * (fabsf(dx0[j]) + 1e-3f));
         for (int j = 0; j < HV; j++) assert_true(fabsf(dbias[j] - dbias0[j]) <= 1e-5f * (fabsf(dbias0[j]) + 1e-3f));
     }
-    assert_int_equal(ls_cpu_head_logits(0), (size_t)64 << 20);
+    assert_int_equal(ls_cpu_head_logits(0), (size_t)160 << 20);
 }
 
 static void test_reductions_are_deterministic(void **state) {

@@ -110,7 +110,7 @@ int ls_cpu_threads(void);
  * ls_backend_cpu picks on its first call. Returns the level now in use. For tests and benchmarks. */
 int ls_cpu_vector_level(int max_level);
 /* The most logits its fused head keeps at once, in floats (rows are processed in even chunks of
- * at most floats / V rows, at least one); 0 restores the default (64 Mi floats, 256 MB).
+ * at most floats / V rows, at least one); 0 restores the default (160 Mi floats, 640 MB).
  * Returns the bound in force before. For tests. */
 size_t ls_cpu_head_logits(size_t floats);
 
