@@ -134,22 +134,28 @@ VECTOR_KERNELS(avx512, __attribute__((target("avx512f"))), exp_nonpositive_trunc
  * element is summed in the same order on every one (no contraction into FMA: ISO C), except
  * thin_n_row's dot products, whose partial sums follow the vector width. THIN_ACC is the largest
  * accumulator block (THIN x THIN_BLOCK floats). */
-enum { THIN = 16, THIN_BLOCK = 64 };
+enum { THIN = 16, THIN_BLOCK = 64, THIN_ROW = 1024 };
 #define THIN_KERNELS(sfx, ATTR)                                                                                    \
-    /* c[j] = alpha sum_p a[p] b[p][j] (+ beta c[j]), b (k, n) row-major */                                       \
+    /* c[j] = alpha sum_p a[p] b[p][j] (+ beta c[j]), b (k, n) row-major; by blocks of THIN_ROW   \
+     * columns summed in a local row, one clean pass over b's row p at a time */                                  \
     ATTR static void thin_k_row_##sfx(float *c, const float *a, const float *b, int n, int k, float alpha,         \
                                       float beta) {                                                                \
-        if (beta == 0) {                                                                                           \
-            _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                      \
-                float s = 0;                                                                                       \
-                for (int p = 0; p < k; p++) s += a[p] * b[(size_t)p * n + j];                                      \
-                c[j] = alpha * s;                                                                                  \
+        float s[THIN_ROW];                                                                                         \
+        for (int j0 = 0; j0 < n; j0 += THIN_ROW) {                                                                 \
+            int w = n - j0 < THIN_ROW ? n - j0 : THIN_ROW;                                                         \
+            const float *b0 = b + j0;                                                                              \
+            float a0 = a[0];                                                                                       \
+            _Pragma("omp simd") for (int j = 0; j < w; j++) s[j] = a0 * b0[j];                                     \
+            for (int p = 1; p < k; p++) {                                                                          \
+                const float *bp = b0 + (size_t)p * n;                                                              \
+                float ap = a[p];                                                                                   \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) s[j] += ap * bp[j];                                \
             }                                                                                                      \
-        } else {                                                                                                   \
-            _Pragma("omp simd") for (int j = 0; j < n; j++) {                                                      \
-                float s = 0;                                                                                       \
-                for (int p = 0; p < k; p++) s += a[p] * b[(size_t)p * n + j];                                      \
-                c[j] = alpha * s + beta * c[j];                                                                    \
+            float *cj = c + j0;                                                                                    \
+            if (beta == 0) {                                                                                       \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) cj[j] = alpha * s[j];                              \
+            } else {                                                                                               \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) cj[j] = alpha * s[j] + beta * cj[j];               \
             }                                                                                                      \
         }                                                                                                          \
     }                                                                                                              \
