@@ -709,6 +709,7 @@ size_t ls_cpu_head_logits(size_t floats) {
 
 static double cpu_head_loss(float *dx, float *dbias, const float *x, const float *w, const float *bias,
                             const int32_t *targets, int rows, int C, int V, float grad_scale) {
+    if (rows < 1) return 0;
     size_t most_rows = head_logits_bound / (size_t)V;
     int most = most_rows > (size_t)rows ? rows : most_rows < 1 ? 1 : (int)most_rows;
     int chunks = (rows + most - 1) / most, chunk = (rows + chunks - 1) / chunks;
