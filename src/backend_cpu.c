@@ -129,13 +129,89 @@ VECTOR_KERNELS(avx2, __attribute__((target("avx2"))), exp_nonpositive_trunc)
 VECTOR_KERNELS(avx512, __attribute__((target("avx512f"))), exp_nonpositive_trunc)
 #endif
 
+/* The inner loops of the thin products (below, where they are described), once per instruction
+ * set like the exp loops: one row or one block of rows of the output per call. Each output
+ * element is summed in the same order on every one (no contraction into FMA: ISO C), except
+ * thin_n_row's dot products, whose partial sums follow the vector width. THIN_ACC is the largest
+ * accumulator block (THIN x THIN_BLOCK floats). */
+enum { THIN = 16, THIN_BLOCK = 64, THIN_ROW = 1024 };
+#define THIN_KERNELS(sfx, ATTR)                                                                                    \
+    /* c[j] = alpha sum_p a[p] b[p][j] (+ beta c[j]), b (k, n) row-major; by blocks of THIN_ROW   \
+     * columns summed in a local row, one clean pass over b's row p at a time */                                  \
+    ATTR static void thin_k_row_##sfx(float *c, const float *a, const float *b, int n, int k, float alpha,         \
+                                      float beta) {                                                                \
+        float s[THIN_ROW];                                                                                         \
+        for (int j0 = 0; j0 < n; j0 += THIN_ROW) {                                                                 \
+            int w = n - j0 < THIN_ROW ? n - j0 : THIN_ROW;                                                         \
+            const float *b0 = b + j0;                                                                              \
+            float a0 = a[0];                                                                                       \
+            _Pragma("omp simd") for (int j = 0; j < w; j++) s[j] = a0 * b0[j];                                     \
+            for (int p = 1; p < k; p++) {                                                                          \
+                const float *bp = b0 + (size_t)p * n;                                                              \
+                float ap = a[p];                                                                                   \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) s[j] += ap * bp[j];                                \
+            }                                                                                                      \
+            float *cj = c + j0;                                                                                    \
+            if (beta == 0) {                                                                                       \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) cj[j] = alpha * s[j];                              \
+            } else {                                                                                               \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) cj[j] = alpha * s[j] + beta * cj[j];               \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* c[j] = alpha a . b[j] (+ beta c[j]), b (n, k) row-major: n dot products over k */                          \
+    ATTR static void thin_n_row_##sfx(float *c, const float *a, const float *b, int n, int k, float alpha,         \
+                                      float beta) {                                                                \
+        for (int j = 0; j < n; j++) {                                                                              \
+            const float *bj = b + (size_t)j * k;                                                                   \
+            float s = 0;                                                                                           \
+            _Pragma("omp simd reduction(+ : s)") for (int p = 0; p < k; p++) s += a[p] * bj[p];                   \
+            c[j] = beta == 0 ? alpha * s : alpha * s + beta * c[j];                                                \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* acc[j][i] += sum over p in order of a[p][i] b(p, j), i < w, for the k rows of a (ld lda) */                 \
+    ATTR static void thin_n_ta_block_##sfx(float (*acc)[THIN_BLOCK], const float *a, size_t lda, const float *b,   \
+                                           int n, int k, int tb, int w) {                                          \
+        for (int p = 0; p < k; p++) {                                                                              \
+            const float *ap = a + (size_t)p * lda;                                                                 \
+            for (int j = 0; j < n; j++) {                                                                          \
+                float bj = tb ? b[(size_t)j * k + p] : b[(size_t)p * n + j];                                       \
+                _Pragma("omp simd") for (int i = 0; i < w; i++) acc[j][i] += ap[i] * bj;                           \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* acc[i][j] += sum over p in order of op(a)(i, p) b[p][j], j < w, i < m (b's rows ld ldb) */                  \
+    ATTR static void thin_m_block_##sfx(float (*acc)[THIN_BLOCK], const float *a, const float *b, size_t ldb,      \
+                                        int m, int k, int ta, int w) {                                             \
+        for (int p = 0; p < k; p++) {                                                                              \
+            const float *bp = b + (size_t)p * ldb;                                                                 \
+            for (int i = 0; i < m; i++) {                                                                          \
+                float ai = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];                                       \
+                _Pragma("omp simd") for (int j = 0; j < w; j++) acc[i][j] += ai * bp[j];                           \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+THIN_KERNELS(base, )
+#if defined(__x86_64__) && defined(__GNUC__)
+THIN_KERNELS(avx2, __attribute__((target("avx2"))))
+THIN_KERNELS(avx512, __attribute__((target("avx512f"))))
+#endif
+
 static struct {
     int level;
     float (*exp_shift_sum)(float *z, int n, float shift);
     void (*softmax_grad)(float *p, float *ds, int n, float lse, float D);
     void (*swiglu_fwd)(float *h, const float *g, const float *u, size_t n);
     void (*swiglu_bwd)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
-} vk = {0, exp_shift_sum_base, softmax_grad_base, swiglu_fwd_base, swiglu_bwd_base};
+    void (*thin_k_row)(float *c, const float *a, const float *b, int n, int k, float alpha, float beta);
+    void (*thin_n_row)(float *c, const float *a, const float *b, int n, int k, float alpha, float beta);
+    void (*thin_n_ta_block)(float (*acc)[THIN_BLOCK], const float *a, size_t lda, const float *b, int n, int k,
+                            int tb, int w);
+    void (*thin_m_block)(float (*acc)[THIN_BLOCK], const float *a, const float *b, size_t ldb, int m, int k, int ta,
+                         int w);
+} vk = {0, exp_shift_sum_base, softmax_grad_base, swiglu_fwd_base, swiglu_bwd_base,
+        thin_k_row_base, thin_n_row_base, thin_n_ta_block_base, thin_m_block_base};
 
 int ls_cpu_vector_level(int max_level) {
     int level = 0;
@@ -148,13 +224,19 @@ int ls_cpu_vector_level(int max_level) {
     vk.level = level;
     vk.exp_shift_sum = exp_shift_sum_base, vk.softmax_grad = softmax_grad_base;
     vk.swiglu_fwd = swiglu_fwd_base, vk.swiglu_bwd = swiglu_bwd_base;
+    vk.thin_k_row = thin_k_row_base, vk.thin_n_row = thin_n_row_base;
+    vk.thin_n_ta_block = thin_n_ta_block_base, vk.thin_m_block = thin_m_block_base;
 #if defined(__x86_64__) && defined(__GNUC__)
     if (level == 1) {
         vk.exp_shift_sum = exp_shift_sum_avx2, vk.softmax_grad = softmax_grad_avx2;
         vk.swiglu_fwd = swiglu_fwd_avx2, vk.swiglu_bwd = swiglu_bwd_avx2;
+        vk.thin_k_row = thin_k_row_avx2, vk.thin_n_row = thin_n_row_avx2;
+        vk.thin_n_ta_block = thin_n_ta_block_avx2, vk.thin_m_block = thin_m_block_avx2;
     } else if (level == 2) {
         vk.exp_shift_sum = exp_shift_sum_avx512, vk.softmax_grad = softmax_grad_avx512;
         vk.swiglu_fwd = swiglu_fwd_avx512, vk.swiglu_bwd = swiglu_bwd_avx512;
+        vk.thin_k_row = thin_k_row_avx512, vk.thin_n_row = thin_n_row_avx512;
+        vk.thin_n_ta_block = thin_n_ta_block_avx512, vk.thin_m_block = thin_m_block_avx512;
     }
 #endif
     return level;
@@ -176,8 +258,6 @@ static inline float row_max(const float *x, int n) {
  * memory with a few multiply-adds per element. Written as such passes here, each output element
  * summed by one thread in a fixed order (results repeat bit for bit at any thread count). They
  * follow BLAS: beta 0 ignores what c held. */
-enum { THIN = 16, THIN_BLOCK = 64 };
-
 static float *thin_scratch(size_t n) {
     static float *buf;
     static size_t cap;
@@ -206,14 +286,9 @@ static void thin_k(float *c, const float *a, const float *b, int m, int n, int k
     const float *bk = tb ? thin_transpose(b, n, k) : b;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < m; i++) {
-        float ai[THIN], *ci = c + (size_t)i * n;
+        float ai[THIN];
         for (int p = 0; p < k; p++) ai[p] = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];
-#pragma omp simd
-        for (int j = 0; j < n; j++) {
-            float s = 0;
-            for (int p = 0; p < k; p++) s += ai[p] * bk[(size_t)p * n + j];
-            thin_store(ci + j, s, alpha, beta);
-        }
+        vk.thin_k_row(c + (size_t)i * n, ai, bk, n, k, alpha, beta);
     }
 }
 
@@ -221,16 +296,7 @@ static void thin_k(float *c, const float *a, const float *b, int m, int n, int k
 static void thin_n(float *c, const float *a, const float *b, int m, int n, int k, int tb, float alpha, float beta) {
     const float *bn = tb ? b : thin_transpose(b, k, n);
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < m; i++) {
-        const float *ai = a + (size_t)i * k;
-        for (int j = 0; j < n; j++) {
-            const float *bj = bn + (size_t)j * k;
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int p = 0; p < k; p++) s += ai[p] * bj[p];
-            thin_store(c + (size_t)i * n + j, s, alpha, beta);
-        }
-    }
+    for (int i = 0; i < m; i++) vk.thin_n_row(c + (size_t)i * n, a + (size_t)i * k, bn, n, k, alpha, beta);
 }
 
 /* n <= THIN, a transposed (a is (k, m)): c[i][j] = sum over p of a[p][i] op(b)[p][j], a sum over
@@ -241,14 +307,7 @@ static void thin_n_ta(float *c, const float *a, const float *b, int m, int n, in
     for (int i0 = 0; i0 < m; i0 += THIN_BLOCK) {
         int w = m - i0 < THIN_BLOCK ? m - i0 : THIN_BLOCK;
         float acc[THIN][THIN_BLOCK] = {{0}};
-        for (int p = 0; p < k; p++) {
-            const float *ap = a + (size_t)p * m + i0;
-            for (int j = 0; j < n; j++) {
-                float bj = tb ? b[(size_t)j * k + p] : b[(size_t)p * n + j];
-#pragma omp simd
-                for (int i = 0; i < w; i++) acc[j][i] += ap[i] * bj;
-            }
-        }
+        vk.thin_n_ta_block(acc, a + i0, (size_t)m, b, n, k, tb, w);
         for (int i = 0; i < w; i++)
             for (int j = 0; j < n; j++) thin_store(c + (size_t)(i0 + i) * n + j, acc[j][i], alpha, beta);
     }
@@ -261,14 +320,7 @@ static void thin_m(float *c, const float *a, const float *b, int m, int n, int k
     for (int j0 = 0; j0 < n; j0 += THIN_BLOCK) {
         int w = n - j0 < THIN_BLOCK ? n - j0 : THIN_BLOCK;
         float acc[THIN][THIN_BLOCK] = {{0}};
-        for (int p = 0; p < k; p++) {
-            const float *bp = b + (size_t)p * n + j0;
-            for (int i = 0; i < m; i++) {
-                float ai = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];
-#pragma omp simd
-                for (int j = 0; j < w; j++) acc[i][j] += ai * bp[j];
-            }
-        }
+        vk.thin_m_block(acc, a, b + j0, (size_t)n, m, k, ta, w);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < w; j++) thin_store(c + (size_t)i * n + j0 + j, acc[i][j], alpha, beta);
     }
@@ -628,66 +680,108 @@ static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const flo
 
 /* ---- output head + cross-entropy ---------------------------------------------------------- */
 
+/* Logits of a chunk of rows are kept whole (softmax needs the row's maximum and sum before any
+ * gradient, and the head bias's gradient sums the finished probabilities over rows), so the head
+ * runs in chunks of rows over the full vocabulary, and each chunk streams the whole weight (V x C,
+ * 544 MB at Qwen2.5-0.5B) from memory twice, once per product. Few chunks pay: at B 4 x T 256 the
+ * head took (best of 3, same run) 3.84 s in chunks of 110 rows (the old 64 MB bound), 3.31 s in
+ * 3 chunks of 342, 3.00 s in one of 1024 (2.92 s would be the sgemm probe's rate). Hence up to
+ * HEAD_LOGITS_FLOATS of logits (640 MB: every row at once up to 1104 rows of a 151 936 vocabulary,
+ * B x T = 1024 in one chunk), the rows split evenly (never a short remainder), grown once and kept
+ * like the other scratch. */
+enum { HEAD_LOGITS_FLOATS = 160 << 20 };
+/* The head bias's gradient is summed per group of rows while each row is still in cache, into
+ * HEAD_GROUPS partial sums (fixed groups of each chunk's rows, whatever the thread count), added
+ * in group order at the end of the chunk: no extra pass over the logits, same bits at any thread
+ * count. */
+enum { HEAD_GROUPS = 8 };
+static size_t head_logits_bound = HEAD_LOGITS_FLOATS;
+static float *head_logits, *head_dbias_part;
+static size_t head_logits_cap, head_dbias_part_cap;
+static double *head_row_loss;
+static size_t head_row_loss_cap;
+
+size_t ls_cpu_head_logits(size_t floats) {
+    size_t was = head_logits_bound;
+    head_logits_bound = floats ? floats : HEAD_LOGITS_FLOATS;
+    return was;
+}
+
 static double cpu_head_loss(float *dx, float *dbias, const float *x, const float *w, const float *bias,
                             const int32_t *targets, int rows, int C, int V, float grad_scale) {
-    /* Rows per chunk: enough for sgemm to run well, bounded to ~64 MB of logits. */
-    int chunk = (int)((64u << 20) / (sizeof(float) * (size_t)V));
-    if (chunk < 1) chunk = 1;
-    if (chunk > rows) chunk = rows;
-    static float *logits;
-    static size_t logits_cap;
-    if ((size_t)chunk * V > logits_cap) {
-        free(logits);
-        logits_cap = (size_t)chunk * V;
-        logits = ls_malloc(logits_cap * sizeof(float));
+    if (rows < 1) return 0;
+    size_t most_rows = head_logits_bound / (size_t)V;
+    int most = most_rows > (size_t)rows ? rows : most_rows < 1 ? 1 : (int)most_rows;
+    int chunks = (rows + most - 1) / most, chunk = (rows + chunks - 1) / chunks;
+    float *logits = grown(&head_logits, &head_logits_cap, (size_t)chunk * V);
+    float *part = dx && dbias ? grown(&head_dbias_part, &head_dbias_part_cap, (size_t)HEAD_GROUPS * V) : NULL;
+    if ((size_t)chunk > head_row_loss_cap) {
+        free(head_row_loss);
+        head_row_loss = ls_malloc(sizeof(double) * (size_t)(head_row_loss_cap = (size_t)chunk));
     }
-    double loss = 0;
+    double *row_loss = head_row_loss, loss = 0; /* per-row losses, summed in order: deterministic */
     for (int r0 = 0; r0 < rows; r0 += chunk) {
         int n = rows - r0 < chunk ? rows - r0 : chunk, any = 0;
         for (int r = 0; r < n; r++) any |= targets[r0 + r] >= 0;
         if (!any) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, V, C, 1.0f, x + (size_t)r0 * C, C, w, C, 0.0f,
                     logits, V);
-        static double *row_loss; /* per-row losses, summed in order: deterministic */
-        static int row_loss_cap;
-        if (n > row_loss_cap) row_loss = ls_realloc(row_loss, sizeof(double) * (size_t)(row_loss_cap = n));
+        /* Per row, while it is in this core's cache (a row is 600 KB at V = 151 936): the bias
+         * and the maximum in one pass, one exponential per logit (kept for the gradient), then
+         * softmax - onehot, scaled, in place, added to the group's share of dbias. */
+        int groups = n < HEAD_GROUPS ? n : HEAD_GROUPS, per = (n + groups - 1) / groups;
 #pragma omp parallel for schedule(static)
-        for (int r = 0; r < n; r++) {
-            row_loss[r] = 0;
-            float *z = logits + (size_t)r * V;
-            int32_t t = targets[r0 + r];
-            if (t < 0) {
-                memset(z, 0, sizeof(float) * (size_t)V); /* contributes no gradient */
-                continue;
-            }
-            if (bias)
-                for (int j = 0; j < V; j++) z[j] += bias[j];
-            float mx = row_max(z, V), zt = z[t];
-            /* one exponential per logit: kept for the gradient, softmax = e / sum */
-            float sum = vk.exp_shift_sum(z, V, mx);
-            row_loss[r] = (double)(mx + logf(sum)) - zt;
-            if (dx) {
+        for (int g = 0; g < groups; g++) {
+            float *pg = part ? part + (size_t)g * V : NULL;
+            int first = 1;
+            for (int r = g * per; r < n && r < (g + 1) * per; r++) {
+                row_loss[r] = 0;
+                float *z = logits + (size_t)r * V;
+                int32_t t = targets[r0 + r];
+                if (t < 0) {
+                    memset(z, 0, sizeof(float) * (size_t)V); /* contributes no gradient */
+                    continue;
+                }
+                float mx = -INFINITY;
+                if (bias) {
+#pragma omp simd reduction(max : mx)
+                    for (int j = 0; j < V; j++) {
+                        z[j] += bias[j];
+                        mx = z[j] > mx ? z[j] : mx;
+                    }
+                } else {
+                    mx = row_max(z, V);
+                }
+                float zt = z[t];
+                float sum = vk.exp_shift_sum(z, V, mx);
+                row_loss[r] = (double)(mx + logf(sum)) - zt;
+                if (!dx) continue;
                 float k = grad_scale / sum;
+                z[t] -= sum; /* (e_t - sum) k = k e_t - grad_scale */
+                if (!pg) {
 #pragma omp simd
-                for (int j = 0; j < V; j++) z[j] *= k;
-                z[t] -= grad_scale;
+                    for (int j = 0; j < V; j++) z[j] *= k;
+                } else if (first) {
+#pragma omp simd
+                    for (int j = 0; j < V; j++) pg[j] = z[j] *= k;
+                } else {
+#pragma omp simd
+                    for (int j = 0; j < V; j++) pg[j] += z[j] *= k;
+                }
+                first = 0;
             }
+            if (pg && first) memset(pg, 0, sizeof(float) * (size_t)V); /* no row with a target */
         }
         for (int r = 0; r < n; r++) loss += row_loss[r];
         if (!dx) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, C, V, 1.0f, logits, V, w, C, 1.0f,
                     dx + (size_t)r0 * C, C);
-        if (dbias) { /* by blocks of columns, rows in order: each sum as before, read row by row */
+        if (part) {
 #pragma omp parallel for schedule(static)
-            for (int j0 = 0; j0 < V; j0 += 1024) {
-                int cols = V - j0 < 1024 ? V - j0 : 1024;
-                float s[1024] = {0};
-                for (int r = 0; r < n; r++) {
-                    const float *zr = logits + (size_t)r * V + j0;
-#pragma omp simd
-                    for (int j = 0; j < cols; j++) s[j] += zr[j];
-                }
-                for (int j = 0; j < cols; j++) dbias[j0 + j] += s[j];
+            for (int j = 0; j < V; j++) {
+                float s = part[j];
+                for (int g = 1; g < groups; g++) s += part[(size_t)g * V + j];
+                dbias[j] += s;
             }
         }
     }

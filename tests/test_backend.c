@@ -31,9 +31,17 @@ static int n_backends;
 /* Every transpose case of every path of the CPU backend's products: thin ones (one dimension up
  * to 16, a LoRA rank: k, n, n with a transposed, m) and OpenBLAS's; with beta 0.5, and with
  * beta 0 over a c full of NaN (BLAS: beta 0 ignores what c held). */
+/* Every instruction set of the CPU backend's exp loops (ls_cpu_vector_level) this CPU has. */
+static int vector_levels(void) {
+    int best = ls_cpu_vector_level(-1);
+    return best + 1;
+}
+
 static void test_matmul(void **state) {
     const int shapes[][3] = {{5, 7, 3}, {37, 300, 4}, {300, 5, 200}, {7, 300, 150}, {70, 80, 90}, {33, 16, 16}, {130, 17, 17}};
+    for (int level = 0, levels = vector_levels(); level < levels; level++) /* the thin products' kernels */
     for (int bi = 0; bi < n_backends; bi++) {
+        ls_cpu_vector_level(level);
         const ls_backend *be = backends[bi];
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
@@ -60,6 +68,7 @@ static void test_matmul(void **state) {
                     }
         }
     }
+    ls_cpu_vector_level(-1);
 }
 
 /* Finite-difference check of a backward: f is a scalar function of x (sum of w * forward(x)),
@@ -297,11 +306,6 @@ static void check_attention(const ls_backend *be, int B, int T, int NH, int KVH,
     free(a.q), free(a.k), free(a.v), free(a.up), free(out), free(lse), free(dq), free(dk), free(dv), free(ref);
 }
 
-/* Every instruction set of the CPU backend's exp loops (ls_cpu_vector_level) this CPU has. */
-static int vector_levels(void) {
-    int best = ls_cpu_vector_level(-1);
-    return best + 1;
-}
 
 static void test_attention(void **state) {
     for (int level = 0, n = vector_levels(); level < n; level++) {
@@ -426,6 +430,30 @@ static void test_head_loss(void **state) {
     ls_cpu_vector_level(-1);
 }
 
+/* The CPU head in chunks of rows (a small logits bound) gives what it gives in one chunk: the
+ * same loss, and dx and dbias up to rounding (OpenBLAS's kernel for a short edge of rows, and dbias
+ * summed chunk by chunk). */
+static void test_head_loss_chunks(void **state) {
+    enum { R = 7 };
+    float x[R * HC], w[HV * HC], bias[HV];
+    int32_t targets[R] = {3, -1, 299, 0, 17, 150, -1};
+    fill(w, HV * HC, 2), fill(bias, HV, 1), fill(x, R * HC, 2);
+    const ls_backend *be = ls_backend_cpu();
+    float dx0[R * HC] = {0}, dbias0[HV] = {0};
+    double loss0 = be->head_loss(dx0, dbias0, x, w, bias, targets, R, HC, HV, 0.5f);
+    size_t bounds[] = {1, 2 * HV, 3 * HV, 6 * HV + 5};
+    for (int i = 0; i < 4; i++) {
+        size_t was = ls_cpu_head_logits(bounds[i]);
+        float dx[R * HC] = {0}, dbias[HV] = {0};
+        double loss = be->head_loss(dx, dbias, x, w, bias, targets, R, HC, HV, 0.5f);
+        ls_cpu_head_logits(was);
+        assert_true(fabs(loss - loss0) <= 1e-12 * fabs(loss0));
+        for (int j = 0; j < R * HC; j++) assert_true(fabsf(dx[j] - dx0[j]) <= 1e-5f * (fabsf(dx0[j]) + 1e-3f));
+        for (int j = 0; j < HV; j++) assert_true(fabsf(dbias[j] - dbias0[j]) <= 1e-5f * (fabsf(dbias0[j]) + 1e-3f));
+    }
+    assert_int_equal(ls_cpu_head_logits(0), (size_t)160 << 20);
+}
+
 static void test_reductions_are_deterministic(void **state) {
     for (int bi = 0; bi < n_backends; bi++) {
         const ls_backend *be = backends[bi];
@@ -450,6 +478,7 @@ int main(void) {
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_swiglu_error_bound),
         cmocka_unit_test(test_head_loss),
+        cmocka_unit_test(test_head_loss_chunks),
         cmocka_unit_test(test_reductions_are_deterministic),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));

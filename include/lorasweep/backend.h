@@ -109,6 +109,10 @@ int ls_cpu_threads(void);
  * x86-64), 1 AVX2, 2 AVX-512; the best the CPU supports up to max_level (-1: no limit), which
  * ls_backend_cpu picks on its first call. Returns the level now in use. For tests and benchmarks. */
 int ls_cpu_vector_level(int max_level);
+/* The most logits its fused head keeps at once, in floats (rows are processed in even chunks of
+ * at most floats / V rows, at least one); 0 restores the default (160 Mi floats, 640 MB).
+ * Returns the bound in force before. For tests. */
+size_t ls_cpu_head_logits(size_t floats);
 
 /* The CUDA backend (backend_cuda.cu), in builds with LS_HAVE_CUDA only. ls_cuda_available says
  * whether a usable device exists (1, device 0's name in why), or why not (0, the reason in

@@ -175,18 +175,26 @@ static const ls_backend *profiled(const ls_backend *inner) {
 }
 
 /* The table, per timed step, to stderr: ops by time, then matrix product shapes by time. */
+/* Forgets what the warm-up step cost (first touches of scratch, thread start-up), so the table is
+ * per timed step and adds up to the step time. */
+static void profile_reset(void) {
+    memset(prof_op, 0, sizeof prof_op);
+    memset(prof_mm, 0, sizeof prof_mm);
+    prof_n_mm = 0;
+}
+
 static void profile_print(long steps, double step_s) {
     double total = 0;
     for (int i = 0; i < PROF_OPS; i++) total += prof_op[i].s;
     fprintf(stderr, "profile: per step of %.3f s (ops %.3f s; the rest is the step's own work)\n", step_s,
-            total / (steps + 1));
+            total / steps);
     for (int pass = 0; pass < PROF_OPS; pass++) { /* largest first, by selection */
         int best = -1;
         for (int i = 0; i < PROF_OPS; i++)
             if (prof_op[i].calls > 0 && (best < 0 || prof_op[i].s > prof_op[best].s)) best = i;
         if (best < 0) break;
-        fprintf(stderr, "  %-20s %6ld calls %8.4f s %5.1f%%\n", prof_op[best].name, prof_op[best].calls / (steps + 1),
-                prof_op[best].s / (steps + 1), 100 * prof_op[best].s / total);
+        fprintf(stderr, "  %-20s %6ld calls %8.4f s %5.1f%%\n", prof_op[best].name, prof_op[best].calls / steps,
+                prof_op[best].s / steps, 100 * prof_op[best].s / total);
         prof_op[best].calls = -prof_op[best].calls;
     }
     fprintf(stderr, "  matrix products (m x n x k, transposes): calls, s, GFLOP/s\n");
@@ -197,8 +205,8 @@ static void profile_print(long steps, double step_s) {
         if (best < 0) break;
         double flop = 2.0 * prof_mm[best].m * prof_mm[best].n * (double)prof_mm[best].k * prof_mm[best].calls;
         fprintf(stderr, "  %6d x %6d x %6d %d%d %6ld %8.4f s %7.1f\n", prof_mm[best].m, prof_mm[best].n,
-                prof_mm[best].k, prof_mm[best].ta, prof_mm[best].tb, prof_mm[best].calls / (steps + 1),
-                prof_mm[best].s / (steps + 1), flop / prof_mm[best].s / 1e9);
+                prof_mm[best].k, prof_mm[best].ta, prof_mm[best].tb, prof_mm[best].calls / steps,
+                prof_mm[best].s / steps, flop / prof_mm[best].s / 1e9);
         prof_mm[best].calls = -prof_mm[best].calls;
     }
 }
@@ -311,7 +319,10 @@ int cmd_bench(int argc, char **argv) {
         rc |= be->check();
         double t3 = ls_now();
         if (rc != LS_OK) return cli_fail();
-        if (s == 0) continue;
+        if (s == 0) {
+            if (profile) profile_reset();
+            continue;
+        }
         t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2;
         peaks[s - 1] = sgemm_probe_run(&probe, 2);
     }
