@@ -168,7 +168,12 @@ for _ in $(seq 1 900); do
   if [ -f "$P" ] && "$LS" report "$P" --format json 2>/dev/null | $PY -c "
 import json, sys
 j = json.load(sys.stdin)
-sys.exit(0 if any(t['status_detail'].startswith('running at step') for t in j['trials']) else 1)"; then seen=1; break; fi
+# mid-training, not at its last step: a trial seen at step N/N may finish before the kill lands
+def mid(d):
+    if not d.startswith('running at step '): return False
+    n, m = d.split()[-1].split('/')
+    return 0 < int(n) < int(m)
+sys.exit(0 if any(mid(t['status_detail']) for t in j['trials']) else 1)"; then seen=1; break; fi
   kill -0 $KPID 2>/dev/null || break
   sleep 0.3
 done
