@@ -156,8 +156,8 @@ static int rung_of_step(const ls_report_es *e, int step) {
 }
 
 /* Each early-stopping trial's validation loss at the rungs, from its curve in the file: a first
- * take, since a trial paused and resumed may keep only its last segment's points there (the
- * journal's decisions, read next, have every rung's value). A curve that cannot be read leaves
+ * take, since in a file written before the curve fix a trial paused and resumed kept only its last
+ * segment's points there (the journal's decisions, read next, have every rung's value). A curve that cannot be read leaves
  * NaN: the report goes on without it. */
 static void read_rung_values(ls_report *rep) {
     for (int i = 0; i < rep->n_trials; i++) {
@@ -227,8 +227,9 @@ static void rebase_config(const ls_report *rep, ls_report_trial *t) {
 
 /* What each trial of an early-stopping stage would have spent had the stage none
  * (ls_report_trial.flops_to_end), with the estimates `sweep plan` and the budget make
- * (ls_trial_estimate_flops*): one formula for planned and saved FLOPS. */
+ * (ls_flops_estimate): one formula for planned and saved FLOPS. */
 static void estimate_runs_to_end(ls_report *rep) {
+    ls_flops_estimator est = {0}; /* the model's config and the data read once, not per trial */
     for (int i = 0; i < rep->n_trials; i++) {
         ls_report_trial *t = &rep->trials[i];
         const ls_report_es *e = trial_es(rep, t);
@@ -240,21 +241,22 @@ static void estimate_runs_to_end(ls_report *rep) {
         int ok = t->config_ok;
         if (ok) {
             rebase_config(rep, t);
-            ok = ls_trial_estimate_flops(&t->config, &full) == LS_OK;
+            ok = isfinite(full = ls_flops_estimate(&est, &t->config, NULL, 0, t->config.train.max_steps, NULL));
         }
         /* a done trial paid for validations at the rungs a straight run does not make */
         if (ok && t->status == LS_RESULT_DONE)
-            ok = ls_trial_estimate_flops_rungs(&t->config, e->rungs, e->n_rungs, t->config.train.max_steps,
-                                               &with_rungs) == LS_OK;
+            ok = isfinite(with_rungs = ls_flops_estimate(&est, &t->config, e->rungs, e->n_rungs,
+                                                         t->config.train.max_steps, NULL));
         if (!ok) {
             t->flops_to_end = NAN;
             if (!rep->estimate_note[0])
-                snprintf(rep->estimate_note, sizeof rep->estimate_note, "trial %016" PRIx64 ": %s", t->row.id,
-                         t->config_ok ? ls_last_error() : "its stored configuration does not parse");
+                snprintf(rep->estimate_note, sizeof rep->estimate_note, "trial %016" PRIx64 ": %.480s", t->row.id,
+                         t->config_ok ? est.error : "its stored configuration does not parse");
             continue;
         }
         t->flops_to_end = t->status == LS_RESULT_STOPPED ? full : own - (with_rungs - full);
     }
+    ls_flops_estimator_free(&est);
 }
 
 int ls_report_stage_savings(const ls_report *rep, int s, ls_report_savings *out) {

@@ -96,27 +96,22 @@ static void worker_device(const ls_sweep_worker_info *w, int ranks_per_trial, ch
     if (ranks_per_trial > 1) snprintf(out + strlen(out), cap - strlen(out), " x%d ranks", ranks_per_trial);
 }
 
-static void time_key_of(const ls_trial_config *c, const char *device, char *key, size_t cap) {
-    ls_time_key(key, cap, c->resolved.model_path[0] ? c->resolved.model_path : c->model.path, c->train.batch_size,
-                c->train.ctx, device);
-}
-
 /* What is left of a trial up to pause_step (0: its end and forecast), from its last checkpoint. */
 static ls_time_work work_left(const scheduler *s, const ls_trial_config *c, uint64_t id, int pause_step) {
     const ls_journal_trial *jt = ls_journal_find(ls_journal_current(s->journal), id);
-    int from = jt ? jt->checkpoint_step : 0, to = pause_step > 0 ? pause_step : c->train.max_steps;
-    ls_time_work w = {to > from ? to - from : 0, c->train.batch_size, c->train.ctx, 0};
-    if (pause_step == 0 && c->eval.systems > 0)
-        w.forecast_units = (double)c->eval.systems * c->eval.samples * c->eval.forecast_steps;
-    return w;
+    return ls_time_work_left(c, jt ? jt->checkpoint_step : 0, pause_step);
 }
 
-/* Predicted seconds of the work on this device (NaN: never measured). */
-static double time_need(const scheduler *s, const ls_trial_config *c, uint64_t id, int pause_step, const char *device) {
+/* Predicted seconds of work w of trial c on this device (NaN: never measured). */
+static double time_predict(const scheduler *s, const ls_trial_config *c, const char *device, const ls_time_work *w) {
     char key[LS_JOURNAL_TEXT_MAX];
-    time_key_of(c, device, key, sizeof key);
+    ls_time_key_of(key, sizeof key, c, device);
+    return ls_time_predict(&s->tm, key, w);
+}
+
+static double time_need(const scheduler *s, const ls_trial_config *c, uint64_t id, int pause_step, const char *device) {
     ls_time_work w = work_left(s, c, id, pause_step);
-    return ls_time_predict(&s->tm, key, &w);
+    return time_predict(s, c, device, &w);
 }
 
 /* May this work start now on worker w? Always without a deadline. */
@@ -126,20 +121,18 @@ static int time_allows(scheduler *s, const ls_trial_config *c, uint64_t id, int 
     worker_device(w, s->ranks_per_trial, device, sizeof device);
     snprintf(s->last_device, sizeof s->last_device, "%s", device);
     if (s->deadline <= 0) return 1;
-    double left = s->deadline - ls_now(), need = time_need(s, c, id, pause_step, device);
+    double left = s->deadline - ls_now();
     if (left <= 0) return 0;
+    ls_time_work work = work_left(s, c, id, pause_step);
+    double need = time_predict(s, c, device, &work);
     if (isnan(need) || need <= left) return 1;
-    if (need > s->run_s) { /* longer than any run: it ends across runs, checkpoint by checkpoint */
-        char key[LS_JOURNAL_TEXT_MAX];
-        time_key_of(c, device, key, sizeof key);
-        ls_time_work first = work_left(s, c, id, pause_step);
-        int every = c->train.checkpoint_every > 0 ? c->train.checkpoint_every : 1;
-        if (first.steps > every) first.steps = every;
-        first.forecast_units = 0;
-        double part = ls_time_predict(&s->tm, key, &first);
-        return isfinite(part) && part <= left;
-    }
-    return 0;
+    if (need <= s->run_s) return 0;
+    /* longer than any run: it ends across runs, checkpoint by checkpoint */
+    int every = c->train.checkpoint_every > 0 ? c->train.checkpoint_every : 1;
+    if (work.steps > every) work.steps = every;
+    work.forecast_units = 0;
+    double part = time_predict(s, c, device, &work);
+    return isfinite(part) && part <= left;
 }
 
 static void status_line(scheduler *s, const char *event);
@@ -187,8 +180,7 @@ static void set_deadline(scheduler *s, const ls_sweep_run_options *opt) {
     }
     double left = (double)end - (double)time(NULL) - opt->stop_margin_s;
     s->run_s = start > 0 && end > start ? (double)(end - start) - opt->stop_margin_s : left;
-    s->deadline = s->t_start + (left > 0 ? left : 0); /* none left: nothing starts */
-    if (left <= 0) s->deadline = s->t_start + 1e-3;
+    s->deadline = s->t_start + fmax(left, 0); /* none left: nothing starts */
     snprintf(event, sizeof event, "time limit: the Slurm job ends in %.0fs; work stops %.0fs before it (--stop-margin)",
              left + opt->stop_margin_s, opt->stop_margin_s);
     status_line(s, event);
@@ -198,7 +190,7 @@ static void set_deadline(scheduler *s, const ls_sweep_run_options *opt) {
 static void record_cost(scheduler *s, const ls_sweep_item *item, int worker, const ls_segment_cost *c) {
     if (!s->trials || !s->device || c->wall_s <= 0) return;
     char key[LS_JOURNAL_TEXT_MAX];
-    time_key_of(&s->trials[item->index].config, s->device[worker], key, sizeof key);
+    ls_time_key_of(key, sizeof key, &s->trials[item->index].config, s->device[worker]);
     if (ls_journal_trial_cost(s->journal, item->id, key, c) != LS_OK) {
         machine_fault(s, ls_last_error());
         return;
@@ -211,11 +203,14 @@ static double expected_left_s(const scheduler *s, int *lower_bound);
 static void status_line(scheduler *s, const char *event) {
     if (s->opt->quiet) return;
     double now = ls_now(), elapsed = now - s->t_start;
+    /* a heartbeat's refresh: only a terminal's line, at most twice a second (before the counts
+     * and the time model's ETA, which walk the stage) */
+    if (!event && (!s->tty || now - s->last_line < 0.5)) return;
     const ls_journal_state *js = ls_journal_current(s->journal); /* the counts, as the journal has them */
     int done = ls_journal_count(js, LS_RESULT_DONE), failed = ls_journal_count(js, LS_RESULT_FAILED),
         skipped = ls_journal_count(js, LS_RESULT_SKIPPED);
     int left = s->total - done - failed - skipped - ls_journal_count(js, LS_RESULT_STOPPED) - s->running;
-    char eta[64] = "?";
+    char eta[64] = "ETA ?";
     int lower = 0;
     double model = expected_left_s(s, &lower);
     if (isfinite(model)) { /* the time model's: the work of this stage left, spread over the workers */
@@ -226,20 +221,18 @@ static void status_line(scheduler *s, const char *event) {
                  model);
     } else if (s->finished_now > 0) { /* worker-seconds per trial so far, spread over the workers */
         double per_trial = elapsed * s->workers / s->finished_now;
-        snprintf(eta, sizeof eta, "%.0fs", per_trial * (left + 0.5 * s->running) / s->workers);
+        snprintf(eta, sizeof eta, "ETA %.0fs", per_trial * (left + 0.5 * s->running) / s->workers);
     }
     char best[64] = "-";
     if (s->best_id) snprintf(best, sizeof best, "%.4f (%016" PRIx64 ")", s->best, s->best_id);
-    if (s->tty && !event) {
-        if (now - s->last_line < 0.5) return;
-        fprintf(stderr, "\r\033[Kdone %d  running %d  failed %d  skipped %d  left %d | best val %s | %.0fs, %s%s",
-                done, s->running, failed, skipped, left, best, elapsed, strncmp(eta, "finish", 6) ? "ETA " : "", eta);
-    } else if (event && s->total == 0) { /* before the first stage: no counts yet */
+    if (!event) {
+        fprintf(stderr, "\r\033[Kdone %d  running %d  failed %d  skipped %d  left %d | best val %s | %.0fs, %s",
+                done, s->running, failed, skipped, left, best, elapsed, eta);
+    } else if (s->total == 0) { /* an event before the first stage: no counts yet */
         fprintf(stderr, "%s[%.0fs] %s\n", s->tty ? "\r\033[K" : "", elapsed, event);
-    } else if (event) {
-        fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s | %s%s\n",
-                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best,
-                strncmp(eta, "finish", 6) ? "ETA " : "", eta);
+    } else {
+        fprintf(stderr, "%s[%.0fs] %s | done %d running %d failed %d skipped %d left %d | best val %s | %s\n",
+                s->tty ? "\r\033[K" : "", elapsed, event, done, s->running, failed, skipped, left, best, eta);
     }
     s->last_line = now;
 }
@@ -921,13 +914,15 @@ static void plan_stage(const ls_grid *grid, int stage, const ls_grid_trial *tria
     int rungs[LS_ES_MAX_RUNGS], n_rungs = 0;
     if (es->type != LS_GRID_ES_NONE)
         n_rungs = ls_es_rungs(es->min_steps, es->eta, grid->base.train.max_steps, rungs, LS_ES_MAX_RUNGS);
+    ls_flops_estimator est = {0}; /* the model's config and the data read once for the stage */
     for (size_t i = 0; i < n; i++) {
         configuration[i] = trials[i].configuration; /* a configuration's repeats are admitted together */
         if (seen_in_earlier_stage(stage_trials, stage_n, stage, trials[i].id)) cost[i] = 0;
-        else if (ls_trial_estimate_flops_rungs(&trials[i].config, rungs, n_rungs, trials[i].config.train.max_steps,
-                                               &cost[i]) != LS_OK)
+        else if (!isfinite(cost[i] = ls_flops_estimate(&est, &trials[i].config, rungs, n_rungs,
+                                                      trials[i].config.train.max_steps, NULL)))
             cost[i] = 0; /* it fails on its own */
     }
+    ls_flops_estimator_free(&est);
     ls_grid_budget_plan_groups(cost, configuration, n, &left, plan);
     free(cost);
     free(configuration);

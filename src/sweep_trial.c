@@ -13,6 +13,7 @@
 #include "lorasweep/fault.h"
 #include "lorasweep/results.h"
 #include "lorasweep/sweep.h"
+#include "lorasweep/timemodel.h"
 #include "lorasweep/trial.h"
 
 typedef struct {
@@ -97,7 +98,7 @@ int ls_sweep_run_trial_keep(const ls_sweep_worker_options *opt, const ls_sweep_i
     c->train_s = res.train_run_seconds;
     if (res.has_forecast) {
         c->gen_tokens = (double)res.forecast.generated_tokens, c->gen_s = res.forecast.seconds;
-        c->gen_units = (double)cfg.eval.systems * cfg.eval.samples * cfg.eval.forecast_steps;
+        c->gen_units = ls_time_forecast_units(&cfg);
     }
     c->wall_s = ls_now() - t_start;
     if (res_out) *res_out = res;

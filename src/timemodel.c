@@ -14,6 +14,22 @@ void ls_time_key(char *out, size_t cap, const char *model, int batch, int ctx, c
     snprintf(out, cap, "%s|%dx%d|%s", model ? model : "", batch, ctx, device ? device : "");
 }
 
+void ls_time_key_of(char *out, size_t cap, const ls_trial_config *c, const char *device) {
+    ls_time_key(out, cap, c->resolved.model_path[0] ? c->resolved.model_path : c->model.path, c->train.batch_size,
+                c->train.ctx, device);
+}
+
+double ls_time_forecast_units(const ls_trial_config *c) {
+    return c->eval.systems > 0 ? (double)c->eval.systems * c->eval.samples * c->eval.forecast_steps : 0;
+}
+
+ls_time_work ls_time_work_left(const ls_trial_config *c, int from, int pause_step) {
+    int to = pause_step > 0 ? pause_step : c->train.max_steps;
+    ls_time_work w = {to > from ? to - from : 0, c->train.batch_size, c->train.ctx, 0};
+    if (pause_step == 0) w.forecast_units = ls_time_forecast_units(c);
+    return w;
+}
+
 static ls_time_entry *entry_of(ls_time_model *m, const char *key) {
     for (int i = 0; i < m->n; i++)
         if (!strcmp(m->entries[i].key, key)) return &m->entries[i];

@@ -531,3 +531,49 @@ int ls_trial_estimate_flops_model_rungs(const ls_trial_config *cfg, const ls_mod
     out->total = train + validation + forecast;
     return LS_OK;
 }
+
+/* ---- many estimates ------------------------------------------------------------------------- */
+
+/* The data set of c, or NULL (the course's shape stands in) when it cannot be read. */
+static const ls_dataset *estimator_data(ls_flops_estimator *e, const ls_trial_config *c) {
+    if (!e->data_path || strcmp(e->data_path, c->resolved.data_path)) {
+        free(e->data_path);
+        ls_dataset_free(&e->ds);
+        e->data_path = ls_strdup(c->resolved.data_path);
+        e->data_ok = ls_dataset_read(e->data_path, &e->ds) == LS_OK;
+        if (!e->data_ok && !e->data_note[0]) snprintf(e->data_note, sizeof e->data_note, "%s", ls_last_error());
+    }
+    return e->data_ok ? &e->ds : NULL;
+}
+
+double ls_flops_estimate(ls_flops_estimator *e, const ls_trial_config *c, const int *rungs, int n_rungs, int steps,
+                         ls_trial_flops *parts) {
+    const ls_model_config *mc = NULL;
+    if (e->have_preset) mc = &e->preset;
+    else {
+        size_t cap = strlen(c->resolved.model_path) + 16;
+        char *path = ls_malloc(cap);
+        snprintf(path, cap, "%s/config.json", c->resolved.model_path);
+        if (!e->path || strcmp(e->path, path)) {
+            free(e->path);
+            e->path = path;
+            e->ok = ls_model_config_load(path, &e->mc) == LS_OK;
+            if (!e->ok && !e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
+        } else free(path);
+        if (e->ok) mc = &e->mc;
+    }
+    ls_trial_flops f = {NAN, NAN, NAN, NAN, 0, 0};
+    if (mc && ls_trial_estimate_flops_model_rungs(c, mc, estimator_data(e, c), rungs, n_rungs, steps, &f) != LS_OK) {
+        if (!e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
+        f = (ls_trial_flops){NAN, NAN, NAN, NAN, 0, 0};
+    }
+    if (parts) *parts = f;
+    return f.total;
+}
+
+void ls_flops_estimator_free(ls_flops_estimator *e) {
+    free(e->path);
+    free(e->data_path);
+    ls_dataset_free(&e->ds);
+    memset(e, 0, sizeof *e);
+}

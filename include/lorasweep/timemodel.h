@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "lorasweep/config.h"
 #include "lorasweep/journal.h"
 
 #define LS_TIME_SAFETY 1.3
@@ -52,6 +53,14 @@ typedef struct {
     int steps, batch, ctx;
     double forecast_units;
 } ls_time_work;
+
+/* The key of trial c's work (its model, batch x ctx) on device (NULL: the prefix of any device). */
+void ls_time_key_of(char *out, size_t cap, const ls_trial_config *c, const char *device);
+/* c's forecast in the time model's units: systems x samples x forecast steps (0: none). */
+double ls_time_forecast_units(const ls_trial_config *c);
+/* What is left of trial c from step `from` (its last checkpoint) to pause_step (0: its end, and
+ * then its forecast). */
+ls_time_work ls_time_work_left(const ls_trial_config *c, int from, int pause_step);
 
 /* Predicted wall seconds of w under key (a prefix from ls_time_key with device NULL: the slowest
  * device measured); NaN when the key (or, for work that forecasts, its forecast) was never

@@ -109,4 +109,25 @@ int ls_trial_estimate_flops_model(const ls_trial_config *cfg, const ls_model_con
 int ls_trial_estimate_flops_model_rungs(const ls_trial_config *cfg, const ls_model_config *model, const ls_dataset *ds,
                                         const int *rungs, int n_rungs, int steps, ls_trial_flops *out);
 
+/* Estimates of many trials (sweep plan, a stage's budget plan, the report's runs to the end):
+ * each model.path's config.json read once (or one preset for all: have_preset) and each data.path
+ * once, the last of each kept. Zeroed to start; ls_flops_estimator_free. */
+typedef struct {
+    int have_preset;
+    ls_model_config preset;
+    char *path;          /* the config.json last read */
+    int ok;              /* whether it could be read */
+    ls_model_config mc;
+    char error[512];     /* the first failure: a config.json not read, a trial that would fail */
+    char *data_path;     /* the data file last read */
+    int data_ok;
+    ls_dataset ds;
+    char data_note[600]; /* the first data file that could not be read (the course's shape stood in) */
+} ls_flops_estimator;
+/* ls_trial_estimate_flops_model_rungs with what e has read: the total, NaN (and NaN parts) where
+ * the model's config cannot be read or the trial would fail (e->error keeps the first reason). */
+double ls_flops_estimate(ls_flops_estimator *e, const ls_trial_config *c, const int *rungs, int n_rungs, int steps,
+                         ls_trial_flops *parts);
+void ls_flops_estimator_free(ls_flops_estimator *e);
+
 #endif

@@ -57,61 +57,9 @@ static const char plan_usage[] =
     "  --costs FILE    take the costs from FILE's journal (another sweep on the same machine and\n"
     "                  models) instead of the grid's own results file; nothing of it counts as done\n";
 
-/* FLOPS estimates, reading each model.path's config.json once (or one preset for all) and each
- * data.path once. */
-typedef struct {
-    int have_preset;
-    ls_model_config preset;
-    char *path;         /* the config.json last read */
-    int ok;             /* whether it could be read */
-    ls_model_config mc;
-    char error[512];    /* the first failure, for the note */
-    char *data_path;    /* the data file last read */
-    int data_ok;
-    ls_dataset ds;
-    char data_note[600]; /* the first data file that could not be read, for the note */
-} estimator;
-
-/* The data set of c, or NULL (the course's shape stands in) when it cannot be read. */
-static const ls_dataset *estimator_data(estimator *e, const ls_trial_config *c) {
-    if (!e->data_path || strcmp(e->data_path, c->resolved.data_path)) {
-        free(e->data_path);
-        ls_dataset_free(&e->ds);
-        e->data_path = ls_strdup(c->resolved.data_path);
-        e->data_ok = ls_dataset_read(e->data_path, &e->ds) == LS_OK;
-        if (!e->data_ok && !e->data_note[0]) snprintf(e->data_note, sizeof e->data_note, "%s", ls_last_error());
-    }
-    return e->data_ok ? &e->ds : NULL;
-}
-
-/* The estimate of c trained `steps` steps and validated at the rungs too (early stopping). */
-static double estimate_at(estimator *e, const ls_trial_config *c, const int *rungs, int n_rungs, int steps,
-                          ls_trial_flops *parts) {
-    const ls_model_config *mc = NULL;
-    if (e->have_preset) mc = &e->preset;
-    else {
-        size_t cap = strlen(c->resolved.model_path) + 16;
-        char *path = ls_malloc(cap);
-        snprintf(path, cap, "%s/config.json", c->resolved.model_path);
-        if (!e->path || strcmp(e->path, path)) {
-            free(e->path);
-            e->path = path;
-            e->ok = ls_model_config_load(path, &e->mc) == LS_OK;
-            if (!e->ok && !e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
-        } else free(path);
-        if (e->ok) mc = &e->mc;
-    }
-    ls_trial_flops f = {NAN, NAN, NAN, NAN, 0, 0};
-    if (mc && ls_trial_estimate_flops_model_rungs(c, mc, estimator_data(e, c), rungs, n_rungs, steps, &f) != LS_OK) {
-        if (!e->error[0]) snprintf(e->error, sizeof e->error, "%s", ls_last_error());
-        f = (ls_trial_flops){NAN, NAN, NAN, NAN, 0, 0};
-    }
-    if (parts) *parts = f;
-    return f.total;
-}
-
-static double estimate(estimator *e, const ls_trial_config *c, ls_trial_flops *parts) {
-    return estimate_at(e, c, NULL, 0, c->train.max_steps, parts);
+/* The estimate of c as it is, trained to its max_steps. */
+static double estimate(ls_flops_estimator *e, const ls_trial_config *c, ls_trial_flops *parts) {
+    return ls_flops_estimate(e, c, NULL, 0, c->train.max_steps, parts);
 }
 
 static void fmt_flops(char *dst, size_t cap, double f) {
@@ -274,12 +222,9 @@ static int count_runs(const ls_grid *g, const stage_plan *sp, const char *costs,
             if (jt && (jt->status == LS_RESULT_DONE || jt->status == LS_RESULT_STOPPED || jt->status == LS_RESULT_SKIPPED))
                 continue;
             const ls_trial_config *c = &trials[t].config;
-            int from = jt ? jt->checkpoint_step : 0;
-            ls_time_work w = {c->train.max_steps - from, c->train.batch_size, c->train.ctx,
-                              c->eval.systems > 0 ? (double)c->eval.systems * c->eval.samples * c->eval.forecast_steps : 0};
+            ls_time_work w = ls_time_work_left(c, jt ? jt->checkpoint_step : 0, 0);
             char key[LS_JOURNAL_TEXT_MAX];
-            ls_time_key(key, sizeof key, c->resolved.model_path[0] ? c->resolved.model_path : c->model.path,
-                        c->train.batch_size, c->train.ctx, NULL);
+            ls_time_key_of(key, sizeof key, c, NULL);
             double need = ls_time_predict(&tm, key, &w);
             if (isnan(need)) {
                 snprintf(out->unknown, sizeof out->unknown, "%s at batch %d x ctx %d", c->model.path,
@@ -349,7 +294,7 @@ static int sweep_plan(int argc, char **argv) {
     if (optind + 1 < argc) return cli_usage_error("sweep plan", "unexpected argument '%s'", argv[optind + 1]);
     if (!walltime && (costs || workers != 1))
         return cli_usage_error("sweep plan", "--workers and --costs go with --walltime");
-    estimator est;
+    ls_flops_estimator est;
     memset(&est, 0, sizeof est);
     if (preset) {
         if (ls_model_config_preset(preset, &est.preset) != LS_OK)
@@ -388,7 +333,7 @@ static int sweep_plan(int argc, char **argv) {
             size_t *configuration = ls_calloc(p->n, sizeof *configuration);
             for (size_t t = 0; t < p->n; t++) {
                 const ls_trial_config *c = &p->trials[t].config;
-                p->flops[t] = estimate_at(&est, c, p->rungs, p->n_rungs, c->train.max_steps, &p->parts[t]);
+                p->flops[t] = ls_flops_estimate(&est, c, p->rungs, p->n_rungs, c->train.max_steps, &p->parts[t]);
                 configuration[t] = p->trials[t].configuration;
             }
             ls_grid_budget_plan_groups(p->flops, configuration, p->n, &left, p->budget); /* as sweep run plans it */
@@ -402,7 +347,7 @@ static int sweep_plan(int argc, char **argv) {
             }
             for (size_t b = 0; p->n_rungs > 1 && b < p->n; b++) /* every admitted trial stopped at rung 0 */
                 if (!p->budget[b].skipped)
-                    p->least += estimate_at(&est, &p->trials[p->budget[b].trial].config, p->rungs, p->n_rungs,
+                    p->least += ls_flops_estimate(&est, &p->trials[p->budget[b].trial].config, p->rungs, p->n_rungs,
                                             p->rungs[0], NULL);
         } else {
             /* candidates: the source stage's trials (or its own stand-in expansion) */
@@ -422,10 +367,10 @@ static int sweep_plan(int argc, char **argv) {
             p->total_known = 1;
             for (size_t t = 0; t < p->n_stand; t++) {
                 const ls_trial_config *c = &p->stand[t].config;
-                double f = estimate_at(&est, c, p->rungs, p->n_rungs, c->train.max_steps, NULL);
+                double f = ls_flops_estimate(&est, c, p->rungs, p->n_rungs, c->train.max_steps, NULL);
                 if (isfinite(f)) p->total += f;
                 else p->total_known = 0;
-                if (p->n_rungs > 1) p->least += estimate_at(&est, c, p->rungs, p->n_rungs, p->rungs[0], NULL);
+                if (p->n_rungs > 1) p->least += ls_flops_estimate(&est, c, p->rungs, p->n_rungs, p->rungs[0], NULL);
             }
             left -= p->total_known ? p->total : 0;
         }
@@ -641,9 +586,7 @@ static int sweep_plan(int argc, char **argv) {
         free(sp[i].order_of);
     }
     free(sp);
-    free(est.path);
-    free(est.data_path);
-    ls_dataset_free(&est.ds);
+    ls_flops_estimator_free(&est);
     ls_grid_free(&g);
     return rc;
 }
